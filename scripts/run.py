@@ -1,0 +1,28 @@
+"""annfactory's command line: build a network from config and run a task on it.
+
+    python scripts/run.py model=demo
+    python scripts/run.py --help
+
+Thin by design: Hydra composes, the package does the work.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from annfactory.cli import precheck_argv, run_task
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Hydra's task function: one job of a run or a sweep."""
+    run_task(cfg)
+
+
+if __name__ == "__main__":
+    precheck_argv(sys.argv[1:], script_dir=Path(__file__).resolve().parent)
+    main()

@@ -1,0 +1,60 @@
+"""annfactory: config-driven factory for fully connected PyTorch networks.
+
+``import annfactory`` and :func:`compose` do not import torch; :func:`build_model`
+does, on first use.
+"""
+
+from annfactory.activations import Activation, activations
+from annfactory.api import build_model, build_network
+from annfactory.config import compose, to_spec
+from annfactory.errors import (
+    AnnFactoryError,
+    ConfigError,
+    DeviceError,
+    RegistrationError,
+    UnknownNameError,
+)
+from annfactory.inits import InitScheme, calculate_gain, inits
+from annfactory.layers import LayerType, layers
+from annfactory.params import Param
+from annfactory.registry import Registry
+from annfactory.spec import (
+    ActivationSpec,
+    InitSpec,
+    LayerSpec,
+    NetworkSpec,
+    ParameterSpec,
+    RunSpec,
+    parse_run,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "ActivationSpec",
+    "AnnFactoryError",
+    "ConfigError",
+    "DeviceError",
+    "InitScheme",
+    "InitSpec",
+    "LayerSpec",
+    "LayerType",
+    "NetworkSpec",
+    "Param",
+    "ParameterSpec",
+    "RegistrationError",
+    "Registry",
+    "RunSpec",
+    "UnknownNameError",
+    "__version__",
+    "activations",
+    "build_model",
+    "build_network",
+    "calculate_gain",
+    "compose",
+    "inits",
+    "layers",
+    "parse_run",
+    "to_spec",
+]

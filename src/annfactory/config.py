@@ -1,0 +1,234 @@
+"""From Hydra to the spec: compose the bundled config groups, check overrides, and turn
+a composed ``DictConfig`` into a validated :class:`~annfactory.spec.RunSpec`.
+
+This is the one place that knows about Hydra and OmegaConf; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from annfactory.activations import activations
+from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.inits import inits
+from annfactory.layers import layers
+from annfactory.params import validate_params
+from annfactory.registry import Registry
+from annfactory.spec import RunSpec, parse_run
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+__all__ = ["check_overrides", "compose", "conf_dir", "group_options", "to_spec"]
+
+CONFIG_NAME = "config"
+#: The config groups whose options are registry entries, and the registry.
+_GROUP_REGISTRIES: dict[str, Registry[Any]] = {
+    "init": inits,
+    "activation": activations,
+    "layer": layers,
+}
+#: The config groups annfactory owns (others, like hydra/launcher, are Hydra's).
+GROUPS = ("model", "layer", "activation", "init")
+
+
+def conf_dir() -> Path:
+    """The bundled config directory: inside the installed package, or the checkout's."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "conf"
+
+
+@cache
+def _bundled_options(group: str) -> tuple[str, ...]:
+    return _options_in(conf_dir(), group)
+
+
+def _options_in(root: Path, group: str) -> tuple[str, ...]:
+    folder = root / group
+    if not folder.is_dir():
+        return ()
+    return tuple(sorted(path.stem for path in folder.glob("*.yaml")))
+
+
+def group_options(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
+    """The options of a config group: the bundled ones and those in ``extra_dirs``."""
+    options = set(_bundled_options(group))
+    for root in extra_dirs:
+        options.update(_options_in(Path(root), group))
+    return sorted(options)
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """Compose the bundled config with Hydra overrides, from any working directory.
+
+    Works inside a running Hydra application or notebook too: Hydra's global state is
+    saved and restored around the call.
+
+    Args:
+        overrides: Command-line style overrides, e.g. ``["model=mlp", "init=normal"]``.
+
+    Returns:
+        The composed config, as ``scripts/run.py`` would see it.
+
+    Raises:
+        ConfigError: An override names an unknown option or parameter, or does not
+            parse; the message names the closest valid name.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides)
+    check_overrides(overrides)
+    global_hydra = GlobalHydra.instance()
+    saved = global_hydra.hydra
+    global_hydra.clear()
+    try:
+        with initialize_config_dir(
+            config_dir=str(conf_dir()), job_name="annfactory", version_base="1.3"
+        ):
+            cfg: DictConfig = hydra_compose(
+                config_name=CONFIG_NAME, overrides=overrides
+            )
+    except (HydraException, OmegaConfBaseException) as error:
+        raise _rerender(error) from error
+    finally:
+        global_hydra.hydra = saved
+    return cfg
+
+
+def to_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
+    """Validate a composed config and resolve it into a :class:`RunSpec`.
+
+    Interpolations are resolved and ``???`` values reported with their path. A
+    ``hydra`` node, if present, is ignored.
+    """
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(cfg, DictConfig):
+        try:
+            data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        except OmegaConfBaseException as error:
+            raise _rerender(error) from error
+    else:
+        data = dict(cfg)
+    if not isinstance(data, dict):
+        raise ConfigError("<root>", "the config is not a mapping.", "Give a mapping.")
+    data.pop("hydra", None)
+    return parse_run({str(key): value for key, value in data.items()})
+
+
+def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) -> None:
+    """Check command-line overrides before Hydra composes them.
+
+    Catches what Hydra would report without a suggestion: an unknown option of one of
+    annfactory's config groups (``init=xavier_norml``), and an unknown parameter of an
+    init or activation chosen in the same overrides (``init=normal init.sdt=0.1``).
+
+    Raises:
+        UnknownNameError: Names the override, the bad value and the closest valid one.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except HydraException as error:
+        raise _rerender(error) from error
+    config_dirs = list(config_dirs)
+    searchpath_changed = any(o.key_or_group == "hydra.searchpath" for o in parsed)
+    chosen: dict[str, tuple[str, str]] = {}  # config path -> (group, option)
+    for override in parsed:
+        group = override.key_or_group
+        if group not in GROUPS or override.is_delete():
+            continue
+        for option in _override_values(override):
+            if option is None:
+                continue
+            valid = group_options(group, config_dirs)
+            if option not in valid and not searchpath_changed:
+                kind = {"model": "model", "layer": "layer type"}.get(group, group)
+                raise UnknownNameError(_override_key(override), kind, option, valid)
+            path = override.package if override.package else group
+            chosen[path] = (group, str(option))
+    for override in parsed:
+        parent, _, parameter = override.key_or_group.rpartition(".")
+        if parent not in chosen or override.is_delete():
+            continue
+        group, option = chosen[parent]
+        registry = _GROUP_REGISTRIES.get(group)
+        if registry is None or option not in registry:
+            continue
+        schema = registry.get(option).params
+        if parameter != "name" and parameter not in schema:
+            validate_params(
+                {parameter: None}, schema, parent, f"{registry.kind} {option!r}"
+            )
+
+
+def _override_values(override: Any) -> list[str | None]:
+    if override.is_sweep_override():
+        if override.is_choice_sweep():
+            return [
+                None if v == "null" else v for v in override.sweep_string_iterator()
+            ]
+        return []
+    value = override.value()
+    return [value if isinstance(value, str) or value is None else str(value)]
+
+
+def _override_key(override: Any) -> str:
+    if override.package:
+        return f"{override.key_or_group}@{override.package}"
+    return str(override.key_or_group)
+
+
+def _rerender(error: Exception) -> ConfigError:
+    """An annfactory error with the essence of a Hydra or OmegaConf error."""
+    key = str(getattr(error, "full_key", "") or "")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    lines = [
+        line for line in lines if not line.startswith(("full_key:", "object_type="))
+    ]
+    message = lines[0] if lines else type(error).__name__
+    hint = " ".join(lines[1:3]) if len(lines) > 1 else None
+    if hint and len(hint) > 300:
+        hint = hint[:297] + "..."
+    return ConfigError(key, message, hint)
+
+
+def config_dirs_from_argv(argv: Sequence[str]) -> list[Path]:
+    """The ``--config-dir``/``-cd`` folders named on a command line."""
+    dirs = []
+    for index, arg in enumerate(argv):
+        if arg in ("--config-dir", "-cd") and index + 1 < len(argv):
+            dirs.append(Path(argv[index + 1]))
+        elif arg.startswith("--config-dir="):
+            dirs.append(Path(arg.split("=", 1)[1]))
+    return dirs
+
+
+def overrides_from_argv(argv: Sequence[str]) -> list[str]:
+    """The overrides on a ``scripts/run.py`` command line (flags and their values
+    removed), parsed the way Hydra parses them."""
+    from hydra._internal.utils import get_args_parser
+
+    try:
+        args, _ = get_args_parser().parse_known_args(list(argv))
+    except SystemExit:  # argparse reports its own errors; let Hydra do that
+        return []
+    return list(args.overrides)
+
+
+def full_error_requested() -> bool:
+    """Whether ``HYDRA_FULL_ERROR=1`` asks for tracebacks."""
+    return os.environ.get("HYDRA_FULL_ERROR") == "1"

@@ -1,0 +1,179 @@
+"""Typed parameters of registry entries, and their validation (no torch here).
+
+Every init, activation and layer type declares its parameters as :class:`Param`
+objects. A config's values are checked against them before anything is built, so a
+wrong value is reported with its config path and never reaches torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from annfactory.errors import ConfigError, UnknownNameError
+
+__all__ = ["AUTO", "REQUIRED", "Param", "validate_params"]
+
+
+class _Sentinel:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+REQUIRED: Final[Any] = _Sentinel("REQUIRED")
+"""Default of a parameter that the config must give."""
+
+AUTO: Final[None] = None
+"""Default of a parameter derived from the layer's activation (written ``null``)."""
+
+_KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a registry entry.
+
+    Args:
+        kind: ``bool``, ``int``, ``float`` or ``str``.
+        default: The value used when the config omits it; :data:`REQUIRED` if it must be
+            given; ``None`` (:data:`AUTO`) if it is derived from the layer's activation.
+        doc: One line that says what the parameter means.
+        choices: The allowed values of a string parameter.
+        low: Smallest allowed value (numbers).
+        high: Largest allowed value (numbers).
+        low_open: ``low`` itself is not allowed.
+        high_open: ``high`` itself is not allowed.
+    """
+
+    kind: type
+    default: Any = REQUIRED
+    doc: str = ""
+    choices: tuple[str, ...] | None = None
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    @property
+    def auto(self) -> bool:
+        return self.default is None
+
+    def allowed(self) -> str:
+        """What values are allowed, in words."""
+        if self.choices is not None:
+            text = "one of " + ", ".join(self.choices)
+        else:
+            text = _KIND_NAMES[self.kind]
+            bounds = []
+            if self.low is not None:
+                bounds.append(f"{'>' if self.low_open else '>='} {_num(self.low)}")
+            if self.high is not None:
+                bounds.append(f"{'<' if self.high_open else '<='} {_num(self.high)}")
+            if bounds:
+                text += " " + " and ".join(bounds)
+        if self.auto:
+            text += ", or null (derived from the layer's activation)"
+        return text
+
+    def validate(self, value: Any, key: str) -> Any:
+        """Return ``value`` normalized to ``kind`` or raise :class:`ConfigError`."""
+        if value is None:
+            if self.auto:
+                return None
+            raise ConfigError(key, "is null.", f"Allowed: {self.allowed()}.")
+        if self.kind is bool:
+            ok = isinstance(value, bool)
+        elif self.kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif self.kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, self.kind)
+        if not ok:
+            raise ConfigError(
+                key,
+                f"{value!r} is not {_KIND_NAMES.get(self.kind, self.kind.__name__)}.",
+                f"Allowed: {self.allowed()}.",
+            )
+        if self.kind is float:
+            value = float(value)
+            if not math.isfinite(value):
+                raise ConfigError(
+                    key, f"{value!r} is not finite.", f"Allowed: {self.allowed()}."
+                )
+        if self.choices is not None and value not in self.choices:
+            raise UnknownNameError(
+                key, key.rpartition(".")[2] or "value", value, self.choices
+            )
+        if self.kind in (int, float) and not self._in_bounds(value):
+            raise ConfigError(
+                key, f"{value!r} is out of range.", f"Allowed: {self.allowed()}."
+            )
+        return value
+
+    def _in_bounds(self, value: float) -> bool:
+        if self.low is not None and (
+            value < self.low or (self.low_open and value == self.low)
+        ):
+            return False
+        return not (
+            self.high is not None
+            and (value > self.high or (self.high_open and value == self.high))
+        )
+
+
+def validate_params(
+    given: Mapping[str, Any],
+    schema: Mapping[str, Param],
+    key: str,
+    what: str,
+) -> dict[str, Any]:
+    """Check ``given`` against ``schema``; fill in defaults.
+
+    Args:
+        given: Parameter values from the config (without the entry's name key).
+        schema: The entry's declared parameters.
+        key: Config path of the node that holds the parameters.
+        what: The entry, in words, e.g. ``"init 'normal'"``; used in messages.
+
+    Returns:
+        A new dict with every declared parameter, in declaration order.
+
+    Raises:
+        UnknownNameError: A parameter is not declared (names the closest one).
+        ConfigError: A required parameter is missing or a value is not allowed.
+    """
+    for name in given:
+        if name not in schema:
+            raise UnknownNameError(
+                _join(key, str(name)), "parameter", name, schema, where=f" for {what}"
+            )
+    values: dict[str, Any] = {}
+    for name, param in schema.items():
+        path = _join(key, name)
+        if name in given:
+            values[name] = param.validate(given[name], path)
+        elif param.required:
+            raise ConfigError(
+                path, f"{what} needs {name!r}.", f"Set {path}= ({param.allowed()})."
+            )
+        else:
+            values[name] = param.default
+    return values
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -1,0 +1,154 @@
+"""A small generic registry: names to entries, with helpful errors.
+
+The idea of MMEngine's registry at a fraction of its size: no scopes, no parents.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar, overload
+
+from annfactory.errors import RegistrationError, UnknownNameError
+
+__all__ = ["Registry"]
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to entries of one kind.
+
+    Args:
+        kind: What the entries are, in words (``"activation"``); used in messages.
+        coerce: Turns what ``register`` receives into an entry of type ``T``, given the
+            name and any keyword options passed to ``register``. Lets a decorator accept
+            a plain function or class. Defaults to storing the object unchanged.
+
+    Example:
+        >>> fruits: Registry[str] = Registry("fruit")
+        >>> _ = fruits.register("apple", "red")
+        >>> fruits.get("apple")
+        'red'
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        coerce: Callable[..., T] | None = None,
+    ) -> None:
+        self.kind = kind
+        self._coerce = coerce
+        self._entries: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
+
+    @overload
+    def register(
+        self, name: str, obj: None = None, **options: Any
+    ) -> Callable[[Any], Any]: ...
+
+    @overload
+    def register(self, name: str, obj: Any, **options: Any) -> T: ...
+
+    def register(self, name: str, obj: Any = None, **options: Any) -> Any:
+        """Register ``obj`` under ``name``; without ``obj``, act as a decorator.
+
+        The decorator returns the decorated object unchanged, so a registered function
+        or class stays usable as itself.
+
+        Raises:
+            RegistrationError: ``name`` is taken (the message says where the first
+                entry came from) or not a valid identifier.
+        """
+        caller = str(sys._getframe(1).f_globals.get("__name__", "?"))
+        if obj is None:
+
+            def decorator(target: Any) -> Any:
+                self._add(name, target, options, caller)
+                return target
+
+            return decorator
+        return self._add(name, obj, options, caller)
+
+    def _add(self, name: str, obj: Any, options: dict[str, Any], caller: str) -> T:
+        if not isinstance(name, str) or not name.isidentifier() or not name.isascii():
+            raise RegistrationError(
+                f"{self.kind} name {name!r} must be an ASCII identifier "
+                "(letters, digits, underscores)"
+            )
+        if name in self._entries:
+            raise RegistrationError(
+                f"{self.kind} {name!r} is already registered "
+                f"(from {self._origins[name]}); choose another name or unregister "
+                "the first one"
+            )
+        entry: T = self._coerce(obj, name=name, **options) if self._coerce else obj
+        self._entries[name] = entry
+        self._origins[name] = _origin_of(obj, caller)
+        return entry
+
+    def unregister(self, name: str) -> T:
+        """Remove and return the entry called ``name``."""
+        entry = self.get(name)
+        del self._entries[name]
+        del self._origins[name]
+        return entry
+
+    def get(self, name: str, key: str = "") -> T:
+        """Return the entry called ``name``.
+
+        Args:
+            name: The registered name.
+            key: The config path the name came from, for the error message.
+
+        Raises:
+            UnknownNameError: No such entry; names the closest and all valid names.
+        """
+        if isinstance(name, str) and name in self._entries:
+            return self._entries[name]
+        raise UnknownNameError(key, self.kind, name, self._entries)
+
+    def names(self) -> list[str]:
+        """Sorted names of all entries."""
+        return sorted(self._entries)
+
+    def origin(self, name: str) -> str:
+        """Where the entry called ``name`` was defined (``module:qualname``)."""
+        self.get(name)
+        return self._origins[name]
+
+    def items(self) -> list[tuple[str, T]]:
+        """``(name, entry)`` pairs in name order."""
+        return [(name, self._entries[name]) for name in self.names()]
+
+    def snapshot(self) -> tuple[dict[str, T], dict[str, str]]:
+        """Copy of the current entries, for :meth:`restore` (used by tests)."""
+        return dict(self._entries), dict(self._origins)
+
+    def restore(self, state: tuple[dict[str, T], dict[str, str]]) -> None:
+        """Return to a state taken with :meth:`snapshot`."""
+        self._entries, self._origins = dict(state[0]), dict(state[1])
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {self.names()})"
+
+
+def _origin_of(obj: Any, caller: str) -> str:
+    """Where ``obj`` was defined (functions, classes) or registered (other objects)."""
+    if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+        return f"registered in module {caller}"
+    try:
+        line = f", line {inspect.getsourcelines(obj)[1]}"
+    except (OSError, TypeError):
+        line = ""
+    return f"{obj.__module__}.{obj.__qualname__}{line}"

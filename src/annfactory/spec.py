@@ -1,0 +1,599 @@
+"""The network spec: typed, validated, resolved, and free of torch.
+
+:func:`parse_run` turns plain data (a composed config as a container, or a saved
+``spec.yaml``) into a :class:`RunSpec`. Every check that can be made before allocation
+is made here, and every error names its full config path. The factory takes only the
+spec.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from annfactory.activations import activations
+from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.inits import InitScheme, Nonlinearity, inits
+from annfactory.layers import LayerType, layers
+from annfactory.params import REQUIRED, Param, validate_params
+from annfactory.registry import Registry
+
+__all__ = [
+    "DEVICES",
+    "DTYPES",
+    "MODEL_TYPES",
+    "ActivationSpec",
+    "InitSpec",
+    "LayerSpec",
+    "NetworkSpec",
+    "ParameterSpec",
+    "RunSpec",
+    "parse_network",
+    "parse_run",
+]
+
+DTYPES: Final = ("float32", "float64", "bfloat16", "float16")
+DEVICES: Final = ("cpu", "cuda", "meta")
+MODEL_TYPES: Final = ("sequential", "mlp")
+_RUN_KEYS: Final = (
+    "model",
+    "init",
+    "activation",
+    "seed",
+    "batch_size",
+    "device",
+    "dtype",
+)
+_LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
+_PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}
+
+_SEED = Param(int, 0, "seed of every parameter's generator", low=0, high=2**63 - 1)
+_BATCH_SIZE = Param(int, 5, "rows in the random input batch", low=1)
+_DTYPE = Param(str, "float32", "parameter and input dtype", choices=DTYPES)
+_IN_FEATURES = Param(int, REQUIRED, "input size", low=1)
+_MLP: Final = {
+    "in_features": _IN_FEATURES,
+    "out_features": Param(int, REQUIRED, "output size", low=1),
+    "depth": Param(int, 2, "number of hidden layers", low=0),
+    "width": Param(int, 32, "size of every hidden layer", low=1),
+    "bias": Param(bool, True, "every linear layer has a bias"),
+}
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """A registered name with its validated parameters."""
+
+    name: str
+    params: Mapping[str, Any]
+
+    def describe(self) -> str:
+        """``name(p=v, ...)``, or the bare name without parameters."""
+        if not self.params:
+            return self.name
+        inner = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params.items())
+        return f"{self.name}({inner})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+@dataclass(frozen=True)
+class InitSpec(_Choice):
+    """An init scheme and its parameters (``null`` gains already resolved)."""
+
+
+@dataclass(frozen=True)
+class ActivationSpec(_Choice):
+    """An activation and its parameters."""
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter tensor of a layer and how it is initialized.
+
+    Attributes:
+        name: The attribute name in the layer, e.g. ``weight``.
+        shape: Its shape.
+        init: The scheme that fills it, fully resolved (never ``default``).
+        from_default: ``init`` is the layer type's own PyTorch default.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    init: InitSpec
+    from_default: bool
+
+    @property
+    def numel(self) -> int:
+        count = 1
+        for size in self.shape:
+            count *= size
+        return count
+
+    def describe_init(self) -> str:
+        text = self.init.describe()
+        return f"default: {text}" if self.from_default else text
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer: its type, sizes, options, activation and inits."""
+
+    name: str
+    type: str
+    in_features: int
+    out_features: int
+    options: Mapping[str, Any]
+    activation: ActivationSpec
+    weight_init: InitSpec
+    bias_init: InitSpec
+    parameters: tuple[ParameterSpec, ...]
+
+    @property
+    def num_params(self) -> int:
+        return sum(parameter.numel for parameter in self.parameters)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            **self.options,
+            "activation": self.activation.to_dict(),
+            "weight_init": self.weight_init.to_dict(),
+            "bias_init": self.bias_init.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A fully connected network: the input size and the layers in order."""
+
+    in_features: int
+    layers: tuple[LayerSpec, ...]
+
+    @property
+    def out_features(self) -> int:
+        return self.layers[-1].out_features
+
+    @property
+    def num_params(self) -> int:
+        return sum(layer.num_params for layer in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": "sequential",
+            "in_features": self.in_features,
+            "layers": {layer.name: layer.to_dict() for layer in self.layers},
+        }
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a run needs: the network and how to build and feed it."""
+
+    network: NetworkSpec
+    seed: int = 0
+    batch_size: int = 5
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data that :func:`parse_run` turns back into an equal spec."""
+        return {
+            "model": self.network.to_dict(),
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "dtype": self.dtype,
+        }
+
+
+# ------------------------------------------------------------------------------------
+# Parsing
+# ------------------------------------------------------------------------------------
+
+
+def parse_run(data: Mapping[str, Any]) -> RunSpec:
+    """Validate a whole run config (plain data) and resolve it into a :class:`RunSpec`.
+
+    Raises:
+        ConfigError: Anything is wrong; the message names the config path.
+    """
+    _require_mapping(data, "", "the config")
+    _check_keys(data, _RUN_KEYS, "", "top-level key")
+    if "model" not in data:
+        raise ConfigError(
+            "model", "no model is chosen.", "Add model=demo or model=mlp."
+        )
+    network = parse_network(
+        data["model"],
+        key="model",
+        init=data.get("init"),
+        activation=data.get("activation"),
+    )
+    return RunSpec(
+        network=network,
+        seed=_SEED.validate(data.get("seed", 0), "seed"),
+        batch_size=_BATCH_SIZE.validate(data.get("batch_size", 5), "batch_size"),
+        device=_validate_device(data.get("device", "cpu")),
+        dtype=_DTYPE.validate(data.get("dtype", "float32"), "dtype"),
+    )
+
+
+def parse_network(
+    model: Any,
+    key: str = "model",
+    init: Any = None,
+    activation: Any = None,
+) -> NetworkSpec:
+    """Validate a ``model`` node and resolve it into a :class:`NetworkSpec`.
+
+    Args:
+        model: The model node: ``type`` (sequential or mlp) and its keys.
+        key: Its config path.
+        init: The top-level ``init`` choice: the weight init of every dense layer.
+        activation: The top-level ``activation`` choice: the activation of every dense
+            layer except the output layer.
+    """
+    _require_mapping(model, key, "a model")
+    model_type = model.get("type", "sequential")
+    if model_type not in MODEL_TYPES:
+        raise UnknownNameError(f"{key}.type", "model type", model_type, MODEL_TYPES)
+    if model_type == "mlp":
+        in_features, entries = _expand_mlp(model, key)
+    else:
+        _check_keys(model, ("type", "in_features", "layers"), key, "model key")
+        in_features = _IN_FEATURES.validate(
+            model.get("in_features"), f"{key}.in_features"
+        )
+        entries = _sequential_entries(model, key)
+    _apply_global_choices(entries, init, activation)
+    resolved = []
+    size = in_features
+    for name, fields, keys in entries:
+        layer = _parse_layer(name, fields, keys, size)
+        resolved.append(layer)
+        size = layer.out_features
+    return NetworkSpec(in_features=in_features, layers=tuple(resolved))
+
+
+# A layer before resolution: its name, its fields, and each field's config path.
+_Entry = tuple[str, dict[str, Any], dict[str, str]]
+
+
+def _sequential_entries(model: Mapping[str, Any], key: str) -> list[_Entry]:
+    nodes = model.get("layers")
+    if nodes is None or (isinstance(nodes, Mapping) and not nodes):
+        raise ConfigError(
+            f"{key}.layers", "the network has no layers.", "Add at least one layer."
+        )
+    _require_mapping(nodes, f"{key}.layers", "a mapping of layer names to layers")
+    entries: list[_Entry] = []
+    for name, node in nodes.items():
+        layer_key = f"{key}.layers.{name}"
+        _require_mapping(node, layer_key, "a layer")
+        entries.append(
+            (str(name), dict(node), {field: f"{layer_key}.{field}" for field in node})
+        )
+    return entries
+
+
+def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
+    allowed = (
+        "type",
+        *_MLP,
+        "hidden_activation",
+        "output_activation",
+        "weight_init",
+        "bias_init",
+        "layers",
+    )
+    _check_keys(model, allowed, key, "mlp key")
+    sizes = validate_params(
+        {name: model[name] for name in _MLP if name in model}, _MLP, key, "model 'mlp'"
+    )
+    shared = {
+        "type": "linear",
+        "bias": sizes["bias"],
+        "weight_init": model.get("weight_init", "default"),
+        "bias_init": model.get("bias_init", "default"),
+    }
+    shared_keys = {
+        "type": f"{key}.type",
+        "bias": f"{key}.bias",
+        "weight_init": f"{key}.weight_init",
+        "bias_init": f"{key}.bias_init",
+    }
+    names = [f"hidden{index}" for index in range(1, sizes["depth"] + 1)] + ["out"]
+    entries: list[_Entry] = []
+    for name in names:
+        hidden = name != "out"
+        role = "hidden_activation" if hidden else "output_activation"
+        fields = {
+            **shared,
+            "out_features": sizes["width"] if hidden else sizes["out_features"],
+            "activation": model.get(role, "relu" if hidden else "identity"),
+        }
+        keys = {
+            **shared_keys,
+            "out_features": f"{key}.{'width' if hidden else 'out_features'}",
+            "activation": f"{key}.{role}",
+        }
+        entries.append((name, fields, keys))
+    overrides = model.get("layers") or {}
+    _require_mapping(
+        overrides, f"{key}.layers", "a mapping of layer names to overrides"
+    )
+    by_name = {entry[0]: entry for entry in entries}
+    for name, node in overrides.items():
+        layer_key = f"{key}.layers.{name}"
+        if name not in by_name:
+            raise UnknownNameError(
+                layer_key, "layer", name, names, where=f" (depth={sizes['depth']})"
+            )
+        _require_mapping(node, layer_key, "a layer")
+        _, fields, keys = by_name[name]
+        fields.update(node)
+        keys.update({field: f"{layer_key}.{field}" for field in node})
+    return sizes["in_features"], entries
+
+
+def _apply_global_choices(entries: list[_Entry], init: Any, activation: Any) -> None:
+    """The top-level groups: ``init`` for every dense layer's weight, ``activation``
+    for every dense layer but the output one."""
+    if init is None and activation is None:
+        return
+    dense = [entry for entry in entries if _is_dense(entry)]
+    for index, (_, fields, keys) in enumerate(dense):
+        if init is not None:
+            fields["weight_init"], keys["weight_init"] = init, "init"
+        if activation is not None and index < len(dense) - 1:
+            fields["activation"], keys["activation"] = activation, "activation"
+
+
+def _is_dense(entry: _Entry) -> bool:
+    layer_type = entry[1].get("type")
+    return (
+        isinstance(layer_type, str)
+        and layer_type in layers
+        and layers.get(layer_type).dense
+    )
+
+
+def _parse_layer(
+    name: str, fields: Mapping[str, Any], keys: Mapping[str, str], in_features: int
+) -> LayerSpec:
+    layer_key = keys.get("type", "").rpartition(".")[0] or f"model.layers.{name}"
+    if not name.isidentifier() or not name.isascii():
+        raise ConfigError(
+            layer_key,
+            f"layer name {name!r} is not a Python identifier.",
+            "Use letters, digits and underscores, e.g. hidden1.",
+        )
+    if "type" not in fields:
+        raise ConfigError(
+            f"{layer_key}.type",
+            "the layer has no type.",
+            f"Set it, e.g. layer@{layer_key}=linear "
+            f"(valid: {', '.join(layers.names())}).",
+        )
+    layer_type: LayerType = _lookup(layers, fields["type"], keys["type"])
+    options_given = {k: v for k, v in fields.items() if k not in _LAYER_FIELDS}
+    for option in options_given:
+        if option not in layer_type.params:
+            raise UnknownNameError(
+                keys[option],
+                "layer key",
+                option,
+                [*_LAYER_FIELDS, *layer_type.params],
+                where=f" for layer type {fields['type']!r}",
+            )
+    options = {}
+    for option, param in layer_type.params.items():
+        key = keys.get(option, f"{layer_key}.{option}")
+        if option in options_given:
+            options[option] = param.validate(options_given[option], key)
+        elif param.required:
+            raise ConfigError(
+                key,
+                f"layer type {fields['type']!r} needs {option!r} ({param.allowed()}).",
+                f"Set {key}=<value>.",
+            )
+        else:
+            options[option] = param.default
+    activation = _parse_choice(
+        activations,
+        fields.get("activation", "identity"),
+        keys.get("activation", f"{layer_key}.activation"),
+        ActivationSpec,
+    )
+    nonlinearity = activations.get(activation.name).nonlinearity(activation.params)
+    chosen = {
+        field: _parse_init(
+            fields.get(field, "default"),
+            keys.get(field, f"{layer_key}.{field}"),
+            nonlinearity,
+        )
+        for field in ("weight_init", "bias_init")
+    }
+    shapes = _shapes(layer_type, fields["type"], in_features, options, layer_key)
+    parameters = []
+    for parameter, shape in shapes.items():
+        field = _PARAMETER_FIELDS.get(parameter)
+        choice = chosen[field] if field else InitSpec("default", {})
+        key = keys.get(field, f"{layer_key}.{field}") if field else layer_key
+        parameters.append(
+            _resolve_parameter(
+                layer_type,
+                fields["type"],
+                name,
+                parameter,
+                shape,
+                choice,
+                key,
+                in_features,
+                options,
+            )
+        )
+    for parameter, field in _PARAMETER_FIELDS.items():
+        if parameter not in shapes and chosen[field].name != "default":
+            key = keys.get(field, f"{layer_key}.{field}")
+            raise ConfigError(
+                key,
+                f"layer {name!r} ({fields['type']}) has no {parameter}, so "
+                f"{chosen[field].name!r} cannot apply.",
+                f"Remove it or set {key}=default.",
+            )
+    out_features = layer_type.out_features(in_features, options)
+    return LayerSpec(
+        name=name,
+        type=fields["type"],
+        in_features=in_features,
+        out_features=out_features,
+        options=options,
+        activation=activation,
+        weight_init=chosen["weight_init"],
+        bias_init=chosen["bias_init"],
+        parameters=tuple(parameters),
+    )
+
+
+def _parse_choice(registry: Registry[Any], node: Any, key: str, cls: type[Any]) -> Any:
+    """A registry name with parameters: a string, or a mapping with ``name``."""
+    if isinstance(node, str):
+        name, given, name_key = node, {}, key
+    elif isinstance(node, Mapping):
+        if "_target_" in node:
+            raise ConfigError(
+                f"{key}._target_",
+                "configs name registered entries; _target_ is never imported "
+                "or called.",
+                f"Use {key}.name with one of: {', '.join(registry.names())}.",
+            )
+        given = {k: v for k, v in node.items() if k != "name"}
+        if "name" not in node:
+            raise ConfigError(
+                f"{key}.name",
+                f"no {registry.kind} is named.",
+                f"Set {key}=<name> (valid: {', '.join(registry.names())}).",
+            )
+        name, name_key = node["name"], f"{key}.name"
+    else:
+        raise ConfigError(
+            key,
+            f"{node!r} is not a {registry.kind} name or mapping.",
+            f"Use one of: {', '.join(registry.names())}.",
+        )
+    entry = _lookup(registry, name, name_key)
+    params = validate_params(given, entry.params, key, f"{registry.kind} {name!r}")
+    return cls(name=name, params=params)
+
+
+def _parse_init(node: Any, key: str, nonlinearity: Nonlinearity) -> InitSpec:
+    choice: InitSpec = _parse_choice(inits, node, key, InitSpec)
+    scheme: InitScheme = inits.get(choice.name)
+    params = dict(choice.params)
+    if scheme.resolve_auto is not None:
+        params = scheme.resolve_auto(params, nonlinearity)
+    if scheme.check is not None:
+        problem = scheme.check(params)
+        if problem:
+            raise ConfigError(
+                key, f"init {choice.name!r} {problem}.", "Fix its parameters."
+            )
+    return InitSpec(choice.name, params)
+
+
+def _resolve_parameter(
+    layer_type: LayerType,
+    type_name: str,
+    layer_name: str,
+    parameter: str,
+    shape: tuple[int, ...],
+    choice: InitSpec,
+    key: str,
+    in_features: int,
+    options: Mapping[str, Any],
+) -> ParameterSpec:
+    from_default = choice.name == "default"
+    if from_default:
+        try:
+            if layer_type.default_init is None:
+                raise LookupError(parameter)
+            name, params = layer_type.default_init(parameter, in_features, options)
+        except LookupError:
+            raise ConfigError(
+                key,
+                f"layer type {type_name!r} declares no default init for {parameter!r}.",
+                "Name an init for it instead of 'default'.",
+            ) from None
+        choice = _parse_init({"name": name, **params}, key, ("linear", None))
+    scheme = inits.get(choice.name)
+    if len(shape) < scheme.min_dim:
+        raise ConfigError(
+            key,
+            f"init {choice.name!r} needs a tensor of at least {scheme.min_dim} "
+            f"dimensions; {layer_name}.{parameter} has shape {list(shape)}.",
+            "Use zeros, constant, uniform, normal or default for it.",
+        )
+    return ParameterSpec(parameter, tuple(shape), choice, from_default)
+
+
+def _shapes(
+    layer_type: LayerType,
+    type_name: str,
+    in_features: int,
+    options: Mapping[str, Any],
+    key: str,
+) -> dict[str, tuple[int, ...]]:
+    if layer_type.shapes is not None:
+        return layer_type.shapes(in_features, options)
+    # A layer registered as a plain class: learn its parameters on the meta device.
+    import torch
+
+    try:
+        with torch.device("meta"):
+            module = layer_type.build(in_features, **options)
+    except Exception as error:
+        raise ConfigError(
+            key, f"layer type {type_name!r} cannot be built: {error}"
+        ) from error
+    return {name: tuple(p.shape) for name, p in module.named_parameters(recurse=False)}
+
+
+def _lookup(registry: Registry[Any], name: Any, key: str) -> Any:
+    if not isinstance(name, str):
+        raise ConfigError(
+            key,
+            f"{name!r} is not a {registry.kind} name.",
+            f"Use one of: {', '.join(registry.names())}.",
+        )
+    return registry.get(name, key=key)
+
+
+def _validate_device(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"cuda:\d+", value):
+        return value
+    if not isinstance(value, str) or value not in DEVICES:
+        raise UnknownNameError("device", "device", value, DEVICES)
+    return value
+
+
+def _require_mapping(node: Any, key: str, what: str) -> None:
+    if not isinstance(node, Mapping):
+        raise ConfigError(
+            key or "<root>", f"{node!r} is not {what}.", "Give a mapping."
+        )
+
+
+def _check_keys(node: Mapping[str, Any], allowed: Any, key: str, what: str) -> None:
+    for name in node:
+        if name not in allowed:
+            path = f"{key}.{name}" if key else str(name)
+            raise UnknownNameError(path, what, name, allowed)

@@ -1,0 +1,1 @@
+"""Tasks that ``scripts/run.py`` dispatches to, one module each."""

@@ -1,0 +1,187 @@
+"""The forward task: build the network, run a random batch through it, report.
+
+Prints the input and output shapes, the output, a torchinfo summary and every
+parameter with its init and statistics; writes ``summary.txt``, ``metrics.json`` and
+``spec.yaml`` to the output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+import torchinfo
+
+from annfactory.factory import build_network, parameter_seed
+from annfactory.network import Network
+from annfactory.spec import RunSpec
+
+__all__ = ["parameter_table", "random_input", "run_forward", "write_outputs"]
+
+
+def random_input(
+    spec: RunSpec, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """The run's random batch, ``[batch_size, in_features]`` from N(0, 1), seeded from
+    ``(seed, "input")`` and sampled on the CPU like the parameters."""
+    shape = (spec.batch_size, spec.network.in_features)
+    if device.type == "meta":
+        return torch.empty(shape, device=device, dtype=dtype)
+    generator = torch.Generator().manual_seed(parameter_seed(spec.seed, "input"))
+    sample_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    x = torch.randn(shape, generator=generator, dtype=sample_dtype)
+    return x.to(device=device, dtype=dtype)
+
+
+def parameter_table(model: Network) -> dict[str, dict[str, Any]]:
+    """Each state_dict key's shape, init and measured mean and std (None on meta)."""
+    inits = {
+        f"{layer.name}.{parameter.name}": parameter.describe_init()
+        for layer in model.spec.layers
+        for parameter in layer.parameters
+    }
+    table: dict[str, dict[str, Any]] = {}
+    for name, tensor in model.state_dict().items():
+        row: dict[str, Any] = {
+            "shape": list(tensor.shape),
+            "init": inits.get(name, "buffer"),
+        }
+        if tensor.is_meta or not tensor.is_floating_point():
+            row["mean"] = row["std"] = None
+        else:
+            values = tensor.detach().double()
+            row["mean"] = values.mean().item()
+            row["std"] = values.std().item() if values.numel() > 1 else 0.0
+        table[name] = row
+    return table
+
+
+def run_forward(
+    spec: RunSpec, output_dir: Path | None, out: TextIO = sys.stdout
+) -> dict[str, Any]:
+    """Build, run and report; return the metrics that ``metrics.json`` holds."""
+    model = build_network(spec)
+    device = (
+        next(model.parameters()).device
+        if any(True for _ in model.parameters())
+        else (torch.device(spec.device))
+    )
+    dtype: torch.dtype = getattr(torch, spec.dtype)
+    x = random_input(spec, device, dtype)
+    model.eval()
+    with torch.inference_mode():
+        y = model(x)
+    summary = torchinfo.summary(
+        model,
+        input_data=[x],
+        col_names=("input_size", "output_size", "num_params"),
+        row_settings=("var_names",),
+        depth=2,
+        verbose=0,
+    )
+    parameters = parameter_table(model)
+    total = sum(p.numel() for p in model.parameters())
+    metrics: dict[str, Any] = {
+        "total_params": total,
+        "trainable_params": sum(
+            p.numel() for p in model.parameters() if p.requires_grad
+        ),
+        "input_shape": list(x.shape),
+        "output_shape": list(y.shape),
+        "seed": spec.seed,
+        "device": spec.device,
+        "dtype": spec.dtype,
+        "parameters": parameters,
+    }
+    if not y.is_meta:
+        metrics["output_mean"] = y.double().mean().item()
+    _print_report(out, spec, x, y, str(summary), parameters, total)
+    if output_dir is not None:
+        write_outputs(output_dir, spec, str(summary), metrics)
+    return metrics
+
+
+def write_outputs(
+    output_dir: Path, spec: RunSpec, summary: str, metrics: dict[str, Any]
+) -> None:
+    """Write ``summary.txt``, ``metrics.json`` and ``spec.yaml``, each atomically."""
+    from omegaconf import OmegaConf
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(output_dir / "summary.txt", summary + "\n")
+    _write_atomic(
+        output_dir / "metrics.json", json.dumps(_finite(metrics), indent=2) + "\n"
+    )
+    _write_atomic(
+        output_dir / "spec.yaml", OmegaConf.to_yaml(OmegaConf.create(spec.to_dict()))
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _print_report(
+    out: TextIO,
+    spec: RunSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    summary: str,
+    parameters: dict[str, dict[str, Any]],
+    total: int,
+) -> None:
+    layers = " -> ".join(
+        f"{layer.name}({layer.out_features}, {layer.activation.describe()})"
+        for layer in spec.network.layers
+    )
+    print(f"network: {spec.network.in_features} -> {layers}", file=out)
+    print(
+        f"seed={spec.seed} device={spec.device} dtype={spec.dtype} "
+        f"parameters={total:,}",
+        file=out,
+    )
+    print(f"input shape:  {list(x.shape)}", file=out)
+    print(f"output shape: {list(y.shape)}", file=out)
+    if y.is_meta:
+        print("output: (meta device: shapes only, no values)", file=out)
+    else:
+        with torch.no_grad():
+            print(f"output:\n{y}", file=out)
+    print(summary, file=out)
+    print("parameters:", file=out)
+    width = max((len(name) for name in parameters), default=4)
+    shape_width = max(
+        (len(str(row["shape"])) for row in parameters.values()), default=5
+    )
+    init_width = max((len(str(row["init"])) for row in parameters.values()), default=4)
+    print(
+        f"  {'name':<{width}}  {'shape':<{shape_width}}  {'init':<{init_width}}  "
+        f"{'mean':>10}  {'std':>10}",
+        file=out,
+    )
+    for name, row in parameters.items():
+        mean = "n/a" if row["mean"] is None else f"{row['mean']:.4f}"
+        std = "n/a" if row["std"] is None else f"{row['std']:.4f}"
+        print(
+            f"  {name:<{width}}  {row['shape']!s:<{shape_width}}  "
+            f"{row['init']:<{init_width}}  {mean:>10}  {std:>10}",
+            file=out,
+        )

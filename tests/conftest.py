@@ -1,0 +1,72 @@
+"""Shared fixtures: registry snapshots, Hydra state, the CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from annfactory import activations, inits, layers
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_PY = REPO / "scripts" / "run.py"
+
+
+@pytest.fixture(autouse=True)
+def restore_registries() -> Iterator[None]:
+    """Tests that register entries leave no trace."""
+    saved = [(registry, registry.snapshot()) for registry in (activations, inits, layers)]
+    yield
+    for registry, state in saved:
+        registry.restore(state)
+
+
+@pytest.fixture(autouse=True)
+def clear_hydra() -> Iterator[None]:
+    """Each test starts and ends with Hydra uninitialized."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    yield
+    GlobalHydra.instance().clear()
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+    run_dir: Path
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Run ``python scripts/run.py ARGS`` with its run directory under ``tmp_path``."""
+
+    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+        run_dir = tmp_path / "run"
+        command = [
+            sys.executable,
+            str(RUN_PY),
+            *args,
+            f"hydra.run.dir={run_dir}",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ]
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        environment.pop("HYDRA_FULL_ERROR", None) if not env else None
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=tmp_path,
+            env=environment,
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr, run_dir)
+
+    return run
