@@ -16,9 +16,8 @@ from annfactory.activations import activations
 from annfactory.errors import ConfigError, UnknownNameError
 from annfactory.inits import inits
 from annfactory.layers import layers
-from annfactory.params import validate_params
 from annfactory.registry import Registry
-from annfactory.spec import RunSpec, parse_run
+from annfactory.spec import LAYER_FIELDS, RunSpec, parse_run
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -83,14 +82,15 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.singleton import Singleton
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
     check_overrides(overrides)
-    global_hydra = GlobalHydra.instance()
-    saved = global_hydra.hydra
-    global_hydra.clear()
+    # Set Hydra's global state aside (a running app or notebook may hold one), and put
+    # it back as it was afterwards.
+    saved = Singleton._instances.pop(GlobalHydra, None)
     try:
         with initialize_config_dir(
             config_dir=str(conf_dir()), job_name="annfactory", version_base="1.3"
@@ -101,7 +101,9 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     except (HydraException, OmegaConfBaseException) as error:
         raise _rerender(error) from error
     finally:
-        global_hydra.hydra = saved
+        Singleton._instances.pop(GlobalHydra, None)
+        if saved is not None:
+            Singleton._instances[GlobalHydra] = saved
     return cfg
 
 
@@ -168,10 +170,17 @@ def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) 
         registry = _GROUP_REGISTRIES.get(group)
         if registry is None or option not in registry:
             continue
-        schema = registry.get(option).params
-        if parameter != "name" and parameter not in schema:
-            validate_params(
-                {parameter: None}, schema, parent, f"{registry.kind} {option!r}"
+        schema = dict(registry.get(option).params)
+        # Keys that sit beside the parameters: an entry's name, a layer's slots.
+        extra = LAYER_FIELDS if group == "layer" else ("name",)
+        if parameter not in schema and parameter not in extra:
+            is_layer = group == "layer"
+            raise UnknownNameError(
+                override.key_or_group,
+                "layer key" if is_layer else "parameter",
+                parameter,
+                [*LAYER_FIELDS, *schema] if is_layer else schema,
+                where=f" for {registry.kind} {option!r}",
             )
 
 

@@ -23,6 +23,7 @@ from annfactory.registry import Registry
 __all__ = [
     "DEVICES",
     "DTYPES",
+    "LAYER_FIELDS",
     "MODEL_TYPES",
     "ActivationSpec",
     "InitSpec",
@@ -46,7 +47,7 @@ _RUN_KEYS: Final = (
     "device",
     "dtype",
 )
-_LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
+LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
 _PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}
 
 _SEED = Param(int, 0, "seed of every parameter's generator", low=0, high=2**63 - 1)
@@ -384,14 +385,14 @@ def _parse_layer(
             f"(valid: {', '.join(layers.names())}).",
         )
     layer_type: LayerType = _lookup(layers, fields["type"], keys["type"])
-    options_given = {k: v for k, v in fields.items() if k not in _LAYER_FIELDS}
+    options_given = {k: v for k, v in fields.items() if k not in LAYER_FIELDS}
     for option in options_given:
         if option not in layer_type.params:
             raise UnknownNameError(
                 keys[option],
                 "layer key",
                 option,
-                [*_LAYER_FIELDS, *layer_type.params],
+                [*LAYER_FIELDS, *layer_type.params],
                 where=f" for layer type {fields['type']!r}",
             )
     options = {}

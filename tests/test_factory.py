@@ -1,0 +1,211 @@
+"""The factory: one pass of init, seeding, devices and dtypes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import annfactory
+from annfactory import compose, inits, to_spec
+from annfactory.factory import parameter_seed
+
+
+def _build(*overrides: str) -> nn.Module:
+    return annfactory.build_model(compose(list(overrides)))
+
+
+def _state(*overrides: str) -> dict[str, torch.Tensor]:
+    return _build(*overrides).state_dict()
+
+
+def test_state_dict_keys_follow_layer_names() -> None:
+    assert list(_state("model=demo")) == [
+        "linear1.weight",
+        "linear1.bias",
+        "linear2.weight",
+        "linear2.bias",
+        "out.weight",
+        "out.bias",
+    ]
+
+
+def test_same_seed_gives_bit_identical_weights() -> None:
+    first, second = _state("seed=3"), _state("seed=3")
+    for name in first:
+        assert torch.equal(first[name], second[name]), name
+
+
+def test_different_seed_gives_different_weights() -> None:
+    first, second = _state("seed=3"), _state("seed=4")
+    assert all(not torch.equal(first[name], second[name]) for name in first)
+
+
+def test_changing_one_layer_leaves_the_others_unchanged() -> None:
+    base = _state("model=demo")
+    changed = _state("model=demo", "init@model.layers.linear1.weight_init=orthogonal")
+    assert not torch.equal(base["linear1.weight"], changed["linear1.weight"])
+    for name in base:
+        if name != "linear1.weight":
+            assert torch.equal(base[name], changed[name]), name
+
+
+def test_resizing_a_later_layer_keeps_earlier_weights() -> None:
+    base = _state("model=mlp", "model.depth=3")
+    wider = _state("model=mlp", "model.depth=3", "+model.layers.hidden3.out_features=7")
+    assert torch.equal(base["hidden1.weight"], wider["hidden1.weight"])
+    assert torch.equal(base["hidden2.bias"], wider["hidden2.bias"])
+    assert wider["hidden3.weight"].shape == (7, 32)
+
+
+def test_weights_are_identical_across_processes() -> None:
+    code = (
+        "import annfactory, torch\n"
+        "m = annfactory.build_model(annfactory.compose(['model=mlp', 'seed=11']))\n"
+        "print(repr([float(p.double().sum()) for p in m.parameters()]))\n"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
+    assert len(outputs) == 1
+    model = _build("model=mlp", "seed=11")
+    sums = [float(p.detach().double().sum()) for p in model.parameters()]
+    assert outputs.pop().strip() == repr(sums)
+
+
+def test_parameter_seed_is_stable_and_distinct() -> None:
+    assert parameter_seed(0, "linear1.weight") == parameter_seed(0, "linear1.weight")
+    seeds = {parameter_seed(s, p) for s in range(3) for p in ("a.weight", "a.bias")}
+    assert len(seeds) == 6
+    assert all(0 <= seed < 2**63 for seed in seeds)
+
+
+def test_each_parameter_is_initialized_exactly_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[tuple[str, tuple[int, ...], str]] = []
+
+    def counting(name: str, original: Callable[..., None]) -> Callable[..., None]:
+        def apply(tensor: torch.Tensor, **params: Any) -> None:
+            calls.append((name, tuple(tensor.shape), tensor.device.type))
+            original(tensor, **params)
+
+        return apply
+
+    for name, scheme in inits.items():  # the autouse fixture restores the registry
+        inits.unregister(name)
+        inits.register(name, replace(scheme, apply=counting(name, scheme.apply)))
+    real_resets: list[str] = []
+    original_reset = nn.Linear.reset_parameters
+
+    def reset(self: nn.Linear) -> None:
+        if not self.weight.is_meta:
+            real_resets.append("linear")
+        original_reset(self)
+
+    monkeypatch.setattr(nn.Linear, "reset_parameters", reset)
+    model = _build("model=demo")
+    assert real_resets == []
+    assert len(calls) == len(list(model.parameters())) == 6
+    assert [(name, shape) for name, shape, _ in calls] == [
+        ("xavier_normal", (3, 3)),
+        ("uniform", (3,)),
+        ("kaiming_normal", (2, 3)),
+        ("uniform", (2,)),
+        ("kaiming_uniform", (2, 2)),
+        ("uniform", (2,)),
+    ]
+    assert all(device == "cpu" for _, _, device in calls)
+
+
+def test_default_init_matches_pytorch_distribution() -> None:
+    model = _build(
+        "model=mlp", "model.in_features=400", "model.width=300", "model.depth=1"
+    )
+    weight = model.get_submodule("hidden1").weight
+    bound = 1 / 400**0.5
+    assert weight.abs().max() <= bound
+    assert weight.abs().max() > 0.98 * bound
+    assert weight.std().item() == pytest.approx(bound / 3**0.5, rel=0.02)
+
+
+def test_meta_device_allocates_nothing_and_keeps_shapes() -> None:
+    model = _build("model=mlp", "model.width=4096", "model.depth=4", "device=meta")
+    parameters = list(model.parameters())
+    assert all(p.is_meta for p in parameters)
+    assert (
+        sum(p.numel() for p in parameters)
+        == to_spec(
+            compose(["model=mlp", "model.width=4096", "model.depth=4"])
+        ).network.num_params
+    )
+    assert model(torch.empty(2, 8, device="meta")).shape == (2, 2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16", "float16"])
+def test_dtypes(dtype: str) -> None:
+    model = _build("model=demo", f"dtype={dtype}")
+    torch_dtype = getattr(torch, dtype)
+    assert all(p.dtype == torch_dtype for p in model.parameters())
+    y = model(torch.randn(5, 3, dtype=torch_dtype))
+    assert y.dtype == torch_dtype
+    assert torch.isfinite(y).all()
+    reference = _state("model=demo")
+    for name, tensor in model.state_dict().items():
+        # Draws happen in float32 (float64 for float64) and are then cast.
+        expected = reference[name].to(torch_dtype) if dtype != "float64" else None
+        if expected is not None:
+            assert torch.equal(tensor, expected), name
+
+
+def test_float64_draws_in_double_precision() -> None:
+    double = _state("dtype=float64")["linear1.weight"]
+    single = _state("dtype=float32")["linear1.weight"]
+    torch.testing.assert_close(double.float(), single, rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_builds_the_cpu_weights_or_says_it_is_unavailable() -> None:
+    if torch.cuda.is_available():
+        model = _build("device=cuda")
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(tensor.cpu(), _state()[name]), name
+        return
+    with pytest.raises(
+        annfactory.DeviceError, match=r"^device: 'cuda' is not available"
+    ):
+        _build("device=cuda")
+
+
+def test_batch_norm_buffers_are_materialized() -> None:
+    model = _build("+layer@model.layers.norm=batch_norm")
+    norm = model.get_submodule("norm")
+    assert torch.equal(norm.running_mean, torch.zeros(2))
+    assert torch.equal(norm.running_var, torch.ones(2))
+    assert int(norm.num_batches_tracked) == 0
+    assert torch.equal(norm.weight, torch.ones(2))
+    assert torch.equal(norm.bias, torch.zeros(2))
+    model.train()
+    model(torch.randn(8, 3))
+    assert int(norm.num_batches_tracked) == 1
+
+
+def test_activations_are_children_and_identity_is_skipped() -> None:
+    model = _build("model=mlp", "model.depth=1")
+    names = [name for name, _ in model.named_children()]
+    assert names == ["hidden1", "hidden1_act", "out"]
+    assert isinstance(model.get_submodule("hidden1_act"), nn.ReLU)
+
+
+def test_layer_name_clashing_with_module_attribute_is_a_config_error() -> None:
+    cfg = compose(["+layer@model.layers.forward=dropout"])
+    with pytest.raises(annfactory.ConfigError, match="layer name cannot be used"):
+        annfactory.build_model(cfg)
