@@ -20,7 +20,8 @@ RUN_PY = REPO / "scripts" / "run.py"
 @pytest.fixture(autouse=True)
 def restore_registries() -> Iterator[None]:
     """Tests that register entries leave no trace."""
-    saved = [(registry, registry.snapshot()) for registry in (activations, inits, layers)]
+    registries = (activations, inits, layers)
+    saved = [(registry, registry.snapshot()) for registry in registries]
     yield
     for registry, state in saved:
         registry.restore(state)
@@ -48,7 +49,9 @@ class CliResult:
 def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
     """Run ``python scripts/run.py ARGS`` with its run directory under ``tmp_path``."""
 
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> CliResult:
         run_dir = tmp_path / "run"
         command = [
             sys.executable,
@@ -57,8 +60,9 @@ def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
             f"hydra.run.dir={run_dir}",
             f"hydra.sweep.dir={tmp_path / 'multirun'}",
         ]
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        environment.pop("HYDRA_FULL_ERROR", None) if not env else None
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        environment.pop("HYDRA_FULL_ERROR", None)  # a test asks for it explicitly
+        environment.update(env or {})
         done = subprocess.run(
             command,
             capture_output=True,
