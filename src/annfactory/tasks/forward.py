@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import torch
 import torchinfo
 
-from annfactory.factory import build_network, parameter_seed
+from annfactory.factory import build_network, parameter_seed, resolve_device
 from annfactory.network import Network
 from annfactory.spec import RunSpec
 
@@ -66,16 +66,20 @@ def run_forward(
 ) -> dict[str, Any]:
     """Build, run and report; return the metrics that ``metrics.json`` holds."""
     model = build_network(spec)
-    device = (
-        next(model.parameters()).device
-        if any(True for _ in model.parameters())
-        else (torch.device(spec.device))
-    )
+    device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
     x = random_input(spec, device, dtype)
     model.eval()
+    dead: dict[str, int] = {}
+    hooks = [
+        module.register_forward_hook(_count_dead_units(name, dead))
+        for name, module in model.named_children()
+        if name.endswith("_act")
+    ]
     with torch.inference_mode():
         y = model(x)
+    for hook in hooks:
+        hook.remove()
     summary = torchinfo.summary(
         model,
         input_data=[x],
@@ -100,10 +104,34 @@ def run_forward(
     }
     if not y.is_meta:
         metrics["output_mean"] = y.double().mean().item()
+        metrics["dead_units"] = dead
     _print_report(out, spec, x, y, str(summary), parameters, total)
+    if dead:
+        widths = {layer.name: layer.out_features for layer in spec.network.layers}
+        listing = ", ".join(
+            f"{name} {count}/{widths[name.removesuffix('_act')]}"
+            for name, count in dead.items()
+        )
+        print(
+            f"note: units that output 0 for every row of this batch (dead): {listing}",
+            file=out,
+        )
     if output_dir is not None:
         write_outputs(output_dir, spec, str(summary), metrics)
     return metrics
+
+
+def _count_dead_units(name: str, dead: dict[str, int]) -> Any:
+    """A forward hook that records how many output units are 0 for every row."""
+
+    def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        if output.is_meta or output.dim() != 2:
+            return
+        count = int((output == 0).all(dim=0).sum())
+        if count:
+            dead[name] = count
+
+    return hook
 
 
 def write_outputs(
