@@ -122,7 +122,7 @@ def _fixed(name: str) -> Callable[[Mapping[str, Any]], Nonlinearity]:
 
 
 _DIM = Param(
-    int, -1, "dimension the probabilities run over (-1: features)", low=-2, high=1
+    int, -1, "the dimension to normalize; outputs are [batch, features]", low=-2, high=1
 )
 _ALPHA = Param(float, 1.0, "scale of the negative saturation", low=0, low_open=True)
 

@@ -132,12 +132,16 @@ def to_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
 def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) -> None:
     """Check command-line overrides before Hydra composes them.
 
-    Catches what Hydra would report without a suggestion: an unknown option of one of
-    annfactory's config groups (``init=xavier_norml``), and an unknown parameter of an
-    init or activation chosen in the same overrides (``init=normal init.sdt=0.1``).
+    Catches what Hydra would report without a suggestion, or not at all: an unknown
+    option of one of annfactory's config groups (``init=xavier_norml``), an unknown
+    parameter of an init or activation chosen in the same overrides
+    (``init=normal init.sdt=0.1``), a group set to null, an empty mapping that would
+    change nothing (``model.layers={}``), and a parameter set under a slot that a
+    shorthand string replaced.
 
     Raises:
-        UnknownNameError: Names the override, the bad value and the closest valid one.
+        ConfigError: Names the override, the bad value and the fix (the closest valid
+            name where there is one).
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -146,22 +150,38 @@ def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) 
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as error:
         raise _rerender(error) from error
-    config_dirs = list(config_dirs)
+    chosen = _check_group_options(parsed, list(config_dirs))
+    _check_parameters(parsed, chosen)
+    _check_values(parsed)
+
+
+def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str, Any]:
+    """Check group options; return config path -> (group, option) for each choice."""
     searchpath_changed = any(o.key_or_group == "hydra.searchpath" for o in parsed)
-    chosen: dict[str, tuple[str, str]] = {}  # config path -> (group, option)
+    chosen: dict[str, tuple[str, str]] = {}
     for override in parsed:
         group = override.key_or_group
         if group not in GROUPS or override.is_delete():
             continue
+        key = _override_key(override)
         for option in _override_values(override):
             if option is None:
-                continue
+                raise ConfigError(
+                    key,
+                    "null is not an option on the command line.",
+                    f"Leave {key} out, or write ~{key}, to drop the choice.",
+                )
             valid = group_options(group, config_dirs)
             if option not in valid and not searchpath_changed:
                 kind = {"model": "model", "layer": "layer type"}.get(group, group)
-                raise UnknownNameError(_override_key(override), kind, option, valid)
+                raise UnknownNameError(key, kind, option, valid)
             path = override.package if override.package else group
             chosen[path] = (group, str(option))
+    return chosen
+
+
+def _check_parameters(parsed: list[Any], chosen: dict[str, Any]) -> None:
+    """Parameters set under a group option chosen in the same overrides must exist."""
     for override in parsed:
         parent, _, parameter = override.key_or_group.rpartition(".")
         if parent not in chosen or override.is_delete():
@@ -182,6 +202,38 @@ def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) 
                 [*LAYER_FIELDS, *schema] if is_layer else schema,
                 where=f" for {registry.kind} {option!r}",
             )
+
+
+def _check_values(parsed: list[Any]) -> None:
+    """Value overrides that Hydra would apply silently or reject obscurely."""
+    shorthands: dict[str, str] = {}  # slot path -> the option a string set it to
+    for override in parsed:
+        if override.is_delete() or override.is_sweep_override() or override.package:
+            continue
+        key = override.key_or_group
+        value = override.value()
+        if isinstance(value, dict) and not value:
+            raise ConfigError(
+                key,
+                "an empty mapping merges into the node and changes nothing.",
+                f"To remove the node, write ~{key}.",
+            )
+        parent = next((slot for slot in shorthands if key.startswith(slot + ".")), None)
+        if parent is not None:
+            group = "activation" if parent.endswith("activation") else "init"
+            raise ConfigError(
+                key,
+                f"{parent} was set to the name {shorthands[parent]!r}, which has no "
+                "parameters to set.",
+                f"Choose it with the group syntax: {group}@{parent}="
+                f"{shorthands[parent]} {key}=...",
+            )
+        if isinstance(value, str) and "." in key and key.endswith(_SLOTS):
+            shorthands[key] = value
+
+
+#: Layer slots that take a registry name (the shorthand) or a mapping.
+_SLOTS = ("weight_init", "bias_init", "activation")
 
 
 def _override_values(override: Any) -> list[str | None]:

@@ -115,8 +115,11 @@ class Param:
                 key, key.rpartition(".")[2] or "value", value, self.choices
             )
         if self.kind in (int, float) and not self._in_bounds(value):
+            meaning = f" ({self.doc})" if self.doc else ""
             raise ConfigError(
-                key, f"{value!r} is out of range.", f"Allowed: {self.allowed()}."
+                key,
+                f"{value!r} is out of range.",
+                f"Allowed: {self.allowed()}{meaning}.",
             )
         return value
 

@@ -578,9 +578,18 @@ def _lookup(registry: Registry[Any], name: Any, key: str) -> Any:
     return registry.get(name, key=key)
 
 
+_GPU_WORDS = ("gpu", "nvidia", "cuda")
+
+
 def _validate_device(value: Any) -> str:
     if isinstance(value, str) and re.fullmatch(r"cuda:\d+", value):
         return value
+    if isinstance(value, str) and value != "cuda" and value.lower() in _GPU_WORDS:
+        raise ConfigError(
+            "device",
+            f"unknown device {value!r}. Did you mean 'cuda'?",
+            "Valid devices: cpu, cuda, cuda:N, meta.",
+        )
     if not isinstance(value, str) or value not in DEVICES:
         raise UnknownNameError("device", "device", value, DEVICES)
     return value
