@@ -73,7 +73,11 @@ class UnknownNameError(ConfigError, LookupError):
         message = f"unknown {kind} {value!r}{where}."
         if suggestion is not None:
             message += f" Did you mean {suggestion!r}?"
-        hint = f"Valid {kind}s: {', '.join(valid)}." if valid else f"No {kind} exists."
+        hint = (
+            f"Valid {_plural(kind)}: {', '.join(valid)}."
+            if valid
+            else f"No {kind} exists."
+        )
         super().__init__(key, message, hint)
 
     def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str, str | None]]:
@@ -87,6 +91,14 @@ class RegistrationError(AnnFactoryError, ValueError):
 
 class DeviceError(ConfigError, RuntimeError):
     """The requested device or dtype is not usable on this machine."""
+
+
+def _plural(noun: str) -> str:
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return noun[:-1] + "ies"
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    return noun + "s"
 
 
 def closest_name(value: object, valid: Iterable[str]) -> str | None:

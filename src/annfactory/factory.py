@@ -71,10 +71,12 @@ def build_network(spec: RunSpec) -> Network:
     for layer in spec.network.layers:
         with torch.device("meta"):
             module = layers.get(layer.type).build(layer.in_features, **layer.options)
-            activation = None
-            if layer.activation.name != "identity":
-                entry = activations.get(layer.activation.name)
-                activation = entry.build(**layer.activation.params)
+        activation = None
+        if layer.activation.name != "identity":
+            # Built for real: an activation's own parameters (a PReLU slope) and
+            # buffers keep the values its constructor gives them.
+            entry = activations.get(layer.activation.name)
+            activation = entry.build(**layer.activation.params).to(device, dtype)
         _check_parameters(module, layer)
         for parameter in layer.parameters:
             old = module._parameters[parameter.name]

@@ -254,6 +254,11 @@ def parse_network(
             model.get("in_features"), f"{key}.in_features"
         )
         entries = _sequential_entries(model, key)
+    # The top-level choices are checked even where no layer takes them.
+    if init is not None:
+        _parse_init(init, "init", ("linear", None))
+    if activation is not None:
+        _parse_choice(activations, activation, "activation", ActivationSpec)
     _apply_global_choices(entries, init, activation)
     resolved = []
     size = in_features

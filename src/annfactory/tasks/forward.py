@@ -49,7 +49,7 @@ def parameter_table(model: Network) -> dict[str, dict[str, Any]]:
     for name, tensor in model.state_dict().items():
         row: dict[str, Any] = {
             "shape": list(tensor.shape),
-            "init": inits.get(name, "buffer"),
+            "init": inits.get(name, "module's own"),
         }
         if tensor.is_meta or not tensor.is_floating_point():
             row["mean"] = row["std"] = None
