@@ -208,6 +208,37 @@ def test_mlp_unknown_layer_name_suggests_the_closest() -> None:
 @pytest.mark.parametrize(
     ("overrides", "pattern"),
     [
+        (["model.seed=3"], r"^model\.seed: unknown key 'seed' in model\."),
+        (
+            ["model.layers.linearr1.out_features=3"],
+            r"^model\.layers\.linearr1: .*'linear1'",
+        ),
+        (["model=mlp", "model.widht=3"], r"^model\.widht: .*Did you mean 'width'"),
+        (
+            ["model.layers.linear1.weight_init.gian=1"],
+            r"^model\.layers\.linear1\.weight_init\.gian: .*Did you mean 'gain'",
+        ),
+        (
+            [
+                "model.layers.linear1.weight_init=normal",
+                "model.layers.linear1.weight_init.std=2",
+            ],
+            r"was set to the name .normal..*\n.*init@model\.layers\.linear1",
+        ),
+        (["model.layers={}"], r"^model\.layers: an empty mapping .* changes nothing"),
+        (["init=null"], r"^init: null is not an option.*\n.*~init"),
+    ],
+)
+def test_compose_rejects_keys_that_do_not_exist(
+    overrides: list[str], pattern: str
+) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        compose(overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
         (["init=xavier_norml"], r"^init: unknown init 'xavier_norml'.*'xavier_normal'"),
         (["model=dmeo"], r"^model: unknown model 'dmeo'. Did you mean 'demo'"),
         (["activation=sigmod"], r"unknown activation 'sigmod'. Did you mean 'sigmoid'"),
@@ -225,37 +256,6 @@ def test_mlp_unknown_layer_name_suggests_the_closest() -> None:
         ),
     ],
 )
-@pytest.mark.parametrize(
-    ("overrides", "pattern"),
-    [
-        (["model.seed=3"], r"^model\.seed: unknown key 'seed' in model\."),
-        (
-            ["model.layers.linearr1.out_features=3"],
-            r"^model\.layers\.linearr1: .*'linear1'",
-        ),
-        (["model=mlp", "model.widht=3"], r"^model\.widht: .*Did you mean 'width'"),
-        (
-            ["model.layers.linear1.weight_init.gian=1"],
-            r"^model\.layers\.linear1\.weight_init\.gian: .*Did you mean 'gain'",
-        ),
-        (
-            [
-                "model.layers.linear1.weight_init=normal",
-                "model.layers.linear1.weight_init.std=2",
-            ],
-            r"was set to the name 'normal'.*\n.*init@model\.layers\.linear1\.weight_init=normal",
-        ),
-        (["model.layers={}"], r"^model\.layers: an empty mapping .* changes nothing"),
-        (["init=null"], r"^init: null is not an option.*\n.*~init"),
-    ],
-)
-def test_compose_rejects_keys_that_do_not_exist(
-    overrides: list[str], pattern: str
-) -> None:
-    with pytest.raises(ConfigError, match=pattern):
-        compose(overrides)
-
-
 def test_compose_rejects_unknown_names_with_the_closest(
     overrides: list[str], pattern: str
 ) -> None:
