@@ -22,7 +22,9 @@ def build_model(cfg: DictConfig | Mapping[str, Any]) -> Network:
 
     Args:
         cfg: A config as :func:`annfactory.compose` or ``@hydra.main`` gives it (or the
-            same as plain data).
+            same as plain data). Top-level keys other than annfactory's (``model``,
+            ``init``, ``activation``, ``seed``, ``batch_size``, ``device``, ``dtype``)
+            are ignored, so an application's own config can be passed whole.
 
     Returns:
         The network (an ``nn.Module``) on ``cfg.device`` in ``cfg.dtype``.
@@ -36,7 +38,7 @@ def build_model(cfg: DictConfig | Mapping[str, Any]) -> Network:
         >>> sum(p.numel() for p in model.parameters())
         26
     """
-    return build_network(to_spec(cfg))
+    return build_network(to_spec(cfg, strict=False))
 
 
 def build_network(spec: RunSpec) -> Network:

@@ -36,11 +36,9 @@ GROUPS = ("model", "layer", "activation", "init")
 
 
 def conf_dir() -> Path:
-    """The bundled config directory: inside the installed package, or the checkout's."""
-    packaged = Path(__file__).resolve().parent / "conf"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "conf"
+    """The bundled config directory, ``annfactory/conf`` (``conf/`` in a checkout links
+    to it). Other Hydra apps reach it as ``pkg://annfactory.conf``."""
+    return Path(__file__).resolve().parent / "conf"
 
 
 @cache
@@ -107,11 +105,12 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     return cfg
 
 
-def to_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
+def to_spec(cfg: DictConfig | Mapping[str, Any], strict: bool = True) -> RunSpec:
     """Validate a composed config and resolve it into a :class:`RunSpec`.
 
     Interpolations are resolved and ``???`` values reported with their path. A
-    ``hydra`` node, if present, is ignored.
+    ``hydra`` node, if present, is ignored. ``strict=False`` ignores top-level keys
+    that are not annfactory's (see :func:`~annfactory.spec.parse_run`).
     """
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -126,7 +125,7 @@ def to_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     if not isinstance(data, dict):
         raise ConfigError("<root>", "the config is not a mapping.", "Give a mapping.")
     data.pop("hydra", None)
-    return parse_run({str(key): value for key, value in data.items()})
+    return parse_run({str(key): value for key, value in data.items()}, strict=strict)
 
 
 def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) -> None:

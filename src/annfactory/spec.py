@@ -200,14 +200,21 @@ class RunSpec:
 # ------------------------------------------------------------------------------------
 
 
-def parse_run(data: Mapping[str, Any]) -> RunSpec:
+def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
     """Validate a whole run config (plain data) and resolve it into a :class:`RunSpec`.
+
+    Args:
+        data: The config: ``model`` and optionally ``init``, ``activation``, ``seed``,
+            ``batch_size``, ``device``, ``dtype``.
+        strict: Refuse other top-level keys (a typo such as ``sede``). With False they
+            are ignored, for configs of applications that hold keys of their own.
 
     Raises:
         ConfigError: Anything is wrong; the message names the config path.
     """
     _require_mapping(data, "", "the config")
-    _check_keys(data, _RUN_KEYS, "", "top-level key")
+    if strict:
+        _check_keys(data, _RUN_KEYS, "", "top-level key")
     if "model" not in data:
         raise ConfigError(
             "model", "no model is chosen.", "Add model=demo or model=mlp."
