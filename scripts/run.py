@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -18,9 +19,9 @@ from annfactory.cli import precheck_argv, run_task
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict[str, Any]:
     """Hydra's task function: one job of a run or a sweep."""
-    run_task(cfg)
+    return run_task(cfg)
 
 
 if __name__ == "__main__":

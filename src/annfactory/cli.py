@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +33,9 @@ def precheck_argv(argv: Sequence[str], script_dir: Path | None = None) -> None:
     own errors; ``HYDRA_FULL_ERROR=1`` raises instead.
     """
     try:
-        check_overrides(overrides_from_argv(argv), config_dirs_from_argv(argv))
+        check_overrides(
+            overrides_from_argv(argv), config_dirs_from_argv(argv), skip_sweeps=True
+        )
     except AnnFactoryError as error:
         if full_error_requested():
             raise
@@ -39,11 +44,57 @@ def precheck_argv(argv: Sequence[str], script_dir: Path | None = None) -> None:
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:
-    """Validate ``cfg`` into a spec, then run the forward task in Hydra's output dir."""
-    from hydra.core.hydra_config import HydraConfig
+    """One job: validate ``cfg`` into a spec and run the forward task in Hydra's output
+    directory.
 
+    In a sweep run by annfactory's sweeper, a failing job does not raise: it prints its
+    message (no traceback), writes ``job.json`` (and ``error.txt`` with the traceback
+    for unexpected errors), and returns its record with ``status: error``, so the other
+    jobs go on and the sweep's summary lists it. Elsewhere errors propagate as usual.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    if hydra_cfg.mode != RunMode.MULTIRUN or not _annfactory_sweeper(hydra_cfg):
+        return _run(cfg, output_dir)
+    start = time.perf_counter()
+    record: dict[str, Any] = {
+        "job": hydra_cfg.job.num,
+        "overrides": list(hydra_cfg.overrides.task),
+        "status": "ok",
+        "error": None,
+        "wall_time_s": 0.0,
+        "metrics": {},
+    }
+    try:
+        record["metrics"] = _run(cfg, output_dir)
+    except Exception as error:
+        record["status"] = "error"
+        if isinstance(error, AnnFactoryError):
+            record["error"] = str(error)
+        else:
+            record["error"] = f"{type(error).__name__}: {error}"
+            _write_text(output_dir / "error.txt", traceback.format_exc())
+        print(f"Job {record['job']} failed: {record['error']}", file=sys.stderr)
+    record["wall_time_s"] = time.perf_counter() - start
+    _write_text(output_dir / "job.json", json.dumps(record, indent=2, default=str))
+    return record
+
+
+def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     spec = to_spec(cfg)
     from annfactory.tasks.forward import run_forward
 
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
     return run_forward(spec, output_dir)
+
+
+def _annfactory_sweeper(hydra_cfg: Any) -> bool:
+    target = str(hydra_cfg.sweeper.get("_target_", ""))
+    return target.endswith(".AnnFactorySweeper")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

@@ -22,7 +22,14 @@ from annfactory.spec import LAYER_FIELDS, RunSpec, parse_run
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-__all__ = ["check_overrides", "compose", "conf_dir", "group_options", "to_spec"]
+__all__ = [
+    "check_overrides",
+    "compose",
+    "conf_dir",
+    "group_options",
+    "rerender",
+    "to_spec",
+]
 
 CONFIG_NAME = "config"
 #: The config groups whose options are registry entries, and the registry.
@@ -97,7 +104,7 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
                 config_name=CONFIG_NAME, overrides=overrides
             )
     except (HydraException, OmegaConfBaseException) as error:
-        raise _rerender(error) from error
+        raise rerender(error) from error
     finally:
         Singleton._instances.pop(GlobalHydra, None)
         if saved is not None:
@@ -119,7 +126,7 @@ def to_spec(cfg: DictConfig | Mapping[str, Any], strict: bool = True) -> RunSpec
         try:
             data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as error:
-            raise _rerender(error) from error
+            raise rerender(error) from error
     else:
         data = dict(cfg)
     if not isinstance(data, dict):
@@ -128,7 +135,11 @@ def to_spec(cfg: DictConfig | Mapping[str, Any], strict: bool = True) -> RunSpec
     return parse_run({str(key): value for key, value in data.items()}, strict=strict)
 
 
-def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) -> None:
+def check_overrides(
+    overrides: Sequence[str],
+    config_dirs: Iterable[Path] = (),
+    skip_sweeps: bool = False,
+) -> None:
     """Check command-line overrides before Hydra composes them.
 
     Catches what Hydra would report without a suggestion, or not at all: an unknown
@@ -137,6 +148,12 @@ def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) 
     (``init=normal init.sdt=0.1``), a group set to null, an empty mapping that would
     change nothing (``model.layers={}``), and a parameter set under a slot that a
     shorthand string replaced.
+
+    Args:
+        overrides: Command-line overrides.
+        config_dirs: Extra config directories (``--config-dir``) whose options count.
+        skip_sweeps: Leave sweep overrides (``init=a,b``) alone: the sweeper checks
+            each job, so one bad value fails its job, not the whole sweep.
 
     Raises:
         ConfigError: Names the override, the bad value and the fix (the closest valid
@@ -148,7 +165,13 @@ def check_overrides(overrides: Sequence[str], config_dirs: Iterable[Path] = ()) 
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except HydraException as error:
-        raise _rerender(error) from error
+        raise rerender(error) from error
+    if skip_sweeps:
+        kept = [
+            i for i, override in enumerate(parsed) if not override.is_sweep_override()
+        ]
+        parsed = [parsed[i] for i in kept]
+        overrides = [overrides[i] for i in kept]
     chosen = _check_group_options(parsed, list(config_dirs))
     _check_parameters(parsed, chosen)
     _check_values(parsed)
@@ -298,7 +321,7 @@ def _override_key(override: Any) -> str:
     return str(override.key_or_group)
 
 
-def _rerender(error: Exception) -> ConfigError:
+def rerender(error: Exception) -> ConfigError:
     """An annfactory error with the essence of a Hydra or OmegaConf error."""
     key = str(getattr(error, "full_key", "") or "")
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

@@ -1,0 +1,147 @@
+"""Sweep results: one record per job, and the summary table of a whole sweep.
+
+A job of a sweep (``scripts/run.py -m ...``) never raises: it returns a
+:class:`JobRecord`-shaped dict (status, error, wall time, metrics) and writes it to
+``job.json`` in its directory. The annfactory sweeper collects the records, writes
+``summary.csv`` and ``summary.md`` in the sweep directory, prints the table, and fails
+the sweep (non-zero exit, no traceback) if any job failed. No torch here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypedDict
+
+from annfactory.errors import AnnFactoryError
+
+__all__ = [
+    "JobRecord",
+    "SweepFailedError",
+    "flatten",
+    "summary_rows",
+    "write_summary",
+]
+
+#: The columns every summary starts with, in order.
+FIXED_COLUMNS = (
+    "job",
+    "overrides",
+    "status",
+    "error",
+    "total_params",
+    "output_shape",
+    "wall_time_s",
+)
+#: Columns printed when the table is too wide for a terminal.
+_PRINTED_MAX_COLUMNS = 12
+
+
+class JobRecord(TypedDict):
+    """What one job of a sweep reports."""
+
+    job: int
+    overrides: list[str]
+    status: str  # "ok" or "error"
+    error: str | None
+    wall_time_s: float
+    metrics: dict[str, Any]
+
+
+class SweepFailedError(AnnFactoryError):
+    """Some jobs of a sweep failed; the summary names them."""
+
+
+def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested metrics as flat columns: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``.
+
+    Lists of scalars become one cell (``[5, 2]``); NaN and infinities become empty.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = json.dumps(list(value))
+        elif isinstance(value, float) and not math.isfinite(value):
+            flat[name] = None
+        else:
+            flat[name] = value
+    return flat
+
+
+def summary_rows(
+    records: Iterable[JobRecord],
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The columns and rows of a sweep's summary, jobs in number order.
+
+    Fixed columns come first, then every metric any job recorded, in the order first
+    seen. ``total_params`` and ``output_shape`` are taken from the metrics.
+    """
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, None] = {}
+    for record in sorted(records, key=lambda r: r["job"]):
+        metrics = flatten(record["metrics"])
+        row: dict[str, Any] = {
+            "job": record["job"],
+            "overrides": " ".join(record["overrides"]),
+            "status": record["status"],
+            "error": record["error"] or "",
+            "total_params": metrics.pop("total_params", None),
+            "output_shape": metrics.pop("output_shape", None),
+            "wall_time_s": round(record["wall_time_s"], 3),
+        }
+        for key, value in metrics.items():
+            extra.setdefault(key, None)
+            row[key] = value
+        rows.append(row)
+    return [*FIXED_COLUMNS, *extra], rows
+
+
+def write_summary(sweep_dir: Path, records: Sequence[JobRecord]) -> str:
+    """Write ``summary.csv`` and ``summary.md`` to ``sweep_dir``; return the table to
+    print (all columns, or the first ones with a note when it is wide)."""
+    columns, rows = summary_rows(records)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+    _write_atomic(sweep_dir / "summary.csv", buffer.getvalue())
+    _write_atomic(sweep_dir / "summary.md", _markdown(columns, rows) + "\n")
+    if len(columns) <= _PRINTED_MAX_COLUMNS:
+        return _markdown(columns, rows)
+    shown = columns[:_PRINTED_MAX_COLUMNS]
+    note = f"({len(columns) - len(shown)} more columns in summary.csv and summary.md)"
+    return _markdown(shown, rows) + "\n" + note
+
+
+def _markdown(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.6g}"
+        return " ".join(str(value).split()).replace("|", "\\|")
+
+    lines = [
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
+    ]
+    lines += [
+        "| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

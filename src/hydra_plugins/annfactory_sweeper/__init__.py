@@ -1,0 +1,165 @@
+"""annfactory's Hydra sweeper: Hydra's basic sweeper with fault isolation and a summary.
+
+Selected by annfactory's config (``hydra/sweeper: annfactory``). Differences from the
+basic sweeper:
+
+- A job whose overrides do not compose is recorded as a failed row with a clear
+  message; the other jobs still run, with their usual job numbers.
+- Jobs report a record instead of raising (see ``annfactory.cli.run_task``), so one bad
+  job never stops a batch, whatever the launcher.
+- At the end, ``summary.csv`` and ``summary.md`` are written to the sweep directory and
+  the table is printed; if any job failed, the sweep exits non-zero without a traceback.
+
+Kept light: Hydra imports every plugin module at start-up, so annfactory is imported
+only when a sweep runs.
+"""
+
+# No "from __future__ import annotations": Hydra loads plugin modules without
+# registering them in sys.modules, and OmegaConf needs real types on the dataclass.
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AnnFactorySweeper", "AnnFactorySweeperConf"]
+
+
+@dataclass
+class AnnFactorySweeperConf:
+    _target_: str = "hydra_plugins.annfactory_sweeper.AnnFactorySweeper"
+    # Jobs launched at once (None: the whole sweep in one batch, as Hydra's default).
+    max_batch_size: Optional[int] = None  # noqa: UP045 (OmegaConf needs Optional)
+    # Sweep parameters, as the basic sweeper takes them ({"seed": "range(0,5)"}).
+    params: Optional[dict[str, str]] = None  # noqa: UP045
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper",
+    name="annfactory",
+    node=AnnFactorySweeperConf,
+    provider="annfactory",
+)
+
+
+class AnnFactorySweeper(BasicSweeper):
+    """Hydra's basic sweeper, with failed jobs recorded and a summary at the end."""
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from annfactory.sweep import SweepFailedError, write_summary
+
+        assert self.config is not None
+        assert self.launcher is not None
+        assert self.hydra_context is not None
+        params_conf = self._parse_config()
+        params_conf.extend(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(
+            parser.parse_overrides(params_conf), self.max_batch_size
+        )
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        records: list[Any] = []
+        returns: list[Sequence[JobReturn]] = []
+        first_job = 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            failed = self._invalid_jobs(batch, first_job)
+            records.extend(failed.values())
+            for start, jobs in _runs_of_valid_jobs(batch, first_job, failed):
+                results = self.launcher.launch(jobs, initial_job_idx=start)
+                returns.append(results)
+                records.extend(
+                    _record_of(result, start + index, jobs[index])
+                    for index, result in enumerate(results)
+                )
+            first_job += len(batch)
+
+        records.sort(key=lambda record: record["job"])
+        table = write_summary(sweep_dir, records)
+        print(f"\nSweep summary ({sweep_dir / 'summary.md'}):\n{table}", flush=True)
+        errors = [r for r in records if r["status"] != "ok"]
+        if errors:
+            raise SweepFailedError(
+                f"{len(errors)} of {len(records)} jobs failed "
+                f"(jobs {', '.join(str(r['job']) for r in errors)}); "
+                f"see {sweep_dir / 'summary.md'}"
+            )
+        return returns
+
+    def _invalid_jobs(
+        self, batch: Sequence[Sequence[str]], first_job: int
+    ) -> dict[int, Any]:
+        """Compose each job's config up front (as the basic sweeper does); record the
+        ones that fail instead of stopping the sweep."""
+        from annfactory.config import check_overrides, rerender
+        from annfactory.errors import ConfigError
+
+        assert self.hydra_context is not None
+        assert self.config is not None
+        failed: dict[int, Any] = {}
+        for index, overrides in enumerate(batch):
+            try:
+                self.hydra_context.config_loader.load_sweep_config(
+                    self.config, list(overrides)
+                )
+            except Exception as error:
+                try:  # our checks name the closest valid name; Hydra's do not
+                    check_overrides(list(overrides))
+                    message = str(rerender(error))
+                except ConfigError as ours:
+                    message = str(ours)
+                job = first_job + index
+                log.error(
+                    "Job %d (%s) is invalid: %s", job, " ".join(overrides), message
+                )
+                failed[job] = _error_record(job, overrides, message)
+        return failed
+
+
+def _runs_of_valid_jobs(
+    batch: Sequence[Sequence[str]], first_job: int, failed: dict[int, Any]
+) -> list[tuple[int, list[Sequence[str]]]]:
+    """Consecutive valid jobs, so that each keeps its number in the sweep."""
+    runs: list[tuple[int, list[Sequence[str]]]] = []
+    for index, overrides in enumerate(batch):
+        job = first_job + index
+        if job in failed:
+            continue
+        if runs and runs[-1][0] + len(runs[-1][1]) == job:
+            runs[-1][1].append(overrides)
+        else:
+            runs.append((job, [overrides]))
+    return runs
+
+
+def _record_of(result: JobReturn, job: int, overrides: Sequence[str]) -> Any:
+    if result.status == JobStatus.COMPLETED and isinstance(result._return_value, dict):
+        record = dict(result._return_value)
+        record["job"] = job
+        return record
+    # The task raised (a different task function, or a launcher-level failure).
+    error = result._return_value
+    message = str(error) if error is not None else "the job did not finish"
+    return _error_record(job, overrides, f"{type(error).__name__}: {message}")
+
+
+def _error_record(job: int, overrides: Sequence[str], message: str) -> Any:
+    return {
+        "job": job,
+        "overrides": list(overrides),
+        "status": "error",
+        "error": message,
+        "wall_time_s": 0.0,
+        "metrics": {},
+    }

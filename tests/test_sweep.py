@@ -1,0 +1,159 @@
+"""Sweeps: the summary table, fault isolation, and the annfactory sweeper."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from annfactory.sweep import JobRecord, flatten, summary_rows, write_summary
+
+
+def _record(job: int, status: str = "ok", **metrics: Any) -> JobRecord:
+    return {
+        "job": job,
+        "overrides": [f"seed={job}"],
+        "status": status,
+        "error": None if status == "ok" else f"job {job} broke",
+        "wall_time_s": 0.25 * (job + 1),
+        "metrics": metrics,
+    }
+
+
+def test_flatten_nests_keys_and_keeps_lists_in_one_cell() -> None:
+    flat = flatten(
+        {"a": {"b": 1, "c": {"d": "x"}}, "shape": [5, 2], "bad": float("nan")}
+    )
+    assert flat == {"a.b": 1, "a.c.d": "x", "shape": "[5, 2]", "bad": None}
+
+
+def test_rows_are_in_job_order_with_fixed_columns_first() -> None:
+    records = [
+        _record(1, total_params=26, output_shape=[5, 2], extra={"x": 1.5}),
+        _record(0, total_params=10, output_shape=[5, 1], seed=0),
+        _record(2, "error"),
+    ]
+    columns, rows = summary_rows(records)
+    assert columns[:7] == [
+        "job",
+        "overrides",
+        "status",
+        "error",
+        "total_params",
+        "output_shape",
+        "wall_time_s",
+    ]
+    assert set(columns[7:]) == {"extra.x", "seed"}
+    assert [row["job"] for row in rows] == [0, 1, 2]
+    assert rows[1]["total_params"] == 26
+    assert rows[1]["output_shape"] == "[5, 2]"
+    assert rows[1]["extra.x"] == 1.5
+    assert rows[2]["status"] == "error"
+    assert rows[2]["error"] == "job 2 broke"
+    assert rows[2]["total_params"] is None
+
+
+def test_write_summary_writes_csv_and_markdown(tmp_path: Path) -> None:
+    records = [_record(0, total_params=26, output_shape=[5, 2]), _record(1, "error")]
+    printed = write_summary(tmp_path, records)
+    with (tmp_path / "summary.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["status"] for row in table] == ["ok", "error"]
+    assert table[0]["total_params"] == "26"
+    assert table[1]["total_params"] == ""
+    markdown = (tmp_path / "summary.md").read_text().splitlines()
+    assert markdown[0].startswith("| job | overrides | status | error |")
+    assert len(markdown) == 2 + len(records)
+    assert printed == "\n".join(markdown)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_wide_tables_print_the_first_columns_and_say_so(tmp_path: Path) -> None:
+    metrics = {f"metric{i}": i for i in range(20)}
+    printed = write_summary(tmp_path, [_record(0, **metrics)])
+    assert "metric4" in printed
+    assert "metric19" not in printed.splitlines()[0]
+    assert "more columns in summary.csv" in printed
+    assert "metric19" in (tmp_path / "summary.md").read_text()
+
+
+def test_markdown_cells_escape_pipes_and_newlines(tmp_path: Path) -> None:
+    record = _record(0, "error")
+    record["error"] = "a | b\n  c"
+    write_summary(tmp_path, [record])
+    row = (tmp_path / "summary.md").read_text().splitlines()[2]
+    assert "a \\| b c" in row
+
+
+# --------------------------------------------------------------------------------------
+# End to end with scripts/run.py (each run starts Python and imports torch)
+# --------------------------------------------------------------------------------------
+
+
+def _summary(sweep_dir: Path) -> list[dict[str, str]]:
+    with (sweep_dir / "summary.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.slow
+def test_a_failed_job_in_the_middle_is_a_row_and_the_rest_run(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    result = run_cli("-m", "model=demo", "model.layers.linear1.out_features=3,0,4")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "1 of 3 jobs failed (jobs 1)" in result.stderr
+    sweep = tmp_path / "multirun"
+    rows = _summary(sweep)
+    assert [row["status"] for row in rows] == ["ok", "error", "ok"]
+    assert "model.layers.linear1.out_features: 0 is out of range" in rows[1]["error"]
+    # Sizes of the healthy jobs: (3*k + k) + (k*2 + 2) + (2*2 + 2).
+    assert [rows[0]["total_params"], rows[2]["total_params"]] == [
+        str(3 * 3 + 3 + 3 * 2 + 2 + 6),
+        str(3 * 4 + 4 + 4 * 2 + 2 + 6),
+    ]
+    for job in (0, 2):
+        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
+        assert metrics["total_params"] == int(rows[job]["total_params"])
+    record = json.loads((sweep / "1" / "job.json").read_text())
+    assert record["status"] == "error"
+    assert not (sweep / "1" / "metrics.json").exists()
+    assert "Sweep summary" in result.stdout
+    assert "| 1 | model=demo model.layers.linear1.out_features=0 | error |" in (
+        result.stdout
+    )
+
+
+@pytest.mark.slow
+def test_an_uncomposable_job_is_a_row_with_the_closest_name(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    result = run_cli(
+        "-m", "model=demo", "init=xavier_normal,xavier_norml,kaiming_normal"
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    rows = _summary(tmp_path / "multirun")
+    assert [row["job"] for row in rows] == ["0", "1", "2"]
+    assert [row["status"] for row in rows] == ["ok", "error", "ok"]
+    assert "Did you mean 'xavier_normal'?" in rows[1]["error"]
+    # The valid jobs keep their numbers and directories.
+    assert (tmp_path / "multirun" / "2" / "metrics.json").exists()
+    assert not (tmp_path / "multirun" / "1").exists()
+    init = json.loads((tmp_path / "multirun" / "2" / "metrics.json").read_text())
+    assert init["parameters"]["linear1.weight"]["init"].startswith("kaiming_normal")
+
+
+@pytest.mark.slow
+def test_seed_range_gives_independent_repeats(run_cli: Any, tmp_path: Path) -> None:
+    result = run_cli("-m", "model=demo", "seed=range(0,5)")
+    assert result.returncode == 0, result.stderr
+    rows = _summary(tmp_path / "multirun")
+    assert [row["seed"] for row in rows] == ["0", "1", "2", "3", "4"]
+    assert all(row["status"] == "ok" for row in rows)
+    means = {row["parameters.linear1.weight.mean"] for row in rows}
+    assert len(means) == 5
+    assert "Sweep summary" in result.stdout
