@@ -157,3 +157,35 @@ def test_seed_range_gives_independent_repeats(run_cli: Any, tmp_path: Path) -> N
     means = {row["parameters.linear1.weight.mean"] for row in rows}
     assert len(means) == 5
     assert "Sweep summary" in result.stdout
+
+
+class _CountingLoader:  # module level, so pickle finds it
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, ...]] = []
+
+    def load_sweep_config(self, master: Any, overrides: list[str]) -> dict[str, Any]:
+        self.calls.append(tuple(overrides))
+        return {"overrides": list(overrides)}
+
+    def other(self) -> str:
+        return "delegated"
+
+
+def test_compose_once_hands_the_validated_config_to_the_launcher() -> None:
+    import pickle
+
+    from annfactory.sweep import ComposeOnce
+
+    inner = _CountingLoader()
+    loader = ComposeOnce(inner)
+    validated = loader.load_sweep_config(None, ["seed=1"])
+    launched = loader.load_sweep_config(None, ["seed=1"])
+    assert launched is validated
+    assert inner.calls == [("seed=1",)]
+    # A third request (a relaunch) composes afresh.
+    loader.load_sweep_config(None, ["seed=1"])
+    assert inner.calls == [("seed=1",), ("seed=1",)]
+    assert loader.other() == "delegated"
+    loader.forget()
+    copy = pickle.loads(pickle.dumps(loader))
+    assert copy._kept == {}

@@ -21,6 +21,7 @@ from typing import Any, TypedDict
 from annfactory.errors import AnnFactoryError
 
 __all__ = [
+    "ComposeOnce",
     "JobRecord",
     "SweepFailedError",
     "flatten",
@@ -55,6 +56,42 @@ class JobRecord(TypedDict):
 
 class SweepFailedError(AnnFactoryError):
     """Some jobs of a sweep failed; the summary names them."""
+
+
+class ComposeOnce:
+    """Wraps Hydra's config loader so each job's config is composed once per sweep.
+
+    The sweeper composes every job up front to find the invalid ones; the launcher then
+    asks for the same configs again. The first composition of each job is kept and
+    handed to the launcher instead of composing it a second time. Everything else is
+    delegated to the wrapped loader.
+    """
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self._kept: dict[tuple[str, ...], Any] = {}
+
+    def load_sweep_config(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+        key = tuple(sweep_overrides)
+        if key in self._kept:
+            return self._kept.pop(key)
+        config = self.loader.load_sweep_config(master_config, sweep_overrides)
+        self._kept[key] = config
+        return config
+
+    def forget(self) -> None:
+        """Drop configs kept for jobs that will not be launched."""
+        self._kept.clear()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.loader, name)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Sent to worker processes by some launchers: the loader, not the kept configs.
+        return {"loader": self.loader, "_kept": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
 
 
 def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -54,11 +54,14 @@ class AnnFactorySweeper(BasicSweeper):
     """Hydra's basic sweeper, with failed jobs recorded and a summary at the end."""
 
     def sweep(self, arguments: list[str]) -> Any:
-        from annfactory.sweep import SweepFailedError, write_summary
+        from annfactory.sweep import ComposeOnce, SweepFailedError, write_summary
 
         assert self.config is not None
         assert self.launcher is not None
         assert self.hydra_context is not None
+        # The launcher shares this context: each job is composed once, not twice.
+        loader = ComposeOnce(self.hydra_context.config_loader)
+        self.hydra_context.config_loader = loader
         params_conf = self._parse_config()
         params_conf.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -83,6 +86,7 @@ class AnnFactorySweeper(BasicSweeper):
                     _record_of(result, start + index, jobs[index])
                     for index, result in enumerate(results)
                 )
+            loader.forget()
             first_job += len(batch)
 
         records.sort(key=lambda record: record["job"])
