@@ -18,6 +18,7 @@ from annfactory.config import (
     to_spec,
 )
 from annfactory.errors import AnnFactoryError
+from annfactory.files import write_atomic
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -76,10 +77,10 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
             record["error"] = str(error)
         else:
             record["error"] = f"{type(error).__name__}: {error}"
-            _write_text(output_dir / "error.txt", traceback.format_exc())
+            write_atomic(output_dir / "error.txt", traceback.format_exc())
         print(f"Job {record['job']} failed: {record['error']}", file=sys.stderr)
     record["wall_time_s"] = time.perf_counter() - start
-    _write_text(output_dir / "job.json", json.dumps(record, indent=2, default=str))
+    write_atomic(output_dir / "job.json", json.dumps(record, indent=2, default=str))
     return record
 
 
@@ -93,8 +94,3 @@ def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 def _annfactory_sweeper(hydra_cfg: Any) -> bool:
     target = str(hydra_cfg.sweeper.get("_target_", ""))
     return target.endswith(".AnnFactorySweeper")
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")

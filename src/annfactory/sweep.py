@@ -13,12 +13,12 @@ import csv
 import io
 import json
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
 from annfactory.errors import AnnFactoryError
+from annfactory.files import write_atomic
 
 __all__ = [
     "ComposeOnce",
@@ -151,8 +151,8 @@ def write_summary(sweep_dir: Path, records: Sequence[JobRecord]) -> str:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
-    _write_atomic(sweep_dir / "summary.csv", buffer.getvalue())
-    _write_atomic(sweep_dir / "summary.md", _markdown(columns, rows) + "\n")
+    write_atomic(sweep_dir / "summary.csv", buffer.getvalue())
+    write_atomic(sweep_dir / "summary.md", _markdown(columns, rows) + "\n")
     if len(columns) <= _PRINTED_MAX_COLUMNS:
         return _markdown(columns, rows)
     shown = columns[:_PRINTED_MAX_COLUMNS]
@@ -176,9 +176,3 @@ def _markdown(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
         "| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows
     ]
     return "\n".join(lines)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

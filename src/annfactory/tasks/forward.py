@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +17,7 @@ import torch
 import torchinfo
 
 from annfactory.factory import build_network, parameter_seed, resolve_device
+from annfactory.files import write_atomic
 from annfactory.network import Network
 from annfactory.spec import RunSpec
 
@@ -141,19 +141,13 @@ def write_outputs(
     from omegaconf import OmegaConf
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(output_dir / "summary.txt", summary + "\n")
-    _write_atomic(
+    write_atomic(output_dir / "summary.txt", summary + "\n")
+    write_atomic(
         output_dir / "metrics.json", json.dumps(_finite(metrics), indent=2) + "\n"
     )
-    _write_atomic(
+    write_atomic(
         output_dir / "spec.yaml", OmegaConf.to_yaml(OmegaConf.create(spec.to_dict()))
     )
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _finite(value: Any) -> Any:

@@ -61,7 +61,7 @@ class AnnFactorySweeper(BasicSweeper):
         assert self.hydra_context is not None
         # The launcher shares this context: each job is composed once, not twice.
         loader = ComposeOnce(self.hydra_context.config_loader)
-        self.hydra_context.config_loader = loader
+        self.hydra_context.config_loader = loader  # type: ignore[assignment]  # a proxy
         params_conf = self._parse_config()
         params_conf.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
