@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from annfactory import activations, inits, layers
+from annfactory import activations, inits, layers, plugins
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_PY = REPO / "scripts" / "run.py"
@@ -25,6 +25,7 @@ def restore_registries() -> Iterator[None]:
     yield
     for registry, state in saved:
         registry.restore(state)
+    plugins.reset()  # entries a plugin registered are gone, so it may load again
 
 
 @pytest.fixture(autouse=True)

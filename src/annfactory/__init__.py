@@ -17,6 +17,7 @@ from annfactory.errors import (
 from annfactory.inits import InitScheme, calculate_gain, inits
 from annfactory.layers import LayerType, layers
 from annfactory.params import Param
+from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 from annfactory.spec import (
     ActivationSpec,
@@ -55,6 +56,7 @@ __all__ = [
     "compose",
     "inits",
     "layers",
+    "load_plugins",
     "parse_run",
     "to_spec",
 ]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from annfactory.errors import RegistrationError
 from annfactory.inits import Nonlinearity
 from annfactory.params import REQUIRED, Param
+from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
 if TYPE_CHECKING:
@@ -100,7 +101,9 @@ def _params_from_init(cls: type, name: str) -> dict[str, Param]:
     return params
 
 
-activations: Registry[Activation] = Registry("activation", coerce=_activation_from)
+activations: Registry[Activation] = Registry(
+    "activation", coerce=_activation_from, on_miss=load_plugins
+)
 """The activation registry: register an ``nn.Module`` class or an ``Activation``."""
 
 

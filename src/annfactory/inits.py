@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from annfactory.errors import RegistrationError
 from annfactory.params import AUTO, REQUIRED, Param
+from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
 if TYPE_CHECKING:
@@ -135,7 +136,9 @@ def _first_line(text: str | None) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
 
-inits: Registry[InitScheme] = Registry("init", coerce=_scheme_from)
+inits: Registry[InitScheme] = Registry(
+    "init", coerce=_scheme_from, on_miss=load_plugins
+)
 """The init registry. Register a function ``f(tensor, *, generator, **params)``."""
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from annfactory.errors import RegistrationError
 from annfactory.params import REQUIRED, Param
+from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
 if TYPE_CHECKING:
@@ -125,7 +126,9 @@ def _options_from_init(cls: type, name: str) -> dict[str, Param]:
     return params
 
 
-layers: Registry[LayerType] = Registry("layer type", coerce=_layer_from)
+layers: Registry[LayerType] = Registry(
+    "layer type", coerce=_layer_from, on_miss=load_plugins
+)
 """The layer registry. Register an ``nn.Module`` class or a :class:`LayerType`."""
 
 

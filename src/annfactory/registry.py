@@ -1,6 +1,11 @@
 """A small generic registry: names to entries, with helpful errors.
 
 The idea of MMEngine's registry at a fraction of its size: no scopes, no parents.
+
+A registry can be given an ``on_miss`` hook: when :meth:`Registry.get` does not find a
+name, it calls the hook, which may register more entries, and looks again. annfactory's
+three registries use it to load plugins (:mod:`annfactory.plugins`) only when a name is
+missing, never on ``import annfactory`` or on a look-up that succeeds.
 """
 
 from __future__ import annotations
@@ -12,9 +17,13 @@ from typing import Any, Generic, TypeVar, overload
 
 from annfactory.errors import RegistrationError, UnknownNameError
 
-__all__ = ["Registry"]
+__all__ = ["MissHook", "Registry"]
 
 T = TypeVar("T")
+
+MissHook = Callable[[], object]
+"""Called when a look-up misses; may register entries (its result is ignored). It is
+called on every miss, so it should be cheap after its first call."""
 
 
 class Registry(Generic[T]):
@@ -25,6 +34,12 @@ class Registry(Generic[T]):
         coerce: Turns what ``register`` receives into an entry of type ``T``, given the
             name and any keyword options passed to ``register``. Lets a decorator accept
             a plain function or class. Defaults to storing the object unchanged.
+        on_miss: Called with no arguments when :meth:`get` does not find a name; may
+            register entries, then :meth:`get` looks again. None (the default)
+            disables it. Only
+            :meth:`get` (and :meth:`origin` and :meth:`unregister`, which use it)
+            call it: ``in``, :meth:`names`, :meth:`items` and iteration stay cheap
+            and see only the entries registered so far.
 
     Example:
         >>> fruits: Registry[str] = Registry("fruit")
@@ -37,8 +52,10 @@ class Registry(Generic[T]):
         self,
         kind: str,
         coerce: Callable[..., T] | None = None,
+        on_miss: MissHook | None = None,
     ) -> None:
         self.kind = kind
+        self.on_miss = on_miss
         self._coerce = coerce
         self._entries: dict[str, T] = {}
         self._origins: dict[str, str] = {}
@@ -103,14 +120,30 @@ class Registry(Generic[T]):
             key: The config path the name came from, for the error message.
 
         Raises:
-            UnknownNameError: No such entry; names the closest and all valid names.
+            UnknownNameError: No such entry, even after the ``on_miss`` hook; names
+                the closest and all valid names.
+            RegistrationError: The hook failed, e.g. a plugin that did not load
+                (other errors of a hook propagate likewise).
         """
+        if isinstance(name, str) and name not in self._entries:
+            self._call_on_miss(name)
         if isinstance(name, str) and name in self._entries:
             return self._entries[name]
         raise UnknownNameError(key, self.kind, name, self._entries)
 
+    def _call_on_miss(self, name: str) -> None:
+        if self.on_miss is None:
+            return
+        try:
+            self.on_miss()
+        except Exception:
+            # A hook that failed part-way (one broken plugin among several) may still
+            # have registered this name; then the look-up succeeds.
+            if name not in self._entries:
+                raise
+
     def names(self) -> list[str]:
-        """Sorted names of all entries."""
+        """Sorted names of the entries registered so far (never calls ``on_miss``)."""
         return sorted(self._entries)
 
     def origin(self, name: str) -> str:
@@ -131,6 +164,7 @@ class Registry(Generic[T]):
         self._entries, self._origins = dict(state[0]), dict(state[1])
 
     def __contains__(self, name: object) -> bool:
+        # Never calls on_miss: a membership test must stay cheap and free of imports.
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

@@ -372,11 +372,12 @@ def _apply_global_choices(entries: list[_Entry], init: Any, activation: Any) -> 
 
 def _is_dense(entry: _Entry) -> bool:
     layer_type = entry[1].get("type")
-    return (
-        isinstance(layer_type, str)
-        and layer_type in layers
-        and layers.get(layer_type).dense
-    )
+    if not isinstance(layer_type, str):
+        return False  # reported with its path when the layer is parsed
+    try:
+        return layers.get(layer_type).dense  # may load a plugin that provides it
+    except UnknownNameError:
+        return False
 
 
 def _parse_layer(
