@@ -189,3 +189,25 @@ def test_compose_once_hands_the_validated_config_to_the_launcher() -> None:
     loader.forget()
     copy = pickle.loads(pickle.dumps(loader))
     assert copy._kept == {}
+
+
+@pytest.mark.slow
+def test_a_failing_launcher_turns_its_jobs_into_rows(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no_slurm_here"
+    empty.mkdir()
+    result = run_cli(
+        "-m",
+        "hydra/launcher=submitit_slurm",
+        "model=mlp",
+        "model.depth=2,4",
+        env={"PATH": str(empty)},
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "2 of 2 jobs failed" in result.stderr
+    rows = _summary(tmp_path / "multirun")
+    assert [row["status"] for row in rows] == ["error", "error"]
+    assert all("SlurmLauncher failed" in row["error"] for row in rows)
+    assert all("srun" in row["error"] for row in rows)

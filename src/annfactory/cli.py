@@ -6,6 +6,7 @@ import json
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,27 @@ from annfactory.files import write_atomic
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-__all__ = ["precheck_argv", "run_task"]
+__all__ = ["precheck_argv", "run_task", "silence_known_warnings"]
+
+
+def silence_known_warnings() -> None:
+    """Silence Hydra's warning about annfactory's launcher configs.
+
+    They share their names with the launcher plugins' schemas on purpose, so that
+    ``hydra/launcher=joblib`` gets annfactory's tuned defaults checked against the
+    plugin's types; Hydra warns about that on every composition.
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=r"\s*'hydra/launcher/(joblib|submitit_local|submitit_slurm)' is "
+        r"validated against ConfigStore schema",
+        category=UserWarning,
+    )
+
+
+# Also in every worker process of a parallel launcher, which imports this module to
+# run the task function.
+silence_known_warnings()
 
 
 def precheck_argv(argv: Sequence[str], script_dir: Path | None = None) -> None:

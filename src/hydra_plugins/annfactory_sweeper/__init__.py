@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 
 log = logging.getLogger(__name__)
 
+
 __all__ = ["AnnFactorySweeper", "AnnFactorySweeperConf"]
 
 
@@ -80,7 +81,16 @@ class AnnFactorySweeper(BasicSweeper):
             failed = self._invalid_jobs(batch, first_job)
             records.extend(failed.values())
             for start, jobs in _runs_of_valid_jobs(batch, first_job, failed):
-                results = self.launcher.launch(jobs, initial_job_idx=start)
+                try:
+                    results = self.launcher.launch(jobs, initial_job_idx=start)
+                except Exception as error:  # the launcher itself (no srun, sbatch...)
+                    message = f"{type(self.launcher).__name__} failed: {error}"
+                    log.error(message)
+                    records.extend(
+                        _error_record(start + index, overrides, message)
+                        for index, overrides in enumerate(jobs)
+                    )
+                    continue
                 returns.append(results)
                 records.extend(
                     _record_of(result, start + index, jobs[index])
