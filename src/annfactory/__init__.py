@@ -19,6 +19,7 @@ from annfactory.layers import LayerType, layers
 from annfactory.params import Param
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
+from annfactory.runs import load_run, load_spec
 from annfactory.spec import (
     ActivationSpec,
     InitSpec,
@@ -57,6 +58,8 @@ __all__ = [
     "inits",
     "layers",
     "load_plugins",
+    "load_run",
+    "load_spec",
     "parse_run",
     "to_spec",
 ]

@@ -66,8 +66,8 @@ def precheck_argv(argv: Sequence[str], script_dir: Path | None = None) -> None:
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:
-    """One job: validate ``cfg`` into a spec and run the forward task in Hydra's output
-    directory.
+    """One job: validate ``cfg`` into a spec and run its task (``task=forward`` by
+    default) in Hydra's output directory.
 
     In a sweep run by annfactory's sweeper, a failing job does not raise: it prints its
     message (no traceback), writes ``job.json`` (and ``error.txt`` with the traceback
@@ -107,9 +107,13 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
 
 def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     spec = to_spec(cfg)
-    from annfactory.tasks.forward import run_forward
+    from omegaconf import OmegaConf
 
-    return run_forward(spec, output_dir)
+    from annfactory.tasks import run_named_task
+
+    task = cfg.get("task")
+    node = OmegaConf.to_container(task, resolve=True) if task is not None else None
+    return run_named_task(node, spec, output_dir)
 
 
 def _annfactory_sweeper(hydra_cfg: Any) -> bool:

@@ -39,7 +39,7 @@ _GROUP_REGISTRIES: dict[str, Registry[Any]] = {
     "layer": layers,
 }
 #: The config groups annfactory owns (others, like hydra/launcher, are Hydra's).
-GROUPS = ("model", "layer", "activation", "init")
+GROUPS = ("model", "layer", "activation", "init", "task")
 
 
 def conf_dir() -> Path:

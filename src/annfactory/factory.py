@@ -10,6 +10,7 @@ as they were.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -55,11 +56,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_network(spec: RunSpec) -> Network:
+def build_network(
+    spec: RunSpec, weights: Mapping[str, torch.Tensor] | None = None
+) -> Network:
     """Build and initialize the network that ``spec`` describes.
 
     Args:
         spec: A resolved spec (see :func:`annfactory.to_spec`).
+        weights: Saved tensors by state_dict key (``linear1.weight``, buffers too):
+            used instead of the inits, each checked against the spec's shapes.
 
     Returns:
         The network on ``spec.device`` in ``spec.dtype``. With ``device="meta"`` its
@@ -82,12 +87,32 @@ def build_network(spec: RunSpec) -> Network:
             old = module._parameters[parameter.name]
             assert old is not None
             path = f"{layer.name}.{parameter.name}"
-            tensor = _initialized(parameter, path, spec.seed, device, dtype)
+            if weights is None:
+                tensor = _initialized(parameter, path, spec.seed, device, dtype)
+            else:
+                tensor = _saved(weights, path, parameter.shape, device, dtype)
             module._parameters[parameter.name] = nn.Parameter(
                 tensor, requires_grad=old.requires_grad
             )
         _materialize_buffers(module, device, dtype)
+        if weights is not None:
+            for name, buffer in module._buffers.items():
+                if buffer is not None:
+                    path = f"{layer.name}.{name}"
+                    saved = _saved(
+                        weights, path, tuple(buffer.shape), device, buffer.dtype
+                    )
+                    module._buffers[name] = saved
         blocks.append((layer.name, module, activation))
+    if weights is not None:
+        expected = {f"{b[0]}.{n}" for b in blocks for n, _ in b[1].state_dict().items()}
+        extra = sorted(set(weights) - expected)
+        if extra:
+            raise ConfigError(
+                "weights",
+                f"saved tensors {extra[:3]} are not in the spec's network.",
+                "The weights belong to another spec.",
+            )
     try:
         network = Network(spec.network, blocks)
     except KeyError as error:  # a layer name that clashes with a Module attribute
@@ -120,6 +145,32 @@ def _initialized(
     if device.type != "cpu" or dtype != sample_dtype:
         tensor = tensor.to(device=device, dtype=dtype)
     return tensor
+
+
+def _saved(
+    weights: Mapping[str, torch.Tensor],
+    path: str,
+    shape: tuple[int, ...],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """A saved tensor, checked against the spec's shape."""
+    if path not in weights:
+        raise ConfigError(
+            "weights",
+            f"no saved tensor {path!r}.",
+            "The weights belong to another spec.",
+        )
+    tensor = weights[path]
+    if tuple(tensor.shape) != tuple(shape):
+        raise ConfigError(
+            "weights",
+            f"{path} has shape {list(tensor.shape)}, the spec says {list(shape)}.",
+            "The weights belong to another spec.",
+        )
+    if device.type == "meta":
+        return torch.empty(shape, device=device, dtype=dtype)
+    return tensor.to(device=device, dtype=dtype).clone()
 
 
 def _check_parameters(module: nn.Module, layer: LayerSpec) -> None:

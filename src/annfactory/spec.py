@@ -46,6 +46,7 @@ _RUN_KEYS: Final = (
     "batch_size",
     "device",
     "dtype",
+    "task",  # the task's options, validated by the task (annfactory.tasks)
 )
 LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
 _PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}

@@ -1,1 +1,140 @@
-"""Tasks that ``scripts/run.py`` dispatches to, one module each."""
+"""Tasks that ``scripts/run.py`` dispatches to (``task=<name>``), one module each.
+
+A task module defines:
+
+- ``parse_options(node, key) -> Any``: validates its options (the ``task`` node without
+  ``name``) before anything is built, raising :class:`~annfactory.ConfigError` with the
+  config path;
+- ``run(context) -> dict``: does the work, prints its report to ``context.out``, writes
+  files through ``context.path(...)``, and returns the metrics for ``metrics.json``.
+
+Files are written to a staging folder and moved into the run directory only when the
+task succeeds, so a failed run never overwrites or deletes what an earlier run saved
+there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.spec import RunSpec
+
+__all__ = ["TASKS", "TaskContext", "run_named_task"]
+
+#: Task name -> module. The ``task`` config group has one YAML file per name.
+TASKS: dict[str, str] = {
+    "forward": "annfactory.tasks.forward",
+    "activations": "annfactory.tasks.activations",
+    "init_report": "annfactory.tasks.init_report",
+    "diagnose": "annfactory.tasks.diagnose",
+}
+
+
+@dataclass
+class TaskContext:
+    """What a task gets: the spec, its validated options, where to write and print."""
+
+    spec: RunSpec
+    options: Any
+    output_dir: Path | None
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    _staging: Path | None = None
+
+    def path(self, name: str) -> Path | None:
+        """Where to write the output file ``name`` (None: the run writes no files).
+
+        The file lands in the run directory when the task succeeds.
+        """
+        if self.output_dir is None:
+            return None
+        if self._staging is None:
+            self._staging = self.output_dir / f".staging-{os.getpid()}"
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging.mkdir(parents=True)
+        return self._staging / name
+
+    def write_text(self, name: str, text: str) -> None:
+        """Write a text output file (staged like every output)."""
+        path = self.path(name)
+        if path is not None:
+            path.write_text(text, encoding="utf-8")
+
+    def commit(self) -> list[str]:
+        """Move the staged files into the run directory; return their names."""
+        if self._staging is None or self.output_dir is None:
+            return []
+        names = sorted(p.name for p in self._staging.iterdir())
+        for name in names:
+            os.replace(self._staging / name, self.output_dir / name)
+        self._staging.rmdir()
+        self._staging = None
+        return names
+
+    def discard(self) -> None:
+        """Drop the staged files of a failed task."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+
+
+def task_name(node: Any, key: str = "task") -> str:
+    """The task a ``task`` node names (default ``forward``), checked."""
+    if node is None:
+        return "forward"
+    name = node.get("name", "forward") if isinstance(node, Mapping) else node
+    if not isinstance(name, str) or name not in TASKS:
+        raise UnknownNameError(f"{key}.name", "task", name, TASKS)
+    return name
+
+
+def run_named_task(
+    node: Any, spec: RunSpec, output_dir: Path | None, out: TextIO = sys.stdout
+) -> dict[str, Any]:
+    """Validate the task options, run the task, and save its outputs.
+
+    Every task's run directory gets ``metrics.json`` (the returned metrics, with the
+    task's name) besides the task's own files.
+    """
+    name = task_name(node)
+    module = importlib.import_module(TASKS[name])
+    given = {k: v for k, v in (node or {}).items() if k != "name"} if node else {}
+    options = module.parse_options(given, "task")
+    context = TaskContext(spec=spec, options=options, output_dir=output_dir, out=out)
+    try:
+        metrics: dict[str, Any] = {"task": name, **module.run(context)}
+        context.write_text(
+            "metrics.json", json.dumps(_finite(metrics), indent=2) + "\n"
+        )
+        context.commit()
+    except BaseException:
+        context.discard()
+        raise
+    return metrics
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def require_mapping(node: Any, key: str) -> Mapping[str, Any]:
+    """``node`` as a mapping, or a ConfigError naming ``key``."""
+    if not isinstance(node, Mapping):
+        raise ConfigError(key, f"{node!r} is not a mapping.", "Give key: value pairs.")
+    return node

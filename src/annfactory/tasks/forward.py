@@ -1,27 +1,26 @@
 """The forward task: build the network, run a random batch through it, report.
 
 Prints the input and output shapes, the output, a torchinfo summary and every
-parameter with its init and statistics; writes ``summary.txt``, ``metrics.json`` and
-``spec.yaml`` to the output directory.
+parameter with its init and statistics; writes ``summary.txt``, ``metrics.json``,
+``spec.yaml`` and ``weights.safetensors`` to the run directory.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import sys
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import torch
 import torchinfo
 
 from annfactory.factory import build_network, parameter_seed, resolve_device
-from annfactory.files import write_atomic
 from annfactory.network import Network
+from annfactory.params import validate_params
+from annfactory.runs import save_model
 from annfactory.spec import RunSpec
+from annfactory.tasks import TaskContext
 
-__all__ = ["parameter_table", "random_input", "run_forward", "write_outputs"]
+__all__ = ["parameter_table", "parse_options", "random_input", "run"]
 
 
 def random_input(
@@ -61,10 +60,14 @@ def parameter_table(model: Network) -> dict[str, dict[str, Any]]:
     return table
 
 
-def run_forward(
-    spec: RunSpec, output_dir: Path | None, out: TextIO = sys.stdout
-) -> dict[str, Any]:
+def parse_options(given: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The forward task has no options of its own."""
+    return validate_params(given, {}, key, "task 'forward'")
+
+
+def run(context: TaskContext) -> dict[str, Any]:
     """Build, run and report; return the metrics that ``metrics.json`` holds."""
+    spec, out = context.spec, context.out
     model = build_network(spec)
     device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
@@ -116,8 +119,8 @@ def run_forward(
             f"note: units that output 0 for every row of this batch (dead): {listing}",
             file=out,
         )
-    if output_dir is not None:
-        write_outputs(output_dir, spec, str(summary), metrics)
+    context.write_text("summary.txt", str(summary) + "\n")
+    save_model(context, model)
     return metrics
 
 
@@ -132,33 +135,6 @@ def _count_dead_units(name: str, dead: dict[str, int]) -> Any:
             dead[name] = count
 
     return hook
-
-
-def write_outputs(
-    output_dir: Path, spec: RunSpec, summary: str, metrics: dict[str, Any]
-) -> None:
-    """Write ``summary.txt``, ``metrics.json`` and ``spec.yaml``, each atomically."""
-    from omegaconf import OmegaConf
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(output_dir / "summary.txt", summary + "\n")
-    write_atomic(
-        output_dir / "metrics.json", json.dumps(_finite(metrics), indent=2) + "\n"
-    )
-    write_atomic(
-        output_dir / "spec.yaml", OmegaConf.to_yaml(OmegaConf.create(spec.to_dict()))
-    )
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _print_report(
