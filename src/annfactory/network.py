@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn.modules import module as _module
 
 from annfactory.spec import NetworkSpec
 
@@ -30,18 +31,43 @@ class Network(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec
-        steps: list[nn.Module] = []
+        order: list[str] = []
         for name, layer, activation in blocks:
             self.add_module(name, layer)
-            steps.append(layer)
+            order.append(name)
             if activation is not None:
                 self.add_module(f"{name}_act", activation)
-                steps.append(activation)
-        self._steps = tuple(steps)
+                order.append(f"{name}_act")
+        self._order = tuple(order)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for step in self._steps:
-            x = step(x)
+        # Calling each child's forward directly skips nn.Module.__call__'s bookkeeping,
+        # which costs more than a small layer's arithmetic. It is only skipped when
+        # __call__ would do nothing else: no hooks (summaries and diagnostics register
+        # them), no tracing. This is the condition torch's own _call_impl uses.
+        modules = self._modules
+        if (
+            _module._global_forward_hooks
+            or _module._global_forward_pre_hooks
+            or _module._global_backward_hooks
+            or _module._global_backward_pre_hooks
+            or torch._C._get_tracing_state()
+        ):
+            for name in self._order:
+                x = modules[name](x)  # type: ignore[misc]
+            return x
+        for name in self._order:
+            child = modules[name]
+            assert child is not None
+            if (
+                child._forward_hooks
+                or child._forward_pre_hooks
+                or child._backward_hooks
+                or child._backward_pre_hooks
+            ):
+                x = child(x)
+            else:
+                x = child.forward(x)
         return x
 
     def extra_repr(self) -> str:

@@ -1,0 +1,516 @@
+"""Benchmark: annfactory against hand-written PyTorch, measured side by side.
+
+Each figure runs both sides in one process (or as subprocesses started alternately),
+interleaving the two sides and reporting medians, then prints a table of ratios with
+their targets and writes it as JSON:
+
+    python scripts/bench.py                  # all figures, bench.json
+    python scripts/bench.py --quick          # fewer repeats
+    python scripts/bench.py --only small_forward,build --out /tmp/bench.json
+    python scripts/bench.py --compile        # also torch.compile's time and speed
+
+The targets are ratios, so they hold on any machine. Exit status 1 if a target is
+missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_PY = str(REPO / "scripts" / "run.py")
+PYTHON = sys.executable
+
+
+@dataclass
+class Figure:
+    """One line of the table: both sides' medians and their ratio against a target."""
+
+    name: str
+    measured_as: str
+    ours: float
+    reference: float
+    unit: str
+    target: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.ours / self.reference
+
+    @property
+    def ok(self) -> bool | None:
+        return None if self.target is None else self.ratio <= self.target
+
+
+# --------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------
+
+
+def interleaved(
+    ours: Callable[[], float], reference: Callable[[], float], repeats: int
+) -> tuple[float, float]:
+    """Median of each side, alternating which side goes first."""
+    a: list[float] = []
+    b: list[float] = []
+    for index in range(repeats):
+        if index % 2 == 0:
+            a.append(ours())
+            b.append(reference())
+        else:
+            b.append(reference())
+            a.append(ours())
+    return statistics.median(a), statistics.median(b)
+
+
+def timed(function: Callable[[], Any], number: int = 1) -> Callable[[], float]:
+    """A measurement: seconds per call of ``function`` over ``number`` calls."""
+
+    def measure() -> float:
+        start = time.perf_counter()
+        for _ in range(number):
+            function()
+        return (time.perf_counter() - start) / number
+
+    return measure
+
+
+def process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
+    """Run a command; return its wall time (s) and its own peak RSS (bytes)."""
+    environment = {**os.environ, **(env or {})}
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+    stderr = child.stderr.read().decode() if child.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{stderr}")
+    return wall, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+
+
+def process_pair(
+    ours: list[str], reference: list[str], repeats: int
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Medians of (wall, peak RSS) for both commands, started alternately."""
+    runs: dict[str, list[tuple[float, int]]] = {"ours": [], "reference": []}
+    for index in range(repeats):
+        order = [("ours", ours), ("reference", reference)]
+        for side, command in order if index % 2 == 0 else reversed(order):
+            runs[side].append(process(command))
+
+    def medians(side: str) -> tuple[float, float]:
+        walls = [wall for wall, _ in runs[side]]
+        peaks = [peak for _, peak in runs[side]]
+        return statistics.median(walls), statistics.median(peaks)
+
+    return medians("ours"), medians("reference")
+
+
+# --------------------------------------------------------------------------------------
+# The figures
+# --------------------------------------------------------------------------------------
+
+
+def small_forward(repeats: int) -> Figure:
+    import torch
+    from torch import nn
+
+    import annfactory
+
+    torch.set_num_threads(1)
+    model = annfactory.build_model(annfactory.compose(["model=demo"]))
+
+    class Demo(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear1 = nn.Linear(3, 3)
+            self.linear2 = nn.Linear(3, 2)
+            self.out = nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = torch.sigmoid(self.linear1(x))
+            x = torch.relu(self.linear2(x))
+            return torch.softmax(self.out(x), dim=-1)
+
+    hand = Demo()
+    hand.load_state_dict(model.state_dict())
+    model.eval()
+    hand.eval()
+    x = torch.randn(5, 3)
+    with torch.no_grad():
+        assert torch.equal(model(x), hand(x))
+        for _ in range(200):  # warm up both
+            model(x)
+            hand(x)
+        ours, reference = interleaved(
+            timed(lambda: model(x), 2000), timed(lambda: hand(x), 2000), repeats * 4
+        )
+    return Figure(
+        "small forward",
+        "model=demo vs the same nn.Module by hand, batch 5, 1 thread, no_grad",
+        ours * 1e6,
+        reference * 1e6,
+        "µs",
+        1.00,
+    )
+
+
+def large_forward(repeats: int) -> Figure:
+    import torch
+    from torch.nn import functional
+
+    import annfactory
+
+    torch.set_num_threads(2)
+    cfg = annfactory.compose(
+        [
+            "model=mlp",
+            "model.in_features=2048",
+            "model.width=2048",
+            "model.depth=4",
+            "model.out_features=2048",
+            "activation=relu",
+        ]
+    )
+    model = annfactory.build_model(cfg).eval()
+    weights = [(layer.weight, layer.bias) for layer in _linears(model)]
+
+    def chain(x: torch.Tensor) -> torch.Tensor:
+        for index, (weight, bias) in enumerate(weights):
+            x = functional.linear(x, weight, bias)
+            if index < len(weights) - 1:
+                x = torch.relu(x)
+        return x
+
+    x = torch.randn(256, 2048)
+    with torch.no_grad():
+        assert torch.equal(model(x), chain(x))
+        for _ in range(5):
+            model(x)
+            chain(x)
+        ours, reference = interleaved(
+            timed(lambda: model(x), 20), timed(lambda: chain(x), 20), repeats * 2
+        )
+    torch.set_num_threads(1)
+    return Figure(
+        "large forward",
+        "model=mlp 4 x 2048 relu, batch 256 vs F.linear + relu on the same weights, "
+        "2 threads",
+        ours * 1e3,
+        reference * 1e3,
+        "ms",
+        1.05,
+    )
+
+
+def _linears(model: Any) -> list[Any]:
+    from torch import nn
+
+    return [m for m in model.children() if isinstance(m, nn.Linear)]
+
+
+BUILD_OVERRIDES = [
+    "model=mlp",
+    "model.in_features=4096",
+    "model.width=4096",
+    "model.depth=7",
+    "model.out_features=4096",
+    "init=xavier_normal",
+]
+
+
+def build(repeats: int) -> Figure:
+    import gc
+    import math
+
+    import torch
+
+    import annfactory
+
+    torch.set_num_threads(1)
+    cfg = annfactory.compose(BUILD_OVERRIDES)
+    spec = annfactory.to_spec(cfg)
+    shapes = [
+        (p.shape, p.init) for layer in spec.network.layers for p in layer.parameters
+    ]
+
+    def ours() -> None:
+        model = annfactory.build_network(spec)
+        del model
+        gc.collect()
+
+    def reference() -> None:
+        tensors = []
+        for shape, init in shapes:
+            tensor = torch.empty(shape)
+            if init.name == "xavier_normal":
+                torch.nn.init.xavier_normal_(tensor, gain=init.params["gain"])
+            else:
+                torch.nn.init.uniform_(tensor, init.params["a"], init.params["b"])
+            tensors.append(tensor)
+        del tensors
+        gc.collect()
+
+    ours_s, reference_s = interleaved(timed(ours), timed(reference), repeats)
+    count = sum(math.prod(shape) for shape, _ in shapes)
+    return Figure(
+        "build",
+        "model=mlp 8 x 4096² xavier_normal vs torch.empty + the same inits",
+        ours_s,
+        reference_s,
+        "s",
+        1.10,
+        {"parameters": count},
+    )
+
+
+def peak_memory(repeats: int) -> Figure:
+    overrides = repr(BUILD_OVERRIDES)
+    ours = [
+        PYTHON,
+        "-c",
+        "import annfactory; "
+        f"m = annfactory.build_model(annfactory.compose({overrides})); "
+        "print(sum(p.numel() for p in m.parameters()))",
+    ]
+    reference = [PYTHON, "-c", "import torch"]
+    (_, ours_peak), (_, interpreter_peak) = process_pair(ours, reference, repeats)
+    import annfactory
+
+    spec = annfactory.to_spec(annfactory.compose(BUILD_OVERRIDES))
+    parameter_bytes = spec.network.num_params * 4
+    return Figure(
+        "peak memory of a build",
+        "peak RSS building the 4096² mlp vs parameter bytes + python with torch "
+        "imported",
+        ours_peak / 2**20,
+        (parameter_bytes + interpreter_peak) / 2**20,
+        "MiB",
+        1.10,
+        {
+            "parameter_mib": parameter_bytes / 2**20,
+            "interpreter_mib": interpreter_peak / 2**20,
+        },
+    )
+
+
+def dry_run(repeats: int) -> Figure:
+    with tempfile.TemporaryDirectory() as folder:
+        ours = [
+            PYTHON,
+            RUN_PY,
+            "device=meta",
+            "model=mlp",
+            "model.in_features=16384",
+            "model.width=16384",
+            "model.depth=39",
+            "model.out_features=16384",
+            f"hydra.run.dir={folder}/run",
+        ]
+        reference = [PYTHON, "-c", "import torch, torchinfo"]
+        (ours_wall, ours_peak), (reference_wall, _) = process_pair(
+            ours, reference, repeats
+        )
+    figure = Figure(
+        "dry run",
+        "run.py device=meta on a 40 x 16384² mlp (10.7 billion parameters) vs "
+        '`python -c "import torch, torchinfo"`',
+        ours_wall,
+        reference_wall,
+        "s",
+        2.0,
+        {"peak_rss_mib": ours_peak / 2**20, "peak_rss_target_mib": 400},
+    )
+    return figure
+
+
+def config_only(repeats: int) -> Figure:
+    ours = [PYTHON, RUN_PY, "--cfg", "job"]
+    reference = [PYTHON, "-c", "import torch"]
+    (ours_wall, _), (reference_wall, _) = process_pair(ours, reference, repeats)
+    return Figure(
+        "config only",
+        '`run.py --cfg job` vs `python -c "import torch"`',
+        ours_wall,
+        reference_wall,
+        "s",
+        0.3,
+    )
+
+
+PLAIN_DEMO = """
+import torch, torchinfo
+from torch import nn
+
+class Demo(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear1 = nn.Linear(3, 3)
+        self.linear2 = nn.Linear(3, 2)
+        self.out = nn.Linear(2, 2)
+        nn.init.xavier_normal_(self.linear1.weight)
+        nn.init.kaiming_normal_(self.linear2.weight, nonlinearity="relu")
+
+    def forward(self, x):
+        x = torch.sigmoid(self.linear1(x))
+        x = torch.relu(self.linear2(x))
+        return torch.softmax(self.out(x), dim=-1)
+
+torch.manual_seed(0)
+model = Demo()
+x = torch.randn(5, 3)
+with torch.no_grad():
+    print(model(x))
+print(torchinfo.summary(model, input_data=[x], verbose=0))
+for name, p in model.named_parameters():
+    print(name, list(p.shape), p.mean().item(), p.std().item())
+"""
+
+
+def end_to_end(repeats: int) -> Figure:
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "plain_demo.py"
+        script.write_text(PLAIN_DEMO)
+        ours = [PYTHON, RUN_PY, "model=demo", f"hydra.run.dir={folder}/run"]
+        reference = [PYTHON, str(script)]
+        (ours_wall, _), (reference_wall, _) = process_pair(ours, reference, repeats)
+    return Figure(
+        "end to end",
+        "`run.py model=demo` vs a plain script that builds the demo by hand, runs it, "
+        "prints a torchinfo summary and its parameters",
+        ours_wall,
+        reference_wall,
+        "s",
+        1.3,
+    )
+
+
+def compiled(repeats: int) -> Figure:
+    import torch
+
+    import annfactory
+
+    torch.set_num_threads(2)
+    cfg = annfactory.compose(
+        ["model=mlp", "model.in_features=512", "model.width=512", "model.depth=4"]
+    )
+    model = annfactory.build_model(cfg).eval()
+    x = torch.randn(256, 512)
+    start = time.perf_counter()
+    fast = torch.compile(model)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model(x))
+    compile_s = time.perf_counter() - start
+    with torch.no_grad():
+        ours, reference = interleaved(
+            timed(lambda: fast(x), 50), timed(lambda: model(x), 50), repeats * 2
+        )
+    return Figure(
+        "torch.compile forward",
+        "compile=true: model=mlp 4 x 512, batch 256, compiled vs eager, 2 threads",
+        ours * 1e3,
+        reference * 1e3,
+        "ms",
+        None,
+        {"compile_s": compile_s},
+    )
+
+
+FIGURES: dict[str, Callable[[int], Figure]] = {
+    "small_forward": small_forward,
+    "large_forward": large_forward,
+    "build": build,
+    "peak_memory": peak_memory,
+    "dry_run": dry_run,
+    "config_only": config_only,
+    "end_to_end": end_to_end,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------
+
+
+def table(figures: list[Figure]) -> str:
+    lines = [
+        "| figure | annfactory | reference | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in figures:
+        target = "—" if f.target is None else f"≤ {f.target:.2f}x"
+        met = "—" if f.ok is None else ("yes" if f.ok else "NO")
+        lines.append(
+            f"| {f.name} | {f.ours:.4g} {f.unit} | {f.reference:.4g} {f.unit} | "
+            f"{f.ratio:.2f}x | {target} | {met} |"
+        )
+    for f in figures:
+        if "peak_rss_mib" in f.extra:
+            peak = f.extra["peak_rss_mib"]
+            limit = f.extra["peak_rss_target_mib"]
+            lines.append(
+                f"| {f.name}: peak RSS | {peak:.0f} MiB | — | — | < {limit} MiB | "
+                f"{'yes' if peak < limit else 'NO'} |"
+            )
+        if "compile_s" in f.extra:
+            seconds = f.extra["compile_s"]
+            lines.append(
+                f"| {f.name}: compile time | {seconds:.1f} s | — | — | — | — |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--only", help="comma-separated figures: " + ",".join(FIGURES))
+    parser.add_argument("--compile", action="store_true", help="add torch.compile")
+    parser.add_argument("--out", default="bench.json", help="JSON output file")
+    args = parser.parse_args()
+    repeats = 3 if args.quick else 5
+    names = args.only.split(",") if args.only else list(FIGURES)
+    unknown = [name for name in names if name not in FIGURES and name != "compile"]
+    if unknown:
+        parser.error(f"unknown figures {unknown}; choose from {', '.join(FIGURES)}")
+    selected = [FIGURES[name] for name in names if name in FIGURES]
+    if args.compile or "compile" in names:
+        selected.append(compiled)
+    figures = []
+    for measure in selected:
+        print(f"measuring {measure.__name__} ...", file=sys.stderr, flush=True)
+        figures.append(measure(repeats))
+    print(table(figures))
+    import torch
+
+    report = {
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "repeats": repeats,
+        "figures": [{**asdict(f), "ratio": f.ratio, "ok": f.ok} for f in figures],
+    }
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {args.out}", file=sys.stderr)
+    return 0 if all(f.ok is not False for f in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
