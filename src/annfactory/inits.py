@@ -12,7 +12,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from annfactory.errors import RegistrationError
 from annfactory.params import AUTO, REQUIRED, Param
@@ -26,7 +26,10 @@ __all__ = [
     "NONLINEARITIES",
     "InitScheme",
     "Nonlinearity",
+    "Theory",
+    "TheoryKind",
     "calculate_gain",
+    "fan_in_and_fan_out",
     "inits",
 ]
 
@@ -69,6 +72,139 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     )
 
 
+def fan_in_and_fan_out(shape: tuple[int, ...]) -> tuple[int, int]:
+    r"""``(fan_in, fan_out)`` of a tensor shape, as torch's
+    ``torch.nn.init._calculate_fan_in_and_fan_out``.
+
+    :math:`\text{fan\_in} = \text{shape}[1] \cdot r`,
+    :math:`\text{fan\_out} = \text{shape}[0] \cdot r`, with the receptive field
+    :math:`r = \prod \text{shape}[2:]` (1 for a matrix).
+
+    Raises:
+        ValueError: The shape has fewer than 2 dimensions.
+    """
+    if len(shape) < 2:
+        raise ValueError(
+            f"fan in and fan out need at least 2 dimensions, got shape {list(shape)}"
+        )
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
+TheoryKind = Literal["normal", "uniform", "constant", "truncated_normal", "orthogonal"]
+"""The families of distributions an init's :class:`Theory` describes."""
+
+_SQRT_2PI = math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class Theory:
+    r"""The distribution an init scheme draws each element of a tensor from.
+
+    Attributes:
+        kind: ``normal``, ``uniform``, ``constant``, ``truncated_normal`` or
+            ``orthogonal`` (a scaled semi-orthogonal matrix; its elements are nearly
+            :math:`\mathcal{N}(0, \text{std}^2)` but not independent).
+        mean: The mean of one element.
+        std: The standard deviation of one element (0 for a constant).
+        low: The smallest possible value (uniform, truncated normal, constant).
+        high: The largest possible value (uniform, truncated normal, constant).
+        loc: The mean of the normal before truncation (truncated normal only).
+        scale: The std of the normal before truncation (truncated normal only).
+        kurtosis: :math:`\mu_4 / \sigma^4` of one element (3 for a normal, 9/5 for
+            a uniform); sets the standard error of a measured std.
+    """
+
+    kind: TheoryKind
+    mean: float
+    std: float
+    low: float | None = None
+    high: float | None = None
+    loc: float | None = None
+    scale: float | None = None
+    kurtosis: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not self.std >= 0:
+            raise ValueError(f"theory: std must be >= 0, got {self.std!r}")
+        bounded = self.kind in ("uniform", "truncated_normal")
+        if bounded and (self.low is None or self.high is None):
+            raise ValueError(f"theory: a {self.kind} needs low and high")
+        if self.kind == "truncated_normal" and (self.loc is None or not self.scale):
+            raise ValueError("theory: a truncated_normal needs loc and scale > 0")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"theory: low {self.low!r} > high {self.high!r}")
+
+    def density(self, x: float) -> float:
+        """The probability density at ``x`` (orthogonal: the normal approximation).
+
+        Raises:
+            ValueError: A constant has no density.
+        """
+        if self.kind == "constant" or self.std == 0:
+            raise ValueError("a constant has no density")
+        low = -math.inf if self.low is None else self.low
+        high = math.inf if self.high is None else self.high
+        if not low <= x <= high:
+            return 0.0
+        if self.kind == "uniform":
+            return 1.0 / (high - low)
+        if self.kind == "truncated_normal" and self.loc is not None and self.scale:
+            mass = _normal_mass(
+                (low - self.loc) / self.scale, (high - self.loc) / self.scale
+            )
+            return _phi((x - self.loc) / self.scale) / (self.scale * mass)
+        return _phi((x - self.mean) / self.std) / self.std
+
+    def describe(self) -> str:
+        """Short text for tables, e.g. ``N(0, 0.5^2)`` or ``U(-0.1, 0.1)``."""
+        if self.kind == "constant":
+            return f"constant {self.mean:.4g}"
+        if self.kind == "uniform":
+            return f"U({self.low:.4g}, {self.high:.4g})"
+        if self.kind == "truncated_normal":
+            return (
+                f"N({self.loc:.4g}, {self.scale:.4g}^2) on [{self.low:.4g}, "
+                f"{self.high:.4g}]"
+            )
+        if self.kind == "orthogonal":
+            return f"orthogonal, rms {self.std:.4g}"
+        return f"N({self.mean:.4g}, {self.std:.4g}^2)"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields that apply to this kind, as plain data."""
+        return {
+            name: value
+            for name, value in (
+                ("kind", self.kind),
+                ("mean", self.mean),
+                ("std", self.std),
+                ("low", self.low),
+                ("high", self.high),
+                ("loc", self.loc),
+                ("scale", self.scale),
+                ("kurtosis", self.kurtosis),
+            )
+            if value is not None
+        }
+
+
+def _phi(z: float) -> float:
+    """The standard normal density."""
+    return math.exp(-0.5 * z * z) / _SQRT_2PI
+
+
+def _normal_mass(alpha: float, beta: float) -> float:
+    r""":math:`\Phi(\beta) - \Phi(\alpha)`, accurate in the tails (via erfc)."""
+    if alpha > 0:
+        return 0.5 * (math.erfc(alpha / math.sqrt(2)) - math.erfc(beta / math.sqrt(2)))
+    if beta < 0:
+        return 0.5 * (
+            math.erfc(-beta / math.sqrt(2)) - math.erfc(-alpha / math.sqrt(2))
+        )
+    return 0.5 * (math.erf(beta / math.sqrt(2)) - math.erf(alpha / math.sqrt(2)))
+
+
 @dataclass(frozen=True)
 class InitScheme:
     """An init scheme: how to fill one parameter tensor.
@@ -82,6 +218,9 @@ class InitScheme:
         resolve_auto: Replaces ``null`` (auto) parameters from the layer's
             nonlinearity; returns the completed parameters.
         doc: One line for listings.
+        theory: ``theory(params, shape)``: the distribution of each element of a
+            tensor of ``shape`` filled with the resolved ``params``; None if the
+            scheme has none (the init report then says "no theory").
     """
 
     apply: Callable[..., None]
@@ -90,6 +229,7 @@ class InitScheme:
     check: Callable[[Mapping[str, Any]], str | None] | None = None
     resolve_auto: Callable[[dict[str, Any], Nonlinearity], dict[str, Any]] | None = None
     doc: str = ""
+    theory: Callable[[Mapping[str, Any], tuple[int, ...]], Theory] | None = None
 
 
 def _scheme_from(obj: Any, *, name: str, **options: Any) -> InitScheme:
@@ -296,6 +436,199 @@ def _kaiming_from_activation(
     return params
 
 
+# ------------------------------------------------------------------------------------
+# Theory: the distribution each built-in draws from, for the init report. Pure Python,
+# from the resolved parameters and the tensor's shape.
+# ------------------------------------------------------------------------------------
+
+_UNIFORM_KURTOSIS = 9.0 / 5.0
+
+
+def _constant_theory(value: float) -> Theory:
+    return Theory("constant", value, 0.0, low=value, high=value)
+
+
+def _normal_or_constant(mean: float, std: float) -> Theory:
+    r""":math:`\mathcal{N}(\text{mean}, \text{std}^2)`; a constant when std is 0."""
+    if std == 0:
+        return _constant_theory(mean)
+    return Theory("normal", mean, std)
+
+
+def _symmetric_uniform(bound: float) -> Theory:
+    r""":math:`\mathcal{U}(-b, b)`: mean 0, std :math:`b / \sqrt{3}`."""
+    if bound == 0:
+        return _constant_theory(0.0)
+    return _uniform_of(-bound, bound)
+
+
+def _uniform_of(low: float, high: float) -> Theory:
+    return Theory(
+        "uniform",
+        (low + high) / 2.0,
+        (high - low) / math.sqrt(12.0),
+        low=low,
+        high=high,
+        kurtosis=_UNIFORM_KURTOSIS,
+    )
+
+
+def uniform_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r""":math:`\mathcal{U}(a, b)`: mean :math:`\frac{a + b}{2}`, std
+    :math:`\frac{b - a}{\sqrt{12}}`, bounds :math:`[a, b]`, kurtosis 9/5."""
+    return _uniform_of(float(params["a"]), float(params["b"]))
+
+
+def normal_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r""":math:`\mathcal{N}(\text{mean}, \text{std}^2)`."""
+    return _normal_or_constant(float(params["mean"]), float(params["std"]))
+
+
+def constant_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    """Every element is ``val``: std 0."""
+    return _constant_theory(float(params["val"]))
+
+
+def zeros_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    """Every element is 0."""
+    return _constant_theory(0.0)
+
+
+def ones_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    """Every element is 1."""
+    return _constant_theory(1.0)
+
+
+def xavier_normal_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r""":math:`\mathcal{N}(0, \sigma^2)`,
+    :math:`\sigma = \text{gain} \sqrt{\frac{2}{\text{fan\_in} + \text{fan\_out}}}`."""
+    fan_in, fan_out = fan_in_and_fan_out(shape)
+    return _normal_or_constant(
+        0.0, float(params["gain"]) * math.sqrt(2.0 / (fan_in + fan_out))
+    )
+
+
+def xavier_uniform_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r""":math:`\mathcal{U}(-b, b)`,
+    :math:`b = \text{gain} \sqrt{\frac{6}{\text{fan\_in} + \text{fan\_out}}}`
+    (std :math:`b / \sqrt{3}`)."""
+    fan_in, fan_out = fan_in_and_fan_out(shape)
+    return _symmetric_uniform(
+        float(params["gain"]) * math.sqrt(6.0 / (fan_in + fan_out))
+    )
+
+
+def _kaiming_std(params: Mapping[str, Any], shape: tuple[int, ...]) -> float:
+    r""":math:`\frac{\text{gain}}{\sqrt{\text{fan}}}`, the fan picked by ``mode``,
+    :math:`\text{gain} = \text{calculate\_gain}(\text{nonlinearity}, a)`."""
+    fan_in, fan_out = fan_in_and_fan_out(shape)
+    mode = params["mode"]
+    if mode == "fan_in":
+        fan = fan_in
+    elif mode == "fan_out":
+        fan = fan_out
+    else:
+        raise ValueError(f"mode {mode!r} is not supported; valid: fan_in, fan_out")
+    gain = calculate_gain(params["nonlinearity"], params["a"])
+    return gain / math.sqrt(fan)
+
+
+def kaiming_normal_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r""":math:`\mathcal{N}(0, \sigma^2)`,
+    :math:`\sigma = \frac{\text{gain}}{\sqrt{\text{fan\_mode}}}`,
+    :math:`\text{gain} = \text{calculate\_gain}(\text{nonlinearity}, a)`."""
+    return _normal_or_constant(0.0, _kaiming_std(params, shape))
+
+
+def kaiming_uniform_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r""":math:`\mathcal{U}(-b, b)`,
+    :math:`b = \text{gain} \sqrt{\frac{3}{\text{fan\_mode}}}` (std
+    :math:`\frac{\text{gain}}{\sqrt{\text{fan\_mode}}}`).
+
+    PyTorch's default for ``nn.Linear`` weights, ``a = \sqrt{5}`` with
+    ``leaky_relu``, has gain :math:`\sqrt{1/3}`, so :math:`b = 1/\sqrt{\text{fan\_in}}`.
+    """
+    return _symmetric_uniform(math.sqrt(3.0) * _kaiming_std(params, shape))
+
+
+def orthogonal_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r"""A semi-orthogonal matrix times ``gain``: mean 0, std
+    :math:`\frac{\text{gain}}{\sqrt{\max(r, c)}}`.
+
+    torch flattens the tensor to :math:`W` of :math:`r = \text{shape}[0]` rows and
+    :math:`c = \text{numel} / r` columns. If :math:`r \le c`,
+    :math:`W W^\top = \text{gain}^2 I_r`, so the squares of the elements sum to
+    :math:`\text{gain}^2 r` (to :math:`\text{gain}^2 c` via :math:`W^\top W` if
+    :math:`r > c`): the mean of the squares is
+    :math:`\text{gain}^2 \min(r, c) / (r c) = \text{gain}^2 / \max(r, c)`, exactly.
+    The matrix is Haar-distributed (sign-corrected QR of a Gaussian matrix), so
+    flipping the sign of any row or column leaves its distribution unchanged: each
+    element has mean 0, and the mean of all elements has variance
+    :math:`\sigma^2 / (r c)` as for independent draws. For large :math:`\max(r, c)`
+    each element is close to :math:`\mathcal{N}(0, \sigma^2)`.
+    """
+    gain = float(params["gain"])
+    rows = shape[0]
+    columns = math.prod(shape[1:])
+    if gain == 0:
+        return _constant_theory(0.0)
+    return Theory("orthogonal", 0.0, gain / math.sqrt(max(rows, columns)))
+
+
+def trunc_normal_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r""":math:`\mathcal{N}(\mu, \sigma^2)` truncated to :math:`[a, b]`.
+
+    With :math:`\alpha = \frac{a - \mu}{\sigma}`,
+    :math:`\beta = \frac{b - \mu}{\sigma}` and
+    :math:`Z = \Phi(\beta) - \Phi(\alpha)`, the raw moments of the truncated
+    standard normal are :math:`m_0 = 1`,
+    :math:`m_1 = \frac{\varphi(\alpha) - \varphi(\beta)}{Z}` and
+    :math:`m_k = (k - 1) m_{k-2}
+    + \frac{\alpha^{k-1} \varphi(\alpha) - \beta^{k-1} \varphi(\beta)}{Z}`.
+    Mean :math:`\mu + \sigma m_1`, std :math:`\sigma \sqrt{m_2 - m_1^2}`; the
+    kurtosis follows from :math:`m_3` and :math:`m_4`.
+    """
+    loc, scale = float(params["mean"]), float(params["std"])
+    low, high = float(params["a"]), float(params["b"])
+    alpha, beta = (low - loc) / scale, (high - loc) / scale
+    mass = _normal_mass(alpha, beta)
+    moments = [1.0, (_phi(alpha) - _phi(beta)) / mass]
+    for k in (2, 3, 4):
+        moments.append(
+            (k - 1) * moments[k - 2]
+            + (alpha ** (k - 1) * _phi(alpha) - beta ** (k - 1) * _phi(beta)) / mass
+        )
+    m1, m2, m3, m4 = moments[1:]
+    variance = max(m2 - m1 * m1, 0.0)
+    central4 = m4 - 4 * m3 * m1 + 6 * m2 * m1 * m1 - 3 * m1**4
+    return Theory(
+        "truncated_normal",
+        loc + scale * m1,
+        scale * math.sqrt(variance),
+        low=low,
+        high=high,
+        loc=loc,
+        scale=scale,
+        kurtosis=central4 / variance**2 if variance > 0 else 3.0,
+    )
+
+
+_THEORIES: dict[str, Callable[[Mapping[str, Any], tuple[int, ...]], Theory]] = {
+    "uniform": uniform_theory,
+    "normal": normal_theory,
+    "constant": constant_theory,
+    "zeros": zeros_theory,
+    "ones": ones_theory,
+    "xavier_normal": xavier_normal_theory,
+    "xavier_uniform": xavier_uniform_theory,
+    "kaiming_normal": kaiming_normal_theory,
+    "kaiming_uniform": kaiming_uniform_theory,
+    "orthogonal": orthogonal_theory,
+    "trunc_normal": trunc_normal_theory,
+}
+"""Each built-in's theory (``default`` has none: it is resolved before building)."""
+
+
 _GAIN = Param(
     float, AUTO, "scale factor; null: the gain of the layer's activation", low=0
 )
@@ -350,5 +683,6 @@ for _name, (_apply, _params, _min_dim, _check, _auto) in _BUILTINS.items():
             check=_check,
             resolve_auto=_auto,
             doc=_first_line(_apply.__doc__),
+            theory=_THEORIES.get(_name),
         ),
     )
