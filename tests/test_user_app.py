@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -52,3 +53,18 @@ def test_user_app_outside_the_repository_uses_annfactory_groups(tmp_path: Path) 
     assert result["params"] == 8 * 32 + 32 + 3 * (32 * 32 + 32) + 32 * 2 + 2
     assert result["init"] == "kaiming_normal"
     assert result["lr"] == 0.001
+
+
+@pytest.mark.slow
+def test_readme_model_file_of_ones_own_builds(run_cli: Any, tmp_path: Path) -> None:
+    text = _block("yaml", "my_configs/model/deep.yaml")
+    (tmp_path / "my_configs" / "model").mkdir(parents=True)
+    (tmp_path / "my_configs" / "model" / "deep.yaml").write_text(text)
+    result = run_cli("--config-dir", str(tmp_path / "my_configs"), "model=deep")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    # fc1 16->64 (+bias), layer_norm 64 (weight, bias), head 64->4 (+bias).
+    assert metrics["total_params"] == 16 * 64 + 64 + 2 * 64 + 64 * 4 + 4
+    assert metrics["output_shape"] == [5, 4]
+    assert metrics["parameters"]["fc1.weight"]["init"].startswith("kaiming_normal")
+    assert metrics["parameters"]["head.weight"]["init"].startswith("xavier_uniform")
