@@ -7,13 +7,19 @@ This is the one place that knows about Hydra and OmegaConf; nothing here imports
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annfactory.activations import activations
-from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.errors import (
+    ConfigError,
+    UnknownNameError,
+    ascii_lookalike,
+    non_ascii_character,
+)
 from annfactory.inits import inits
 from annfactory.layers import layers
 from annfactory.registry import Registry
@@ -85,31 +91,55 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
             parse; the message names the closest valid name.
     """
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.singleton import Singleton
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = list(overrides)
     check_overrides(overrides)
-    # Set Hydra's global state aside (a running app or notebook may hold one), and put
-    # it back as it was afterwards.
+    try:
+        with _bundled_hydra():
+            cfg: DictConfig = hydra_compose(
+                config_name=CONFIG_NAME, overrides=overrides
+            )
+    except (HydraException, OmegaConfBaseException) as error:
+        # Not "from error": Hydra prints an OmegaConf cause after our message. The
+        # original stays the context, which a full traceback shows.
+        raise rerender(error)  # noqa: B904
+    return cfg
+
+
+@contextmanager
+def _bundled_hydra() -> Iterator[None]:
+    """Hydra initialized with the bundled config dir, for the ``with`` block.
+
+    Hydra's global state is set aside (a running app or notebook may hold one) and
+    put back as it was afterwards.
+    """
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.singleton import Singleton
+
     saved = Singleton._instances.pop(GlobalHydra, None)
     try:
         with initialize_config_dir(
             config_dir=str(conf_dir()), job_name="annfactory", version_base="1.3"
         ):
-            cfg: DictConfig = hydra_compose(
-                config_name=CONFIG_NAME, overrides=overrides
-            )
-    except (HydraException, OmegaConfBaseException) as error:
-        raise rerender(error) from error
+            yield
     finally:
         Singleton._instances.pop(GlobalHydra, None)
         if saved is not None:
             Singleton._instances[GlobalHydra] = saved
-    return cfg
+
+
+@cache
+def _hydra_group_options(group: str) -> tuple[str, ...]:
+    """The options of one of Hydra's own groups (``hydra/launcher``), with those of
+    installed plugins and the bundled config."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    with _bundled_hydra():
+        loader = GlobalHydra.instance().config_loader()
+        return tuple(loader.get_group_options(group))
 
 
 def to_spec(cfg: DictConfig | Mapping[str, Any], strict: bool = True) -> RunSpec:
@@ -126,7 +156,8 @@ def to_spec(cfg: DictConfig | Mapping[str, Any], strict: bool = True) -> RunSpec
         try:
             data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except OmegaConfBaseException as error:
-            raise rerender(error) from error
+            # Not "from error": Hydra would print the OmegaConf error after ours.
+            raise rerender(error, cfg)  # noqa: B904
     else:
         data = dict(cfg)
     if not isinstance(data, dict):
@@ -159,23 +190,80 @@ def check_overrides(
         ConfigError: Names the override, the bad value and the fix (the closest valid
             name where there is one).
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import HydraException
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except HydraException as error:
-        raise rerender(error) from error
+    overrides = list(overrides)
+    config_dirs = list(config_dirs)
+    parsed = _parse_overrides(overrides)
+    _check_override_shapes(parsed, overrides)
     if skip_sweeps:
         kept = [
             i for i, override in enumerate(parsed) if not override.is_sweep_override()
         ]
         parsed = [parsed[i] for i in kept]
         overrides = [overrides[i] for i in kept]
-    chosen = _check_group_options(parsed, list(config_dirs))
+    chosen = _check_group_options(parsed, config_dirs)
     _check_parameters(parsed, chosen)
     _check_values(parsed)
-    _check_unknown_keys(parsed, list(overrides))
+    _check_unknown_keys(parsed, list(overrides), config_dirs)
+
+
+def _parse_overrides(overrides: list[str]) -> list[Any]:
+    """Hydra's parse of the overrides; an error names the override that fails."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    parser = OverridesParser.create()
+    try:
+        return list(parser.parse_overrides(overrides))
+    except HydraException as error:
+        for line in overrides:
+            try:
+                parser.parse_overrides([line])
+            except HydraException as own:
+                raise _unparsable(line, own) from own
+        raise rerender(error) from error
+
+
+def _unparsable(line: str, error: Exception) -> ConfigError:
+    """The error for an override that Hydra's grammar rejects."""
+    key, equals, value = line.partition("=")
+    key = key.lstrip("+~") or line
+    odd = non_ascii_character(line)
+    if odd is not None:
+        # Unquoted names must be ASCII in Hydra's grammar: a look-alike letter
+        # (a Cyrillic i in "sigmoid") is the usual cause.
+        where = f"the key {key!r}" if non_ascii_character(key) else repr(value)
+        fixed = ascii_lookalike(line)
+        return ConfigError(
+            key,
+            f"{where} contains the non-ASCII character {odd}.",
+            f"Type it in ASCII: {fixed}" if fixed.isascii() else "Type it in ASCII.",
+        )
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    if reason.startswith("LexerNoViableAltException") or not reason:
+        reason = "a character is not allowed there"
+    return ConfigError(
+        key if equals else line,
+        f"cannot parse the override {line!r}: {reason}.",
+        "Write key=value, and quote a value with spaces, commas or brackets: "
+        "key='a, b'.",
+    )
+
+
+def _check_override_shapes(parsed: list[Any], overrides: list[str]) -> None:
+    """Overrides that parse but name nothing: ``=3``, ``init@=xavier_normal``."""
+    for override, line in zip(parsed, overrides, strict=True):
+        if not override.key_or_group:
+            raise ConfigError(
+                line, "the override has no key.", "Write key=value, e.g. seed=3."
+            )
+        if override.package == "" and not override.is_delete():
+            group = override.key_or_group
+            raise ConfigError(
+                f"{group}@",
+                f"nothing follows the @ in {line!r}.",
+                f"Write {group}=<option>, or {group}@<config path>=<option> to fill "
+                "one slot.",
+            )
 
 
 def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str, Any]:
@@ -184,6 +272,8 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
     chosen: dict[str, tuple[str, str]] = {}
     for override in parsed:
         group = override.key_or_group
+        if group.startswith("hydra/") and not searchpath_changed:
+            _check_hydra_option(override, config_dirs)
         if group not in GROUPS or override.is_delete():
             continue
         key = _override_key(override)
@@ -198,9 +288,112 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
             if option not in valid and not searchpath_changed:
                 kind = {"model": "model", "layer": "layer type"}.get(group, group)
                 raise UnknownNameError(key, kind, option, valid)
+            _check_yaml_files(group, str(option), key, config_dirs, set())
             path = override.package if override.package else group
             chosen[path] = (group, str(option))
     return chosen
+
+
+def _check_hydra_option(override: Any, config_dirs: list[Path]) -> None:
+    """An option of one of Hydra's groups (``hydra/launcher=joblib``) must exist;
+    Hydra would list its whole search path."""
+    if override.is_delete() or override.is_sweep_override():
+        return
+    group = override.key_or_group
+    option = override.value()
+    if not isinstance(option, str):
+        return  # Hydra reports a list or a null itself, in a line or two
+    valid = set(_hydra_group_options(group))
+    for root in config_dirs:
+        valid.update(_options_in(Path(root), group))
+    if option not in valid:
+        kind = group.rpartition("/")[2]
+        raise UnknownNameError(_override_key(override), kind, option, valid)
+
+
+def _check_yaml_files(
+    group: str, option: str, key: str, config_dirs: list[Path], seen: set[Path]
+) -> None:
+    """A user's option file must be valid YAML, and each entry of its defaults list
+    must name an existing option; Hydra would report the first with a traceback and
+    the second with its whole search path. The files those entries name are checked
+    the same way.
+
+    Only files in ``config_dirs`` are read: the bundled ones are tested.
+    """
+    path = _user_option_file(group, option, config_dirs)
+    if path is None or path in seen:
+        return
+    seen.add(path)
+    defaults = _load_yaml(path, key).get("defaults")
+    for entry in defaults if isinstance(defaults, list) else []:
+        if not (isinstance(entry, dict) and len(entry) == 1):
+            continue
+        ((target, choice),) = entry.items()
+        if not (isinstance(target, str) and isinstance(choice, str)):
+            continue
+        if target.startswith("override ") or "${" in choice:
+            continue
+        optional = target.startswith("optional ")
+        target, _, package = target.removeprefix("optional ").partition("@")
+        if not target.startswith("/"):  # relative to the file's own group
+            target = f"{group}/{target}"
+        target = target.strip("/")
+        if choice not in group_options(target, config_dirs) and not optional:
+            where = f"{group.replace('/', '.')}.{package}" if package else target
+            kind = {"layer": "layer type"}.get(target, target)
+            raise UnknownNameError(
+                where,
+                kind,
+                choice,
+                group_options(target, config_dirs),
+                where=f" in the defaults list of {path}",
+            )
+        _check_yaml_files(target, choice, key, config_dirs, seen)
+
+
+def _user_option_file(group: str, option: str, config_dirs: list[Path]) -> Path | None:
+    """The file Hydra would load for ``group=option``, if it is a user's."""
+    if option in _bundled_options(group):
+        return None  # the bundled config comes first in Hydra's search path
+    for root in config_dirs:
+        path = Path(root) / group / f"{option}.yaml"
+        if path.is_file():
+            return path
+    return None
+
+
+def _load_yaml(path: Path, key: str) -> dict[str, Any]:
+    """The mapping in a YAML file, loaded as Hydra loads it (OmegaConf)."""
+    import yaml
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        near = ""
+        if error.context and error.context_mark is not None:
+            near = f" ({error.context} at line {error.context_mark.line + 1})"
+        raise ConfigError(
+            key,
+            f"{path}{where}: not valid YAML: {error.problem}.",
+            f"Fix the file there{near}.",
+        ) from None
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise ConfigError(
+            key, f"{path}: cannot be loaded: {first}", "Fix the file."
+        ) from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(
+            key, f"{path} does not hold a mapping.", "Write key: value pairs."
+        )
+    container = OmegaConf.to_container(loaded, resolve=False)
+    assert isinstance(container, dict)
+    return {str(name): value for name, value in container.items()}
 
 
 def _check_parameters(parsed: list[Any], chosen: dict[str, Any]) -> None:
@@ -255,30 +448,55 @@ def _check_values(parsed: list[Any]) -> None:
             shorthands[key] = value
 
 
-def _check_unknown_keys(parsed: list[Any], overrides: list[str]) -> None:
-    """A value override of a key that the config lacks: name the closest existing key.
+def _check_unknown_keys(
+    parsed: list[Any], overrides: list[str], config_dirs: list[Path]
+) -> None:
+    """Overrides of keys that do not exist, and ``+`` on keys that do.
 
-    Hydra would say only that the key "is not in struct" and suggest adding it with
-    ``+``. Composing costs about 0.1 s, so it happens only when a command line sets a
-    nested key (``model.depth=3``).
+    A value override (``model.depht=3``) or a deletion (``~model.nope``) of a key that
+    the config lacks names the closest existing key; Hydra would say only that the key
+    "is not in struct" or "does not exist". An addition (``+model.in_features=4``) of a
+    key that has a value says to drop the ``+``. Composing costs about 0.1 s, so it
+    happens only when a command line sets, deletes or adds a nested key, or sets a
+    top-level key that the primary config lacks (``sede=1``; not a config group of
+    Hydra's or of a ``--config-dir``).
     """
     from hydra.errors import HydraException
     from omegaconf import DictConfig, OmegaConf
 
+    searchpath_changed = any(o.key_or_group == "hydra.searchpath" for o in parsed)
+
+    def unknown_top_level(key: str) -> bool:
+        return not (
+            "/" in key  # a group path such as hydra/launcher
+            or key in _primary_keys()
+            or searchpath_changed
+            or any((Path(root) / key).is_dir() for root in config_dirs)
+        )
+
+    def plain_key(override: Any) -> bool:
+        return not (
+            override.package
+            or override.is_sweep_override()
+            or override.key_or_group.startswith("hydra.")
+            or override.is_force_add()
+        )
+
     suspects = [
         override
         for override in parsed
-        if not (override.is_delete() or override.is_add() or override.is_force_add())
-        and not override.package
-        and not override.is_sweep_override()
-        and not override.key_or_group.startswith("hydra.")
-        and "." in override.key_or_group
+        if plain_key(override)
+        and not override.is_add()
+        and (
+            "." in override.key_or_group
+            or (not override.is_delete() and unknown_top_level(override.key_or_group))
+        )
     ]
-    if not suspects:
+    additions = [o for o in parsed if plain_key(o) and o.is_add()]
+    if not suspects and not additions:
         return
-    rest = [
-        line for line, o in zip(overrides, parsed, strict=True) if o not in suspects
-    ]
+    checked = [*suspects, *additions]
+    rest = [line for line, o in zip(overrides, parsed, strict=True) if o not in checked]
     try:
         cfg = compose(rest)
     except (HydraException, ConfigError):
@@ -298,6 +516,33 @@ def _check_unknown_keys(parsed: list[Any], overrides: list[str]) -> None:
                 )
             node = OmegaConf.select(node, part, throw_on_missing=False)
             path.append(part)
+    for override in additions:
+        key = override.key_or_group
+        parent, _, last = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
+        # A ??? value counts as absent, as Hydra counts it.
+        taken = isinstance(node, DictConfig) and last in node
+        if taken and not OmegaConf.is_missing(node, last):
+            value = override.get_value_element_as_str()
+            raise ConfigError(
+                key,
+                "already has a value; + adds a key that is not there.",
+                f"Write {key}={value} to change it.",
+            )
+
+
+@cache
+def _primary_keys() -> frozenset[str]:
+    """Top-level keys and groups of the bundled primary config (``seed``, ``model``,
+    ...), and ``hydra``."""
+    import yaml
+
+    data = yaml.safe_load((conf_dir() / f"{CONFIG_NAME}.yaml").read_text("utf-8"))
+    keys = {str(key) for key in data if key != "defaults"}
+    for entry in data.get("defaults", []):
+        if isinstance(entry, dict):
+            keys.update(str(name).split("@")[0] for name in entry)
+    return frozenset({*keys, *GROUPS, "hydra"})
 
 
 #: Layer slots that take a registry name (the shorthand) or a mapping.
@@ -321,18 +566,60 @@ def _override_key(override: Any) -> str:
     return str(override.key_or_group)
 
 
-def rerender(error: Exception) -> ConfigError:
-    """An annfactory error with the essence of a Hydra or OmegaConf error."""
+def rerender(error: Exception, cfg: Any = None) -> ConfigError:
+    """An annfactory error with the essence of a Hydra or OmegaConf error.
+
+    Args:
+        error: The Hydra or OmegaConf error.
+        cfg: The config being resolved, if any: an interpolation error then quotes
+            the interpolation as written.
+    """
+    from omegaconf.errors import (
+        GrammarParseError,
+        InterpolationResolutionError,
+        InterpolationToMissingValueError,
+        MissingMandatoryValue,
+    )
+
     key = str(getattr(error, "full_key", "") or "")
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     lines = [
         line for line in lines if not line.startswith(("full_key:", "object_type="))
     ]
     message = lines[0] if lines else type(error).__name__
+    if key and isinstance(error, MissingMandatoryValue):
+        return ConfigError(
+            key, "has no value (???): it must be given.", f"Set {key}=<value>."
+        )
+    if key and isinstance(error, InterpolationResolutionError | GrammarParseError):
+        written = _raw_value(cfg, key)
+        what = f"{written!r}" if isinstance(written, str) else "the interpolation"
+        if isinstance(error, InterpolationToMissingValueError):
+            message = "it refers to a value that is missing (???)"
+        return ConfigError(
+            key,
+            f"{what} cannot be resolved: {message.rstrip('.')}.",
+            "Interpolate an existing config path, e.g. ${model.in_features}, "
+            "or give a plain value.",
+        )
     hint = " ".join(lines[1:3]) if len(lines) > 1 else None
     if hint and len(hint) > 300:
         hint = hint[:297] + "..."
     return ConfigError(key, message, hint)
+
+
+def _raw_value(cfg: Any, key: str) -> Any:
+    """The value at ``key`` as written (interpolations unresolved), or None."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(cfg, DictConfig):
+        return None
+    node: Any = OmegaConf.to_container(cfg, resolve=False)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def config_dirs_from_argv(argv: Sequence[str]) -> list[Path]:

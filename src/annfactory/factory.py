@@ -1,28 +1,42 @@
 """From a spec to an initialized ``nn.Module``: registry look-ups and one pass of init.
 
-Layers are built on the meta device, so PyTorch's default init never runs. Each
-parameter is then allocated once and filled once, on the CPU, from its own generator
-seeded from ``(seed, parameter path)``: the same seed gives bit-identical weights on
-every device and build path, and changing one layer leaves every other layer's weights
-as they were.
+Layers are built on the meta device, so PyTorch's default init never runs and the
+memory the network needs is known, and checked against what the device has, before
+anything is allocated. Each parameter is then allocated once and filled once, on the
+CPU, from its own generator seeded from ``(seed, parameter path)``: the same seed gives
+bit-identical weights on every device and build path (a meta build materialized with
+:func:`materialize` too), and changing one layer leaves every other layer's weights as
+they were.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from annfactory.activations import activations
-from annfactory.errors import ConfigError, DeviceError
+from annfactory.errors import ConfigError, DeviceError, MemoryLimitError
 from annfactory.inits import inits
 from annfactory.layers import layers
 from annfactory.network import Network
 from annfactory.spec import LayerSpec, ParameterSpec, RunSpec
 
-__all__ = ["build_network", "parameter_seed", "resolve_device"]
+__all__ = [
+    "MEMORY_HEADROOM",
+    "available_bytes",
+    "build_network",
+    "check_memory",
+    "estimate_bytes",
+    "materialize",
+    "parameter_seed",
+    "resolve_device",
+    "state_layout",
+]
 
 
 def parameter_seed(seed: int, path: str) -> int:
@@ -61,58 +75,35 @@ def build_network(
 ) -> Network:
     """Build and initialize the network that ``spec`` describes.
 
+    Every layer is first built on the meta device; the memory its parameters and
+    buffers need is checked against what the device has (:func:`check_memory`); only
+    then is each parameter allocated and filled, once.
+
     Args:
         spec: A resolved spec (see :func:`annfactory.to_spec`).
         weights: Saved tensors by state_dict key (``linear1.weight``, buffers too):
-            used instead of the inits, each checked against the spec's shapes.
+            used instead of the inits, each checked against the spec's shapes and
+            cast to ``spec.dtype``. Read one at a time, so a lazy mapping keeps
+            memory low.
 
     Returns:
         The network on ``spec.device`` in ``spec.dtype``. With ``device="meta"`` its
         parameters have shapes but no memory and no values.
+
+    Raises:
+        ConfigError: The weights do not match the spec, or a layer type builds other
+            parameters than it declares.
+        DeviceError: The device does not exist on this machine.
+        MemoryLimitError: The network would not fit in the device's memory.
     """
     device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
-    blocks = []
-    for layer in spec.network.layers:
-        with torch.device("meta"):
-            module = layers.get(layer.type).build(layer.in_features, **layer.options)
-        activation = None
-        if layer.activation.name != "identity":
-            # Built for real: an activation's own parameters (a PReLU slope) and
-            # buffers keep the values its constructor gives them.
-            entry = activations.get(layer.activation.name)
-            activation = entry.build(**layer.activation.params).to(device, dtype)
-        _check_parameters(module, layer)
-        for parameter in layer.parameters:
-            old = module._parameters[parameter.name]
-            assert old is not None
-            path = f"{layer.name}.{parameter.name}"
-            if weights is None:
-                tensor = _initialized(parameter, path, spec.seed, device, dtype)
-            else:
-                tensor = _saved(weights, path, parameter.shape, device, dtype)
-            module._parameters[parameter.name] = nn.Parameter(
-                tensor, requires_grad=old.requires_grad
-            )
-        _materialize_buffers(module, device, dtype)
-        if weights is not None:
-            for name, buffer in module._buffers.items():
-                if buffer is not None:
-                    path = f"{layer.name}.{name}"
-                    saved = _saved(
-                        weights, path, tuple(buffer.shape), device, buffer.dtype
-                    )
-                    module._buffers[name] = saved
-        blocks.append((layer.name, module, activation))
-    if weights is not None:
-        expected = {f"{b[0]}.{n}" for b in blocks for n, _ in b[1].state_dict().items()}
-        extra = sorted(set(weights) - expected)
-        if extra:
-            raise ConfigError(
-                "weights",
-                f"saved tensors {extra[:3]} are not in the spec's network.",
-                "The weights belong to another spec.",
-            )
+    modules = _meta_layers(spec)
+    check_memory(spec, modules)
+    blocks = [
+        (layer.name, module, _activation(layer, device, dtype))
+        for layer, module in zip(spec.network.layers, modules, strict=True)
+    ]
     try:
         network = Network(spec.network, blocks)
     except KeyError as error:  # a layer name that clashes with a Module attribute
@@ -121,7 +112,300 @@ def build_network(
             f"a layer name cannot be used: {error.args[0]}",
             "Rename the layer.",
         ) from None
+    if weights is not None:
+        _check_weight_keys(weights, network)
+    # Only now, with every check passed, do the parameters get memory.
+    for layer, (_, module, activation) in zip(spec.network.layers, blocks, strict=True):
+        _fill(layer, module, spec.seed, device, dtype, weights)
+        if weights is not None and activation is not None:
+            _load_activation(activation, f"{layer.name}_act", weights, device)
     return network
+
+
+def materialize(network: Network, spec: RunSpec) -> Network:
+    """Allocate and initialize, in place, a network built on the meta device.
+
+    Each parameter and buffer gets exactly the values :func:`build_network` gives it
+    for ``spec`` (same seed: bit-identical), so building on ``meta`` to inspect a
+    network and materializing it later equals building it on the device directly.
+
+    Args:
+        network: Built by :func:`build_network` with ``device="meta"``.
+        spec: The spec it was built from, with the device to materialize on (the
+            seed and dtype are used as they are).
+
+    Returns:
+        ``network`` itself, on ``spec.device`` in ``spec.dtype``.
+
+    Raises:
+        ConfigError: ``spec`` describes another network, its device is ``meta``, or
+            the network is not on the meta device.
+        DeviceError: The device does not exist on this machine.
+        MemoryLimitError: The network would not fit in the device's memory.
+    """
+    if spec.network != network.spec:
+        raise ConfigError(
+            "model",
+            "the spec describes another network than the one to materialize.",
+            "Pass the spec the network was built from, with a real device.",
+        )
+    if spec.device == "meta":
+        raise ConfigError(
+            "device",
+            "cannot materialize on the meta device.",
+            "Set device=cpu, cuda or cuda:N in the spec.",
+        )
+    real = [name for name, tensor in network.state_dict().items() if not tensor.is_meta]
+    if real:
+        raise ConfigError(
+            "device",
+            f"the network is not on the meta device ({real[0]} has values).",
+            "Materialize only a network built with device=meta.",
+        )
+    device = resolve_device(spec.device)
+    dtype: torch.dtype = getattr(torch, spec.dtype)
+    modules = [network.get_submodule(layer.name) for layer in spec.network.layers]
+    check_memory(spec, modules)
+    for layer, module in zip(spec.network.layers, modules, strict=True):
+        _fill(layer, module, spec.seed, device, dtype, None)
+        activation = getattr(network, f"{layer.name}_act", None)
+        fresh = _activation(layer, device, dtype)
+        if isinstance(activation, nn.Module) and fresh is not None:
+            activation.to_empty(device=device)
+            activation.load_state_dict(fresh.state_dict())
+    return network
+
+
+def state_layout(spec: RunSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """The shape and dtype of every state_dict entry of the network that ``spec``
+    describes, learnt on the meta device (nothing is allocated)."""
+    dtype: torch.dtype = getattr(torch, spec.dtype)
+    meta = torch.device("meta")
+    blocks = [
+        (layer.name, module, _activation(layer, meta, dtype))
+        for layer, module in zip(spec.network.layers, _meta_layers(spec), strict=True)
+    ]
+    return {
+        name: (
+            tuple(tensor.shape),
+            dtype if tensor.is_floating_point() else tensor.dtype,
+        )
+        for name, tensor in Network(spec.network, blocks).state_dict().items()
+    }
+
+
+def _meta_layers(spec: RunSpec) -> list[nn.Module]:
+    """Every layer built on the meta device and checked against its spec."""
+    modules = []
+    for layer in spec.network.layers:
+        with torch.device("meta"):
+            module = layers.get(layer.type).build(layer.in_features, **layer.options)
+        _check_parameters(module, layer)
+        modules.append(module)
+    return modules
+
+
+def _activation(
+    layer: LayerSpec, device: torch.device, dtype: torch.dtype
+) -> nn.Module | None:
+    """The layer's activation module (None for identity).
+
+    Built for real: an activation's own parameters (a PReLU slope) and buffers keep
+    the values its constructor gives them.
+    """
+    if layer.activation.name == "identity":
+        return None
+    entry = activations.get(layer.activation.name)
+    return entry.build(**layer.activation.params).to(device, dtype)
+
+
+def _fill(
+    layer: LayerSpec,
+    module: nn.Module,
+    seed: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    weights: Mapping[str, torch.Tensor] | None,
+) -> None:
+    """Give ``module``'s parameters and buffers memory and values, once each."""
+    for parameter in layer.parameters:
+        old = module._parameters[parameter.name]
+        assert old is not None
+        path = f"{layer.name}.{parameter.name}"
+        if weights is None:
+            tensor = _initialized(parameter, path, seed, device, dtype)
+        else:
+            tensor = _saved(weights, path, parameter.shape, device, dtype)
+        module._parameters[parameter.name] = nn.Parameter(
+            tensor, requires_grad=old.requires_grad
+        )
+    _materialize_buffers(module, device, dtype)
+    if weights is not None:
+        for name, buffer in module._buffers.items():
+            if buffer is not None:
+                path = f"{layer.name}.{name}"
+                saved = _saved(weights, path, tuple(buffer.shape), device, buffer.dtype)
+                module._buffers[name] = saved
+
+
+def _load_activation(
+    activation: nn.Module,
+    prefix: str,
+    weights: Mapping[str, torch.Tensor],
+    device: torch.device,
+) -> None:
+    """Saved values of an activation's own parameters and buffers, if it has any."""
+    if device.type == "meta":
+        return
+    state = {
+        name: weights[f"{prefix}.{name}"].to(tensor.device, tensor.dtype)
+        for name, tensor in activation.state_dict().items()
+    }
+    if state:
+        activation.load_state_dict(state)
+
+
+def _check_weight_keys(weights: Mapping[str, torch.Tensor], network: Network) -> None:
+    """The saved tensors are exactly the network's state dict (by key)."""
+    expected = set(network.state_dict())
+    extra = sorted(set(weights) - expected)
+    missing = sorted(expected - set(weights))
+    if extra:
+        problem = f"saved tensors {extra[:3]} are not in the spec's network"
+    elif missing:
+        problem = f"no saved tensor {missing[0]!r}"
+    else:
+        return
+    raise ConfigError("weights", f"{problem}.", "The weights belong to another spec.")
+
+
+# ------------------------------------------------------------------------------------
+# Memory: checked from the meta-built layers before anything is allocated
+# ------------------------------------------------------------------------------------
+
+#: The share of the available memory that a network may take; the rest is headroom
+#: for the input batch, activations and everything else the process holds.
+MEMORY_HEADROOM = 0.9
+
+
+def estimate_bytes(modules: Iterable[nn.Module], dtype: torch.dtype) -> int:
+    """Bytes that the parameters and buffers of meta-built ``modules`` will take.
+
+    Floating-point tensors take ``dtype``; others (``num_batches_tracked``) keep
+    their own.
+    """
+    total = 0
+    for module in modules:
+        for tensor in (*module.parameters(), *module.buffers()):
+            kind = dtype if tensor.is_floating_point() else tensor.dtype
+            total += tensor.numel() * kind.itemsize
+    return total
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory the device has free now, in bytes (None: unknown, or ``meta``).
+
+    CPU: ``MemAvailable`` from ``/proc/meminfo`` (else the free physical pages),
+    lowered to the container's cgroup limit if it sets one. CUDA: the free memory that
+    ``torch.cuda.mem_get_info`` reports.
+    """
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type != "cpu":
+        return None
+    candidates = [_mem_available(), _cgroup_available()]
+    known = [value for value in candidates if value is not None]
+    return min(known) if known else None
+
+
+def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
+    """Refuse a network whose parameters and buffers would not fit on its device.
+
+    Args:
+        spec: The run (its device and dtype).
+        modules: Its layers, built on the meta device.
+
+    Raises:
+        MemoryLimitError: The estimate exceeds :data:`MEMORY_HEADROOM` of the
+            available memory; says both and points to ``device=meta``.
+    """
+    if spec.device == "meta":
+        return
+    device = torch.device(spec.device)
+    needed = estimate_bytes(modules, getattr(torch, spec.dtype))
+    available = available_bytes(device)
+    if available is None or needed <= MEMORY_HEADROOM * available:
+        return
+    raise MemoryLimitError(
+        "model",
+        f"the network needs {_size(needed)} for its parameters and buffers "
+        f"({spec.network.num_params:,} parameters in {spec.dtype}); "
+        f"{spec.device} has {_size(available)} available.",
+        "Make it smaller, or use device=meta for a dry run without memory.",
+    )
+
+
+def _size(count: float) -> str:
+    """Bytes in words: ``1,120.0 GB``, ``22.5 MB``, ``5,640 bytes``."""
+    if count >= 1e8:
+        return f"{count / 1e9:,.1f} GB"
+    if count >= 1e5:
+        return f"{count / 1e6:,.1f} MB"
+    return f"{int(count):,} bytes"
+
+
+def _mem_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+#: cgroup v2 and v1 files: limit, usage, and the statistics that name the page cache
+#: that could be reclaimed (counted in the usage).
+_CGROUP_FILES = (
+    (
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory.current",
+        "/sys/fs/cgroup/memory.stat",
+        "inactive_file",
+    ),
+    (
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        "/sys/fs/cgroup/memory/memory.stat",
+        "total_inactive_file",
+    ),
+)
+
+
+def _cgroup_available() -> int | None:
+    """The memory left under this container's cgroup limit, if it sets one."""
+    for limit_file, usage_file, stat_file, reclaimable in _CGROUP_FILES:
+        try:
+            limit_text = Path(limit_file).read_text(encoding="ascii").strip()
+            usage = int(Path(usage_file).read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            continue
+        if limit_text == "max" or int(limit_text) >= 2**60:
+            return None  # no limit
+        try:
+            for line in Path(stat_file).read_text(encoding="ascii").splitlines():
+                name, _, value = line.partition(" ")
+                if name == reclaimable:
+                    usage -= int(value)
+        except (OSError, ValueError):
+            pass
+        return max(int(limit_text) - usage, 0)
+    return None
 
 
 def _initialized(

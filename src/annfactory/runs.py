@@ -8,12 +8,15 @@ weights with safetensors, which never unpickles.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.errors import ConfigError
 
 if TYPE_CHECKING:
+    import torch
+
     from annfactory.network import Network
     from annfactory.spec import RunSpec
     from annfactory.tasks import TaskContext
@@ -40,7 +43,9 @@ def save_model(context: TaskContext, model: Network) -> None:
         name: tensor.detach().contiguous().cpu()
         for name, tensor in model.state_dict().items()
     }
-    save_file(tensors, str(path), metadata={"format": "pt", "producer": "annfactory"})
+    # One metadata key only: safetensors writes the metadata in hash-map order, which
+    # differs between processes, and the same run must give the same bytes.
+    save_file(tensors, str(path), metadata={"format": "pt"})
 
 
 def load_spec(path: str | Path) -> RunSpec:
@@ -73,28 +78,34 @@ def load_spec(path: str | Path) -> RunSpec:
 def load_run(path: str | Path, device: str | None = None) -> Network:
     """Rebuild the model a run saved: identical state dict, identical outputs.
 
+    The spec is validated exactly like a fresh config, so a spec naming anything
+    unregistered (or a ``_target_``) is refused before anything is built. The weights
+    file is read with safetensors, which never unpickles: its header (names, shapes,
+    dtypes) is checked against the spec first, then the tensors are read one at a
+    time. Nothing is read for ``device="meta"``.
+
     Args:
-        path: The run directory (holding ``spec.yaml`` and ``weights.safetensors``).
+        path: The run directory (holding ``spec.yaml`` and ``weights.safetensors``),
+            or its ``spec.yaml``.
         device: Where to put the model (default: the device the run used).
 
     Raises:
-        ConfigError: The spec is invalid (validated like a fresh config, so a spec
-            naming an unregistered entry is refused), or the weights are missing or
-            do not match the spec.
+        ConfigError: The spec is invalid, or the weights are missing, are not a
+            safetensors file, or do not match the spec (names, shapes, dtypes).
+        MemoryLimitError: The model would not fit in the device's memory.
     """
     from dataclasses import replace
 
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors import SafetensorError, safe_open
 
-    from annfactory.factory import build_network
+    from annfactory.factory import build_network, state_layout
+    from annfactory.spec import _validate_device
 
     spec = load_spec(path)
     if device is not None:
-        from annfactory.spec import _validate_device
-
         spec = replace(spec, device=_validate_device(device))
-    weights_file = Path(path) / WEIGHTS_FILE
+    directory = Path(path).parent if Path(path).is_file() else Path(path)
+    weights_file = directory / WEIGHTS_FILE
     if not weights_file.is_file():
         raise ConfigError(
             str(weights_file),
@@ -102,9 +113,117 @@ def load_run(path: str | Path, device: str | None = None) -> Network:
             "Runs on device=meta save no weights.",
         )
     try:
-        weights = load_file(str(weights_file))
+        with safe_open(str(weights_file), framework="pt") as handle:
+            saved = {
+                name: (
+                    tuple(handle.get_slice(name).get_shape()),
+                    str(handle.get_slice(name).get_dtype()),
+                )
+                for name in handle.keys()  # noqa: SIM118 (safe_open is not a dict)
+            }
+            layout = state_layout(spec)
+            _check_header(weights_file, saved, layout)
+            if spec.device == "meta":
+                return build_network(spec, weights=_MetaWeights(layout))
+            return build_network(spec, weights=_LazyWeights(handle))
     except (SafetensorError, OSError) as error:
+        _refuse_pickle(weights_file)
         raise ConfigError(
             str(weights_file), f"cannot be read: {error}", "Restore the file."
         ) from None
-    return build_network(spec, weights=weights)
+
+
+#: safetensors' names of the dtypes a state dict holds.
+_SAFETENSORS_DTYPES: Final = {
+    "float32": "F32",
+    "float64": "F64",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "bool": "BOOL",
+}
+
+
+def _check_header(
+    file: Path,
+    saved: Mapping[str, tuple[tuple[int, ...], str]],
+    expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
+) -> None:
+    """The saved tensors are the state dict the spec gives: names, shapes, dtypes."""
+    hint = "The weights belong to another spec; restore the run's own files."
+    extra = sorted(set(saved) - set(expected))
+    if extra:
+        raise ConfigError(
+            str(file), f"holds tensors the spec's network lacks: {extra[:3]}.", hint
+        )
+    for name, (shape, dtype) in expected.items():
+        if name not in saved:
+            raise ConfigError(str(file), f"has no tensor {name!r}.", hint)
+        saved_shape, saved_dtype = saved[name]
+        dtype_name = str(dtype).removeprefix("torch.")
+        wanted = _SAFETENSORS_DTYPES.get(dtype_name, dtype_name)
+        if saved_shape != shape or saved_dtype != wanted:
+            raise ConfigError(
+                str(file),
+                f"{name} is {saved_dtype} {list(saved_shape)}; the spec says "
+                f"{wanted} {list(shape)}.",
+                hint,
+            )
+
+
+def _refuse_pickle(file: Path) -> None:
+    """Name a ``torch.save`` file (a zip archive or a pickle) as such; it is never
+    unpickled. Called only for a file that safetensors could not read."""
+    with file.open("rb") as stream:
+        start = stream.read(2)
+    pickle = len(start) == 2 and start[0] == 0x80 and 2 <= start[1] <= 5
+    if start == b"PK" or pickle:
+        raise ConfigError(
+            str(file),
+            "is a pickle (what torch.save writes), not safetensors; annfactory "
+            "never unpickles.",
+            "Restore the file the run saved, or save weights with "
+            "safetensors.torch.save_file.",
+        )
+
+
+class _LazyWeights(Mapping[str, "torch.Tensor"]):
+    """The tensors of an open safetensors file, each read when it is looked up."""
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+        self._names = list(handle.keys())
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self._names:
+            raise KeyError(name)
+        tensor: torch.Tensor = self._handle.get_tensor(name)
+        return tensor
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _MetaWeights(Mapping[str, "torch.Tensor"]):
+    """Shapes and dtypes only, on the meta device (a model loaded onto ``meta``)."""
+
+    def __init__(
+        self, layout: Mapping[str, tuple[tuple[int, ...], torch.dtype]]
+    ) -> None:
+        self._layout = layout
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        import torch
+
+        shape, dtype = self._layout[name]
+        return torch.empty(shape, dtype=dtype, device="meta")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layout)
+
+    def __len__(self) -> int:
+        return len(self._layout)

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from annfactory.activations import activations
-from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.errors import (
+    ConfigError,
+    UnknownNameError,
+    ascii_lookalike,
+    closest_name,
+    non_ascii_character,
+)
 from annfactory.inits import InitScheme, Nonlinearity, inits
 from annfactory.layers import LayerType, layers
 from annfactory.params import REQUIRED, Param, validate_params
@@ -214,6 +220,7 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
         ConfigError: Anything is wrong; the message names the config path.
     """
     _require_mapping(data, "", "the config")
+    _reject_targets(data, "")
     if strict:
         _check_keys(data, _RUN_KEYS, "", "top-level key")
     if "model" not in data:
@@ -251,6 +258,9 @@ def parse_network(
             layer except the output layer.
     """
     _require_mapping(model, key, "a model")
+    _reject_targets(model, key)
+    _reject_targets(init, "init")
+    _reject_targets(activation, "activation")
     model_type = model.get("type", "sequential")
     if model_type not in MODEL_TYPES:
         raise UnknownNameError(f"{key}.type", "model type", model_type, MODEL_TYPES)
@@ -386,11 +396,7 @@ def _parse_layer(
 ) -> LayerSpec:
     layer_key = keys.get("type", "").rpartition(".")[0] or f"model.layers.{name}"
     if not name.isidentifier() or not name.isascii():
-        raise ConfigError(
-            layer_key,
-            f"layer name {name!r} is not a Python identifier.",
-            "Use letters, digits and underscores, e.g. hidden1.",
-        )
+        raise _layer_name_error(name, layer_key)
     if "type" not in fields:
         raise ConfigError(
             f"{layer_key}.type",
@@ -479,18 +485,71 @@ def _parse_layer(
     )
 
 
+_TARGET: Final = "_target_"
+#: Slots that name an activation or an init, by the last part of their config path.
+_CHOICE_SLOTS: Final[dict[str, Registry[Any]]] = {
+    "activation": activations,
+    "hidden_activation": activations,
+    "output_activation": activations,
+    "init": inits,
+    "weight_init": inits,
+    "bias_init": inits,
+}
+
+
+def _reject_targets(node: Any, key: str) -> None:
+    """Refuse a ``_target_`` key anywhere in ``node``, before anything is looked up.
+
+    Hydra's ``instantiate`` would import and call what it names; annfactory builds
+    only registered entries and never reads it.
+    """
+    if isinstance(node, Mapping):
+        if _TARGET in node:
+            raise _target_error(key)
+        for name, child in node.items():
+            _reject_targets(child, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list | tuple):
+        for index, child in enumerate(node):
+            _reject_targets(child, f"{key}[{index}]")
+
+
+def _target_error(key: str) -> ConfigError:
+    parent, _, last = key.rpartition(".")
+    registry = _CHOICE_SLOTS.get(last)
+    if registry is not None:
+        hint = f"Use {key}.name with one of: {', '.join(registry.names())}."
+    elif parent.endswith(".layers") or parent == "layers":
+        hint = f"Use {key}.type with one of: {', '.join(layers.names())}."
+    else:
+        hint = "Remove it; configs name registered layer types, activations and inits."
+    return ConfigError(
+        f"{key}.{_TARGET}" if key else _TARGET,
+        f"configs name registered entries; {_TARGET} is never imported or called.",
+        hint,
+    )
+
+
+def _layer_name_error(name: str, key: str) -> ConfigError:
+    """A layer name that cannot be a module attribute (``fc-1``, a Cyrillic letter)."""
+    plain = ascii_lookalike(name)
+    odd = non_ascii_character(name)
+    if odd is not None:
+        problem = f"layer name {name!r} contains the non-ASCII character {odd}."
+    else:
+        problem = f"layer name {name!r} is not a Python identifier."
+    example = plain if plain.isascii() and plain.isidentifier() else "hidden1"
+    return ConfigError(
+        key, problem, f"Use ASCII letters, digits and underscores, e.g. {example}."
+    )
+
+
 def _parse_choice(registry: Registry[Any], node: Any, key: str, cls: type[Any]) -> Any:
     """A registry name with parameters: a string, or a mapping with ``name``."""
     if isinstance(node, str):
         name, given, name_key = node, {}, key
     elif isinstance(node, Mapping):
-        if "_target_" in node:
-            raise ConfigError(
-                f"{key}._target_",
-                "configs name registered entries; _target_ is never imported "
-                "or called.",
-                f"Use {key}.name with one of: {', '.join(registry.names())}.",
-            )
+        if _TARGET in node:  # parse_network refuses it first; kept for direct calls
+            raise _target_error(key)
         given = {k: v for k, v in node.items() if k != "name"}
         if "name" not in node:
             raise ConfigError(
@@ -596,17 +655,28 @@ _GPU_WORDS = ("gpu", "nvidia", "cuda")
 
 
 def _validate_device(value: Any) -> str:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``meta``; whether it exists is checked when
+    the network is built (that needs torch)."""
     if isinstance(value, str) and re.fullmatch(r"cuda:\d+", value):
         return value
-    if isinstance(value, str) and value != "cuda" and value.lower() in _GPU_WORDS:
-        raise ConfigError(
-            "device",
-            f"unknown device {value!r}. Did you mean 'cuda'?",
-            "Valid devices: cpu, cuda, cuda:N, meta.",
-        )
-    if not isinstance(value, str) or value not in DEVICES:
-        raise UnknownNameError("device", "device", value, DEVICES)
-    return value
+    if isinstance(value, str) and value in DEVICES:
+        return value
+    suggestion = None
+    if isinstance(value, str):
+        word = ascii_lookalike(value).strip().lower()
+        if word in DEVICES:
+            suggestion = word
+        elif word in _GPU_WORDS or word.startswith(("cuda", "gpu")):
+            number = re.search(r"\d+", word)
+            suggestion = f"cuda:{number.group()}" if number else "cuda"
+        else:
+            suggestion = closest_name(value, DEVICES)
+    odd = non_ascii_character(value) if isinstance(value, str) else None
+    message = f"unknown device {value!r}"
+    if odd is not None:
+        message += f": it contains the non-ASCII character {odd}"
+    message += "." + (f" Did you mean {suggestion!r}?" if suggestion else "")
+    raise ConfigError("device", message, "Valid devices: cpu, cuda, cuda:N, meta.")
 
 
 def _require_mapping(node: Any, key: str, what: str) -> None:

@@ -1,0 +1,503 @@
+"""A corpus of bad inputs: each fails fast, without a traceback, with a short message.
+
+Every case is a command line of ``scripts/run.py``: overrides, or a model file of a
+user's own config directory (``tests/bad_inputs/model/<case>.yaml`` with
+``--config-dir tests/bad_inputs``). Each must exit non-zero within seconds, print no
+traceback, and print a message of at most three lines that names the config path, the
+bad value and the fix (the closest valid name where there is one), and leave no
+outputs behind.
+
+Each case runs twice: in this process through the same checks the command line makes
+(``check_overrides``, ``compose``, ``to_spec``, ``build_network``), which is fast, and
+as a subprocess (marked slow). The cases here complement those of
+``test_cli.py::BAD_INPUTS``, which are not repeated.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import annfactory
+from annfactory import ConfigError
+from annfactory.config import check_overrides
+from annfactory.errors import MemoryLimitError
+
+RunCli = Callable[..., Any]
+
+TESTS = Path(__file__).resolve().parent
+BAD_INPUTS = TESTS / "bad_inputs"
+RUN_PY = TESTS.parent / "scripts" / "run.py"
+
+#: Seconds a failing command may take (most take under one; those that import torch
+#: about two).
+FAST = 15.0
+
+#: Lines Hydra prints around a message that escapes a job.
+FRAMING = (
+    "Error executing job with overrides:",
+    "Set the environment variable HYDRA_FULL_ERROR=1",
+)
+#: The prefix of a message about the overrides, printed before Hydra starts.
+OVERRIDES_PREFIX = "Error in the overrides: "
+
+#: Outputs that a failed run must not leave.
+OUTPUTS = ("metrics.json", "weights.safetensors", "spec.yaml", "summary.txt")
+
+#: The huge mlp: 8 hidden layers of 200,000 units, 280 billion parameters (1.1 TB in
+#: float32). On the meta device it builds in about two seconds.
+HUGE_MLP = ("model=mlp", "model.width=200000", "model.depth=8")
+_WIDTH = 200_000
+HUGE_PARAMS = (8 * _WIDTH + _WIDTH) + 7 * (_WIDTH * _WIDTH + _WIDTH) + (_WIDTH * 2 + 2)
+HUGE_BYTES = 4 * HUGE_PARAMS
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad input and what its message must name.
+
+    Attributes:
+        args: The command line (after ``scripts/run.py``).
+        key: The config path that the message starts with.
+        value: The bad value, as the message shows it.
+        fix: A fragment of the fix or of the closest valid name.
+    """
+
+    args: tuple[str, ...]
+    key: str
+    value: str
+    fix: str
+
+    @property
+    def config_dirs(self) -> list[Path]:
+        return [BAD_INPUTS] if "--config-dir" in self.args else []
+
+    @property
+    def overrides(self) -> list[str]:
+        args = list(self.args)
+        if "--config-dir" in args:
+            index = args.index("--config-dir")
+            del args[index : index + 2]
+        return args
+
+
+def case(id: str, *args: str, key: str, value: str, fix: str) -> Any:
+    return pytest.param(Bad(args, key, value, fix), id=id)
+
+
+def user_file(name: str, *, key: str, value: str, fix: str) -> Any:
+    """A model file of the user's config directory, ``tests/bad_inputs``."""
+    args = ("--config-dir", str(BAD_INPUTS), f"model={name}")
+    return pytest.param(Bad(args, key, value, fix), id=f"file-{name}")
+
+
+LAYER = "model.layers.linear1"
+CYRILLIC_I = "\N{CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I}"
+CYRILLIC_IE = "\N{CYRILLIC SMALL LETTER IE}"
+
+OVERRIDE_CASES = [
+    # Unknown or misspelled names, at every level.
+    case("unknown-activation", "activation=sigmod",
+         key="activation", value="'sigmod'", fix="Did you mean 'sigmoid'?"),
+    case("unknown-activation-parameter",
+         "activation@model.layers.linear1.activation=elu",
+         "+model.layers.linear1.activation.alpah=1",
+         key=f"{LAYER}.activation.alpah", value="'alpah'",
+         fix="Did you mean 'alpha'?"),
+    case("unknown-layer-key", f"+{LAYER}.widht=3",
+         key=f"{LAYER}.widht", value="'widht'", fix="Valid layer keys: "),
+    case("misspelled-mlp-key", "model=mlp", "model.widht=3",
+         key="model.widht", value="'widht'", fix="Did you mean 'width'?"),
+    case("misspelled-top-level-key", "sede=1",
+         key="sede", value="'sede'", fix="Did you mean 'seed'?"),
+    case("unknown-top-level-key", "+colour=red",
+         key="colour", value="'colour'", fix="Valid top-level keys: "),
+    case("mlp-unknown-layer", "model=mlp", "+model.layers.hiden2.weight_init=zeros",
+         key="model.layers.hiden2", value="'hiden2'", fix="Did you mean 'hidden2'?"),
+    case("kaiming-mode-misspelled", "init=kaiming_normal", "init.mode=fan_inn",
+         key="init.mode", value="'fan_inn'", fix="Did you mean 'fan_in'?"),
+    # Wrong types; zero, negative and fractional sizes.
+    case("out-features-negative", f"{LAYER}.out_features=-3",
+         key=f"{LAYER}.out_features", value="-3 is out of range", fix=">= 1"),
+    case("out-features-word", f"{LAYER}.out_features=abc",
+         key=f"{LAYER}.out_features", value="'abc' is not an integer",
+         fix="an integer >= 1"),
+    case("in-features-zero", "model.in_features=0",
+         key="model.in_features", value="0 is out of range", fix=">= 1"),
+    case("mlp-width-fraction", "model=mlp", "model.width=2.5",
+         key="model.width", value="2.5 is not an integer", fix="an integer >= 1"),
+    case("bias-not-boolean", f"{LAYER}.bias=maybe",
+         key=f"{LAYER}.bias", value="'maybe' is not a boolean", fix="a boolean"),
+    # NaN, infinite and impossible init parameters; inits that cannot apply.
+    case("init-std-nan", "init=normal", "init.std=nan",
+         key="init.std", value="nan is not finite", fix="a number >= 0"),
+    case("init-mean-infinite", "init=normal", "init.mean=-inf",
+         key="init.mean", value="-inf is not finite", fix="Allowed: a number"),
+    case("init-std-negative", "init=normal", "init.std=-1",
+         key="init.std", value="-1.0 is out of range", fix=">= 0"),
+    case("trunc-normal-a-equals-b", "init=trunc_normal", "init.a=1", "init.b=1",
+         key="init", value="a=1, b=1", fix="needs a < b"),
+    case("orthogonal-on-bias", f"{LAYER}.bias_init=orthogonal",
+         key=f"{LAYER}.bias_init", value="'orthogonal'",
+         fix="Use zeros, constant, uniform, normal or default"),
+    case("init-on-layer-without-weight",
+         "+layer@model.layers.drop=dropout", "model.layers.drop.weight_init=ones",
+         key="model.layers.drop.weight_init", value="'ones'",
+         fix="model.layers.drop.weight_init=default"),
+    # Activation and layer parameters out of range.
+    case("softmax-dim-of-output", "model.layers.out.activation.dim=2",
+         key="model.layers.out.activation.dim", value="2 is out of range",
+         fix="<= 1"),
+    case("dropout-p-above-one",
+         "+layer@model.layers.drop=dropout", "model.layers.drop.p=1.5",
+         key="model.layers.drop.p", value="1.5 is out of range", fix="<= 1"),
+    # device, dtype, seed, batch_size.
+    case("device-uppercase", "device=CPU",
+         key="device", value="'CPU'", fix="Did you mean 'cpu'?"),
+    case("device-index-not-a-number", "device=cuda:x",
+         key="device", value="'cuda:x'", fix="cuda:N"),
+    case("dtype-integer", "dtype=int32",
+         key="dtype", value="'int32'", fix="Valid dtypes: bfloat16, float16"),
+    case("seed-too-large", "seed=99999999999999999999",
+         key="seed", value="99999999999999999999 is out of range",
+         fix="<= 9223372036854775807"),
+    case("seed-word", "seed=abc",
+         key="seed", value="'abc' is not an integer", fix="an integer >= 0"),
+    case("batch-size-boolean", "batch_size=true",
+         key="batch_size", value="True is not an integer", fix="an integer >= 1"),
+    # Hydra's and OmegaConf's errors, re-rendered.
+    case("missing-value", f"{LAYER}.out_features=???",
+         key=f"{LAYER}.out_features", value="???",
+         fix=f"Set {LAYER}.out_features=<value>"),
+    case("interpolation-to-nothing", f"{LAYER}.out_features=${{nope}}",
+         key=f"{LAYER}.out_features", value="'${nope}'",
+         fix="Interpolate an existing config path"),
+    case("interpolation-to-missing-value",
+         "+layer@model.layers.extra=linear",
+         f"{LAYER}.out_features=${{model.layers.extra.out_features}}",
+         key=f"{LAYER}.out_features", value="'${model.layers.extra.out_features}'",
+         fix="missing (???)"),
+    case("unparsable-override", f"{LAYER}.out_features=[1,2",
+         key=f"{LAYER}.out_features", value="'[1,2'", fix="quote a value"),
+    case("delete-unknown-key", "~model.nope",
+         key="model.nope", value="'nope'", fix="Valid keys: in_features, layers"),
+    case("add-existing-key", "+model.in_features=4",
+         key="model.in_features", value="already has a value",
+         fix="Write model.in_features=4"),
+    case("unknown-launcher", "hydra/launcher=jobllib",
+         key="hydra/launcher", value="'jobllib'", fix="Did you mean 'joblib'?"),
+    case("override-without-key", "=3",
+         key="=3", value="no key", fix="Write key=value"),
+    case("nothing-after-at", "init@=xavier_normal",
+         key="init@", value="'init@=xavier_normal'", fix="init=<option>"),
+    # Non-ASCII look-alike names.
+    case("lookalike-activation", f"{LAYER}.activation=s{CYRILLIC_I}gmoid",
+         key=f"{LAYER}.activation", value="U+0456",
+         fix=f"Type it in ASCII: {LAYER}.activation=sigmoid"),
+    case("lookalike-activation-quoted", f'{LAYER}.activation="s{CYRILLIC_I}gmoid"',
+         key=f"{LAYER}.activation", value="non-ASCII character",
+         fix="Did you mean 'sigmoid'?"),
+    case("lookalike-model", f"model=d{CYRILLIC_IE}mo",
+         key="model", value="U+0435", fix="Type it in ASCII: model=demo"),
+    # Import paths and _target_ are never imported or called.
+    case("dotted-layer-type", f"{LAYER}.type=os.system",
+         key=f"{LAYER}.type", value="'os.system'", fix="never import paths"),
+    case("dotted-init", f"{LAYER}.weight_init=subprocess.call",
+         key=f"{LAYER}.weight_init", value="'subprocess.call'",
+         fix="Valid inits: constant"),
+    case("target-on-a-layer", f"+{LAYER}._target_=os.system",
+         key=f"{LAYER}._target_", value="_target_ is never imported",
+         fix=f"Use {LAYER}.type with one of: batch_norm"),
+    # A network too large for this machine, caught before allocation.
+    case("network-too-large", *HUGE_MLP,
+         key="model", value=f"{HUGE_BYTES / 1e9:,.1f} GB",
+         fix="use device=meta for a dry run"),
+]  # fmt: skip
+
+FILE_CASES = [
+    user_file("malformed_yaml", key="model", value="line 6, column 6",
+              fix="Fix the file there"),
+    user_file("duplicate_key", key="model", value="found duplicate key fc1",
+              fix="Fix the file there"),
+    user_file("no_out_features", key="model.layers.fc1.out_features",
+              value="needs 'out_features'",
+              fix="Set model.layers.fc1.out_features=<value>"),
+    user_file("empty_layers", key="model.layers", value="no layers",
+              fix="Add at least one layer"),
+    user_file("layers_as_list", key="model.layers",
+              value="is not a mapping of layer names", fix="Give a mapping"),
+    user_file("unknown_layer_type", key="model.layers.fc1.type", value="'lineer'",
+              fix="Did you mean 'linear'?"),
+    user_file("unknown_model_type", key="model.type", value="'sequentail'",
+              fix="Did you mean 'sequential'?"),
+    user_file("unknown_init_parameter", key="model.layers.fc1.weight_init.sdt",
+              value="'sdt'", fix="Did you mean 'std'?"),
+    user_file("missing_default_option", key="model.layers.fc1", value="'lineer'",
+              fix="Did you mean 'linear'?"),
+    user_file("global_unknown_key", key="sede", value="'sede'",
+              fix="Did you mean 'seed'?"),
+    user_file("out_features_string", key="model.layers.fc1.out_features",
+              value="'four' is not an integer", fix="an integer >= 1"),
+    user_file("nan_init", key="model.layers.fc1.weight_init.std",
+              value="nan is not finite", fix="a number >= 0"),
+    user_file("infinite_bound", key="model.layers.fc1.weight_init.b",
+              value="inf is not finite", fix="Allowed: a number"),
+    user_file("trunc_normal_bounds", key="model.layers.fc1.weight_init",
+              value="a=2, b=-2", fix="needs a < b"),
+    user_file("fan_init_on_bias", key="model.layers.fc1.bias_init",
+              value="'kaiming_uniform'", fix="Use zeros, constant"),
+    user_file("softmax_dim", key="model.layers.out.activation.dim",
+              value="2 is out of range", fix="<= 1"),
+    user_file("dropout_p", key="model.layers.drop.p", value="1.5 is out of range",
+              fix="<= 1"),
+    user_file("missing_value", key="model.in_features", value="???",
+              fix="Set model.in_features=<value>"),
+    user_file("bad_interpolation", key="model.layers.fc1.out_features",
+              value="'${model.hidden_size}'", fix="Interpolate an existing"),
+    user_file("lookalike_activation", key="model.layers.fc1.activation",
+              value="U+0456", fix="Did you mean 'sigmoid'?"),
+    user_file("lookalike_type", key="model.layers.fc1.type", value="U+0456",
+              fix="Did you mean 'linear'?"),
+    user_file("lookalike_init", key="model.layers.fc1.weight_init", value="U+0430",
+              fix="Did you mean 'xavier_normal'?"),
+    user_file("lookalike_layer_name", key="model.layers.f\N{CYRILLIC SMALL LETTER ES}1",
+              value="U+0441", fix="e.g. fc1."),
+    user_file("target_in_layer", key="model.layers.fc1._target_",
+              value="_target_ is never imported", fix="Use model.layers.fc1.type"),
+    user_file("target_at_model", key="model._target_",
+              value="_target_ is never imported", fix="Remove it"),
+]  # fmt: skip
+
+CASES = OVERRIDE_CASES + FILE_CASES
+
+
+def _fits_in_memory(count: int) -> bool:
+    from annfactory.factory import available_bytes
+
+    available = available_bytes(torch.device("cpu"))
+    return available is not None and count < available
+
+
+@pytest.fixture(autouse=True)
+def _skip_if_the_huge_network_fits(request: pytest.FixtureRequest) -> None:
+    callspec = getattr(request.node, "callspec", None)
+    huge = callspec is not None and callspec.id.startswith("network-too-large")
+    if huge and _fits_in_memory(HUGE_BYTES):
+        pytest.skip("this machine has the memory for the huge network")
+
+
+def message_lines(stderr: str) -> list[str]:
+    """The lines of annfactory's message: Hydra's framing and blank lines left out,
+    and the prefix of an overrides error removed."""
+    lines = [
+        line
+        for line in stderr.splitlines()
+        if line.strip() and not line.startswith(FRAMING)
+    ]
+    if lines:
+        lines[0] = lines[0].removeprefix(OVERRIDES_PREFIX)
+    return lines
+
+
+def assert_names_the_problem(lines: list[str], bad: Bad) -> None:
+    """At most three lines: ``<config path>: <what is wrong>``, then the fix."""
+    text = "\n".join(lines)
+    assert 1 <= len(lines) <= 3, text
+    assert lines[0].startswith(f"{bad.key}: "), text
+    assert bad.value in text, text
+    assert bad.fix in text, text
+
+
+def test_the_corpus_is_large_and_its_ids_unique() -> None:
+    ids = [param.id for param in CASES]
+    assert len(ids) >= 40
+    assert len(set(ids)) == len(ids)
+    files = {path.stem for path in (BAD_INPUTS / "model").glob("*.yaml")}
+    assert files == {param.id.removeprefix("file-") for param in FILE_CASES}
+
+
+@pytest.fixture
+def no_allocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if any parameter memory is allocated."""
+    from annfactory import factory
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("parameter memory was allocated")
+
+    monkeypatch.setattr(factory, "_fill", refuse)
+
+
+def fail_in_process(bad: Bad) -> None:
+    """What the command line does before and in its job: check the overrides (with
+    the config dirs), compose, validate, build."""
+    overrides = bad.overrides
+    check_overrides(overrides, bad.config_dirs)
+    if bad.config_dirs:
+        overrides = [*overrides, f"hydra.searchpath=[file://{BAD_INPUTS}]"]
+    spec = annfactory.to_spec(annfactory.compose(overrides))
+    annfactory.build_network(spec)
+
+
+@pytest.mark.parametrize("bad", CASES)
+@pytest.mark.usefixtures("no_allocation")
+def test_bad_input_in_process(bad: Bad) -> None:
+    """The checks that the command line makes, in this process (fast)."""
+    with pytest.raises(ConfigError) as info:
+        fail_in_process(bad)
+    assert_names_the_problem(str(info.value).splitlines(), bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", CASES)
+def test_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
+    start = time.perf_counter()
+    result = run_cli(*bad.args, timeout=60)
+    elapsed = time.perf_counter() - start
+
+    assert result.returncode != 0, result.stdout
+    assert elapsed < FAST, f"took {elapsed:.1f} s"
+    assert "Traceback" not in result.stderr, result.stderr
+    assert_names_the_problem(message_lines(result.stderr), bad)
+    for name in OUTPUTS:
+        assert not (result.run_dir / name).exists(), name
+    if result.run_dir.exists():
+        assert not list(result.run_dir.glob(".staging-*"))
+
+
+# ------------------------------------------------------------------------------------
+# The memory guard
+# ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    peak_rss_bytes: int
+
+
+def run_measured(args: list[str], run_dir: Path, timeout: float = 60) -> Measured:
+    """Run ``scripts/run.py`` and measure the peak memory (RSS) of that process."""
+    stdout, stderr = run_dir.with_suffix(".out"), run_dir.with_suffix(".err")
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    start = time.perf_counter()
+    with stdout.open("w") as out, stderr.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, str(RUN_PY), *args, f"hydra.run.dir={run_dir}"],
+            stdout=out,
+            stderr=err,
+            cwd=run_dir.parent,
+            env=env,
+        )
+        # os.wait4 reaps this one child and gives its own resource usage.
+        while True:
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - start > timeout:
+                process.kill()
+                pid, status, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.02)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    # ru_maxrss is in kilobytes on Linux.
+    return Measured(
+        process.returncode,
+        stdout.read_text(),
+        stderr.read_text(),
+        time.perf_counter() - start,
+        usage.ru_maxrss * 1024,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="os.wait4 units")
+def test_a_network_too_large_is_refused_before_allocation(tmp_path: Path) -> None:
+    if _fits_in_memory(HUGE_BYTES):
+        pytest.skip("this machine has the memory for the huge network")
+    refused = run_measured(list(HUGE_MLP), tmp_path / "huge")
+    lines = message_lines(refused.stderr)
+    assert refused.returncode != 0
+    assert refused.seconds < FAST
+    assert "Traceback" not in refused.stderr
+    assert lines[0].startswith("model: the network needs 1,120.0 GB"), lines
+    assert re.search(r"; cpu has [\d,.]+ [GM]B available\.$", lines[0]), lines
+    assert "use device=meta for a dry run" in lines[1]
+    # Python, Hydra and torch take a few hundred MB; the network would take 1.1 TB.
+    assert refused.peak_rss_bytes < 1.5e9, refused.peak_rss_bytes
+    assert not (tmp_path / "huge" / "metrics.json").exists()
+
+    # The same network on the meta device: shapes and counts, no memory.
+    meta = run_measured([*HUGE_MLP, "device=meta"], tmp_path / "meta")
+    assert meta.returncode == 0, meta.stderr
+    assert meta.seconds < 30
+    assert meta.peak_rss_bytes < 1.5e9, meta.peak_rss_bytes
+    assert f"parameters={HUGE_PARAMS:,}" in meta.stdout
+
+
+def test_the_memory_guard_counts_parameters_and_buffers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from annfactory import factory
+
+    spec = annfactory.to_spec(
+        annfactory.compose(["+layer@model.layers.norm=batch_norm", "dtype=float64"])
+    )
+    modules = factory._meta_layers(spec)
+    # 26 parameters of the demo, the norm's 2 + 2 affine ones and its 2 + 2 running
+    # statistics in float64; num_batches_tracked in int64.
+    assert factory.estimate_bytes(modules, torch.float64) == (26 + 4 + 4) * 8 + 8
+    needed = factory.estimate_bytes(modules, torch.float64)
+
+    monkeypatch.setattr(factory, "available_bytes", lambda device: needed)
+    with pytest.raises(MemoryLimitError, match=r"^model: the network needs") as info:
+        factory.check_memory(spec, modules)
+    assert "device=meta" in str(info.value)
+    assert isinstance(info.value, MemoryError)
+    monkeypatch.setattr(
+        factory, "available_bytes", lambda device: needed / factory.MEMORY_HEADROOM
+    )
+    factory.check_memory(spec, modules)  # fits, with the headroom
+    factory.check_memory(replace_device(spec, "meta"), modules)  # never checked
+
+
+def replace_device(spec: annfactory.RunSpec, device: str) -> annfactory.RunSpec:
+    from dataclasses import replace
+
+    return replace(spec, device=device)
+
+
+@pytest.mark.usefixtures("no_allocation")
+def test_the_memory_guard_runs_before_any_allocation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from annfactory import factory
+
+    monkeypatch.setattr(factory, "available_bytes", lambda device: 1000)
+    spec = annfactory.to_spec(annfactory.compose(["model=mlp"]))
+    needed = (8 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2) * 4
+    with pytest.raises(
+        MemoryLimitError, match=rf"needs {needed:,} bytes .* has 1,000 bytes available"
+    ):
+        annfactory.build_network(spec)
+
+
+def test_available_memory_is_known_on_this_machine() -> None:
+    from annfactory.factory import available_bytes
+
+    available = available_bytes(torch.device("cpu"))
+    assert available is not None
+    assert 0 < available < 2**50
+    assert available_bytes(torch.device("meta")) is None
