@@ -535,16 +535,16 @@ def test_a_failed_run_leaves_the_earlier_run_s_files(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="Hydra writes .hydra/config.yaml, hydra.yaml and overrides.yaml when a job "
-    "starts, before annfactory's task runs; needs hydra.output_subdir in "
-    "conf/config.yaml (see the report)",
-)
 def test_a_failed_run_leaves_the_earlier_run_s_hydra_record(run_cli: RunCli) -> None:
     first = run_cli("model=demo")
     assert first.returncode == 0, first.stderr
     record = sorted((first.run_dir / ".hydra").glob("*.yaml"))
+    assert [path.name for path in record] == [
+        "config.yaml",
+        "hydra.yaml",
+        "overrides.yaml",
+    ]
+    assert "model=demo" in (first.run_dir / ".hydra" / "overrides.yaml").read_text()
     before = {path.name: path.read_bytes() for path in record}
     failed = run_cli("seed=-1")
     assert failed.returncode != 0
@@ -649,11 +649,19 @@ def test_materialize_runs_the_memory_guard_first(
     assert all(tensor.is_meta for tensor in meta.state_dict().values())
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", ["demo", "norms", "norms-float64"])
-def test_cuda_builds_the_cpu_bits(tmp_path: Path, name: str) -> None:
+def test_cuda_builds_the_cpu_bits_or_is_refused(tmp_path: Path, name: str) -> None:
     spec = SPECS[name]()
     on_cuda = replace(spec, device="cuda")
+    if not torch.cuda.is_available():
+        # Without CUDA every path refuses it up front, before allocating anything.
+        with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
+            build_network(on_cuda)
+        with pytest.raises(annfactory.DeviceError):
+            materialize(build_network(replace(spec, device="meta")), on_cuda)
+        with pytest.raises(annfactory.DeviceError):
+            load_run(make_run(tmp_path / "run", spec), device="cuda")
+        return
     cpu_state = build_network(spec).state_dict()
     for model in (
         build_network(on_cuda),

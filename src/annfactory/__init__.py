@@ -5,12 +5,13 @@ does, on first use.
 """
 
 from annfactory.activations import Activation, activations
-from annfactory.api import build_model, build_network
+from annfactory.api import build_model, build_network, materialize
 from annfactory.config import compose, to_spec
 from annfactory.errors import (
     AnnFactoryError,
     ConfigError,
     DeviceError,
+    MemoryLimitError,
     RegistrationError,
     UnknownNameError,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "InitSpec",
     "LayerSpec",
     "LayerType",
+    "MemoryLimitError",
     "NetworkSpec",
     "Param",
     "ParameterSpec",
@@ -60,6 +62,7 @@ __all__ = [
     "load_plugins",
     "load_run",
     "load_spec",
+    "materialize",
     "parse_run",
     "to_spec",
 ]

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from annfactory.network import Network
 
-__all__ = ["build_model", "build_network"]
+__all__ = ["build_model", "build_network", "materialize"]
 
 
 def build_model(cfg: DictConfig | Mapping[str, Any]) -> Network:
@@ -46,3 +46,11 @@ def build_network(spec: RunSpec) -> Network:
     from annfactory.factory import build_network as build
 
     return build(spec)
+
+
+def materialize(network: Network, spec: RunSpec) -> Network:
+    """Allocate and initialize a network built on the meta device, in place, exactly as
+    :func:`build_network` would have (same bits)."""
+    from annfactory.factory import materialize as fill
+
+    return fill(network, spec)

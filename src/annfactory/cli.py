@@ -113,7 +113,25 @@ def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     task = cfg.get("task")
     node = OmegaConf.to_container(task, resolve=True) if task is not None else None
-    return run_named_task(node, spec, output_dir)
+    return run_named_task(node, spec, output_dir, record=_hydra_record(cfg))
+
+
+def _hydra_record(cfg: DictConfig) -> dict[str, str]:
+    """What Hydra itself would write to ``.hydra/`` at the start of a job.
+
+    annfactory's config sets ``hydra.output_subdir: null`` and writes these files with
+    the run's other outputs instead, only when the run succeeds, so a failed run in
+    the same directory leaves an earlier run's record as it was.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    hydra_cfg = HydraConfig.get()
+    return {
+        ".hydra/config.yaml": OmegaConf.to_yaml(cfg),
+        ".hydra/hydra.yaml": OmegaConf.to_yaml({"hydra": hydra_cfg}),
+        ".hydra/overrides.yaml": OmegaConf.to_yaml(list(hydra_cfg.overrides.task)),
+    }
 
 
 def _annfactory_sweeper(hydra_cfg: Any) -> bool:

@@ -8,6 +8,7 @@ weights with safetensors, which never unpickles.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -46,6 +47,11 @@ def save_model(context: TaskContext, model: Network) -> None:
     # One metadata key only: safetensors writes the metadata in hash-map order, which
     # differs between processes, and the same run must give the same bytes.
     save_file(tensors, str(path), metadata={"format": "pt"})
+    # safetensors creates the file readable by its owner only; give it the mode of
+    # the run's other files (what the umask allows).
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
 
 
 def load_spec(path: str | Path) -> RunSpec:

@@ -64,19 +64,25 @@ class TaskContext:
         return self._staging / name
 
     def write_text(self, name: str, text: str) -> None:
-        """Write a text output file (staged like every output)."""
+        """Write a text output file (staged like every output); ``name`` may name a
+        subfolder (``.hydra/config.yaml``)."""
         path = self.path(name)
         if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
 
     def commit(self) -> list[str]:
         """Move the staged files into the run directory; return their names."""
         if self._staging is None or self.output_dir is None:
             return []
-        names = sorted(p.name for p in self._staging.iterdir())
+        staging = self._staging
+        names = sorted(
+            str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file()
+        )
         for name in names:
-            os.replace(self._staging / name, self.output_dir / name)
-        self._staging.rmdir()
+            (self.output_dir / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, self.output_dir / name)
+        shutil.rmtree(staging)
         self._staging = None
         return names
 
@@ -98,12 +104,17 @@ def task_name(node: Any, key: str = "task") -> str:
 
 
 def run_named_task(
-    node: Any, spec: RunSpec, output_dir: Path | None, out: TextIO = sys.stdout
+    node: Any,
+    spec: RunSpec,
+    output_dir: Path | None,
+    out: TextIO = sys.stdout,
+    record: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Validate the task options, run the task, and save its outputs.
 
     Every task's run directory gets ``metrics.json`` (the returned metrics, with the
-    task's name) besides the task's own files.
+    task's name) besides the task's own files, and the files of ``record`` (name to
+    text, such as Hydra's ``.hydra/config.yaml``), all only if the task succeeds.
     """
     name = task_name(node)
     module = importlib.import_module(TASKS[name])
@@ -115,6 +126,8 @@ def run_named_task(
         context.write_text(
             "metrics.json", json.dumps(_finite(metrics), indent=2) + "\n"
         )
+        for file, text in (record or {}).items():
+            context.write_text(file, text)
         context.commit()
     except BaseException:
         context.discard()
