@@ -52,6 +52,7 @@ _RUN_KEYS: Final = (
     "batch_size",
     "device",
     "dtype",
+    "compile",
     "task",  # the task's options, validated by the task (annfactory.tasks)
 )
 LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
@@ -59,6 +60,7 @@ _PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}
 
 _SEED = Param(int, 0, "seed of every parameter's generator", low=0, high=2**63 - 1)
 _BATCH_SIZE = Param(int, 5, "rows in the random input batch", low=1)
+_COMPILE = Param(bool, False, "run the forward pass through torch.compile")
 _DTYPE = Param(str, "float32", "parameter and input dtype", choices=DTYPES)
 _IN_FEATURES = Param(int, REQUIRED, "input size", low=1)
 _MLP: Final = {
@@ -190,6 +192,7 @@ class RunSpec:
     batch_size: int = 5
     device: str = "cpu"
     dtype: str = "float32"
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that :func:`parse_run` turns back into an equal spec."""
@@ -199,6 +202,7 @@ class RunSpec:
             "batch_size": self.batch_size,
             "device": self.device,
             "dtype": self.dtype,
+            "compile": self.compile,
         }
 
 
@@ -239,6 +243,7 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
         batch_size=_BATCH_SIZE.validate(data.get("batch_size", 5), "batch_size"),
         device=_validate_device(data.get("device", "cpu")),
         dtype=_DTYPE.validate(data.get("dtype", "float32"), "dtype"),
+        compile=_COMPILE.validate(data.get("compile", False), "compile"),
     )
 
 

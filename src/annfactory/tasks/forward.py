@@ -92,6 +92,8 @@ def run(context: TaskContext) -> dict[str, Any]:
             y = model(x)
         for hook in hooks:
             hook.remove()
+        if spec.compile:
+            compiled = _compiled_forward(model, x, y, out)
         summary = torchinfo.summary(
             model,
             input_data=[x],
@@ -117,6 +119,8 @@ def run(context: TaskContext) -> dict[str, Any]:
     if not y.is_meta:
         metrics["output_mean"] = y.double().mean().item()
         metrics["dead_units"] = dead
+        if spec.compile:
+            metrics["compile"] = compiled
     _print_report(out, spec, x, y, str(summary), parameters, total)
     if dead:
         widths = {layer.name: layer.out_features for layer in spec.network.layers}
@@ -131,6 +135,43 @@ def run(context: TaskContext) -> dict[str, Any]:
     context.write_text("summary.txt", str(summary) + "\n")
     save_model(context, model)
     return metrics
+
+
+def _compiled_forward(
+    model: Network, x: torch.Tensor, eager: torch.Tensor, out: TextIO
+) -> dict[str, Any]:
+    """Run the forward pass through ``torch.compile``; compare with eager, time both."""
+    import time
+
+    start = time.perf_counter()
+    fast = torch.compile(model)
+    with torch.inference_mode():
+        y = fast(x)
+    compile_s = time.perf_counter() - start
+    with torch.inference_mode():
+        start = time.perf_counter()
+        fast(x)
+        compiled_s = time.perf_counter() - start
+        start = time.perf_counter()
+        model(x)
+        eager_s = time.perf_counter() - start
+    difference = (y.double() - eager.double()).abs().max().item()
+    tolerance = 1e-5 if eager.dtype in (torch.float32, torch.float64) else 1e-2
+    matches = bool(torch.allclose(y, eager, rtol=tolerance, atol=tolerance))
+    print(
+        f"torch.compile: compiled in {compile_s:.1f} s; one forward "
+        f"{compiled_s * 1e6:.0f} us compiled vs {eager_s * 1e6:.0f} us eager; "
+        "max |compiled - eager| = "
+        f"{difference:.3g} ({'matches' if matches else 'DIFFERS from'} eager)",
+        file=out,
+    )
+    return {
+        "compile_s": compile_s,
+        "forward_compiled_s": compiled_s,
+        "forward_eager_s": eager_s,
+        "max_abs_difference": difference,
+        "matches_eager": matches,
+    }
 
 
 def _count_dead_units(name: str, dead: dict[str, int]) -> Any:
