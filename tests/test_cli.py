@@ -398,7 +398,9 @@ def test_cfg_job_prints_the_composed_config_only(run_cli: RunCli) -> None:
     result = succeeded(run_cli("--cfg", "job"))
     cfg = yaml.safe_load(result.stdout)
 
-    assert set(cfg) == {"model", "task", "seed", "batch_size", "device", "dtype"}
+    assert set(cfg) == {
+        "model", "task", "seed", "batch_size", "device", "dtype", "compile"
+    }  # fmt: skip
     assert cfg["task"] == {"name": "forward"}
     assert (cfg["seed"], cfg["batch_size"], cfg["device"], cfg["dtype"]) == (
         0,
