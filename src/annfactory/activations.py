@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from annfactory.errors import RegistrationError
 from annfactory.inits import Nonlinearity
-from annfactory.params import REQUIRED, Param
+from annfactory.params import Param, params_from_arguments
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
@@ -63,7 +63,13 @@ def _activation_from(obj: Any, *, name: str, **options: Any) -> Activation:
         raise RegistrationError(
             f"activation {name!r}: expected an nn.Module class or an Activation"
         )
-    params = dict(options.pop("params", None) or _params_from_init(obj, name))
+    params = dict(
+        options.pop("params", None)
+        or params_from_arguments(
+            list(inspect.signature(obj.__init__).parameters.values())[1:],
+            f"activation {name!r}",
+        )
+    )
     nonlinearity = options.pop("nonlinearity", None)
     if isinstance(nonlinearity, str):
         fixed: Nonlinearity = (nonlinearity, None)
@@ -80,25 +86,6 @@ def _activation_from(obj: Any, *, name: str, **options: Any) -> Activation:
         )
     except TypeError as error:
         raise RegistrationError(f"activation {name!r}: {error}") from None
-
-
-def _params_from_init(cls: type, name: str) -> dict[str, Param]:
-    params: dict[str, Param] = {}
-    signature = inspect.signature(cls.__init__)  # type: ignore[misc]
-    for parameter in list(signature.parameters.values())[1:]:
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue
-        default = parameter.default
-        if default is inspect.Parameter.empty:
-            params[parameter.name] = Param(float, REQUIRED)
-        elif isinstance(default, bool | int | float | str):
-            params[parameter.name] = Param(type(default), default)
-        else:
-            raise RegistrationError(
-                f"activation {name!r}: parameter {parameter.name!r} needs a default of "
-                "type bool, int, float or str (or pass params={...} to register)"
-            )
-    return params
 
 
 activations: Registry[Activation] = Registry(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from annfactory.errors import RegistrationError
-from annfactory.params import AUTO, REQUIRED, Param
+from annfactory.params import AUTO, Param, params_from_arguments
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
@@ -244,32 +244,23 @@ def _scheme_from(obj: Any, *, name: str, **options: Any) -> InitScheme:
         return obj
     if not callable(obj):
         raise RegistrationError(f"init {name!r}: expected a function or an InitScheme")
-    params = dict(options.pop("params", None) or _params_from_signature(obj, name))
+    params = dict(
+        options.pop("params", None)
+        or params_from_arguments(
+            (
+                argument
+                for argument in inspect.signature(obj).parameters.values()
+                if argument.kind is inspect.Parameter.KEYWORD_ONLY
+                and argument.name != "generator"
+            ),
+            f"init {name!r}",
+        )
+    )
     doc = options.pop("doc", None) or _first_line(obj.__doc__)
     try:
         return InitScheme(apply=obj, params=params, doc=doc, **options)
     except TypeError as error:
         raise RegistrationError(f"init {name!r}: {error}") from None
-
-
-def _params_from_signature(function: Callable[..., Any], name: str) -> dict[str, Param]:
-    params: dict[str, Param] = {}
-    for parameter in inspect.signature(function).parameters.values():
-        if parameter.kind is not inspect.Parameter.KEYWORD_ONLY:
-            continue
-        if parameter.name == "generator":
-            continue
-        default = parameter.default
-        if default is inspect.Parameter.empty:
-            params[parameter.name] = Param(float, REQUIRED)
-        elif isinstance(default, bool | int | float | str):
-            params[parameter.name] = Param(type(default), default)
-        else:
-            raise RegistrationError(
-                f"init {name!r}: parameter {parameter.name!r} needs a default of type "
-                "bool, int, float or str (or pass params={...} to register)"
-            )
-    return params
 
 
 def _first_line(text: str | None) -> str:

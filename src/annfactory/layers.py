@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from annfactory.errors import RegistrationError
-from annfactory.params import REQUIRED, Param
+from annfactory.params import REQUIRED, Param, params_from_arguments
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
@@ -106,24 +106,7 @@ def _options_from_init(cls: type, name: str) -> dict[str, Param]:
         raise RegistrationError(
             f"layer {name!r}: __init__ must take in_features first (it is inferred)"
         )
-    params: dict[str, Param] = {}
-    for argument in arguments[1:]:
-        if argument.kind in (argument.VAR_POSITIONAL, argument.VAR_KEYWORD):
-            continue
-        default = argument.default
-        if default is inspect.Parameter.empty:
-            kind = int if argument.name.endswith("_features") else float
-            params[argument.name] = Param(
-                kind, REQUIRED, low=1 if kind is int else None
-            )
-        elif isinstance(default, bool | int | float | str):
-            params[argument.name] = Param(type(default), default)
-        else:
-            raise RegistrationError(
-                f"layer {name!r}: option {argument.name!r} needs a default of type "
-                "bool, int, float or str (or pass params={...} to register)"
-            )
-    return params
+    return params_from_arguments(arguments[1:], f"layer {name!r}")
 
 
 layers: Registry[LayerType] = Registry(

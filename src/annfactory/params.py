@@ -7,14 +7,15 @@ wrong value is reported with its config path and never reaches torch.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.errors import ConfigError, RegistrationError, UnknownNameError
 
-__all__ = ["AUTO", "REQUIRED", "Param", "validate_params"]
+__all__ = ["AUTO", "REQUIRED", "Param", "params_from_arguments", "validate_params"]
 
 
 class _Sentinel:
@@ -172,6 +173,42 @@ def validate_params(
         else:
             values[name] = param.default
     return values
+
+
+def params_from_arguments(
+    arguments: Iterable[inspect.Parameter], what: str
+) -> dict[str, Param]:
+    """Parameters declared by the arguments of a registered function or class.
+
+    Each argument's default gives its type (bool, int, float or str) and default; one
+    without a default is required: an integer (at least 1) if its name ends in
+    ``_features``, a number otherwise. ``*args`` and ``**kwargs`` are skipped.
+
+    Args:
+        arguments: The arguments, e.g. ``inspect.signature(f).parameters.values()``.
+        what: The entry, in words, for messages (``"init 'scaled'"``).
+
+    Raises:
+        RegistrationError: A default of another type.
+    """
+    params: dict[str, Param] = {}
+    for argument in arguments:
+        if argument.kind in (argument.VAR_POSITIONAL, argument.VAR_KEYWORD):
+            continue
+        default = argument.default
+        if default is inspect.Parameter.empty:
+            sized = argument.name.endswith("_features")
+            params[argument.name] = Param(
+                int if sized else float, REQUIRED, low=1 if sized else None
+            )
+        elif isinstance(default, bool | int | float | str):
+            params[argument.name] = Param(type(default), default)
+        else:
+            raise RegistrationError(
+                f"{what}: parameter {argument.name!r} needs a default of type bool, "
+                "int, float or str (or pass params={...} to register)"
+            )
+    return params
 
 
 def _join(key: str, name: str) -> str:
