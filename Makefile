@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint typecheck check clean
+.PHONY: demo test test-fast lint typecheck check clean bytecode bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,16 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,launchers]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Bytecode for the package's own sources: an editable install leaves none, and where
+# PYTHONDONTWRITEBYTECODE is set Python would compile them again on every start
+# (about 0.2 s of each run). Up-to-date files are skipped.
+bytecode: $(STAMP)
+	$(PY) -m compileall -q src scripts
+
+demo: $(STAMP) bytecode
 	$(PY) scripts/run.py model=demo
 
-test: $(STAMP)
+test: $(STAMP) bytecode
 	$(PY) -m pytest -n 2
 
 test-fast: $(STAMP)
@@ -30,6 +36,9 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 check: lint typecheck test
+
+bench: $(STAMP) bytecode
+	$(PY) scripts/bench.py --compile
 
 clean:
 	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache

@@ -88,19 +88,50 @@ def timed(function: Callable[[], Any], number: int = 1) -> Callable[[], float]:
     return measure
 
 
-def process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int]:
-    """Run a command; return its wall time (s) and its own peak RSS (bytes)."""
-    environment = {**os.environ, **(env or {})}
+#: Runs a Python script or ``-c`` code and reports the process's own peak RSS at exit.
+#: Linux's ru_maxrss of a child carries over the parent's peak across fork and exec
+#: (this benchmark's own process holds large tensors), so the peak is read from
+#: /proc/self/status (VmHWM: the high-water mark of this process's memory since exec).
+PEAK_WRAPPER = """
+import atexit, runpy, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                sys.stderr.write(f"BENCH_PEAK_KB {line.split()[1]}\\n")
+atexit.register(_peak)
+sys.argv = sys.argv[1:]
+if sys.argv[0] == "-c":
+    sys.argv = ["-c", *sys.argv[2:]]
+    exec(compile(__code__, "<string>", "exec"), {"__name__": "__main__"})
+else:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def process(command: list[str]) -> tuple[float, int]:
+    """Run ``[python, script-or--c, ...]``; return its wall time (s) and peak RSS
+    (bytes)."""
+    assert command[0] == PYTHON
+    arguments = command[1:]
+    wrapper = PEAK_WRAPPER
+    if arguments[0] == "-c":
+        wrapper = f"__code__ = {arguments[1]!r}\n" + wrapper
     start = time.perf_counter()
-    child = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment
+    done = subprocess.run(
+        [PYTHON, "-c", wrapper, *arguments],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
     )
-    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
-    stderr = child.stderr.read().decode() if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{stderr}")
-    return wall, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr}")
+    peaks = [
+        line for line in done.stderr.splitlines() if line.startswith("BENCH_PEAK_KB")
+    ]
+    return wall, int(peaks[-1].split()[1]) * 1024
 
 
 def process_pair(
