@@ -9,7 +9,6 @@ Thin by design: Hydra composes, the package does the work.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -25,5 +24,5 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    precheck_argv(sys.argv[1:], script_dir=Path(__file__).resolve().parent)
+    precheck_argv(sys.argv[1:])
     main()

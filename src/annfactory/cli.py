@@ -47,7 +47,7 @@ def silence_known_warnings() -> None:
 silence_known_warnings()
 
 
-def precheck_argv(argv: Sequence[str], script_dir: Path | None = None) -> None:
+def precheck_argv(argv: Sequence[str]) -> None:
     """Check the overrides of a command line before Hydra composes them.
 
     On an unknown group option or parameter, prints the error (names the override, the
