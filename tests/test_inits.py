@@ -21,6 +21,7 @@ import annfactory
 from annfactory import ConfigError, UnknownNameError, activations, inits, layers
 from annfactory.inits import NONLINEARITIES
 from annfactory.params import REQUIRED
+from specs import one_linear_layer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 FAN_IN, FAN_OUT = 400, 600
@@ -48,15 +49,9 @@ def _spec(
     **top: Any,
 ) -> annfactory.RunSpec:
     """A network of one linear layer ``l1``, ``fan_in`` -> ``fan_out``."""
-    layer = {
-        "type": "linear",
-        "out_features": fan_out,
-        "activation": activation,
-        "weight_init": weight_init,
-        "bias_init": bias_init,
-    }
-    model = {"type": "sequential", "in_features": fan_in, "layers": {"l1": layer}}
-    return annfactory.parse_run({"model": model, "seed": seed, **top})
+    return one_linear_layer(
+        fan_in, fan_out, weight_init, bias_init, activation, seed=seed, **top
+    )
 
 
 def _drawn(spec: annfactory.RunSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,7 @@ from annfactory.tasks.init_report import (
     measure,
     parse_options,
 )
+from specs import one_linear_layer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 #: The large layer of the statistical tests: 512 -> 1024, so 524,288 weights.
@@ -59,15 +60,7 @@ def _spec(
     **top: Any,
 ) -> annfactory.RunSpec:
     """A network of one linear layer ``l1``, ``fan_in`` -> ``fan_out``."""
-    layer = {
-        "type": "linear",
-        "out_features": fan_out,
-        "activation": activation,
-        "weight_init": weight_init,
-        "bias_init": bias_init,
-    }
-    model = {"type": "sequential", "in_features": fan_in, "layers": {"l1": layer}}
-    return annfactory.parse_run({"model": model, **top})
+    return one_linear_layer(fan_in, fan_out, weight_init, bias_init, activation, **top)
 
 
 def _report(
