@@ -35,8 +35,24 @@ __all__ = [
     "materialize",
     "parameter_seed",
     "resolve_device",
+    "sampling_dtype",
+    "seeded_generator",
     "state_layout",
 ]
+
+
+def seeded_generator(seed: int, path: str) -> torch.Generator:
+    """A CPU generator for one named draw of a run (a parameter, the input, labels)."""
+    return torch.Generator().manual_seed(parameter_seed(seed, path))
+
+
+def sampling_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype random values are drawn in: float64 for float64 runs, else float32.
+
+    Drawing on the CPU in one of these makes values independent of the device, and
+    gives half-precision runs the float32 draws, rounded.
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def parameter_seed(seed: int, path: str) -> int:
@@ -418,11 +434,9 @@ def _initialized(
     """A new tensor for ``parameter``, allocated once and filled once."""
     if device.type == "meta":
         return torch.empty(parameter.shape, device=device, dtype=dtype)
-    # Sample on the CPU in float32 (float64 for float64 runs) so values do not depend
-    # on the device, and so half-precision dtypes get the same draws as float32.
-    sample_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    sample_dtype = sampling_dtype(dtype)
     tensor = torch.empty(parameter.shape, dtype=sample_dtype)
-    generator = torch.Generator().manual_seed(parameter_seed(seed, path))
+    generator = seeded_generator(seed, path)
     scheme = inits.get(parameter.init.name)
     with torch.no_grad():
         scheme.apply(tensor, generator=generator, **parameter.init.params)

@@ -105,11 +105,11 @@ def load_run(path: str | Path, device: str | None = None) -> Network:
     from safetensors import SafetensorError, safe_open
 
     from annfactory.factory import build_network, state_layout
-    from annfactory.spec import _validate_device
+    from annfactory.spec import validate_device
 
     spec = load_spec(path)
     if device is not None:
-        spec = replace(spec, device=_validate_device(device))
+        spec = replace(spec, device=validate_device(device))
     directory = Path(path).parent if Path(path).is_file() else Path(path)
     weights_file = directory / WEIGHTS_FILE
     if not weights_file.is_file():

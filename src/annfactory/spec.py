@@ -39,6 +39,7 @@ __all__ = [
     "RunSpec",
     "parse_network",
     "parse_run",
+    "validate_device",
 ]
 
 DTYPES: Final = ("float32", "float64", "bfloat16", "float16")
@@ -241,7 +242,7 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
         network=network,
         seed=_SEED.validate(data.get("seed", 0), "seed"),
         batch_size=_BATCH_SIZE.validate(data.get("batch_size", 5), "batch_size"),
-        device=_validate_device(data.get("device", "cpu")),
+        device=validate_device(data.get("device", "cpu")),
         dtype=_DTYPE.validate(data.get("dtype", "float32"), "dtype"),
         compile=_COMPILE.validate(data.get("compile", False), "compile"),
     )
@@ -659,7 +660,7 @@ def _lookup(registry: Registry[Any], name: Any, key: str) -> Any:
 _GPU_WORDS = ("gpu", "nvidia", "cuda")
 
 
-def _validate_device(value: Any) -> str:
+def validate_device(value: Any) -> str:
     """``cpu``, ``cuda``, ``cuda:N`` or ``meta``; whether it exists is checked when
     the network is built (that needs torch)."""
     if isinstance(value, str) and re.fullmatch(r"cuda:\d+", value):

@@ -30,7 +30,7 @@ import torch
 from torch.nn import functional
 
 from annfactory.errors import ConfigError
-from annfactory.factory import build_network, parameter_seed, resolve_device
+from annfactory.factory import build_network, resolve_device, seeded_generator
 from annfactory.network import Network
 from annfactory.params import Param, validate_params
 from annfactory.runs import save_model
@@ -140,7 +140,7 @@ def parse_options(given: Mapping[str, Any], key: str) -> DiagnoseOptions:
 def random_labels(spec: RunSpec, rows: int, device: torch.device) -> torch.Tensor:
     """Random class labels in ``[0, out_features)``, one per row, seeded from
     ``(seed, "labels")`` and drawn on the CPU like the input."""
-    generator = torch.Generator().manual_seed(parameter_seed(spec.seed, "labels"))
+    generator = seeded_generator(spec.seed, "labels")
     labels = torch.randint(0, spec.network.out_features, (rows,), generator=generator)
     return labels.to(device)
 

@@ -13,7 +13,12 @@ from typing import Any, TextIO
 import torch
 import torchinfo
 
-from annfactory.factory import build_network, parameter_seed, resolve_device
+from annfactory.factory import (
+    build_network,
+    resolve_device,
+    sampling_dtype,
+    seeded_generator,
+)
 from annfactory.network import Network
 from annfactory.params import validate_params
 from annfactory.runs import save_model
@@ -31,9 +36,8 @@ def random_input(
     shape = (spec.batch_size, spec.network.in_features)
     if device.type == "meta":
         return torch.empty(shape, device=device, dtype=dtype)
-    generator = torch.Generator().manual_seed(parameter_seed(spec.seed, "input"))
-    sample_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    x = torch.randn(shape, generator=generator, dtype=sample_dtype)
+    generator = seeded_generator(spec.seed, "input")
+    x = torch.randn(shape, generator=generator, dtype=sampling_dtype(dtype))
     return x.to(device=device, dtype=dtype)
 
 
