@@ -47,9 +47,16 @@ def test_readme_has_python_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(MODEL_BLOCKS)))
 def test_readme_model_block_runs(index: int) -> None:
-    model = _exec(MODEL_BLOCKS[index], f"block_{index}")["model"]
+    namespace = _exec(MODEL_BLOCKS[index], f"block_{index}")
+    model = namespace["model"]
     assert isinstance(model, annfactory.network.Network)
-    assert model(torch.randn(4, model.spec.in_features)).shape[0] == 4
+    # The network the block's config describes, built and initialized.
+    spec = annfactory.to_spec(namespace["cfg"]).network  # type: ignore[arg-type]
+    assert model.spec == spec
+    assert sum(p.numel() for p in model.parameters()) == spec.num_params
+    output = model(torch.randn(4, spec.in_features))
+    assert output.shape == (4, spec.out_features)
+    assert torch.isfinite(output).all()
 
 
 def test_readme_registration_example_builds_what_it_says() -> None:
