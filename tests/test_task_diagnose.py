@@ -290,6 +290,19 @@ def test_a_softmax_output_takes_cross_entropy_by_default(seed: int) -> None:
     )
 
 
+def test_the_mean_of_a_softmax_over_the_batch_is_one_over_the_rows() -> None:
+    overrides = [
+        "model=mlp", "activation@model.output_activation=softmax",
+        "model.output_activation.dim=0",
+    ]  # fmt: skip
+    result = diagnose(overrides, loss="mean", batch_size=64)
+    assert result["loss_value"] == pytest.approx(1 / 64)
+    assert result["notes"][0].startswith(
+        "note: task.loss=mean of a softmax output is the constant 1/64"
+    )
+    assert diagnose(overrides)["loss"] == "cross_entropy"
+
+
 def test_a_log_softmax_output_takes_the_nll_of_its_output_by_default() -> None:
     overrides = ["model=mlp", "model.output_activation=log_softmax"]
     result = diagnose(overrides)

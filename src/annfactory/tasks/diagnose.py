@@ -225,7 +225,7 @@ def run(context: TaskContext) -> dict[str, Any]:
         )
     last = spec.network.layers[-1]
     loss_name, loss_formula = loss_for(options.loss, last.activation)
-    notes = _loss_notes(options.loss, last.activation, spec.network.out_features)
+    notes = _loss_notes(options.loss, last.activation, spec.network.out_features, rows)
     device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
     x = random_input(dataclasses.replace(spec, batch_size=rows), device, dtype)
@@ -333,13 +333,14 @@ def _keep_output(
 
 
 def _loss_notes(
-    option: str, output_activation: ActivationSpec, out_features: int
+    option: str, output_activation: ActivationSpec, out_features: int, rows: int
 ) -> list[str]:
     """Warnings about the chosen loss: an explicit ``mean`` of a softmax output."""
     if option != "mean" or output_activation.name != "softmax":
         return []
+    # Each row sums to 1 (each column, for dim 0): the mean is 1 / their length.
     per_row = output_activation.params.get("dim", -1) in (-1, 1)
-    constant = f"1/{out_features}" if per_row else "1/batch_size"
+    constant = f"1/{out_features if per_row else rows}"
     return [
         f"note: task.loss=mean of a softmax output is the constant {constant} (the "
         "probabilities sum to 1), so its gradient is zero and every weight gradient "
