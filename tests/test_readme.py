@@ -1,20 +1,36 @@
-"""The README's Python examples run as written."""
+"""The README's Python examples run as written, and its task examples print what the
+README shows."""
 
 from __future__ import annotations
 
+import io
+import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 import annfactory
+from annfactory.tasks import run_named_task
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
 #: Blocks that build a model at top level (the others are a plugin module and an
 #: application's task function, exercised below and in test_user_app.py).
 MODEL_BLOCKS = [block for block in BLOCKS if re.search(r"^model = ", block, re.M)]
+#: Output blocks of the task examples: ``$ python scripts/run.py task=...`` and then
+#: what it prints, where a line ``...`` stands for any lines and ``...`` inside a line
+#: for any text.
+TASK_OUTPUTS = re.findall(
+    r"```\n\$ python scripts/run\.py (task=(?:activations|init_report|diagnose)\b.*?)"
+    r"\n(.*?)```",
+    README.read_text(),
+    flags=re.DOTALL,
+)
+JSON_BLOCKS = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.DOTALL)
 
 
 def _exec(block: str, name: str) -> dict[str, object]:
@@ -31,9 +47,16 @@ def test_readme_has_python_examples() -> None:
 
 @pytest.mark.parametrize("index", range(len(MODEL_BLOCKS)))
 def test_readme_model_block_runs(index: int) -> None:
-    model = _exec(MODEL_BLOCKS[index], f"block_{index}")["model"]
+    namespace = _exec(MODEL_BLOCKS[index], f"block_{index}")
+    model = namespace["model"]
     assert isinstance(model, annfactory.network.Network)
-    assert model(torch.randn(4, model.spec.in_features)).shape[0] == 4
+    # The network the block's config describes, built and initialized.
+    spec = annfactory.to_spec(namespace["cfg"]).network  # type: ignore[arg-type]
+    assert model.spec == spec
+    assert sum(p.numel() for p in model.parameters()) == spec.num_params
+    output = model(torch.randn(4, spec.in_features))
+    assert output.shape == (4, spec.out_features)
+    assert torch.isfinite(output).all()
 
 
 def test_readme_registration_example_builds_what_it_says() -> None:
@@ -59,3 +82,64 @@ def test_readme_plugin_module_registers_what_the_command_uses() -> None:
     model = annfactory.build_model(cfg)
     assert torch.equal(model.linear1.weight, torch.full((3, 3), 0.25))
     assert type(model.get_submodule("linear1_act")).__name__ == "Clip"
+
+
+@pytest.fixture(scope="module")
+def task_runs(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, tuple[str, Path]]:
+    """Each task example of the README, run once: command -> (printed, run dir)."""
+    runs = {}
+    for command, _ in TASK_OUTPUTS:
+        cfg = annfactory.compose(shlex.split(command))
+        node = OmegaConf.to_container(cfg.task, resolve=True)
+        out = io.StringIO()
+        run_dir = tmp_path_factory.mktemp("run")
+        run_named_task(node, annfactory.to_spec(cfg), run_dir, out=out)
+        runs[command] = (out.getvalue(), run_dir)
+    return runs
+
+
+def _output_pattern(shown: str) -> str:
+    parts = []
+    for line in shown.splitlines():
+        if line.strip() == "...":
+            parts.append(r"(?:[^\n]*\n)*?")
+        else:
+            pieces = (re.escape(piece) for piece in line.split("..."))
+            parts.append("[^\n]*".join(pieces) + r"\n")
+    return "".join(parts)
+
+
+def test_the_readme_shows_the_task_examples() -> None:
+    commands = [command for command, _ in TASK_OUTPUTS]
+    for task in ("activations", "init_report", "diagnose"):
+        assert any(command.startswith(f"task={task} ") or command == f"task={task}"
+                   for command in commands), task  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"), TASK_OUTPUTS, ids=[c for c, _ in TASK_OUTPUTS]
+)
+def test_a_task_example_prints_what_the_readme_shows(
+    command: str, shown: str, task_runs: dict[str, tuple[str, Path]]
+) -> None:
+    printed, _ = task_runs[command]
+    assert re.fullmatch(_output_pattern(shown), printed), printed
+
+
+def test_the_init_report_metrics_are_keyed_as_the_readme_shows(
+    task_runs: dict[str, tuple[str, Path]],
+) -> None:
+    (shown,) = (json.loads(b) for b in JSON_BLOCKS if '"task": "init_report"' in b)
+    command = next(c for c, _ in TASK_OUTPUTS if c.startswith("task=init_report"))
+    saved = json.loads((task_runs[command][1] / "metrics.json").read_text())
+    # Keyed by the state_dict key, "hidden1.weight", not nested by layer.
+    assert "hidden1" not in saved["init_report"]
+    assert list(saved["init_report"])[:2] == ["hidden1.weight", "hidden1.bias"]
+    assert shown["init_report"]["hidden1.bias"] == {"...": "..."}
+    # Every other value shown is the real one.
+    shown["init_report"]["hidden1.bias"] = saved["init_report"]["hidden1.bias"]
+    for key in list(saved["init_report"])[2:]:
+        shown["init_report"][key] = saved["init_report"][key]
+    assert shown == saved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any, ClassVar
 
@@ -56,15 +57,33 @@ def test_register_as_decorator_returns_the_object_unchanged() -> None:
     def double(x: int) -> int:
         return 2 * x
 
-    @registry.register("box")
     class Box:
         pass
+
+    decorated = registry.register("box")(Box)  # what @registry.register("box") does
 
     assert double(21) == 42
     assert double.__name__ == "double"
     assert registry.get("double") is double
-    assert isinstance(Box(), Box)
+    assert decorated is Box
     assert registry.get("box") is Box
+
+
+def test_the_decorator_returns_the_object_not_the_coerced_entry() -> None:
+    # With a coerce function the registry stores something else than what was
+    # decorated; the decorated name must still be the original class.
+    registry: Registry[tuple[str, Any]] = Registry(
+        "thing", coerce=lambda obj, *, name: (name, obj)
+    )
+
+    @registry.register("box")
+    class Box:
+        size = 3
+
+    assert inspect.isclass(Box)
+    assert Box.__qualname__.endswith("Box")
+    assert Box().size == 3
+    assert registry.get("box") == ("box", Box)
 
 
 def test_direct_register_returns_the_entry(fruits: Registry[str]) -> None:

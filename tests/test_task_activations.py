@@ -18,7 +18,11 @@ import annfactory
 from annfactory import Activation, ConfigError, UnknownNameError, activations
 from annfactory.spec import RunSpec
 from annfactory.tasks import run_named_task
-from annfactory.tasks.activations import ActivationsOptions, parse_options
+from annfactory.tasks.activations import (
+    ActivationsOptions,
+    overview_figure,
+    parse_options,
+)
 
 #: Every elementwise activation gets a curve (the registry as the tests start).
 ELEMENTWISE = [name for name, entry in activations.items() if entry.elementwise]
@@ -42,9 +46,10 @@ OVERVIEW_SHAPE = (500, 1200, 4)
 BAR_CHART_SHAPE = (450, 800, 4)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFAULT_SCORES = [0.2, 0.02, 0.15, 0.15, 0.15, 0.15, 1, 3.14]
-#: The default grid: 1000 points over [-20, 20]. Its step is 40/999, and 0 is not on
+#: The default grid: 1000 points over [-8, 8]. Its step is 16/999, and 0 is not on
 #: it: the points nearest to 0 are +-step/2.
-STEP = 40 / 999
+LO, HI = -8.0, 8.0
+STEP = (HI - LO) / 999
 
 
 def sigmoid_derivative(x: float) -> float:
@@ -91,13 +96,13 @@ def assert_png(path: Path, shape: tuple[int, int, int]) -> None:
 def test_max_derivative_is_the_theoretical_one_with_zero_on_the_grid(
     spec: RunSpec, name: str, expected: float
 ) -> None:
-    # 1001 points over [-20, 20]: step 0.04, and x = 0 is a grid point.
+    # 1001 points over [-8, 8]: step 0.016, and x = 0 is a grid point.
     row = measure(spec, names=[name], points=1001)["activations"][name]
     assert row["max_derivative"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_default_grid_includes_zero_where_the_derivatives_peak(spec: RunSpec) -> None:
-    # 1000 points over [-20, 20] miss 0 (the nearest are at +-step/2); the task adds it.
+    # 1000 points over [-8, 8] miss 0 (the nearest are at +-step/2); the task adds it.
     rows = measure(spec, names=["sigmoid", "tanh", "relu"])["activations"]
     assert rows["sigmoid"]["max_derivative"] == pytest.approx(0.25, abs=1e-12)
     assert rows["sigmoid"]["max_derivative"] > sigmoid_derivative(STEP / 2)
@@ -118,8 +123,8 @@ def test_sigmoid_useful_range_is_where_its_slope_is_one_percent_of_a_quarter(
     lo, hi = row["useful_range"]
     assert edge <= lo < edge + STEP
     assert hi == pytest.approx(-lo, abs=1e-12)  # the grid is symmetric
-    assert row["min"] == pytest.approx(1 / (1 + math.exp(20)), rel=1e-9)
-    assert row["max"] == pytest.approx(1.0, abs=1e-8)
+    assert row["min"] == pytest.approx(1 / (1 + math.exp(-LO)), rel=1e-9)
+    assert row["max"] == pytest.approx(1 / (1 + math.exp(-HI)), rel=1e-12)
 
 
 def test_tanh_useful_range_is_about_plus_minus_three(spec: RunSpec) -> None:
@@ -130,14 +135,16 @@ def test_tanh_useful_range_is_about_plus_minus_three(spec: RunSpec) -> None:
     lo, hi = row["useful_range"]
     assert edge <= lo < edge + STEP
     assert hi == pytest.approx(-lo, abs=1e-12)
-    assert (row["min"], row["max"]) == pytest.approx((-1.0, 1.0), abs=1e-12)
+    assert (row["min"], row["max"]) == pytest.approx(
+        (math.tanh(LO), math.tanh(HI)), abs=1e-12
+    )
 
 
 def test_relu_is_useful_only_for_positive_inputs(spec: RunSpec) -> None:
     row = measure(spec, names=["relu"])["activations"]["relu"]
     # The derivative is 0 for x <= 0 (a dead unit passes no gradient), 1 above.
-    assert row["useful_range"] == pytest.approx([STEP / 2, 20.0], abs=1e-12)
-    assert (row["min"], row["max"]) == (0.0, 20.0)
+    assert row["useful_range"] == pytest.approx([STEP / 2, HI], abs=1e-12)
+    assert (row["min"], row["max"]) == (0.0, HI)
 
 
 @pytest.mark.parametrize("name", ["identity", "leaky_relu"])
@@ -176,11 +183,11 @@ def test_celu_alpha_changes_the_curve(spec: RunSpec) -> None:
     sharp = measure(spec, names=["celu"], params={"celu": {"alpha": 0.001}})[
         "activations"
     ]["celu"]
-    assert default["min"] == pytest.approx(-1.0, abs=1e-8)
+    assert default["min"] == pytest.approx(math.expm1(LO), abs=1e-12)
     assert sharp["min"] == pytest.approx(-0.001, abs=1e-12)
-    # 1% slope at x = 0.001 log(0.01) = -0.0046: the first grid point past it is
-    # step/2 on the default grid, as for relu.
-    assert default["useful_range"][0] == pytest.approx(-4.585, abs=STEP)
+    # celu' = exp(x) for alpha = 1: 1% of its max (1, at 0) at x = log(0.01).
+    edge = math.log(0.01)
+    assert edge - 1e-9 <= default["useful_range"][0] < edge + STEP
     # celu is differentiable at 0 with slope 1 (exp(x / alpha) there), so the sharp
     # one's useful range starts at the grid's 0.
     assert sharp["useful_range"][0] == pytest.approx(0.0, abs=1e-12)
@@ -224,9 +231,11 @@ def test_a_registered_elementwise_activation_is_included_by_default(
     activations.register("softplus", torch.nn.Softplus)
     rows = measure(spec)["activations"]
     assert set(rows) == {*ELEMENTWISE, "softplus"}
-    # softplus' = sigmoid: 1% of its max (about 1) at log(0.01 / 0.99).
-    assert rows["softplus"]["max_derivative"] == pytest.approx(1.0, abs=1e-8)
-    edge = math.log(0.01 / 0.99)
+    # softplus' = sigmoid: its max at the range's end, 1% of that at log(c / (1 - c)).
+    top = 1 / (1 + math.exp(-HI))
+    assert rows["softplus"]["max_derivative"] == pytest.approx(top, abs=1e-12)
+    c = 0.01 * top
+    edge = math.log(c / (1 - c))
     assert edge - 1e-6 <= rows["softplus"]["useful_range"][0] < edge + STEP
 
 
@@ -245,7 +254,7 @@ def test_every_elementwise_activation_gets_a_png_and_a_metrics_entry(
     assert set(row) == {"min", "max", "max_derivative", "useful_range"}
     assert row["min"] <= row["max"]
     lo, hi = row["useful_range"]
-    assert -20 <= lo < hi <= 20
+    assert LO <= lo < hi <= HI
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved["activations"][name] == row
     assert re.search(rf"^  {name}(\(.*\))? ", printed, flags=re.MULTILINE)
@@ -265,10 +274,47 @@ def test_overview_and_bar_chart_pngs(default_run: Any) -> None:
     assert metrics["task"] == "activations"
 
 
+def test_the_overview_tells_every_curve_apart_in_both_panels(spec: RunSpec) -> None:
+    options = parse_options({}, "task")
+    assert options.range == (LO, HI)
+    figure = overview_figure(options)
+    function_axes, derivative_axes = figure.axes
+    assert figure.get_suptitle() == "activations on [-8, 8]"
+    assert function_axes.get_xlim()[0] <= LO
+    assert HI <= function_axes.get_xlim()[1] < 10
+    described = [entry.describe() for entry in options.curves]
+    for axes in (function_axes, derivative_axes):
+        legend = axes.get_legend()
+        assert legend is not None
+        labels = [text.get_text() for text in legend.get_texts()]
+        assert [label.partition(" (= ")[0] for label in labels] == described
+        # elu and celu coincide for alpha = 1: the legend says so ...
+        assert "elu(alpha=1) (= celu(alpha=1))" in labels
+        lines = axes.get_lines()[: len(described)]
+        # ... and no two curves share their color, line style and marker.
+        looks = {(ln.get_color(), ln.get_linestyle(), ln.get_marker()) for ln in lines}
+        assert len(looks) == len(described)
+        # Every line keeps its legend free: it stays below the legend's bottom edge.
+        figure.canvas.draw()
+        box = legend.get_window_extent().transformed(axes.transData.inverted())
+        for line in lines:
+            x, y = line.get_xdata(), line.get_ydata()
+            inside = (x >= box.x0) & (x <= box.x1)
+            assert (y[inside] < box.y0).all(), line.get_label()
+
+
+def test_a_wide_range_is_an_option(spec: RunSpec) -> None:
+    options = parse_options({"names": ["sigmoid"], "range": [-20, 20]}, "task")
+    figure = overview_figure(options)
+    assert figure.get_suptitle() == "activations on [-20, 20]"
+    row = measure(spec, names=["sigmoid"], range=[-20, 20])["activations"]["sigmoid"]
+    assert row["min"] == pytest.approx(1 / (1 + math.exp(20)), rel=1e-9)
+
+
 def test_table_has_a_header_and_a_row_per_activation(default_run: Any) -> None:
     _, metrics, printed = default_run
     lines = printed.splitlines()
-    assert lines[0].startswith("activations on [-20, 20], 1000 points")
+    assert lines[0].startswith("activations on [-8, 8], 1000 points")
     assert lines[1].split() == [
         "activation",
         "min",
@@ -279,7 +325,7 @@ def test_table_has_a_header_and_a_row_per_activation(default_run: Any) -> None:
         "range",
     ]
     assert "  sigmoid " in printed
-    assert "[-5.986, 5.986]" in printed
+    assert "[-5.982, 5.982]" in printed
     rows = lines[2 : 2 + len(ELEMENTWISE)]
     assert [row.split()[0].partition("(")[0] for row in rows] == ELEMENTWISE
     assert "celu(alpha=1)" in rows[0]
@@ -307,7 +353,7 @@ def test_config_file_defaults_and_a_slot_per_activation_with_parameters() -> Non
     node = OmegaConf.to_container(cfg.task, resolve=True)
     assert isinstance(node, dict)
     assert node["names"] is None
-    assert node["range"] == [-20, 20]
+    assert node["range"] == [LO, HI]
     assert node["points"] == 1000
     assert node["scores"] == DEFAULT_SCORES
     # activation@task.params.<name>=<name> needs no '+' for any of them.
@@ -478,7 +524,7 @@ def test_cli_default_command(run_cli: Any) -> None:
     assert_png(result.run_dir / "softmax.png", BAR_CHART_SHAPE)
     assert metrics["softmax"]["sum"] == pytest.approx(1.0, abs=1e-12)
     assert "max derivative  useful range" in result.stdout
-    assert "[-5.986, 5.986]" in result.stdout
+    assert "[-5.982, 5.982]" in result.stdout
     assert "sum: 1.000000" in result.stdout
 
 

@@ -492,6 +492,43 @@ def test_one_histogram_per_parameter_of_a_fixed_pixel_size(tmp_path: Path) -> No
     assert "histograms: 4 files" in printed
 
 
+def test_the_legend_never_covers_the_bars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tensor of 2 values (out.bias) has tall bars wherever its values fall, and the
+    # orthogonal theory has the longest label.
+    from matplotlib.figure import Figure
+
+    saved: dict[str, Figure] = {}
+    save = Figure.savefig
+
+    def keep(figure: Figure, path: Any, *args: Any, **kwargs: Any) -> None:
+        saved[Path(path).name] = figure
+        save(figure, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    spec = annfactory.to_spec(
+        annfactory.compose(["model=mlp", "model.depth=1", "init=orthogonal"])
+    )
+    _report(spec, tmp_path)
+    assert sorted(saved) == sorted(path.name for path in tmp_path.glob("*.png"))
+    assert "init_out.bias.png" in saved
+    for name, figure in saved.items():
+        figure.canvas.draw()
+        (axes,) = figure.axes
+        assert axes.get_legend() is None, name
+        (legend,) = figure.legends
+        box = legend.get_window_extent()
+        plot = axes.get_window_extent()
+        assert box.y1 < plot.y0, name  # below the axes ...
+        assert box.x0 >= 0, name  # ... and whole
+        assert box.x1 <= figure.bbox.x1, name
+        labels = [text.get_text() for text in legend.get_texts()]
+        assert labels[0].startswith("measured: n="), name
+        assert labels[1].startswith("theory"), name
+        assert legend.get_title().get_text().startswith("agrees: "), name
+
+
 def test_a_registered_init_without_theory_reports_no_theory(tmp_path: Path) -> None:
     @inits.register("halves")
     def halves(tensor: torch.Tensor, *, generator: torch.Generator) -> None:

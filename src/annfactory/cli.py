@@ -113,7 +113,12 @@ def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     task = cfg.get("task")
     node = OmegaConf.to_container(task, resolve=True) if task is not None else None
-    return run_named_task(node, spec, output_dir, record=_hydra_record(cfg))
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task)
+    return run_named_task(
+        node, spec, output_dir, record=_hydra_record(cfg), overrides=overrides
+    )
 
 
 def _hydra_record(cfg: DictConfig) -> dict[str, str]:

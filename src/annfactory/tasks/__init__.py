@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -48,6 +48,8 @@ class TaskContext:
     options: Any
     output_dir: Path | None
     out: TextIO = field(default_factory=lambda: sys.stdout)
+    #: The command line's overrides (Hydra's ``overrides.task``), for titles.
+    overrides: tuple[str, ...] = ()
     _staging: Path | None = None
 
     def path(self, name: str) -> Path | None:
@@ -109,18 +111,26 @@ def run_named_task(
     output_dir: Path | None,
     out: TextIO = sys.stdout,
     record: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Validate the task options, run the task, and save its outputs.
 
     Every task's run directory gets ``metrics.json`` (the returned metrics, with the
     task's name) besides the task's own files, and the files of ``record`` (name to
     text, such as Hydra's ``.hydra/config.yaml``), all only if the task succeeds.
+    ``overrides`` (the command line's) reach the task as ``context.overrides``.
     """
     name = task_name(node)
     module = importlib.import_module(TASKS[name])
     given = {k: v for k, v in (node or {}).items() if k != "name"} if node else {}
     options = module.parse_options(given, "task")
-    context = TaskContext(spec=spec, options=options, output_dir=output_dir, out=out)
+    context = TaskContext(
+        spec=spec,
+        options=options,
+        output_dir=output_dir,
+        out=out,
+        overrides=tuple(overrides),
+    )
     try:
         metrics: dict[str, Any] = {"task": name, **module.run(context)}
         context.write_text(

@@ -40,6 +40,7 @@ from annfactory.tasks import TaskContext, require_mapping
 if TYPE_CHECKING:
     import torch
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = [
     "DEFAULT_RANGE",
@@ -48,6 +49,7 @@ __all__ = [
     "USEFUL_FRACTION",
     "VECTOR_ACTIVATIONS",
     "ActivationsOptions",
+    "overview_figure",
     "parse_options",
     "run",
 ]
@@ -56,7 +58,9 @@ __all__ = [
 VECTOR_ACTIVATIONS: Final = ("softmax", "log_softmax")
 #: ``useful_range``: where the derivative is at least this fraction of its maximum.
 USEFUL_FRACTION: Final = 0.01
-DEFAULT_RANGE: Final = (-20.0, 20.0)
+#: Wide enough for every built-in's useful range (sigmoid's reaches about +-6), narrow
+#: enough that the curves do not crowd together near 0; task.range=[-20,20] zooms out.
+DEFAULT_RANGE: Final = (-8.0, 8.0)
 DEFAULT_SCORES: Final = (0.2, 0.02, 0.15, 0.15, 0.15, 0.15, 1.0, 3.14)
 _MAX_SCORES: Final = 1000
 _KEYS: Final = ("names", "range", "points", "scores", "params")
@@ -377,6 +381,18 @@ def _measure(spec: ActivationSpec, x: torch.Tensor) -> _Curve:
     )
 
 
+def _measure_all(options: ActivationsOptions) -> list[_Curve]:
+    """Every curve of ``options`` on the grid over ``options.range``."""
+    import torch
+
+    lo, hi = options.range
+    x = torch.linspace(lo, hi, options.points, dtype=torch.float64)
+    if lo < 0 < hi and not bool((x == 0).any()):
+        # Most activations are steepest at 0 (sigmoid 0.25, tanh 1): measure it there.
+        x = torch.sort(torch.cat([x, x.new_zeros(1)])).values
+    return [_measure(spec, x) for spec in options.curves]
+
+
 def _apply_to_scores(spec: ActivationSpec, scores: Sequence[float]) -> _VectorResult:
     import torch
 
@@ -399,16 +415,10 @@ def run(context: TaskContext) -> dict[str, Any]:
         ``softmax: {scores, probabilities, sum}`` and ``log_softmax: {scores,
         log_probabilities, exp_sum}`` when they are reported.
     """
-    import torch
 
     options: ActivationsOptions = context.options
     out = context.out
-    lo, hi = options.range
-    x = torch.linspace(lo, hi, options.points, dtype=torch.float64)
-    if lo < 0 < hi and not bool((x == 0).any()):
-        # Most activations are steepest at 0 (sigmoid 0.25, tanh 1): measure it there.
-        x = torch.sort(torch.cat([x, x.new_zeros(1)])).values
-    curves = [_measure(spec, x) for spec in options.curves]
+    curves = _measure_all(options)
     vectors = [_apply_to_scores(spec, options.scores) for spec in options.vectors]
     if curves:
         _print_table(out, curves, options)
@@ -533,26 +543,78 @@ def _plot_curve(curve: _Curve, path: Path) -> None:
             linewidth=0.8,
             label=f"{USEFUL_FRACTION:.0%} of max {_fmt(curve.max_derivative)}",
         )
-        # A fixed corner: loc="best" scans every vertex of every line (slow).
-        derivative_axes.legend(loc="lower right", fontsize="small")
     for axes in (function_axes, derivative_axes):
         _decorate(axes)
+    if curve.useful_range is not None:
+        # A fixed corner (loc="best" scans every vertex of every line, slowly) above
+        # the curve: headroom keeps it off a derivative that is flat at its max.
+        bottom, top = derivative_axes.get_ylim()
+        derivative_axes.set_ylim(bottom, top + 0.25 * (top - bottom))
+        derivative_axes.legend(loc="upper left", fontsize="small")
     figure.suptitle(f"{label} on [{_fmt(x[0])}, {_fmt(x[-1])}]")
     figure.savefig(path, dpi=_DPI)
 
 
+#: Line styles and markers, cycled independently of the ten colors so that curves
+#: which coincide (elu and celu with alpha=1; every relu-like one for x > 0) stay
+#: distinguishable: dashes and markers of one show through the other.
+_LINE_STYLES: Final = ("-", "--", "-.", ":")
+_MARKERS: Final = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+#: Markers per curve, staggered between curves so that they do not cover each other.
+_MARKERS_PER_CURVE: Final = 8
+
+
+def overview_figure(options: ActivationsOptions) -> Figure:
+    """The figure of ``activations_overview.png`` for ``options``' curves."""
+    return _overview(_measure_all(options))
+
+
 def _plot_overview(curves: list[_Curve], path: Path) -> None:
-    figure = _figure("overview")
-    function_axes, derivative_axes = figure.subplots(1, 2)
-    # Ten colors; past ten, the line style changes too.
-    styles = ("-", "--", ":", "-.")
+    _overview(curves).savefig(path, dpi=_DPI)
+
+
+def _same_as(curves: Sequence[_Curve]) -> list[str | None]:
+    """For each curve, the label of an earlier curve it coincides with (function and
+    derivative), or None."""
+    import torch
+
+    same: list[str | None] = []
     for index, curve in enumerate(curves):
+        twin = next(
+            (
+                other.spec.describe()
+                for other in curves[:index]
+                if torch.allclose(other.y, curve.y, rtol=0, atol=1e-12, equal_nan=True)
+                and torch.allclose(
+                    other.derivative,
+                    curve.derivative,
+                    rtol=0,
+                    atol=1e-12,
+                    equal_nan=True,
+                )
+            ),
+            None,
+        )
+        same.append(twin)
+    return same
+
+
+def _overview(curves: list[_Curve]) -> Figure:
+    figure: Figure = _figure("overview")
+    function_axes, derivative_axes = figure.subplots(1, 2)
+    count = len(curves)
+    for index, (curve, twin) in enumerate(zip(curves, _same_as(curves), strict=True)):
         x = curve.x.numpy()
+        step = max(1, len(x) // _MARKERS_PER_CURVE)
+        label = curve.spec.describe()
         style = {
-            "label": curve.spec.describe(),
+            "label": label if twin is None else f"{label} (= {twin})",
             "color": f"C{index % 10}",
-            "linestyle": styles[index // 10 % len(styles)],
-            "linewidth": 1.2,
+            "linestyle": _LINE_STYLES[index % len(_LINE_STYLES)],
+            "linewidth": 1.4,
+            "marker": _MARKERS[index % len(_MARKERS)],
+            "markersize": 4,
+            "markevery": (step * index // max(count, 1) + step // 2, step),
         }
         function_axes.plot(x, curve.y.numpy(), **style)
         derivative_axes.plot(x, curve.derivative.numpy(), **style)
@@ -562,11 +624,16 @@ def _plot_overview(curves: list[_Curve], path: Path) -> None:
     derivative_axes.set_ylabel("f'(x)")
     for axes in (function_axes, derivative_axes):
         _decorate(axes)
-    # One legend: both panels use the same colors. Upper left stays clear, since every
-    # activation grows with x.
-    function_axes.legend(loc="upper left", fontsize="small")
-    figure.suptitle("activations")
-    figure.savefig(path, dpi=_DPI)
+        # Headroom above the curves for the legend: at the top left every activation
+        # is small, since they all grow with x (and their slopes are small at -inf).
+        bottom, top = axes.get_ylim()
+        axes.set_ylim(bottom, top + 0.4 * (top - bottom))
+        axes.legend(loc="upper left", fontsize="small", ncols=2)
+    figure.suptitle(
+        f"activations on [{_fmt(curves[0].x[0].item())}, "
+        f"{_fmt(curves[0].x[-1].item())}]"
+    )
+    return figure
 
 
 def _plot_vector(result: _VectorResult, path: Path) -> None:

@@ -59,6 +59,8 @@ OPTIONS: Final = {
 #: Every histogram is this size, in inches at :data:`FIGURE_DPI` (640 x 400 pixels).
 FIGURE_SIZE: Final = (6.4, 4.0)
 FIGURE_DPI: Final = 100
+#: Characters of legend text that fit in one row across a histogram at 8 points.
+_LEGEND_ROW_CHARS: Final = 90
 
 
 @dataclass(frozen=True)
@@ -475,10 +477,16 @@ def _histogram(
     axes.set_title(f"{row.name} {list(row.shape)}\n{row.init}", fontsize=9)
     axes.set_xlabel("value")
     axes.set_ylabel("density")
-    axes.legend(
-        loc="upper right",
-        fontsize=7,
+    # Below the axes, not over them: inside, a legend covers the bars of a small
+    # tensor (out.bias), wherever its few values happen to fall.
+    labels = axes.get_legend_handles_labels()[1]
+    figure.legend(
+        loc="outside lower center",
+        # Side by side where both fit across the figure, else one above the other.
+        ncols=2 if sum(len(label) for label in labels) <= _LEGEND_ROW_CHARS else 1,
+        fontsize=8,
         title=f"agrees: {row.check.label()}",
-        title_fontsize=7,
+        title_fontsize=8,
+        frameon=False,
     )
     figure.savefig(path, dpi=FIGURE_DPI, format="png")
