@@ -499,7 +499,7 @@ FAILING_RUNS = [
     pytest.param(["seed=-1"], "seed: ", id="validation"),
     pytest.param(
         ["model=mlp", "model.width=200000", "model.depth=8"],
-        "model: the network needs",
+        "model: the run needs",
         id="build-memory-guard",
     ),
     pytest.param(
