@@ -16,6 +16,7 @@ there.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import math
 import os
@@ -109,23 +110,31 @@ def run_named_task(
     output_dir: Path | None,
     out: TextIO = sys.stdout,
     record: Mapping[str, str] | None = None,
+    log_file: str | None = None,
 ) -> dict[str, Any]:
     """Validate the task options, run the task, and save its outputs.
 
     Every task's run directory gets ``metrics.json`` (the returned metrics, with the
     task's name) besides the task's own files, and the files of ``record`` (name to
     text, such as Hydra's ``.hydra/config.yaml``), all only if the task succeeds.
+    With ``log_file`` (``run.log`` on the command line), what the task prints to
+    ``out`` is saved to that file too.
     """
     name = task_name(node)
     module = importlib.import_module(TASKS[name])
     given = {k: v for k, v in (node or {}).items() if k != "name"} if node else {}
     options = module.parse_options(given, "task")
+    report = _Report(out) if log_file is not None else None
+    if report is not None:
+        out = report
     context = TaskContext(spec=spec, options=options, output_dir=output_dir, out=out)
     try:
         metrics: dict[str, Any] = {"task": name, **module.run(context)}
         context.write_text(
             "metrics.json", json.dumps(_finite(metrics), indent=2) + "\n"
         )
+        if report is not None and log_file is not None and report.getvalue():
+            context.write_text(log_file, report.getvalue())
         for file, text in (record or {}).items():
             context.write_text(file, text)
         context.commit()
@@ -133,6 +142,22 @@ def run_named_task(
         context.discard()
         raise
     return metrics
+
+
+class _Report(io.StringIO):
+    """What a task prints: passed on to ``out`` as it comes, and kept for the run's
+    log file."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self._out = out
+
+    def write(self, text: str) -> int:
+        self._out.write(text)
+        return super().write(text)
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
 def _finite(value: Any) -> Any:
