@@ -178,6 +178,61 @@ def test_load_run_takes_the_spec_file_too(demo_run: Path) -> None:
     )
 
 
+def test_load_run_takes_the_weights_file_too(demo_run: Path) -> None:
+    weights = demo_run / WEIGHTS_FILE
+    assert annfactory.load_spec(weights) == annfactory.load_spec(demo_run)
+    assert_identical(load_run(weights).state_dict(), load_run(demo_run).state_dict())
+    # Another name: those weights, with the spec of the directory they are in.
+    model = load_run(demo_run)
+    with torch.no_grad():
+        model.linear1.weight.add_(1.0)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(demo_run / "tuned.safetensors"),
+    )
+    assert_identical(
+        load_run(demo_run / "tuned.safetensors").state_dict(), model.state_dict()
+    )
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "summary.txt"])
+def test_load_run_of_another_file_of_a_run_asks_for_the_directory(
+    demo_run: Path, name: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_run(demo_run / name)
+    assert str(info.value) == (
+        f"{demo_run / name}: is not a run directory, nor its spec.yaml or "
+        f"weights.safetensors.\n  Pass the run directory: load_run({str(demo_run)!r})."
+    )
+    with pytest.raises(ConfigError, match=r"is not a run directory"):
+        annfactory.load_spec(demo_run / name)
+
+
+def test_a_spec_file_that_is_not_text_is_refused(demo_run: Path) -> None:
+    (demo_run / SPEC_FILE).write_bytes((demo_run / WEIGHTS_FILE).read_bytes())
+    with pytest.raises(
+        ConfigError, match=r"spec\.yaml: is not a spec: it is not UTF-8"
+    ):
+        load_run(demo_run)
+
+
+def test_a_run_made_on_meta_loads_onto_meta(tmp_path: Path, demo_spec: RunSpec) -> None:
+    run = make_run(tmp_path / "run", replace(demo_spec, device="meta"))
+    assert not (run / WEIGHTS_FILE).exists()
+    fresh = build_network(demo_spec).state_dict()
+    for model in (load_run(run, device="meta"), load_run(run)):
+        state = model.state_dict()
+        assert all(tensor.is_meta for tensor in state.values())
+        assert {k: (v.shape, v.dtype) for k, v in state.items()} == {
+            k: (v.shape, v.dtype) for k, v in fresh.items()
+        }
+        assert model(torch.empty(5, 3, device="meta")).shape == (5, 2)
+    # There are no values to load onto a real device.
+    with pytest.raises(ConfigError, match=r"no saved weights here.*\n.*device='meta'"):
+        load_run(run, device="cpu")
+
+
 @pytest.mark.slow
 def test_load_run_gives_the_same_outputs_in_another_process(
     tmp_path: Path,
