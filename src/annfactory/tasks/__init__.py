@@ -6,7 +6,9 @@ A task module defines:
   ``name``) before anything is built, raising :class:`~annfactory.ConfigError` with the
   config path;
 - ``run(context) -> dict``: does the work, prints its report to ``context.out``, writes
-  files through ``context.path(...)``, and returns the metrics for ``metrics.json``.
+  files through ``context.path(...)``, and returns the metrics for ``metrics.json``;
+- optionally ``COMPILES = True``: it honours ``compile=true`` (runs the network through
+  ``torch.compile``). With any other task, ``compile=true`` is refused.
 
 Files are written to a staging folder and moved into the run directory only when the
 task succeeds, so a failed run never overwrites or deletes what an earlier run saved
@@ -119,11 +121,27 @@ def run_named_task(
     text, such as Hydra's ``.hydra/config.yaml``), all only if the task succeeds.
     With ``log_file`` (``run.log`` on the command line), what the task prints to
     ``out`` is saved to that file too.
+
+    Raises:
+        ConfigError: The task's options are invalid, or ``compile=true`` is set for
+            a task that compiles nothing.
     """
     name = task_name(node)
     module = importlib.import_module(TASKS[name])
     given = {k: v for k, v in (node or {}).items() if k != "name"} if node else {}
     options = module.parse_options(given, "task")
+    if spec.compile and not getattr(module, "COMPILES", False):
+        compiling = [
+            f"task={other}"
+            for other, path in TASKS.items()
+            if getattr(importlib.import_module(path), "COMPILES", False)
+        ]
+        raise ConfigError(
+            "compile",
+            f"task '{name}' does not run the network through torch.compile, so "
+            "compile=true would do nothing.",
+            f"Leave compile out, or use it with {' or '.join(compiling)}.",
+        )
     report = _Report(out) if log_file is not None else None
     if report is not None:
         out = report

@@ -25,7 +25,10 @@ from annfactory.runs import save_model
 from annfactory.spec import RunSpec
 from annfactory.tasks import TaskContext
 
-__all__ = ["parameter_table", "parse_options", "random_input", "run"]
+__all__ = ["COMPILES", "parameter_table", "parse_options", "random_input", "run"]
+
+#: This task honours compile=true (off the meta device).
+COMPILES = True
 
 
 def random_input(
@@ -134,6 +137,11 @@ def run(context: TaskContext) -> dict[str, Any]:
         )
         print(
             f"note: units that output 0 for every row of this batch (dead): {listing}",
+            file=out,
+        )
+    if spec.compile and device.type == "meta":
+        print(
+            "note: compile=true compiles nothing on device=meta: no forward pass runs.",
             file=out,
         )
     context.write_text("summary.txt", str(summary) + "\n")
