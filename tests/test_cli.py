@@ -153,6 +153,8 @@ def test_demo_run_writes_and_prints_the_reference_network(run_cli: RunCli) -> No
 
     summary = (result.run_dir / "summary.txt").read_text()
     assert f"Total params: {DEMO_PARAMS}" in summary
+    # 5 rows through 26 weights and biases: 130 multiply-adds, counted exactly.
+    assert "\nTotal mult-adds: 130\n" in summary
     for layer, activation in DEMO_ACTIVATIONS.items():
         assert re.search(rf"Linear \({layer}\)", summary), layer
         assert re.search(rf"{activation} \({layer}_act\)", summary), activation
