@@ -704,25 +704,32 @@ def test_materialize_runs_the_memory_guard_first(
     assert all(tensor.is_meta for tensor in meta.state_dict().values())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_is_refused_on_every_path_without_a_cuda_device(
+    tmp_path: Path, demo_spec: RunSpec
+) -> None:
+    on_cuda = replace(demo_spec, device="cuda")
+    # Every path refuses it up front, before allocating anything.
+    with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
+        build_network(on_cuda)
+    with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
+        materialize(build_network(replace(demo_spec, device="meta")), on_cuda)
+    with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
+        load_run(make_run(tmp_path / "run", demo_spec), device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["demo", "norms", "norms-float64"])
-def test_cuda_builds_the_cpu_bits_or_is_refused(tmp_path: Path, name: str) -> None:
+def test_cuda_builds_the_cpu_bits_on_every_path(tmp_path: Path, name: str) -> None:
     spec = SPECS[name]()
     on_cuda = replace(spec, device="cuda")
-    if not torch.cuda.is_available():
-        # Without CUDA every path refuses it up front, before allocating anything.
-        with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
-            build_network(on_cuda)
-        with pytest.raises(annfactory.DeviceError):
-            materialize(build_network(replace(spec, device="meta")), on_cuda)
-        with pytest.raises(annfactory.DeviceError):
-            load_run(make_run(tmp_path / "run", spec), device="cuda")
-        return
     cpu_state = build_network(spec).state_dict()
     for model in (
         build_network(on_cuda),
         materialize(build_network(replace(spec, device="meta")), on_cuda),
         load_run(make_run(tmp_path / "run", spec), device="cuda"),
     ):
+        assert all(t.device.type == "cuda" for t in model.state_dict().values())
         state = {k: v.cpu() for k, v in model.state_dict().items()}
         assert_identical(cpu_state, state)
 
