@@ -2,10 +2,10 @@
 
 Every case is a command line of ``scripts/run.py``: overrides, or a model file of a
 user's own config directory (``tests/bad_inputs/model/<case>.yaml`` with
-``--config-dir tests/bad_inputs``). Each must exit non-zero within seconds, print no
-traceback, and print a message of at most three lines that names the config path, the
-bad value and the fix (the closest valid name where there is one), and leave no
-outputs behind.
+``--config-dir tests/bad_inputs``). Each must exit non-zero, print no traceback, and
+print a message of at most three lines that names the config path, the bad value and
+the fix (the closest valid name where there is one), and leave no outputs behind.
+(How fast they fail is measured by ``scripts/bench.py``, not here.)
 
 Each case runs twice: in this process through the same checks the command line makes
 (``check_overrides``, ``compose``, ``to_spec``, ``build_network``), which is fast, and
@@ -39,10 +39,6 @@ TESTS = Path(__file__).resolve().parent
 BAD_INPUTS = TESTS / "bad_inputs"
 RUN_PY = TESTS.parent / "scripts" / "run.py"
 
-#: Seconds a failing command may take (most take under one; those that import torch
-#: about two).
-FAST = 15.0
-
 #: Lines Hydra prints around a message that escapes a job.
 FRAMING = (
     "Error executing job with overrides:",
@@ -60,6 +56,17 @@ HUGE_MLP = ("model=mlp", "model.width=200000", "model.depth=8")
 _WIDTH = 200_000
 HUGE_PARAMS = (8 * _WIDTH + _WIDTH) + 7 * (_WIDTH * _WIDTH + _WIDTH) + (_WIDTH * 2 + 2)
 HUGE_BYTES = 4 * HUGE_PARAMS
+
+#: The default mlp (8 -> 32 relu -> 32 relu -> 2) with a batch of 2 billion rows: the
+#: input batch and the activations take 1.1 TB, the parameters 5,640 bytes.
+HUGE_BATCH = ("model=mlp", "batch_size=2000000000")
+HUGE_BATCH_BYTES = 2_000_000_000 * 4 * (8 + 2 * 32 + 2 * 32 + 2)
+
+#: Cases that a machine with this much memory would run, not refuse.
+NEEDS_BYTES = {
+    "network-too-large": HUGE_BYTES,
+    "batch-too-large": HUGE_BATCH_BYTES,
+}
 
 
 @dataclass(frozen=True)
@@ -220,8 +227,19 @@ OVERRIDE_CASES = [
          fix=f"Use {LAYER}.type with one of: batch_norm"),
     # A network too large for this machine, caught before allocation.
     case("network-too-large", *HUGE_MLP,
-         key="model", value=f"{HUGE_BYTES / 1e9:,.1f} GB",
+         key="model",
+         value=f"{HUGE_BYTES / 1e9:,.1f} GB for the network's parameters",
          fix="use device=meta for a dry run"),
+    # The input batch and the activations count too, and name batch_size.
+    case("batch-too-large", *HUGE_BATCH,
+         key="batch_size",
+         value=f"{HUGE_BATCH_BYTES / 1e9:,.1f} GB for a batch of 2,000,000,000 rows",
+         fix="Use a smaller batch_size, or device=meta"),
+    # A tensor larger than torch can describe, even on the meta device.
+    case("tensor-beyond-int64-on-meta",
+         "model=mlp", "model.width=10000000000", "model.depth=3", "device=meta",
+         key="model.layers.hidden2", value="[10000000000, 10000000000]",
+         fix="Make the layer smaller"),
 ]  # fmt: skip
 
 FILE_CASES = [
@@ -281,19 +299,22 @@ FILE_CASES = [
 CASES = OVERRIDE_CASES + FILE_CASES
 
 
-def _fits_in_memory(count: int) -> bool:
-    from annfactory.factory import available_bytes
+def physical_memory() -> int:
+    """This machine's physical memory, from the OS (not from annfactory's guard,
+    which the tests check): no device has more available than this."""
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
-    available = available_bytes(torch.device("cpu"))
-    return available is not None and count < available
+
+def _might_fit(count: int) -> bool:
+    return count <= physical_memory()
 
 
 @pytest.fixture(autouse=True)
-def _skip_if_the_huge_network_fits(request: pytest.FixtureRequest) -> None:
+def _skip_if_the_huge_run_could_fit(request: pytest.FixtureRequest) -> None:
     callspec = getattr(request.node, "callspec", None)
-    huge = callspec is not None and callspec.id.startswith("network-too-large")
-    if huge and _fits_in_memory(HUGE_BYTES):
-        pytest.skip("this machine has the memory for the huge network")
+    needed = NEEDS_BYTES.get(callspec.id, 0) if callspec is not None else 0
+    if needed and _might_fit(needed):
+        pytest.skip(f"this machine has {physical_memory():,} bytes: the run may fit")
 
 
 def message_lines(stderr: str) -> list[str]:
@@ -360,12 +381,9 @@ def test_bad_input_in_process(bad: Bad) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("bad", CASES)
 def test_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
-    start = time.perf_counter()
     result = run_cli(*bad.args, timeout=60)
-    elapsed = time.perf_counter() - start
 
     assert result.returncode != 0, result.stdout
-    assert elapsed < FAST, f"took {elapsed:.1f} s"
     assert "Traceback" not in result.stderr, result.stderr
     assert_names_the_problem(message_lines(result.stderr), bad)
     for name in OUTPUTS:
@@ -384,7 +402,6 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
-    seconds: float
     peak_rss_bytes: int
 
 
@@ -417,7 +434,6 @@ def run_measured(args: list[str], run_dir: Path, timeout: float = 60) -> Measure
         process.returncode,
         stdout.read_text(),
         stderr.read_text(),
-        time.perf_counter() - start,
         usage.ru_maxrss * 1024,
     )
 
@@ -425,14 +441,16 @@ def run_measured(args: list[str], run_dir: Path, timeout: float = 60) -> Measure
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="os.wait4 units")
 def test_a_network_too_large_is_refused_before_allocation(tmp_path: Path) -> None:
-    if _fits_in_memory(HUGE_BYTES):
-        pytest.skip("this machine has the memory for the huge network")
+    if _might_fit(HUGE_BYTES):
+        pytest.skip(f"this machine has {physical_memory():,} bytes: it may fit")
     refused = run_measured(list(HUGE_MLP), tmp_path / "huge")
     lines = message_lines(refused.stderr)
     assert refused.returncode != 0
-    assert refused.seconds < FAST
     assert "Traceback" not in refused.stderr
-    assert lines[0].startswith("model: the network needs 1,120.0 GB"), lines
+    assert lines[0].startswith(
+        "model: the run needs 1,120.1 GB: 1,120.0 GB for the network's parameters"
+    ), lines
+    assert "and 64.0 MB for a batch of 5 rows and its activations" in lines[0]
     assert re.search(r"; cpu has [\d,.]+ [GM]B available\.$", lines[0]), lines
     assert "use device=meta for a dry run" in lines[1]
     # Python, Hydra and torch take a few hundred MB; the network would take 1.1 TB.
@@ -442,12 +460,11 @@ def test_a_network_too_large_is_refused_before_allocation(tmp_path: Path) -> Non
     # The same network on the meta device: shapes and counts, no memory.
     meta = run_measured([*HUGE_MLP, "device=meta"], tmp_path / "meta")
     assert meta.returncode == 0, meta.stderr
-    assert meta.seconds < 30
     assert meta.peak_rss_bytes < 1.5e9, meta.peak_rss_bytes
     assert f"parameters={HUGE_PARAMS:,}" in meta.stdout
 
 
-def test_the_memory_guard_counts_parameters_and_buffers(
+def test_the_memory_guard_counts_parameters_buffers_batch_and_activations(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from annfactory import factory
@@ -458,19 +475,53 @@ def test_the_memory_guard_counts_parameters_and_buffers(
     modules = factory._meta_layers(spec)
     # 26 parameters of the demo, the norm's 2 + 2 affine ones and its 2 + 2 running
     # statistics in float64; num_batches_tracked in int64.
-    assert factory.estimate_bytes(modules, torch.float64) == (26 + 4 + 4) * 8 + 8
-    needed = factory.estimate_bytes(modules, torch.float64)
+    network = factory.estimate_bytes(modules, torch.float64)
+    assert network == (26 + 4 + 4) * 8 + 8
+    # 5 rows: the input (3 values), each linear layer's output and its activation's
+    # (3, 2 and 2 values), and the norm's output (2 values, no activation).
+    batch = factory.batch_bytes(spec)
+    assert batch == 5 * (3 + 2 * 3 + 2 * 2 + 2 * 2 + 2) * 8
+    needed = network + batch
 
-    monkeypatch.setattr(factory, "available_bytes", lambda device: needed)
-    with pytest.raises(MemoryLimitError, match=r"^model: the network needs") as info:
+    def available(count: float) -> None:
+        monkeypatch.setattr(factory, "available_bytes", lambda device: count)
+
+    available(needed)
+    # The batch takes more than the network here, so the message names batch_size.
+    with pytest.raises(MemoryLimitError, match=r"^batch_size: the run needs") as info:
         factory.check_memory(spec, modules)
+    assert f"needs {needed:,} bytes: {network:,} bytes for the network's" in str(
+        info.value
+    )
+    assert f"and {batch:,} bytes for a batch of 5 rows" in str(info.value)
     assert "device=meta" in str(info.value)
     assert isinstance(info.value, MemoryError)
-    monkeypatch.setattr(
-        factory, "available_bytes", lambda device: needed / factory.MEMORY_HEADROOM
-    )
+    # More than needed, but the run would take more than the share it may have.
+    available(needed / 0.95)
+    with pytest.raises(MemoryLimitError):
+        factory.check_memory(spec, modules)
+    available(needed / factory.MEMORY_HEADROOM)
     factory.check_memory(spec, modules)  # fits, with the headroom
     factory.check_memory(replace_device(spec, "meta"), modules)  # never checked
+
+
+def test_the_memory_guard_names_the_model_when_it_takes_the_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from annfactory import factory
+
+    spec = annfactory.to_spec(annfactory.compose(["model=mlp", "batch_size=1"]))
+    modules = factory._meta_layers(spec)
+    network = factory.estimate_bytes(modules, torch.float32)
+    batch = factory.batch_bytes(spec)
+    assert batch == (8 + 2 * 32 + 2 * 32 + 2) * 4 < network
+    monkeypatch.setattr(factory, "available_bytes", lambda device: batch + 100)
+    with pytest.raises(
+        MemoryLimitError,
+        match=r"^model: the run needs .* a batch of 1 row and .*\n"
+        r"  Make the network smaller, or use device=meta",
+    ):
+        factory.check_memory(spec, modules)
 
 
 def replace_device(spec: annfactory.RunSpec, device: str) -> annfactory.RunSpec:
@@ -487,9 +538,11 @@ def test_the_memory_guard_runs_before_any_allocation(
 
     monkeypatch.setattr(factory, "available_bytes", lambda device: 1000)
     spec = annfactory.to_spec(annfactory.compose(["model=mlp"]))
-    needed = (8 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2) * 4
+    parameters = (8 * 32 + 32 + 32 * 32 + 32 + 32 * 2 + 2) * 4
+    batch = 5 * (8 + 2 * 32 + 2 * 32 + 2) * 4
     with pytest.raises(
-        MemoryLimitError, match=rf"needs {needed:,} bytes .* has 1,000 bytes available"
+        MemoryLimitError,
+        match=rf"needs {parameters + batch:,} bytes: .* has 1,000 bytes available",
     ):
         annfactory.build_network(spec)
 
@@ -499,5 +552,5 @@ def test_available_memory_is_known_on_this_machine() -> None:
 
     available = available_bytes(torch.device("cpu"))
     assert available is not None
-    assert 0 < available < 2**50
+    assert 0 < available <= physical_memory()
     assert available_bytes(torch.device("meta")) is None

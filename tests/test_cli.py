@@ -153,6 +153,8 @@ def test_demo_run_writes_and_prints_the_reference_network(run_cli: RunCli) -> No
 
     summary = (result.run_dir / "summary.txt").read_text()
     assert f"Total params: {DEMO_PARAMS}" in summary
+    # 5 rows through 26 weights and biases: 130 multiply-adds, counted exactly.
+    assert "\nTotal mult-adds: 130\n" in summary
     for layer, activation in DEMO_ACTIVATIONS.items():
         assert re.search(rf"Linear \({layer}\)", summary), layer
         assert re.search(rf"{activation} \({layer}_act\)", summary), activation
@@ -167,6 +169,7 @@ def test_demo_run_writes_and_prints_the_reference_network(run_cli: RunCli) -> No
     assert re.search(r"^input shape:\s+\[5, 3\]$", stdout, re.M)
     assert re.search(r"^output shape:\s+\[5, 2\]$", stdout, re.M)
     assert summary.strip() in stdout
+    assert (result.run_dir / "run.log").read_text() == stdout
     assert_parameter_table(stdout, parameters)
     rows = printed_output(stdout)
     assert len(rows) == 5
@@ -379,6 +382,11 @@ def test_multirun_sweeps_the_top_level_init(run_cli: RunCli) -> None:
         job_dir = sweep_dir / str(index)
         assert (job_dir / "summary.txt").is_file()
         assert (job_dir / "spec.yaml").is_file()
+        # Each job's run.log holds that job's report alone.
+        log = (job_dir / "run.log").read_text()
+        assert log.startswith("network: 3 -> linear1(3, sigmoid)")
+        assert log.count("network: ") == 1
+        assert re.search(rf"^  linear1\.weight\s+\[3, 3\]\s+{init}\(", log, re.M)
         parameters = read_metrics(job_dir)["parameters"]
         # The top-level init applies to every linear layer's weight, out included.
         for layer in DEMO_SIZES:

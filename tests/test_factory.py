@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -82,11 +83,71 @@ def test_weights_are_identical_across_processes() -> None:
     assert outputs.pop().strip() == repr(sums)
 
 
-def test_parameter_seed_is_stable_and_distinct() -> None:
-    assert parameter_seed(0, "linear1.weight") == parameter_seed(0, "linear1.weight")
+#: parameter_seed's values, pinned: blake2b of "<seed>:<path>" (8 bytes, little
+#: endian, top bit cleared). Any change here changes every weight of every run.
+PINNED_SEEDS = {
+    (0, "linear1.weight"): 4391950206577442362,
+    (0, "linear1.bias"): 6475382634390482229,
+    (1, "linear1.weight"): 8325396161487349261,
+    (7, "hidden2.weight"): 229172133889854854,
+    (0, "input"): 6640374082441874888,
+}
+
+
+@pytest.mark.parametrize(("seed", "path"), list(PINNED_SEEDS))
+def test_parameter_seed_gives_its_pinned_values(seed: int, path: str) -> None:
+    assert parameter_seed(seed, path) == PINNED_SEEDS[seed, path]
+
+
+def test_parameter_seed_is_the_documented_hash() -> None:
+    import hashlib
+
+    digest = hashlib.blake2b(b"7:hidden2.weight", digest_size=8).digest()
+    assert parameter_seed(7, "hidden2.weight") == int.from_bytes(digest, "little") & (
+        2**63 - 1
+    )
+
+
+def test_parameter_seed_is_stable_across_processes_and_distinct() -> None:
+    code = (
+        "from annfactory.factory import parameter_seed\n"
+        "print(parameter_seed(0, 'linear1.weight'))\n"
+    )
+    # Another process, with another string hash seed: Python's hash() would differ.
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert int(done.stdout) == PINNED_SEEDS[0, "linear1.weight"]
     seeds = {parameter_seed(s, p) for s in range(3) for p in ("a.weight", "a.bias")}
     assert len(seeds) == 6
     assert all(0 <= seed < 2**63 for seed in seeds)
+    # The separator matters: (1, "1.w") and (11, ".w") must not share a seed.
+    assert parameter_seed(1, "1.w") != parameter_seed(11, ".w")
+
+
+#: sha256 of the demo's state dict at seed 0 (each key, then its tensor's bytes).
+DEMO_WEIGHTS_SHA256 = "65fb1b3887336550f1037c63fb597472ef908c8000443788b9001e76a03d1b06"
+
+
+def test_the_demo_weights_are_pinned() -> None:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, tensor in _state("model=demo").items():
+        digest.update(name.encode())
+        digest.update(tensor.contiguous().numpy().tobytes())
+    assert digest.hexdigest() == DEMO_WEIGHTS_SHA256
+    # The first row of linear1.weight, as the README's demo prints its statistics.
+    first_row = _state("model=demo")["linear1.weight"][0].tolist()
+    assert first_row == [
+        0.38467806577682495,
+        -0.025668714195489883,
+        -0.31740474700927734,
+    ]
 
 
 def test_each_parameter_is_initialized_exactly_once(
@@ -173,12 +234,17 @@ def test_float64_draws_in_double_precision() -> None:
     torch.testing.assert_close(double.float(), single, rtol=1e-5, atol=1e-6)
 
 
-def test_cuda_builds_the_cpu_weights_or_says_it_is_unavailable() -> None:
-    if torch.cuda.is_available():
-        model = _build("device=cuda")
-        for name, tensor in model.state_dict().items():
-            assert torch.equal(tensor.cpu(), _state()[name]), name
-        return
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_builds_the_cpu_weights() -> None:
+    model = _build("device=cuda")
+    cpu = _state()
+    for name, tensor in model.state_dict().items():
+        assert tensor.device.type == "cuda", name
+        assert torch.equal(tensor.cpu(), cpu[name]), name
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_is_refused_without_a_cuda_device() -> None:
     with pytest.raises(
         annfactory.DeviceError, match=r"^device: 'cuda' is not available"
     ):

@@ -178,6 +178,61 @@ def test_load_run_takes_the_spec_file_too(demo_run: Path) -> None:
     )
 
 
+def test_load_run_takes_the_weights_file_too(demo_run: Path) -> None:
+    weights = demo_run / WEIGHTS_FILE
+    assert annfactory.load_spec(weights) == annfactory.load_spec(demo_run)
+    assert_identical(load_run(weights).state_dict(), load_run(demo_run).state_dict())
+    # Another name: those weights, with the spec of the directory they are in.
+    model = load_run(demo_run)
+    with torch.no_grad():
+        model.linear1.weight.add_(1.0)
+    save_file(
+        {k: v.contiguous() for k, v in model.state_dict().items()},
+        str(demo_run / "tuned.safetensors"),
+    )
+    assert_identical(
+        load_run(demo_run / "tuned.safetensors").state_dict(), model.state_dict()
+    )
+
+
+@pytest.mark.parametrize("name", ["metrics.json", "summary.txt"])
+def test_load_run_of_another_file_of_a_run_asks_for_the_directory(
+    demo_run: Path, name: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_run(demo_run / name)
+    assert str(info.value) == (
+        f"{demo_run / name}: is not a run directory, nor its spec.yaml or "
+        f"weights.safetensors.\n  Pass the run directory: load_run({str(demo_run)!r})."
+    )
+    with pytest.raises(ConfigError, match=r"is not a run directory"):
+        annfactory.load_spec(demo_run / name)
+
+
+def test_a_spec_file_that_is_not_text_is_refused(demo_run: Path) -> None:
+    (demo_run / SPEC_FILE).write_bytes((demo_run / WEIGHTS_FILE).read_bytes())
+    with pytest.raises(
+        ConfigError, match=r"spec\.yaml: is not a spec: it is not UTF-8"
+    ):
+        load_run(demo_run)
+
+
+def test_a_run_made_on_meta_loads_onto_meta(tmp_path: Path, demo_spec: RunSpec) -> None:
+    run = make_run(tmp_path / "run", replace(demo_spec, device="meta"))
+    assert not (run / WEIGHTS_FILE).exists()
+    fresh = build_network(demo_spec).state_dict()
+    for model in (load_run(run, device="meta"), load_run(run)):
+        state = model.state_dict()
+        assert all(tensor.is_meta for tensor in state.values())
+        assert {k: (v.shape, v.dtype) for k, v in state.items()} == {
+            k: (v.shape, v.dtype) for k, v in fresh.items()
+        }
+        assert model(torch.empty(5, 3, device="meta")).shape == (5, 2)
+    # There are no values to load onto a real device.
+    with pytest.raises(ConfigError, match=r"no saved weights here.*\n.*device='meta'"):
+        load_run(run, device="cpu")
+
+
 @pytest.mark.slow
 def test_load_run_gives_the_same_outputs_in_another_process(
     tmp_path: Path,
@@ -499,7 +554,7 @@ FAILING_RUNS = [
     pytest.param(["seed=-1"], "seed: ", id="validation"),
     pytest.param(
         ["model=mlp", "model.width=200000", "model.depth=8"],
-        "model: the network needs",
+        "model: the run needs",
         id="build-memory-guard",
     ),
     pytest.param(
@@ -649,25 +704,32 @@ def test_materialize_runs_the_memory_guard_first(
     assert all(tensor.is_meta for tensor in meta.state_dict().values())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_is_refused_on_every_path_without_a_cuda_device(
+    tmp_path: Path, demo_spec: RunSpec
+) -> None:
+    on_cuda = replace(demo_spec, device="cuda")
+    # Every path refuses it up front, before allocating anything.
+    with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
+        build_network(on_cuda)
+    with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
+        materialize(build_network(replace(demo_spec, device="meta")), on_cuda)
+    with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
+        load_run(make_run(tmp_path / "run", demo_spec), device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["demo", "norms", "norms-float64"])
-def test_cuda_builds_the_cpu_bits_or_is_refused(tmp_path: Path, name: str) -> None:
+def test_cuda_builds_the_cpu_bits_on_every_path(tmp_path: Path, name: str) -> None:
     spec = SPECS[name]()
     on_cuda = replace(spec, device="cuda")
-    if not torch.cuda.is_available():
-        # Without CUDA every path refuses it up front, before allocating anything.
-        with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
-            build_network(on_cuda)
-        with pytest.raises(annfactory.DeviceError):
-            materialize(build_network(replace(spec, device="meta")), on_cuda)
-        with pytest.raises(annfactory.DeviceError):
-            load_run(make_run(tmp_path / "run", spec), device="cuda")
-        return
     cpu_state = build_network(spec).state_dict()
     for model in (
         build_network(on_cuda),
         materialize(build_network(replace(spec, device="meta")), on_cuda),
         load_run(make_run(tmp_path / "run", spec), device="cuda"),
     ):
+        assert all(t.device.type == "cuda" for t in model.state_dict().values())
         state = {k: v.cpu() for k, v in model.state_dict().items()}
         assert_identical(cpu_state, state)
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 import time
 import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from hydra.experimental.callback import Callback
 
 from annfactory.config import (
     check_overrides,
@@ -18,13 +22,20 @@ from annfactory.config import (
     overrides_from_argv,
     to_spec,
 )
-from annfactory.errors import AnnFactoryError
+from annfactory.errors import AnnFactoryError, ConfigError
 from annfactory.files import write_atomic
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
-__all__ = ["precheck_argv", "run_task", "silence_known_warnings"]
+__all__ = [
+    "LOG_FILE",
+    "RemoveFailedRunDir",
+    "check_output_dir",
+    "precheck_argv",
+    "run_task",
+    "silence_known_warnings",
+]
 
 
 def silence_known_warnings() -> None:
@@ -42,6 +53,10 @@ def silence_known_warnings() -> None:
     )
 
 
+#: The file of a run directory that holds what the run printed (its report).
+LOG_FILE = "run.log"
+
+
 # Also in every worker process of a parallel launcher, which imports this module to
 # run the task function.
 silence_known_warnings()
@@ -50,19 +65,150 @@ silence_known_warnings()
 def precheck_argv(argv: Sequence[str]) -> None:
     """Check the overrides of a command line before Hydra composes them.
 
-    On an unknown group option or parameter, prints the error (names the override, the
-    bad value and the closest valid one) and exits with status 1, as Hydra does for its
-    own errors; ``HYDRA_FULL_ERROR=1`` raises instead.
+    On an unknown group option or parameter, or a run directory that cannot be used
+    (:func:`check_output_dir`), prints the error (names the override, the bad value
+    and the closest valid one) and exits with status 1, as Hydra does for its own
+    errors; ``HYDRA_FULL_ERROR=1`` raises instead.
     """
     try:
-        check_overrides(
-            overrides_from_argv(argv), config_dirs_from_argv(argv), skip_sweeps=True
-        )
+        overrides = overrides_from_argv(argv)
+        check_overrides(overrides, config_dirs_from_argv(argv), skip_sweeps=True)
+        check_output_dir(argv, overrides)
     except AnnFactoryError as error:
         if full_error_requested():
             raise
         print(f"Error in the overrides: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def check_output_dir(argv: Sequence[str], overrides: Sequence[str]) -> None:
+    """The run directory given on the command line (``hydra.run.dir=...``, or
+    ``hydra.sweep.dir=...`` with ``-m``) must be a directory that can be created and
+    written to; Hydra creates it before any of annfactory's code runs, and its own
+    error is a traceback.
+
+    An empty value would put the run's files into the working directory. The check
+    leaves nothing behind: a folder it creates to try is removed again. Only the part
+    before the first ``${...}`` interpolation is checked.
+
+    Raises:
+        ConfigError: The value is empty, names a file, or cannot be created or
+            written to; names the key, the path and the reason.
+    """
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        args, _ = get_args_parser().parse_known_args(list(argv))
+    except SystemExit:  # argparse reports its own errors; let Hydra do that
+        return
+    not_a_run = (
+        args.cfg,
+        args.help,
+        args.hydra_help,
+        args.info,
+        args.shell_completion,
+        args.experimental_rerun,
+    )
+    if any(not_a_run):
+        return
+    key, example = ("hydra.run.dir", "outputs/my_run")
+    if args.multirun:
+        key, example = ("hydra.sweep.dir", "multirun/my_sweep")
+    given = [
+        override
+        for override in OverridesParser.create().parse_overrides(list(overrides))
+        if override.key_or_group == key and not override.is_sweep_override()
+    ]
+    if not given or given[-1].is_delete():
+        return
+    value = given[-1].value()
+    if value is None or not str(value).strip():
+        raise ConfigError(
+            key,
+            f"is empty: the run would write its files into the working directory "
+            f"({os.getcwd()}).",
+            f"Name a directory, e.g. {key}={example}, or leave {key} out.",
+        )
+    text = str(value)
+    if "${" in text:
+        # Check only the whole directory names before the interpolation.
+        text = text.split("${", 1)[0].rpartition("/")[0]
+        if not text:
+            return
+    _probe_directory(key, Path(os.path.abspath(text)), example)
+
+
+def _probe_directory(key: str, path: Path, example: str) -> None:
+    """Create ``path`` (if missing) and a folder inside it, then remove what was
+    created; an OSError on the way becomes a ConfigError that says why."""
+    hint = f"Name a directory you can write to, e.g. {key}={example}."
+    missing: list[Path] = []
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        missing.append(existing)
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is" if existing == path else f"is inside {str(existing)!r}, which is"
+        raise ConfigError(key, f"{str(path)!r} {where} a file, not a directory.", hint)
+    created: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        os.rmdir(tempfile.mkdtemp(prefix=".annfactory-probe-", dir=path))
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(
+            key, f"{str(path)!r} cannot be created or written to: {reason}.", hint
+        ) from None
+    finally:
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+class RemoveFailedRunDir(Callback):
+    """A Hydra callback: a run that fails leaves no empty run directory behind.
+
+    Hydra creates the run directory (``outputs/<date>/<time>/``) before the task
+    starts; annfactory writes into it only when the run succeeds. When the run fails,
+    the folders that did not exist before it started are removed again, if still
+    empty. Hydra calls it from ``hydra.callbacks`` in annfactory's config.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._created: list[Path] = []
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from omegaconf import OmegaConf
+
+        self._created = []
+        try:
+            folder = Path(
+                os.path.abspath(str(OmegaConf.select(config, "hydra.run.dir")))
+            )
+        except Exception:  # Hydra reports its own errors about the value
+            return
+        while not folder.exists() and folder != folder.parent:
+            self._created.append(folder)
+            folder = folder.parent
+
+    def on_run_end(
+        self, config: DictConfig, job_return: Any = None, **kwargs: Any
+    ) -> None:
+        from hydra.core.utils import JobStatus
+
+        if job_return is None or job_return.status != JobStatus.FAILED:
+            return
+        for folder in self._created:  # the deepest first
+            try:
+                folder.rmdir()
+            except OSError:  # not empty, or already gone: keep the rest
+                break
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:
@@ -117,7 +263,12 @@ def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
     overrides = list(HydraConfig.get().overrides.task)
     return run_named_task(
-        node, spec, output_dir, record=_hydra_record(cfg), overrides=overrides
+        node,
+        spec,
+        output_dir,
+        record=_hydra_record(cfg),
+        overrides=overrides,
+        log_file=LOG_FILE,
     )
 
 

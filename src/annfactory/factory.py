@@ -29,6 +29,7 @@ from annfactory.spec import LayerSpec, ParameterSpec, RunSpec
 __all__ = [
     "MEMORY_HEADROOM",
     "available_bytes",
+    "batch_bytes",
     "build_network",
     "check_memory",
     "estimate_bytes",
@@ -212,6 +213,7 @@ def state_layout(spec: RunSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype]
 
 def _meta_layers(spec: RunSpec) -> list[nn.Module]:
     """Every layer built on the meta device and checked against its spec."""
+    _check_describable(spec)
     modules = []
     for layer in spec.network.layers:
         with torch.device("meta"):
@@ -299,9 +301,52 @@ def _check_weight_keys(weights: Mapping[str, torch.Tensor], network: Network) ->
 # Memory: checked from the meta-built layers before anything is allocated
 # ------------------------------------------------------------------------------------
 
-#: The share of the available memory that a network may take; the rest is headroom
-#: for the input batch, activations and everything else the process holds.
+#: The share of the available memory that a run (its network, input batch and
+#: activations) may take; the rest is headroom for everything else the process holds.
 MEMORY_HEADROOM = 0.9
+
+#: The most bytes one tensor can have: torch counts a storage's size in int64, and
+#: refuses a larger one even on the meta device.
+_MAX_TENSOR_BYTES = 2**63 - 1
+
+
+def _check_describable(spec: RunSpec) -> None:
+    """Every tensor of the run (parameters, input batch, layer outputs) has a size
+    that torch can describe, checked from the spec before anything is built.
+
+    Without this, torch raises ``Storage size calculation overflowed`` from inside a
+    layer's constructor, even on ``device=meta``.
+    """
+    dtype: torch.dtype = getattr(torch, spec.dtype)
+    # Layers are built in the default dtype first, values are drawn in the sampling
+    # dtype, then cast: the widest of the three counts.
+    itemsize = max(
+        dtype.itemsize,
+        sampling_dtype(dtype).itemsize,
+        torch.get_default_dtype().itemsize,
+    )
+    limit = "torch cannot describe a tensor of more than 2**63 bytes, even on "
+    limit += "device=meta"
+    for layer in spec.network.layers:
+        for parameter in layer.parameters:
+            if parameter.numel * itemsize > _MAX_TENSOR_BYTES:
+                raise ConfigError(
+                    f"model.layers.{layer.name}",
+                    f"its {parameter.name} would have shape "
+                    f"{list(parameter.shape)} ({parameter.numel:,} values); {limit}.",
+                    "Make the layer smaller.",
+                )
+    rows = spec.batch_size
+    widest = max(
+        spec.network.in_features, *(layer.out_features for layer in spec.network.layers)
+    )
+    if rows * widest * itemsize > _MAX_TENSOR_BYTES:
+        raise ConfigError(
+            "batch_size",
+            f"a batch of {rows:,} rows gives a tensor of shape [{rows}, {widest}] "
+            f"({rows * widest:,} values); {limit}.",
+            "Use a smaller batch_size.",
+        )
 
 
 def estimate_bytes(modules: Iterable[nn.Module], dtype: torch.dtype) -> int:
@@ -335,30 +380,59 @@ def available_bytes(device: torch.device) -> int | None:
     return min(known) if known else None
 
 
+def batch_bytes(spec: RunSpec) -> int:
+    """Bytes that a forward pass of ``spec.batch_size`` rows holds at most: the input
+    batch and the output of every layer and of every activation.
+
+    Each output is counted, as autograd keeps them all for a backward pass; a pass
+    without gradients frees them as it goes, so this is an upper bound for it.
+    """
+    dtype: torch.dtype = getattr(torch, spec.dtype)
+    rows = spec.batch_size
+    # The input is drawn in the sampling dtype, then cast.
+    total = rows * spec.network.in_features * sampling_dtype(dtype).itemsize
+    if sampling_dtype(dtype) != dtype:
+        total += rows * spec.network.in_features * dtype.itemsize
+    for layer in spec.network.layers:
+        outputs = 1 if layer.activation.name == "identity" else 2
+        total += rows * layer.out_features * dtype.itemsize * outputs
+    return total
+
+
 def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
-    """Refuse a network whose parameters and buffers would not fit on its device.
+    """Refuse a run that would not fit on its device: the network's parameters and
+    buffers, its input batch and the activations of a forward pass.
 
     Args:
-        spec: The run (its device and dtype).
+        spec: The run (its device, dtype and batch size).
         modules: Its layers, built on the meta device.
 
     Raises:
         MemoryLimitError: The estimate exceeds :data:`MEMORY_HEADROOM` of the
-            available memory; says both and points to ``device=meta``.
+            available memory; says both, names ``batch_size`` when the batch takes
+            more than the network, and points to ``device=meta``.
     """
     if spec.device == "meta":
         return
     device = torch.device(spec.device)
-    needed = estimate_bytes(modules, getattr(torch, spec.dtype))
+    network = estimate_bytes(modules, getattr(torch, spec.dtype))
+    batch = batch_bytes(spec)
+    needed = network + batch
     available = available_bytes(device)
     if available is None or needed <= MEMORY_HEADROOM * available:
         return
+    if batch > network:
+        key, fix = "batch_size", "Use a smaller batch_size, or device=meta"
+    else:
+        key, fix = "model", "Make the network smaller, or use device=meta"
+    rows = f"{spec.batch_size:,} row{'' if spec.batch_size == 1 else 's'}"
     raise MemoryLimitError(
-        "model",
-        f"the network needs {_size(needed)} for its parameters and buffers "
-        f"({spec.network.num_params:,} parameters in {spec.dtype}); "
-        f"{spec.device} has {_size(available)} available.",
-        "Make it smaller, or use device=meta for a dry run without memory.",
+        key,
+        f"the run needs {_size(needed)}: {_size(network)} for the network's "
+        f"parameters and buffers ({spec.network.num_params:,} parameters in "
+        f"{spec.dtype}) and {_size(batch)} for a batch of {rows} and its "
+        f"activations; {spec.device} has {_size(available)} available.",
+        f"{fix} for a dry run without memory.",
     )
 
 

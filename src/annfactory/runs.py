@@ -54,15 +54,37 @@ def save_model(context: TaskContext, model: Network) -> None:
     path.chmod(0o666 & ~umask)
 
 
+#: What load_run and load_spec accept besides a run directory: its spec file (any
+#: name with these suffixes) or its weights file.
+_SPEC_SUFFIXES = (".yaml", ".yml")
+_WEIGHTS_SUFFIX = ".safetensors"
+
+
+def _run_files(path: str | Path) -> tuple[Path, Path]:
+    """The spec file and the weights file that ``path`` points to: a run directory,
+    its ``spec.yaml`` (or another ``.yaml`` spec) or its ``weights.safetensors``."""
+    given = Path(path)
+    if given.is_dir():
+        return given / SPEC_FILE, given / WEIGHTS_FILE
+    if given.suffix == _WEIGHTS_SUFFIX:
+        return given.parent / SPEC_FILE, given
+    if given.suffix in _SPEC_SUFFIXES or not given.exists():
+        return given, given.parent / WEIGHTS_FILE
+    raise ConfigError(
+        str(given),
+        f"is not a run directory, nor its {SPEC_FILE} or {WEIGHTS_FILE}.",
+        f"Pass the run directory: load_run({str(given.parent)!r}).",
+    )
+
+
 def load_spec(path: str | Path) -> RunSpec:
-    """The validated spec of a run directory (or of a ``spec.yaml`` file)."""
+    """The validated spec of a run directory (or of its ``spec.yaml`` or
+    ``weights.safetensors`` file)."""
     import yaml
 
     from annfactory.spec import parse_run
 
-    file = Path(path)
-    if file.is_dir():
-        file = file / SPEC_FILE
+    file, _ = _run_files(path)
     if not file.is_file():
         raise ConfigError(
             str(file), "no saved spec here.", f"A run directory holds {SPEC_FILE}."
@@ -73,6 +95,10 @@ def load_spec(path: str | Path) -> RunSpec:
         first = str(error).splitlines()[0]
         raise ConfigError(
             str(file), f"is not valid YAML: {first}", "Restore the file."
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            str(file), "is not a spec: it is not UTF-8 text.", "Restore the file."
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(
@@ -88,11 +114,12 @@ def load_run(path: str | Path, device: str | None = None) -> Network:
     unregistered (or a ``_target_``) is refused before anything is built. The weights
     file is read with safetensors, which never unpickles: its header (names, shapes,
     dtypes) is checked against the spec first, then the tensors are read one at a
-    time. Nothing is read for ``device="meta"``.
+    time. No tensor is read for ``device="meta"``, and a run without weights (one
+    made on ``device=meta``) loads onto ``meta``.
 
     Args:
         path: The run directory (holding ``spec.yaml`` and ``weights.safetensors``),
-            or its ``spec.yaml``.
+            or its ``spec.yaml`` or ``weights.safetensors``.
         device: Where to put the model (default: the device the run used).
 
     Raises:
@@ -110,13 +137,16 @@ def load_run(path: str | Path, device: str | None = None) -> Network:
     spec = load_spec(path)
     if device is not None:
         spec = replace(spec, device=validate_device(device))
-    directory = Path(path).parent if Path(path).is_file() else Path(path)
-    weights_file = directory / WEIGHTS_FILE
+    _, weights_file = _run_files(path)
+    if not weights_file.exists() and spec.device == "meta":
+        # Shapes only: the spec is all a meta model needs.
+        return build_network(spec)
     if not weights_file.is_file():
         raise ConfigError(
             str(weights_file),
             "no saved weights here.",
-            "Runs on device=meta save no weights.",
+            "Runs on device=meta save none; load_run(path, device='meta') gives "
+            "the shapes.",
         )
     try:
         with safe_open(str(weights_file), framework="pt") as handle:

@@ -6,7 +6,9 @@ A task module defines:
   ``name``) before anything is built, raising :class:`~annfactory.ConfigError` with the
   config path;
 - ``run(context) -> dict``: does the work, prints its report to ``context.out``, writes
-  files through ``context.path(...)``, and returns the metrics for ``metrics.json``.
+  files through ``context.path(...)``, and returns the metrics for ``metrics.json``;
+- optionally ``COMPILES = True``: it honours ``compile=true`` (runs the network through
+  ``torch.compile``). With any other task, ``compile=true`` is refused.
 
 Files are written to a staging folder and moved into the run directory only when the
 task succeeds, so a failed run never overwrites or deletes what an earlier run saved
@@ -16,6 +18,7 @@ there.
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import math
 import os
@@ -112,6 +115,7 @@ def run_named_task(
     out: TextIO = sys.stdout,
     record: Mapping[str, str] | None = None,
     overrides: Sequence[str] = (),
+    log_file: str | None = None,
 ) -> dict[str, Any]:
     """Validate the task options, run the task, and save its outputs.
 
@@ -119,11 +123,32 @@ def run_named_task(
     task's name) besides the task's own files, and the files of ``record`` (name to
     text, such as Hydra's ``.hydra/config.yaml``), all only if the task succeeds.
     ``overrides`` (the command line's) reach the task as ``context.overrides``.
+    With ``log_file`` (``run.log`` on the command line), what the task prints to
+    ``out`` is saved to that file too.
+
+    Raises:
+        ConfigError: The task's options are invalid, or ``compile=true`` is set for
+            a task that compiles nothing.
     """
     name = task_name(node)
     module = importlib.import_module(TASKS[name])
     given = {k: v for k, v in (node or {}).items() if k != "name"} if node else {}
     options = module.parse_options(given, "task")
+    if spec.compile and not getattr(module, "COMPILES", False):
+        compiling = [
+            f"task={other}"
+            for other, path in TASKS.items()
+            if getattr(importlib.import_module(path), "COMPILES", False)
+        ]
+        raise ConfigError(
+            "compile",
+            f"task '{name}' does not run the network through torch.compile, so "
+            "compile=true would do nothing.",
+            f"Leave compile out, or use it with {' or '.join(compiling)}.",
+        )
+    report = _Report(out) if log_file is not None else None
+    if report is not None:
+        out = report
     context = TaskContext(
         spec=spec,
         options=options,
@@ -136,6 +161,8 @@ def run_named_task(
         context.write_text(
             "metrics.json", json.dumps(_finite(metrics), indent=2) + "\n"
         )
+        if report is not None and log_file is not None and report.getvalue():
+            context.write_text(log_file, report.getvalue())
         for file, text in (record or {}).items():
             context.write_text(file, text)
         context.commit()
@@ -143,6 +170,22 @@ def run_named_task(
         context.discard()
         raise
     return metrics
+
+
+class _Report(io.StringIO):
+    """What a task prints: passed on to ``out`` as it comes, and kept for the run's
+    log file."""
+
+    def __init__(self, out: TextIO) -> None:
+        super().__init__()
+        self._out = out
+
+    def write(self, text: str) -> int:
+        self._out.write(text)
+        return super().write(text)
+
+    def flush(self) -> None:
+        self._out.flush()
 
 
 def _finite(value: Any) -> Any:

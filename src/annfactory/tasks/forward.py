@@ -7,6 +7,7 @@ parameter with its init and statistics; writes ``summary.txt``, ``metrics.json``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -25,7 +26,10 @@ from annfactory.runs import save_model
 from annfactory.spec import RunSpec
 from annfactory.tasks import TaskContext
 
-__all__ = ["parameter_table", "parse_options", "random_input", "run"]
+__all__ = ["COMPILES", "parameter_table", "parse_options", "random_input", "run"]
+
+#: This task honours compile=true (off the meta device).
+COMPILES = True
 
 
 def random_input(
@@ -106,6 +110,7 @@ def run(context: TaskContext) -> dict[str, Any]:
             depth=2,
             verbose=0,
         )
+    summary_text = _summary_text(summary)
     parameters = parameter_table(model)
     total = sum(p.numel() for p in model.parameters())
     metrics: dict[str, Any] = {
@@ -125,7 +130,7 @@ def run(context: TaskContext) -> dict[str, Any]:
         metrics["dead_units"] = dead
         if spec.compile:
             metrics["compile"] = compiled
-    _print_report(out, spec, x, y, str(summary), parameters, total)
+    _print_report(out, spec, x, y, summary_text, parameters, total)
     if dead:
         widths = {layer.name: layer.out_features for layer in spec.network.layers}
         listing = ", ".join(
@@ -136,9 +141,36 @@ def run(context: TaskContext) -> dict[str, Any]:
             f"note: units that output 0 for every row of this batch (dead): {listing}",
             file=out,
         )
-    context.write_text("summary.txt", str(summary) + "\n")
+    if spec.compile and device.type == "meta":
+        print(
+            "note: compile=true compiles nothing on device=meta: no forward pass runs.",
+            file=out,
+        )
+    context.write_text("summary.txt", summary_text + "\n")
     save_model(context, model)
     return metrics
+
+
+#: (threshold, name) of the units that mult-adds are counted in, largest first.
+_COUNT_UNITS = ((1e12, "trillions"), (1e9, "billions"), (1e6, "millions"))
+
+
+def _summary_text(summary: Any) -> str:
+    """torchinfo's summary, with its mult-adds line in a proper unit.
+
+    torchinfo 1.8 prints its unit enum as ``Total mult-adds (Units.MEGABYTES)``; the
+    count is of operations, in millions. Below a million the exact count is printed.
+    """
+    text = str(summary)
+    count = getattr(summary, "total_mult_adds", None)
+    if not isinstance(count, int):
+        return text
+    line = f"Total mult-adds: {count:,}"
+    for threshold, unit in _COUNT_UNITS:
+        if count >= threshold:
+            line = f"Total mult-adds ({unit}): {count / threshold:,.2f}"
+            break
+    return re.sub(r"^Total mult-adds\b.*$", line, text, count=1, flags=re.M)
 
 
 def _compiled_forward(
