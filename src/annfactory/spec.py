@@ -290,7 +290,35 @@ def parse_network(
         layer = _parse_layer(name, fields, keys, size)
         resolved.append(layer)
         size = layer.out_features
+    _check_activation_names(resolved, key)
     return NetworkSpec(in_features=in_features, layers=tuple(resolved))
+
+
+def _check_activation_names(resolved: list[LayerSpec], key: str) -> None:
+    """No layer may be named like another layer's activation module.
+
+    The network adds each activation other than identity as a child named
+    ``<layer>_act`` (see :class:`annfactory.network.Network`); a layer of that name
+    would take its place. Saved runs' weight names depend on this naming, so the
+    clash is refused rather than the generated name changed.
+    """
+    names = {layer.name for layer in resolved}
+    for layer in resolved:
+        generated = f"{layer.name}_act"
+        if layer.activation.name == "identity" or generated not in names:
+            continue
+        other = next(
+            f"{generated}{n}"
+            for n in range(2, len(names) + 3)
+            if f"{generated}{n}" not in names
+        )
+        raise ConfigError(
+            f"{key}.layers.{generated}",
+            f"the layer name {generated!r} is taken by the activation "
+            f"({layer.activation.name}) of layer {layer.name!r}.",
+            f"Give the layer another name, e.g. {other}: each activation is a "
+            "module named <layer>_act.",
+        )
 
 
 # A layer before resolution: its name, its fields, and each field's config path.
