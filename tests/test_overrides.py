@@ -59,3 +59,30 @@ def test_a_layer_named_like_an_identity_activation_is_allowed() -> None:
     names = [name for name, _ in model.named_children()]
     assert names[-2:] == ["out", "out_act"]
     assert isinstance(model.get_submodule("out_act"), nn.Linear)
+
+
+# ------------------------------------------------------------------------------------
+# Mandatory values (???) of group options
+# ------------------------------------------------------------------------------------
+
+
+def test_a_mandatory_value_of_a_group_option_can_be_set() -> None:
+    cfg = compose(
+        [
+            "model=demo",
+            "+layer@model.layers.extra=linear",
+            "model.layers.extra.out_features=4",
+        ]
+    )
+    spec = to_spec(cfg)
+    assert spec.network.layers[-1].name == "extra"
+    assert (spec.network.layers[-1].in_features, spec.network.out_features) == (2, 4)
+    assert spec.network.num_params == 26 + 2 * 4 + 4
+
+
+def test_a_mandatory_value_left_unset_names_its_path() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^model\.layers\.extra\.out_features: has no value \(\?\?\?\)",
+    ):
+        to_spec(compose(["+layer@model.layers.extra=linear"]))

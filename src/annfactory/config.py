@@ -505,7 +505,10 @@ def _check_unknown_keys(
         node: Any = cfg
         path: list[str] = []
         for part in override.key_or_group.split("."):
-            if not isinstance(node, DictConfig) or part not in node:
+            # A ??? value is not "in" its node, yet the key is there to be set.
+            if not isinstance(node, DictConfig) or not (
+                part in node or OmegaConf.is_missing(node, part)
+            ):
                 where = ".".join(path) or "the config"
                 raise UnknownNameError(
                     ".".join([*path, part]),
