@@ -223,7 +223,8 @@ def test_mlp_unknown_layer_name_suggests_the_closest() -> None:
                 "model.layers.linear1.weight_init=normal",
                 "model.layers.linear1.weight_init.std=2",
             ],
-            r"was set to the name .normal..*\n.*init@model\.layers\.linear1",
+            r"was set to the name .normal..*\n.*"
+            r"'model\.layers\.linear1\.weight_init=\{name: normal, std: 2\}'",
         ),
         (["model.layers={}"], r"^model\.layers: an empty mapping .* changes nothing"),
         (["init=null"], r"^init: null is not an option.*\n.*~init"),

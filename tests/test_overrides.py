@@ -7,11 +7,19 @@ that depend on the command line itself go through ``scripts/run.py``.
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Callable
+from typing import Any
+
 import pytest
+from omegaconf import OmegaConf
 from torch import nn
 
 import annfactory
 from annfactory import ConfigError, compose, to_spec
+from annfactory.config import argv_for_hydra, overrides_for_hydra
+
+RunCli = Callable[..., Any]
 
 # ------------------------------------------------------------------------------------
 # A layer named like a generated module
@@ -86,3 +94,318 @@ def test_a_mandatory_value_left_unset_names_its_path() -> None:
         match=r"^model\.layers\.extra\.out_features: has no value \(\?\?\?\)",
     ):
         to_spec(compose(["+layer@model.layers.extra=linear"]))
+
+
+# ------------------------------------------------------------------------------------
+# A mapping that names an option replaces the slot, with = as with + and ++
+# ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["", "+", "++"])
+def test_a_mapping_with_a_name_replaces_an_activation(prefix: str) -> None:
+    cfg = compose(
+        [
+            # leaky_relu's negative_slope must not survive into elu's parameters.
+            "activation@model.layers.linear1.activation=leaky_relu",
+            f"{prefix}model.layers.linear1.activation={{name: elu, alpha: 0.3}}",
+        ]
+    )
+    assert OmegaConf.to_container(cfg.model.layers.linear1.activation) == {
+        "name": "elu",
+        "alpha": 0.3,
+    }
+    model = annfactory.build_model(cfg)
+    activation = model.get_submodule("linear1_act")
+    assert isinstance(activation, nn.ELU)
+    assert activation.alpha == 0.3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "layer", "field", "expected"),
+    [
+        (
+            ["activation={name: elu, alpha: 0.3}"],
+            "linear2",
+            "activation",
+            "elu(alpha=0.3)",
+        ),
+        (
+            ["init={name: normal, std: 0.1}"],
+            "out",
+            "weight_init",
+            "normal(mean=0, std=0.1)",
+        ),
+        (
+            ["model=mlp", "model.hidden_activation={name: elu, alpha: 0.3}"],
+            "hidden2",
+            "activation",
+            "elu(alpha=0.3)",
+        ),
+        (
+            ["model.layers.linear2.weight_init={name: uniform, a: -0.5, b: 0.5}"],
+            "linear2",
+            "weight_init",
+            "uniform(a=-0.5, b=0.5)",
+        ),
+    ],
+)
+def test_a_mapping_with_a_name_works_in_every_slot(
+    overrides: list[str], layer: str, field: str, expected: str
+) -> None:
+    spec = to_spec(compose(overrides))
+    found = next(entry for entry in spec.network.layers if entry.name == layer)
+    assert getattr(found, field).describe() == expected
+
+
+def test_overrides_for_hydra_rewrites_only_named_mappings_on_slots() -> None:
+    assert overrides_for_hydra(
+        [
+            "model=demo",
+            "model.layers.linear1.activation={name: elu, alpha: 0.3}",
+            "+model.layers.out.weight_init={name: zeros}",
+            "activation={name: tanh}",
+            "model.layers.linear1.activation={alpha: 0.3}",
+            "model.layers.linear1={out_features: 4}",
+            "activation@model.layers.out.activation=softmax",
+        ]
+    ) == [
+        "model=demo",
+        "++model.layers.linear1.activation=null",
+        "++model.layers.linear1.activation={name: elu, alpha: 0.3}",
+        "++model.layers.out.weight_init=null",
+        "++model.layers.out.weight_init={name: zeros}",
+        "++activation={name: tanh}",
+        "model.layers.linear1.activation={alpha: 0.3}",
+        "model.layers.linear1={out_features: 4}",
+        "activation@model.layers.out.activation=softmax",
+    ]
+    # A single string is one override, in compose as here.
+    assert overrides_for_hydra("model=mlp") == ["model=mlp"]
+
+
+def test_argv_for_hydra_leaves_flags_alone() -> None:
+    argv = [
+        "--config-dir",
+        "my_configs",
+        "model.layers.linear1.activation={name: elu}",
+        "seed=1",
+        "-m",
+    ]
+    assert argv_for_hydra(argv) == [
+        "--config-dir",
+        "my_configs",
+        "++model.layers.linear1.activation=null",
+        "++model.layers.linear1.activation={name: elu}",
+        "seed=1",
+        "-m",
+    ]
+
+
+def test_a_mapping_without_a_name_sets_parameters_of_the_option_there() -> None:
+    spec = to_spec(
+        compose(
+            [
+                "activation@model.layers.linear1.activation=elu",
+                "model.layers.linear1.activation={alpha: 0.3}",
+            ]
+        )
+    )
+    assert spec.network.layers[0].activation.describe() == "elu(alpha=0.3)"
+    with pytest.raises(
+        ConfigError,
+        match=r"^model\.layers\.linear1\.activation\.alpha: unknown parameter 'alpha' "
+        r"for activation 'sigmoid'\.",
+    ):
+        compose(["model.layers.linear1.activation={alpha: 0.3}"])
+
+
+# ------------------------------------------------------------------------------------
+# Every hint gives a command that works
+# ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "command", "kept"),
+    [
+        pytest.param(
+            ["+model.layers.linear1.activation=elu"],
+            "model.layers.linear1.activation=elu",
+            [],
+            id="plus-on-a-key-with-a-value",
+        ),
+        pytest.param(
+            ["+model.in_features=4"], "model.in_features=4", [], id="plus-on-a-number"
+        ),
+        pytest.param(
+            [
+                "model.layers.linear1.activation=elu",
+                "model.layers.linear1.activation.alpha=0.3",
+            ],
+            "'model.layers.linear1.activation={name: elu, alpha: 0.3}'",
+            [],
+            id="parameter-under-a-shorthand",
+        ),
+        pytest.param(
+            [
+                "model=mlp",
+                "+model.layers.hidden1.weight_init=normal",
+                "+model.layers.hidden1.weight_init.std=0.1",
+                "+model.layers.hidden1.weight_init.mean=1",
+            ],
+            "'+model.layers.hidden1.weight_init={name: normal, std: 0.1, mean: 1}'",
+            ["model=mlp"],
+            id="parameters-under-an-mlp-shorthand",
+        ),
+        pytest.param(
+            ["model=mlp", "model.layers.hidden1.out_features=3"],
+            "+model.layers.hidden1.out_features=3",
+            ["model=mlp"],
+            id="mlp-layer-without-plus",
+        ),
+        pytest.param(
+            ["model=mlp", "model.layers.hiden1.out_features=3"],
+            "+model.layers.hidden1.out_features=3",
+            ["model=mlp"],
+            id="mlp-layer-typo",
+        ),
+        pytest.param(
+            ["model=mlp", "model.layers.hidden9.out_features=3"],
+            "model.depth=9",
+            ["model=mlp"],
+            id="mlp-layer-beyond-depth",
+        ),
+        pytest.param(
+            ["model.layers.linear9.out_features=3"],
+            "+layer@model.layers.linear9=linear model.layers.linear9.out_features=3",
+            [],
+            id="new-layer-size",
+        ),
+        pytest.param(
+            ["model.layers.linear9.activation=elu"],
+            "+layer@model.layers.linear9=linear model.layers.linear9.out_features=2 "
+            "model.layers.linear9.activation=elu",
+            [],
+            id="new-layer-activation",
+        ),
+        pytest.param(
+            ["model.layers={fc: {type: linear, out_features: 3}}"],
+            "'+model.layers={fc: {type: linear, out_features: 3}}'",
+            [],
+            id="new-layer-mapping",
+        ),
+        pytest.param(
+            ["model=mlp", "init@model.layers.hidden2.weight_init=orthogonal"],
+            "+init@model.layers.hidden2.weight_init=orthogonal",
+            ["model=mlp"],
+            id="group-slot-of-an-mlp-layer",
+        ),
+        pytest.param(
+            ["+model.layers.extra={out_features: 3}"],
+            "+layer@model.layers.extra=linear",
+            ["+model.layers.extra={out_features: 3}"],
+            id="layer-without-type",
+        ),
+        pytest.param(["init=null"], "~init", [], id="group-null"),
+        pytest.param(
+            ["model.layers.linear1.activation={}"],
+            "~model.layers.linear1.activation",
+            [],
+            id="empty-mapping",
+        ),
+        pytest.param(
+            ["model.layers.linear1.activation=s\u0456gmoid"],
+            "model.layers.linear1.activation=sigmoid",
+            [],
+            id="non-ascii",
+        ),
+        pytest.param(["init@=xavier_normal"], "init=xavier_normal", [], id="empty-at"),
+    ],
+)
+def test_every_hint_gives_a_command_that_works(
+    bad: list[str], command: str, kept: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as raised:
+        to_spec(compose(bad))
+    message = str(raised.value)
+    assert command in message
+    assert len(message.splitlines()) <= 3
+    # The command as a shell would split it, in place of the bad overrides.
+    to_spec(compose([*kept, *shlex.split(command)]))
+
+
+# ------------------------------------------------------------------------------------
+# Messages that said too little
+# ------------------------------------------------------------------------------------
+
+
+def test_compose_takes_a_single_string_as_one_override() -> None:
+    assert compose("model=mlp").model.type == "mlp"
+    assert compose(["model=mlp"]) == compose("model=mlp")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (
+            ["activaton@model.layers.linear1.activation=elu"],
+            r"^activaton@model\.layers\.linear1\.activation: unknown config group "
+            r"'activaton'\. Did you mean 'activation'\?\n  Valid config groups: "
+            r"activation, init, layer, model, task\.$",
+        ),
+        (
+            ["init@model.layers.linear9.weight_init=orthogonal"],
+            r"^init@model\.layers\.linear9\.weight_init: unknown init slot "
+            r"'init@model\.layers\.linear9\.weight_init'\. Did you mean "
+            r"'init@model\.layers\.linear\d\.weight_init'\?\n  Valid init slots: init, "
+            r"init@model\.layers\.linear1\.bias_init, ",
+        ),
+        (
+            ["activaton=elu"],
+            r"^activaton: unknown key 'activaton' in the config\. Did you mean "
+            r"'activation'\?",
+        ),
+        (
+            ["model=mlp", "model.layers.hidden9.out_features=3"],
+            r"^model\.layers\.hidden9: unknown layer 'hidden9' \(mlp, depth=2\)\. .*\n"
+            r"  Valid layers: hidden1, hidden2, out; model\.depth=9 makes hidden9\.$",
+        ),
+        (
+            ["model.layers.linear9.out_features=3"],
+            r"^model\.layers\.linear9: unknown layer 'linear9'\. .*\n  Valid layers: "
+            r"linear1, linear2, out; \+ adds one: ",
+        ),
+    ],
+)
+def test_unknown_groups_slots_and_layers_name_the_closest(
+    overrides: list[str], pattern: str
+) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        compose(overrides)
+
+
+# ------------------------------------------------------------------------------------
+# The command line
+# ------------------------------------------------------------------------------------
+
+
+def test_cli_sets_an_activation_with_parameters_by_plain_equals(
+    run_cli: RunCli,
+) -> None:
+    result = run_cli("model.layers.linear1.activation={name: elu, alpha: 0.3}")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "network: 3 -> linear1(3, elu(alpha=0.3)) -> linear2(2, relu) -> "
+        "out(2, softmax(dim=-1))"
+    )
+
+
+def test_cli_names_a_config_dir_that_does_not_exist(run_cli: RunCli) -> None:
+    result = run_cli("--config-dir", "no_such_dir", "model=deep")
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Error in the overrides: --config-dir: 'no_such_dir' does not exist "
+        f"({result.run_dir.parent / 'no_such_dir'}).",
+        "  Give the folder that holds your option folders (model/, init/, ...), "
+        "e.g. --config-dir my_configs.",
+    ]

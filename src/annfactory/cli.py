@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annfactory.config import (
+    argv_for_hydra,
     check_overrides,
     config_dirs_from_argv,
     full_error_requested,
@@ -47,12 +48,16 @@ def silence_known_warnings() -> None:
 silence_known_warnings()
 
 
-def precheck_argv(argv: Sequence[str]) -> None:
+def precheck_argv(argv: Sequence[str]) -> list[str]:
     """Check the overrides of a command line before Hydra composes them.
 
     On an unknown group option or parameter, prints the error (names the override, the
     bad value and the closest valid one) and exits with status 1, as Hydra does for its
     own errors; ``HYDRA_FULL_ERROR=1`` raises instead.
+
+    Returns:
+        The command line as Hydra must receive it
+        (:func:`annfactory.config.argv_for_hydra`).
     """
     try:
         check_overrides(
@@ -63,6 +68,7 @@ def precheck_argv(argv: Sequence[str]) -> None:
             raise
         print(f"Error in the overrides: {error}", file=sys.stderr)
         sys.exit(1)
+    return argv_for_hydra(argv)
 
 
 def run_task(cfg: DictConfig) -> dict[str, Any]:

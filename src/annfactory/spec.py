@@ -37,6 +37,7 @@ __all__ = [
     "NetworkSpec",
     "ParameterSpec",
     "RunSpec",
+    "mlp_layer_names",
     "parse_network",
     "parse_run",
     "validate_device",
@@ -368,7 +369,7 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
         "weight_init": f"{key}.weight_init",
         "bias_init": f"{key}.bias_init",
     }
-    names = [f"hidden{index}" for index in range(1, sizes["depth"] + 1)] + ["out"]
+    names = mlp_layer_names(sizes["depth"])
     entries: list[_Entry] = []
     for name in names:
         hidden = name != "out"
@@ -400,6 +401,11 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
         fields.update(node)
         keys.update({field: f"{layer_key}.{field}" for field in node})
     return sizes["in_features"], entries
+
+
+def mlp_layer_names(depth: int) -> list[str]:
+    """The layers of an ``mlp``: ``hidden1`` ... ``hidden<depth>``, then ``out``."""
+    return [f"hidden{index}" for index in range(1, depth + 1)] + ["out"]
 
 
 def _apply_global_choices(entries: list[_Entry], init: Any, activation: Any) -> None:
@@ -435,7 +441,7 @@ def _parse_layer(
         raise ConfigError(
             f"{layer_key}.type",
             "the layer has no type.",
-            f"Set it, e.g. layer@{layer_key}=linear "
+            f"Set it, e.g. +layer@{layer_key}=linear "
             f"(valid: {', '.join(layers.names())}).",
         )
     layer_type: LayerType = _lookup(layers, fields["type"], keys["type"])
