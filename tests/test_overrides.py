@@ -409,3 +409,83 @@ def test_cli_names_a_config_dir_that_does_not_exist(run_cli: RunCli) -> None:
         "  Give the folder that holds your option folders (model/, init/, ...), "
         "e.g. --config-dir my_configs.",
     ]
+
+
+# ------------------------------------------------------------------------------------
+# A top-level group that replaces a per-layer setting says so
+# ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "note", "layer", "field", "got"),
+    [
+        (
+            ["init=zeros", "model.layers.linear1.weight_init=orthogonal"],
+            "note: init=zeros sets the weight init of every dense layer, so "
+            "model.layers.linear1.weight_init=orthogonal has no effect.",
+            "linear1",
+            "weight_init",
+            "zeros",
+        ),
+        (
+            [
+                "init=zeros",
+                "init@model.layers.out.weight_init=orthogonal",
+                "model.layers.out.weight_init.gain=2",
+            ],
+            "note: init=zeros sets the weight init of every dense layer, so "
+            "init@model.layers.out.weight_init=orthogonal, "
+            "model.layers.out.weight_init.gain=2 have no effect.",
+            "out",
+            "weight_init",
+            "zeros",
+        ),
+        (
+            ["activation=tanh", "model.layers.linear2.activation=sigmoid"],
+            "note: activation=tanh sets the activation of every dense layer but the "
+            "last, so model.layers.linear2.activation=sigmoid has no effect.",
+            "linear2",
+            "activation",
+            "tanh",
+        ),
+        (
+            ["model=mlp", "activation=tanh", "+model.layers.hidden1.activation=elu"],
+            "note: activation=tanh sets the activation of every dense layer but the "
+            "last, so +model.layers.hidden1.activation=elu has no effect.",
+            "hidden1",
+            "activation",
+            "tanh",
+        ),
+    ],
+)
+def test_a_group_that_replaces_a_layer_setting_prints_a_note(
+    overrides: list[str],
+    note: str,
+    layer: str,
+    field: str,
+    got: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = to_spec(compose(overrides))
+    assert capsys.readouterr().err.splitlines() == [note]
+    # The note tells the truth: the layer got the group's choice.
+    found = next(entry for entry in spec.network.layers if entry.name == layer)
+    assert getattr(found, field).name == got
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        # The output layer keeps its own activation: nothing is dropped.
+        ["activation=tanh", "model.layers.out.activation=sigmoid"],
+        ["model=mlp", "activation=tanh", "model.output_activation=sigmoid"],
+        # init sets weights, not biases.
+        ["init=zeros", "model.layers.linear1.bias_init=ones"],
+        ["model.layers.linear1.weight_init=orthogonal"],
+    ],
+)
+def test_no_note_when_the_layer_setting_stays(
+    overrides: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    compose(overrides)
+    assert capsys.readouterr().err == ""

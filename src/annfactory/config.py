@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from annfactory.activations import activations
 from annfactory.errors import (
+    AnnFactoryError,
     ConfigError,
     UnknownNameError,
     ascii_lookalike,
@@ -26,7 +28,13 @@ from annfactory.errors import (
 from annfactory.inits import inits
 from annfactory.layers import layers
 from annfactory.registry import Registry
-from annfactory.spec import LAYER_FIELDS, RunSpec, mlp_layer_names, parse_run
+from annfactory.spec import (
+    LAYER_FIELDS,
+    RunSpec,
+    layers_set_by_groups,
+    mlp_layer_names,
+    parse_run,
+)
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -222,7 +230,9 @@ def check_overrides(
     chosen = _check_group_options(parsed, config_dirs)
     _check_parameters(parsed, chosen)
     _check_values(parsed)
-    _check_unknown_keys(parsed, list(overrides), config_dirs)
+    cfg = _check_unknown_keys(parsed, list(overrides), config_dirs)
+    for note in _overridden_settings(parsed, list(overrides), cfg):
+        print(f"note: {note}", file=sys.stderr)
     return for_hydra
 
 
@@ -620,7 +630,7 @@ def _check_values(parsed: list[Any]) -> None:
 
 def _check_unknown_keys(
     parsed: list[Any], overrides: list[str], config_dirs: list[Path]
-) -> None:
+) -> DictConfig | None:
     """Overrides of keys and group slots that do not exist, and ``+`` on keys that do.
 
     A value override (``model.depht=3``) or a deletion (``~model.nope``) of a key that
@@ -634,6 +644,9 @@ def _check_unknown_keys(
     Composing costs about 0.1 s, so it happens only when a command line sets, deletes
     or adds a nested key, fills a group slot, or sets a top-level key that the primary
     config lacks (``sede=1``; not a config group of Hydra's or of a ``--config-dir``).
+
+    Returns:
+        The config composed without the checked keys, or None if none was composed.
     """
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -676,7 +689,7 @@ def _check_unknown_keys(
         and not (o.is_add() or o.is_delete() or o.is_sweep_override())
     ]
     if not (suspects or additions or slots) or searchpath_changed:
-        return
+        return None
     lines = dict(zip(map(id, parsed), overrides, strict=True))
     checked = {id(o) for o in [*suspects, *additions]}
     rest = [(o, line) for o, line in zip(parsed, overrides, strict=True)]
@@ -685,7 +698,7 @@ def _check_unknown_keys(
         cfg = _hydra_compose(_for_hydra([o for o, _ in rest], [x for _, x in rest]))
     except (HydraException, OmegaConfBaseException) as error:
         _check_slot_failure(error, slots, rest, lines)
-        return  # another override is wrong; Hydra or our checks report it
+        return None  # another override is wrong; Hydra or our checks report it
     added = [o.key_or_group for o in additions]
     for override in suspects:
         key = override.key_or_group
@@ -709,6 +722,82 @@ def _check_unknown_keys(
             "already has a value; + adds a key that is not there.",
             f"Write {_shell(f'{key}={value}')} to change it.",
         )
+    return cfg
+
+
+#: What each top-level group replaces: the field of a layer, the mlp's own key for
+#: all its layers, and the layers it sets, in words.
+_GROUP_FIELDS = {
+    "init": ("weight_init", "weight_init", "weight init of every dense layer"),
+    "activation": (
+        "activation",
+        "hidden_activation",
+        "activation of every dense layer but the last",
+    ),
+}
+
+
+def _overridden_settings(
+    parsed: list[Any], overrides: list[str], cfg: DictConfig | None
+) -> list[str]:
+    """A note for each top-level group (``init=zeros``) that replaces a per-layer
+    setting given on the same command line
+    (``model.layers.linear1.weight_init=orthogonal``), which would otherwise be
+    dropped in silence."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    groups = {
+        str(o.key_or_group): line
+        for o, line in zip(parsed, overrides, strict=True)
+        if o.key_or_group in _GROUP_FIELDS
+        and o.package is None
+        and not (o.is_delete() or o.is_sweep_override())
+    }
+    if not groups:
+        return []
+    # Per-layer settings as (group, layer or None for the mlp's own key, line).
+    settings: list[tuple[str, str | None, str]] = []
+    for override, line in zip(parsed, overrides, strict=True):
+        if override.is_delete() or override.is_sweep_override():
+            continue
+        path = str(override.package or override.key_or_group)
+        for group in groups:
+            field, mlp_key, _ = _GROUP_FIELDS[group]
+            layer = re.fullmatch(rf"model\.layers\.(\w+)\.{field}(\..+)?", path)
+            if layer:
+                settings.append((group, layer.group(1), line))
+            elif re.fullmatch(rf"model\.{mlp_key}(\..+)?", path):
+                settings.append((group, None, line))
+    if not settings:
+        return []
+    try:
+        if cfg is None:
+            cfg = _hydra_compose(_for_hydra(parsed, overrides))
+        container = OmegaConf.to_container(cfg.model, resolve=True)
+        assert isinstance(container, dict)
+        model = {str(key): value for key, value in container.items()}
+        set_by_init, set_by_activation = layers_set_by_groups(model)
+    except (HydraException, OmegaConfBaseException, AnnFactoryError):
+        return []  # the overrides are wrong; their error says so
+    replaced = {"init": set_by_init, "activation": set_by_activation}
+    is_mlp = model.get("type") == "mlp"
+    notes = []
+    for group, line in groups.items():
+        dropped = [
+            setting
+            for chosen, layer, setting in settings
+            if chosen == group
+            and (layer in replaced[group] if layer is not None else is_mlp)
+        ]
+        if dropped:
+            verb = "has" if len(dropped) == 1 else "have"
+            notes.append(
+                f"{line} sets the {_GROUP_FIELDS[group][2]}, so "
+                f"{', '.join(dropped)} {verb} no effect."
+            )
+    return notes
 
 
 def _hydra_compose(overrides: list[str]) -> DictConfig:

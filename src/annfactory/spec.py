@@ -37,6 +37,7 @@ __all__ = [
     "NetworkSpec",
     "ParameterSpec",
     "RunSpec",
+    "layers_set_by_groups",
     "mlp_layer_names",
     "parse_network",
     "parse_run",
@@ -406,6 +407,28 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
 def mlp_layer_names(depth: int) -> list[str]:
     """The layers of an ``mlp``: ``hidden1`` ... ``hidden<depth>``, then ``out``."""
     return [f"hidden{index}" for index in range(1, depth + 1)] + ["out"]
+
+
+def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The layers whose settings the top-level groups replace.
+
+    Args:
+        model: A model node (plain data), as :func:`parse_network` takes it.
+
+    Returns:
+        The layers whose weight init ``init`` sets (every dense layer), and those
+        whose activation ``activation`` sets (every dense layer but the last).
+
+    Raises:
+        ConfigError: The model node is invalid.
+    """
+    _require_mapping(model, "model", "a model")
+    if model.get("type", "sequential") == "mlp":
+        entries = _expand_mlp(model, "model")[1]
+    else:
+        entries = _sequential_entries(model, "model")
+    dense = [entry[0] for entry in entries if _is_dense(entry)]
+    return dense, dense[:-1]
 
 
 def _apply_global_choices(entries: list[_Entry], init: Any, activation: Any) -> None:
