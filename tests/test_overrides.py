@@ -489,3 +489,74 @@ def test_no_note_when_the_layer_setting_stays(
 ) -> None:
     compose(overrides)
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------------------------------
+# The network line folds repeats
+# ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (
+            ["model=demo"],
+            "3 -> linear1(3, sigmoid) -> linear2(2, relu) -> out(2, softmax(dim=-1))",
+        ),
+        (
+            ["model=mlp", "model.depth=80", "model.width=256"],
+            "8 -> hidden1..hidden80(256, relu) x80 -> out(2, identity)",
+        ),
+        # Two alike stay as they are; three fold.
+        (
+            ["model=mlp"],
+            "8 -> hidden1(32, relu) -> hidden2(32, relu) -> out(2, identity)",
+        ),
+        (
+            ["model=mlp", "model.depth=3"],
+            "8 -> hidden1..hidden3(32, relu) x3 -> out(2, identity)",
+        ),
+        # A layer that differs splits the run, by size or by activation parameters.
+        (
+            ["model=mlp", "model.depth=7", "+model.layers.hidden4.out_features=5"],
+            "8 -> hidden1..hidden3(32, relu) x3 -> hidden4(5, relu) -> "
+            "hidden5..hidden7(32, relu) x3 -> out(2, identity)",
+        ),
+        (
+            [
+                "model=mlp",
+                "model.depth=4",
+                "activation@model.hidden_activation=elu",
+                "+model.layers.hidden4.activation={name: elu, alpha: 0.5}",
+            ],
+            "8 -> hidden1..hidden3(32, elu(alpha=1)) x3 -> hidden4(32, elu(alpha=0.5)) "
+            "-> out(2, identity)",
+        ),
+    ],
+)
+def test_summary_line_folds_runs_of_alike_layers(
+    overrides: list[str], line: str
+) -> None:
+    assert to_spec(compose(overrides)).network.summary_line() == line
+
+
+def test_cli_network_line_of_a_deep_mlp_is_short_and_a_dropped_setting_noted(
+    run_cli: RunCli,
+) -> None:
+    result = run_cli(
+        "model=mlp",
+        "model.depth=80",
+        "model.width=256",
+        "init=zeros",
+        "model.weight_init=orthogonal",
+        "device=meta",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "network: 8 -> hidden1..hidden80(256, relu) x80 -> out(2, identity)"
+    )
+    assert result.stderr.splitlines()[0] == (
+        "note: init=zeros sets the weight init of every dense layer, so "
+        "model.weight_init=orthogonal has no effect."
+    )
+    assert "Traceback" not in result.stderr

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, Final
 
 from annfactory.activations import activations
@@ -29,6 +30,7 @@ from annfactory.registry import Registry
 __all__ = [
     "DEVICES",
     "DTYPES",
+    "FOLD_AT",
     "LAYER_FIELDS",
     "MODEL_TYPES",
     "ActivationSpec",
@@ -59,6 +61,9 @@ _RUN_KEYS: Final = (
     "task",  # the task's options, validated by the task (annfactory.tasks)
 )
 LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
+#: Consecutive layers that read the same, from this many on, are folded into one
+#: entry of :meth:`NetworkSpec.summary_line`.
+FOLD_AT: Final = 3
 _PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}
 
 _SEED = Param(int, 0, "seed of every parameter's generator", low=0, high=2**63 - 1)
@@ -177,6 +182,29 @@ class NetworkSpec:
     @property
     def num_params(self) -> int:
         return sum(layer.num_params for layer in self.layers)
+
+    def summary_line(self) -> str:
+        """The network in one line: ``3 -> linear1(3, sigmoid) -> out(2, softmax)``.
+
+        A run of :data:`FOLD_AT` or more consecutive layers that read the same (type,
+        size, activation) is folded into one entry that names the first and the last
+        and counts them: ``8 -> hidden1..hidden80(256, relu) x80 -> out(2, identity)``,
+        so a deep network's line stays short. ASCII only, for any terminal.
+        """
+        parts = [str(self.in_features)]
+        runs = groupby(
+            self.layers,
+            key=lambda layer: (layer.type, layer.out_features, layer.activation),
+        )
+        for _, grouped in runs:
+            run = list(grouped)
+            first, last = run[0], run[-1]
+            shown = f"({first.out_features}, {first.activation.describe()})"
+            if len(run) >= FOLD_AT:
+                parts.append(f"{first.name}..{last.name}{shown} x{len(run)}")
+            else:
+                parts.extend(f"{layer.name}{shown}" for layer in run)
+        return " -> ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
