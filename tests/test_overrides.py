@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +17,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 import annfactory
-from annfactory import ConfigError, compose, to_spec
-from annfactory.config import argv_for_hydra, overrides_for_hydra
+from annfactory import ConfigError, compose, config, to_spec
+from annfactory.config import argv_for_hydra, check_overrides, overrides_for_hydra
 
 RunCli = Callable[..., Any]
 
@@ -560,3 +561,34 @@ def test_cli_network_line_of_a_deep_mlp_is_short_and_a_dropped_setting_noted(
         "model.weight_init=orthogonal has no effect."
     )
     assert "Traceback" not in result.stderr
+
+
+def test_group_slots_listed_in_a_model_file_are_checked_without_composing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "model" / "mine.yaml"
+    model.parent.mkdir()
+    model.write_text(
+        "defaults:\n"
+        "  - /layer@layers.fc1: linear\n"
+        "  - /init@layers.fc1.weight_init: xavier_normal\n"
+        "  - _self_\n"
+        "type: sequential\nin_features: 4\nlayers:\n  fc1: {out_features: 2}\n"
+    )
+
+    def no_composing(overrides: list[str]) -> None:
+        raise AssertionError(f"composed {overrides}")
+
+    monkeypatch.setattr(config, "_hydra_compose", no_composing)
+    for overrides in (
+        ["model=mine", "init@model.layers.fc1.weight_init=orthogonal"],
+        ["model=demo", "init@model.layers.out.bias_init=zeros"],
+        ["model=mlp", "activation@model.hidden_activation=tanh"],
+        ["task=activations", "activation@task.params.celu=celu"],
+    ):
+        assert check_overrides(overrides, [tmp_path]) == overrides
+    # A slot the file does not list is looked up by composing.
+    with pytest.raises(AssertionError, match="composed"):
+        check_overrides(
+            ["model=mine", "init@model.layers.fc9.weight_init=ones"], [tmp_path]
+        )

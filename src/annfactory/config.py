@@ -681,12 +681,14 @@ def _check_unknown_keys(
         )
     ]
     additions = [o for o in parsed if plain_key(o) and o.is_add()]
+    listed = _listed_slots(parsed, config_dirs)
     slots = [
         o
         for o in parsed
         if o.package
         and o.key_or_group in GROUPS
         and not (o.is_add() or o.is_delete() or o.is_sweep_override())
+        and _override_key(o) not in listed
     ]
     if not (suspects or additions or slots) or searchpath_changed:
         return None
@@ -798,6 +800,70 @@ def _overridden_settings(
                 f"{', '.join(dropped)} {verb} no effect."
             )
     return notes
+
+
+def _listed_slots(parsed: list[Any], config_dirs: list[Path]) -> set[str]:
+    """Group slots that the defaults list of the chosen model or task surely has
+    (``init@model.layers.linear1.weight_init``), read from its file, so that the
+    usual ``group@slot=option`` needs no composition to be checked (0.1 s or more).
+    Slots that come from elsewhere are checked by composing."""
+    chosen = {group: _primary_default(group) for group in ("model", "task")}
+    for override in parsed:
+        group = override.key_or_group
+        value = override.value() if not override.is_sweep_override() else None
+        if group in chosen and override.package is None and not override.is_delete():
+            chosen[group] = value if isinstance(value, str) else None
+    listed: set[str] = set()
+    for group, option in chosen.items():
+        if option is None:
+            continue
+        path = _user_option_file(group, option, config_dirs)
+        if path is not None:
+            listed.update(_slots_in(group, _load_yaml(path, group).get("defaults")))
+        else:
+            listed.update(_bundled_slots(group, option))
+    return listed
+
+
+@cache
+def _bundled_slots(group: str, option: str) -> frozenset[str]:
+    import yaml
+
+    path = conf_dir() / group / f"{option}.yaml"
+    if not path.is_file():
+        return frozenset()
+    data = yaml.safe_load(path.read_text("utf-8"))
+    return frozenset(_slots_in(group, data.get("defaults")))
+
+
+def _slots_in(group: str, defaults: Any) -> set[str]:
+    """The slots (``init@model.layers.linear1.weight_init``) of a defaults list in an
+    option file of ``group``: only absolute groups with a plain package, which is
+    relative to the file's; Hydra's package keywords (``_global_``, ...) are left to
+    Hydra."""
+    slots = set()
+    for entry in defaults if isinstance(defaults, list) else []:
+        if not (isinstance(entry, dict) and len(entry) == 1):
+            continue
+        target = str(next(iter(entry)))
+        if target.startswith("/") and "@" in target:
+            slot_group, _, package = target[1:].partition("@")
+            if not re.search(r"(^|\.)_\w+_($|\.)", package):
+                slots.add(f"{slot_group}@{group}.{package}")
+    return slots
+
+
+@cache
+def _primary_default(group: str) -> str | None:
+    """The option of ``group`` in the primary config's defaults list."""
+    import yaml
+
+    data = yaml.safe_load((conf_dir() / f"{CONFIG_NAME}.yaml").read_text("utf-8"))
+    for entry in data.get("defaults", []):
+        if isinstance(entry, dict) and group in entry:
+            option = entry[group]
+            return option if isinstance(option, str) else None
+    return None
 
 
 def _hydra_compose(overrides: list[str]) -> DictConfig:
