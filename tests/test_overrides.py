@@ -271,7 +271,7 @@ def test_a_mapping_without_a_name_sets_parameters_of_the_option_there() -> None:
         ),
         pytest.param(
             ["model=mlp", "model.layers.hidden9.out_features=3"],
-            "model.depth=9",
+            "model.depth=9 +model.layers.hidden9.out_features=3",
             ["model=mlp"],
             id="mlp-layer-beyond-depth",
         ),
@@ -368,7 +368,8 @@ def test_compose_takes_a_single_string_as_one_override() -> None:
         (
             ["model=mlp", "model.layers.hidden9.out_features=3"],
             r"^model\.layers\.hidden9: unknown layer 'hidden9' \(mlp, depth=2\)\. .*\n"
-            r"  Valid layers: hidden1, hidden2, out; model\.depth=9 makes hidden9\.$",
+            r"  Valid layers: hidden1, hidden2, out; with hidden9: model\.depth=9 "
+            r"\+model\.layers\.hidden9\.out_features=3$",
         ),
         (
             ["model.layers.linear9.out_features=3"],

@@ -965,7 +965,8 @@ def _unknown_key(
             )
         number = re.fullmatch(r"hidden(\d+)", part)
         if number and int(number.group(1)) > len(names) - 1:
-            advice = f"model.depth={int(number.group(1))} makes {part}."
+            depth = int(number.group(1))
+            advice = f"with {part}: model.depth={depth} {_shell('+' + line)}"
         else:
             example = closest_name(part, names) or names[0]
             edited = line.replace(f"model.layers.{part}", f"model.layers.{example}", 1)
