@@ -24,5 +24,5 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    precheck_argv(sys.argv[1:])
+    sys.argv[1:] = precheck_argv(sys.argv[1:])
     main()

@@ -206,7 +206,7 @@ OVERRIDE_CASES = [
     case("override-without-key", "=3",
          key="=3", value="no key", fix="Write key=value"),
     case("nothing-after-at", "init@=xavier_normal",
-         key="init@", value="'init@=xavier_normal'", fix="init=<option>"),
+         key="init@", value="'init@=xavier_normal'", fix="Write init=xavier_normal"),
     # Non-ASCII look-alike names.
     case("lookalike-activation", f"{LAYER}.activation=s{CYRILLIC_I}gmoid",
          key=f"{LAYER}.activation", value="U+0456",

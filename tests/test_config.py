@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import math
 import subprocess
 import sys
@@ -223,7 +224,8 @@ def test_mlp_unknown_layer_name_suggests_the_closest() -> None:
                 "model.layers.linear1.weight_init=normal",
                 "model.layers.linear1.weight_init.std=2",
             ],
-            r"was set to the name .normal..*\n.*init@model\.layers\.linear1",
+            r"was set to the name .normal..*\n.*"
+            r"'model\.layers\.linear1\.weight_init=\{name: normal, std: 2\}'",
         ),
         (["model.layers={}"], r"^model\.layers: an empty mapping .* changes nothing"),
         (["init=null"], r"^init: null is not an option.*\n.*~init"),
@@ -323,6 +325,10 @@ def test_bad_configs_name_the_path_and_the_fix(
     assert len(str(info.value).splitlines()) <= 3
 
 
+_NEVER_IMPORTED = r"configs name registered entries, never import paths\."
+_NEVER_CALLED = r"_target_ is never imported or called\."
+
+
 def test_dotted_names_are_never_imported(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -332,17 +338,55 @@ def test_dotted_names_are_never_imported(
         "def boom(*args, **kwargs):\n    raise SystemExit('called')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    for override in (
-        "model.layers.linear1.activation=canary_module.boom",
-        "model.layers.linear1.weight_init=canary_module.boom",
-        "model.layers.linear1.type=canary_module.boom",
-        "+model.layers.linear1.weight_init._target_=canary_module.boom",
-        "+model.layers.linear1.activation._target_=canary_module.boom",
+    layer = r"^model\.layers\.linear1\."
+    for override, pattern in (
+        (
+            "model.layers.linear1.activation=canary_module.boom",
+            rf"{layer}activation: unknown activation 'canary_module\.boom': "
+            + _NEVER_IMPORTED,
+        ),
+        (
+            "model.layers.linear1.activation={name: canary_module.boom}",
+            rf"{layer}activation\.name: unknown activation 'canary_module\.boom': "
+            + _NEVER_IMPORTED,
+        ),
+        (
+            "model.layers.linear1.weight_init=canary_module.boom",
+            rf"{layer}weight_init: unknown init 'canary_module\.boom': "
+            + _NEVER_IMPORTED,
+        ),
+        (
+            "model.layers.linear1.type=canary_module.boom",
+            rf"{layer}type: unknown layer type 'canary_module\.boom': "
+            + _NEVER_IMPORTED,
+        ),
+        (
+            "+model.layers.linear1.weight_init._target_=canary_module.boom",
+            rf"{layer}weight_init\._target_: .*{_NEVER_CALLED}",
+        ),
+        (
+            "+model.layers.linear1.activation._target_=canary_module.boom",
+            rf"{layer}activation\._target_: .*{_NEVER_CALLED}",
+        ),
+        (
+            "model.layers.linear1.activation={_target_: canary_module.boom}",
+            rf"{layer}activation\._target_: unknown parameter '_target_' for "
+            "activation 'sigmoid'",
+        ),
     ):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError, match=pattern):
             annfactory.build_model(compose([override]))
     assert not canary.exists()
     assert "canary_module" not in sys.modules
+
+    # The control: the canary fires when its module is imported, and boom when called.
+    try:
+        module = importlib.import_module("canary_module")
+        assert canary.read_text() == "imported"
+        with pytest.raises(SystemExit, match="called"):
+            module.boom()
+    finally:
+        sys.modules.pop("canary_module", None)
 
 
 def test_to_spec_reports_missing_values_with_their_path() -> None:

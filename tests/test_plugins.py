@@ -330,23 +330,57 @@ def test_broken_plugin_gives_an_error_naming_it_at_look_up(
 ) -> None:
     install({"afx_demo": value}, afx_demo_plugin=source)
 
-    with pytest.raises(RegistrationError) as raised:
+    with pytest.raises(UnknownNameError) as raised:
         annfactory.parse_run(_one_linear(weight_init="plugin_scaled"))
 
+    # The name is unknown (line 1), and the plugin that may have held it failed
+    # (line 2); the plugin's error is the cause, with the original behind it.
     error = raised.value
-    assert type(error) is RegistrationError
-    assert isinstance(error, AnnFactoryError)
-    assert isinstance(error.__cause__, cause)
-    lines = str(error).splitlines()
-    assert lines == [
+    failure = error.__cause__
+    assert type(failure) is RegistrationError
+    assert isinstance(failure, AnnFactoryError)
+    assert isinstance(failure.__cause__, cause)
+    assert str(failure).splitlines() == [
         f"plugin 'afx_demo' ({value}) failed to load: {reason}",
         "  annfactory loads its plugins when a registry lacks a name; fix or "
         "uninstall afx-demo-plugin 0.1.",
     ]
-    # Raised again on the next miss; registered names are unaffected.
-    with pytest.raises(RegistrationError, match=r"^plugin 'afx_demo' "):
+    assert str(error).splitlines() == [
+        "model.layers.l1.weight_init: unknown init 'plugin_scaled'.",
+        f"  plugin 'afx_demo' ({value}) failed to load: {reason.rstrip('.')}; "
+        "annfactory loads its plugins when a registry lacks a name; fix or "
+        "uninstall afx-demo-plugin 0.1.",
+        f"  Valid inits: {', '.join(inits.names())}.",
+    ]
+    # Reported again on the next miss; registered names are unaffected.
+    with pytest.raises(UnknownNameError, match=r"(?m)^  plugin 'afx_demo' "):
         layers.get("plugin_scale")
     annfactory.parse_run(_one_linear(weight_init="normal", activation="relu"))
+
+
+def test_a_typo_with_a_broken_plugin_names_the_typo_then_the_plugin(
+    install: Install,
+) -> None:
+    install({"afx_broken": "afx_broken_plugin"}, afx_broken_plugin="1 / 0\n")
+    plugin_line = (
+        "  plugin 'afx_broken' (afx_broken_plugin) failed to load: "
+        "ZeroDivisionError: division by zero; annfactory loads its plugins when a "
+        "registry lacks a name; fix or uninstall afx-demo-plugin 0.1."
+    )
+    # A group option (the pre-check) and a layer's shorthand (the spec).
+    with pytest.raises(UnknownNameError) as raised:
+        annfactory.compose(["activation=clipp"])
+    assert str(raised.value).splitlines()[:2] == [
+        "activation: unknown activation 'clipp'.",
+        plugin_line,
+    ]
+    with pytest.raises(UnknownNameError) as raised:
+        annfactory.parse_run(_one_linear(activation="rleu"))
+    assert str(raised.value).splitlines() == [
+        "model.layers.l1.activation: unknown activation 'rleu'. Did you mean 'relu'?",
+        plugin_line,
+        f"  Valid activations: {', '.join(activations.names())}.",
+    ]
 
 
 def test_a_broken_plugin_does_not_hide_a_working_one(install: Install) -> None:
@@ -359,9 +393,10 @@ def test_a_broken_plugin_does_not_hide_a_working_one(install: Install) -> None:
     assert spec.network.layers[0].weight_init.name == "plugin_scaled"
 
     with pytest.raises(
-        RegistrationError,
-        match=r"(?m)^plugin 'afx_broken' \(afx_broken_plugin\) failed to load: "
-        r"RuntimeError: broken on purpose$",
+        UnknownNameError,
+        match=r"unknown init 'plugin_scalde'\. Did you mean 'plugin_scaled'\?\n"
+        r"  plugin 'afx_broken' \(afx_broken_plugin\) failed to load: "
+        r"RuntimeError: broken on purpose;",
     ):
         inits.get("plugin_scalde")
 
@@ -432,17 +467,35 @@ def test_on_miss_runs_only_on_a_miss_and_then_looks_again() -> None:
     assert calls == ["miss", "miss"]
 
 
-def test_a_failing_hook_propagates_unless_it_registered_the_name() -> None:
+def test_a_failing_hook_is_the_second_line_unless_it_registered_the_name() -> None:
     fruits: Registry[str] = Registry("fruit")
+    fruits.register("mango", "yellow")
 
     def half_broken() -> None:
         if "kiwi" not in fruits:
             fruits.register("kiwi", "green")
-        raise RegistrationError("a plugin failed")
+        raise RegistrationError("a plugin failed\n  fix it")
 
     fruits.on_miss = half_broken
     assert fruits.get("kiwi") == "green"
-    with pytest.raises(RegistrationError, match="a plugin failed"):
+    with pytest.raises(UnknownNameError) as raised:
+        fruits.get("mangoo")
+    assert str(raised.value).splitlines() == [
+        "unknown fruit 'mangoo'. Did you mean 'mango'?",
+        "  a plugin failed; fix it.",
+        "  Valid fruits: kiwi, mango.",
+    ]
+    assert isinstance(raised.value.__cause__, RegistrationError)
+
+
+def test_a_hook_that_fails_with_a_bug_propagates() -> None:
+    fruits: Registry[str] = Registry("fruit")
+
+    def buggy() -> None:
+        raise KeyError("bug in the hook")
+
+    fruits.on_miss = buggy
+    with pytest.raises(KeyError, match="bug in the hook"):
         fruits.get("mango")
 
 

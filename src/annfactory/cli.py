@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.experimental.callback import Callback
 
 from annfactory.config import (
+    argv_for_hydra,
     check_overrides,
     config_dirs_from_argv,
     full_error_requested,
@@ -62,13 +63,17 @@ LOG_FILE = "run.log"
 silence_known_warnings()
 
 
-def precheck_argv(argv: Sequence[str]) -> None:
+def precheck_argv(argv: Sequence[str]) -> list[str]:
     """Check the overrides of a command line before Hydra composes them.
 
     On an unknown group option or parameter, or a run directory that cannot be used
     (:func:`check_output_dir`), prints the error (names the override, the bad value
     and the closest valid one) and exits with status 1, as Hydra does for its own
     errors; ``HYDRA_FULL_ERROR=1`` raises instead.
+
+    Returns:
+        The command line as Hydra must receive it
+        (:func:`annfactory.config.argv_for_hydra`).
     """
     try:
         overrides = overrides_from_argv(argv)
@@ -79,6 +84,7 @@ def precheck_argv(argv: Sequence[str]) -> None:
             raise
         print(f"Error in the overrides: {error}", file=sys.stderr)
         sys.exit(1)
+    return argv_for_hydra(argv)
 
 
 def check_output_dir(argv: Sequence[str], overrides: Sequence[str]) -> None:

@@ -7,6 +7,9 @@ This is the one place that knows about Hydra and OmegaConf; nothing here imports
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
@@ -15,24 +18,34 @@ from typing import TYPE_CHECKING, Any
 
 from annfactory.activations import activations
 from annfactory.errors import (
+    AnnFactoryError,
     ConfigError,
     UnknownNameError,
     ascii_lookalike,
+    closest_name,
     non_ascii_character,
 )
 from annfactory.inits import inits
 from annfactory.layers import layers
 from annfactory.registry import Registry
-from annfactory.spec import LAYER_FIELDS, RunSpec, parse_run
+from annfactory.spec import (
+    LAYER_FIELDS,
+    RunSpec,
+    layers_set_by_groups,
+    mlp_layer_names,
+    parse_run,
+)
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 __all__ = [
+    "argv_for_hydra",
     "check_overrides",
     "compose",
     "conf_dir",
     "group_options",
+    "overrides_for_hydra",
     "rerender",
     "to_spec",
 ]
@@ -43,6 +56,15 @@ _GROUP_REGISTRIES: dict[str, Registry[Any]] = {
     "init": inits,
     "activation": activations,
     "layer": layers,
+}
+#: The registry of each slot that takes an activation or an init, by its last key.
+_CHOICE_REGISTRIES: dict[str, Registry[Any]] = {
+    "activation": activations,
+    "hidden_activation": activations,
+    "output_activation": activations,
+    "init": inits,
+    "weight_init": inits,
+    "bias_init": inits,
 }
 #: The config groups annfactory owns (others, like hydra/launcher, are Hydra's).
 GROUPS = ("model", "layer", "activation", "init", "task")
@@ -74,14 +96,15 @@ def group_options(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
     return sorted(options)
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
+def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
     """Compose the bundled config with Hydra overrides, from any working directory.
 
     Works inside a running Hydra application or notebook too: Hydra's global state is
     saved and restored around the call.
 
     Args:
-        overrides: Command-line style overrides, e.g. ``["model=mlp", "init=normal"]``.
+        overrides: Command-line style overrides, e.g. ``["model=mlp", "init=normal"]``;
+            a single string is one override (``"model=mlp"``).
 
     Returns:
         The composed config, as ``scripts/run.py`` would see it.
@@ -94,12 +117,11 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    overrides = list(overrides)
-    check_overrides(overrides)
+    for_hydra = check_overrides(overrides)
     try:
         with _bundled_hydra():
             cfg: DictConfig = hydra_compose(
-                config_name=CONFIG_NAME, overrides=overrides
+                config_name=CONFIG_NAME, overrides=for_hydra
             )
     except (HydraException, OmegaConfBaseException) as error:
         # Not "from error": Hydra prints an OmegaConf cause after our message. The
@@ -167,10 +189,10 @@ def to_spec(cfg: DictConfig | Mapping[str, Any], strict: bool = True) -> RunSpec
 
 
 def check_overrides(
-    overrides: Sequence[str],
+    overrides: Sequence[str] | str,
     config_dirs: Iterable[Path] = (),
     skip_sweeps: bool = False,
-) -> None:
+) -> list[str]:
     """Check command-line overrides before Hydra composes them.
 
     Catches what Hydra would report without a suggestion, or not at all: an unknown
@@ -181,19 +203,24 @@ def check_overrides(
     shorthand string replaced.
 
     Args:
-        overrides: Command-line overrides.
+        overrides: Command-line overrides (a single string is one override).
         config_dirs: Extra config directories (``--config-dir``) whose options count.
         skip_sweeps: Leave sweep overrides (``init=a,b``) alone: the sweeper checks
             each job, so one bad value fails its job, not the whole sweep.
+
+    Returns:
+        The overrides as Hydra must receive them (see :func:`overrides_for_hydra`).
 
     Raises:
         ConfigError: Names the override, the bad value and the fix (the closest valid
             name where there is one).
     """
-    overrides = list(overrides)
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
     config_dirs = list(config_dirs)
+    _check_config_dirs(config_dirs)
     parsed = _parse_overrides(overrides)
     _check_override_shapes(parsed, overrides)
+    for_hydra = _for_hydra(parsed, overrides)
     if skip_sweeps:
         kept = [
             i for i, override in enumerate(parsed) if not override.is_sweep_override()
@@ -203,7 +230,108 @@ def check_overrides(
     chosen = _check_group_options(parsed, config_dirs)
     _check_parameters(parsed, chosen)
     _check_values(parsed)
-    _check_unknown_keys(parsed, list(overrides), config_dirs)
+    cfg = _check_unknown_keys(parsed, list(overrides), config_dirs)
+    for note in _overridden_settings(parsed, list(overrides), cfg):
+        print(f"note: {note}", file=sys.stderr)
+    return for_hydra
+
+
+def overrides_for_hydra(overrides: Sequence[str] | str) -> list[str]:
+    """The overrides as Hydra must receive them to do what they say.
+
+    A mapping with a ``name`` set on an activation or init slot
+    (``model.layers.linear1.activation={name: elu, alpha: 0.3}``, with or without
+    ``+``/``++``) replaces what the slot held, as a name alone does. Hydra would merge
+    it into the option there: refused under ``=`` (the new option's parameters are
+    not the old one's keys), and under ``++`` the old option's parameters would stay.
+    It becomes ``++key=null ++key={...}``; ``++activation={...}`` for the top-level
+    groups. Every other override is passed on as written.
+    """
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
+    return _for_hydra(_parse_overrides(overrides), overrides)
+
+
+def _for_hydra(parsed: list[Any], overrides: list[str]) -> list[str]:
+    result: list[str] = []
+    for override, line in zip(parsed, overrides, strict=True):
+        if not _replaces_slot(override):
+            result.append(line)
+            continue
+        key = override.key_or_group
+        value = _value_text(override, line)
+        if "." not in key:
+            # The top-level init and activation are config groups, which Hydra does
+            # not let ++ set to null; they are absent unless a group option is chosen.
+            result.append(f"++{key}={value}")
+        else:
+            result.extend([f"++{key}=null", f"++{key}={value}"])
+    return result
+
+
+def _replaces_slot(override: Any) -> bool:
+    """A mapping that names an option, set on an activation or init slot."""
+    if override.package is not None or override.is_delete():
+        return False
+    if override.is_sweep_override():
+        return False
+    value = override.value()
+    if not (isinstance(value, dict) and "name" in value):
+        return False
+    key = str(override.key_or_group)
+    if "." not in key:
+        return key in _GROUP_REGISTRIES and key != "layer"
+    return key.startswith("model.") and key.endswith(_SLOTS)
+
+
+def _value_text(override: Any, line: str) -> str:
+    """The value of an override as the user wrote it."""
+    key = override.get_key_element()
+    if line.startswith(f"{key}="):
+        return line[len(key) + 1 :]
+    return str(override.get_value_element_as_str())
+
+
+def argv_for_hydra(argv: Sequence[str]) -> list[str]:
+    """A ``scripts/run.py`` command line with its overrides as Hydra must receive
+    them (:func:`overrides_for_hydra`); flags stay as they are."""
+    overrides = overrides_from_argv(argv)
+    pending = list(zip(overrides, _for_each(overrides), strict=True))
+    result: list[str] = []
+    for arg in argv:
+        if pending and arg == pending[0][0]:
+            result.extend(pending.pop(0)[1])
+        else:
+            result.append(arg)
+    return result
+
+
+def _for_each(overrides: list[str]) -> list[list[str]]:
+    """What each override becomes for Hydra (one or two overrides)."""
+    try:
+        parsed = _parse_overrides(overrides)
+    except ConfigError:
+        return [[line] for line in overrides]  # reported by the check, or by Hydra
+    return [
+        _for_hydra([override], [line])
+        for override, line in zip(parsed, overrides, strict=True)
+    ]
+
+
+def _check_config_dirs(config_dirs: list[Path]) -> None:
+    """Each ``--config-dir`` must exist; Hydra would ignore a missing one and then
+    report its options as unknown."""
+    for root in config_dirs:
+        folder = Path(root)
+        if folder.is_dir():
+            continue
+        where = folder if folder.is_absolute() else Path.cwd() / folder
+        problem = "is not a directory" if folder.exists() else "does not exist"
+        raise ConfigError(
+            "--config-dir",
+            f"{str(root)!r} {problem} ({where}).",
+            "Give the folder that holds your option folders (model/, init/, ...), "
+            "e.g. --config-dir my_configs.",
+        )
 
 
 def _parse_overrides(overrides: list[str]) -> list[Any]:
@@ -236,7 +364,9 @@ def _unparsable(line: str, error: Exception) -> ConfigError:
         return ConfigError(
             key,
             f"{where} contains the non-ASCII character {odd}.",
-            f"Type it in ASCII: {fixed}" if fixed.isascii() else "Type it in ASCII.",
+            f"Type it in ASCII: {_shell(fixed)}"
+            if fixed.isascii()
+            else "Type it in ASCII.",
         )
     reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if reason.startswith("LexerNoViableAltException") or not reason:
@@ -244,8 +374,8 @@ def _unparsable(line: str, error: Exception) -> ConfigError:
     return ConfigError(
         key if equals else line,
         f"cannot parse the override {line!r}: {reason}.",
-        "Write key=value, and quote a value with spaces, commas or brackets: "
-        "key='a, b'.",
+        "Write key=value, and quote a value with spaces, commas or brackets, "
+        "inside the shell's quotes: \"key='a, b'\".",
     )
 
 
@@ -258,11 +388,12 @@ def _check_override_shapes(parsed: list[Any], overrides: list[str]) -> None:
             )
         if override.package == "" and not override.is_delete():
             group = override.key_or_group
+            option = _value_text(override, line)
             raise ConfigError(
                 f"{group}@",
                 f"nothing follows the @ in {line!r}.",
-                f"Write {group}=<option>, or {group}@<config path>=<option> to fill "
-                "one slot.",
+                f"Write {_shell(f'{group}={option}')}, or "
+                f"{group}@<config path>={option} to fill one slot.",
             )
 
 
@@ -274,8 +405,12 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
         group = override.key_or_group
         if group.startswith("hydra/") and not searchpath_changed:
             _check_hydra_option(override, config_dirs)
+        if override.package is not None and not searchpath_changed:
+            _check_group_exists(override, config_dirs)
         if group not in GROUPS or override.is_delete():
             continue
+        if isinstance(override.value(), dict):
+            continue  # Hydra sets a mapping as a value, not as an option
         key = _override_key(override)
         for option in _override_values(override):
             if option is None:
@@ -287,11 +422,46 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
             valid = group_options(group, config_dirs)
             if option not in valid and not searchpath_changed:
                 kind = {"model": "model", "layer": "layer type"}.get(group, group)
-                raise UnknownNameError(key, kind, option, valid)
+                raise UnknownNameError(
+                    key, kind, option, valid, note=_plugin_failure(group, option)
+                )
             _check_yaml_files(group, str(option), key, config_dirs, set())
             path = override.package if override.package else group
             chosen[path] = (group, str(option))
     return chosen
+
+
+def _plugin_failure(group: str, option: str) -> str:
+    """Why plugins failed to load, if they did, as a line for an unknown option's
+    error: the option may have been meant as a broken plugin's entry."""
+    registry = _GROUP_REGISTRIES.get(group)
+    if registry is None:
+        return ""
+    try:
+        registry.get(option)
+    except UnknownNameError as error:
+        return error.note
+    return ""
+
+
+def _check_group_exists(override: Any, config_dirs: list[Path]) -> None:
+    """The group of ``group@slot=option`` must exist; Hydra would not say which
+    group was meant."""
+    group = str(override.key_or_group)
+    if group in GROUPS or group.startswith("hydra/") or (conf_dir() / group).is_dir():
+        return
+    if any((Path(root) / group).is_dir() for root in config_dirs):
+        return
+    extra = {
+        path.name
+        for root in config_dirs
+        if Path(root).is_dir()
+        for path in Path(root).iterdir()
+        if path.is_dir()
+    }
+    raise UnknownNameError(
+        _override_key(override), "config group", group, {*GROUPS, *extra}
+    )
 
 
 def _check_hydra_option(override: Any, config_dirs: list[Path]) -> None:
@@ -422,7 +592,8 @@ def _check_parameters(parsed: list[Any], chosen: dict[str, Any]) -> None:
 
 def _check_values(parsed: list[Any]) -> None:
     """Value overrides that Hydra would apply silently or reject obscurely."""
-    shorthands: dict[str, str] = {}  # slot path -> the option a string set it to
+    # slot path -> (the override's + or ++ prefix, the option a string set it to)
+    shorthands: dict[str, tuple[str, str]] = {}
     for override in parsed:
         if override.is_delete() or override.is_sweep_override() or override.package:
             continue
@@ -432,37 +603,54 @@ def _check_values(parsed: list[Any]) -> None:
             raise ConfigError(
                 key,
                 "an empty mapping merges into the node and changes nothing.",
-                f"To remove the node, write ~{key}.",
+                f"To remove the node, write {_shell('~' + key)}.",
             )
         parent = next((slot for slot in shorthands if key.startswith(slot + ".")), None)
         if parent is not None:
-            group = "activation" if parent.endswith("activation") else "init"
+            prefix, name = shorthands[parent]
+            fields = [f"name: {name}"]
+            for other in parsed:
+                field = other.key_or_group.removeprefix(parent + ".")
+                if other.key_or_group.startswith(parent + ".") and "." not in field:
+                    fields.append(f"{field}: {other.get_value_element_as_str()}")
+            mapping = "{" + ", ".join(fields) + "}"
             raise ConfigError(
                 key,
-                f"{parent} was set to the name {shorthands[parent]!r}, which has no "
-                "parameters to set.",
-                f"Choose it with the group syntax: {group}@{parent}="
-                f"{shorthands[parent]} {key}=...",
+                f"{parent} was set to the name {name!r}, which has no parameters to "
+                "set.",
+                "Give the name and its parameters in one mapping: "
+                f"{_shell(f'{prefix}{parent}={mapping}')}",
             )
         if isinstance(value, str) and "." in key and key.endswith(_SLOTS):
-            shorthands[key] = value
+            prefix = (
+                "++" if override.is_force_add() else "+" if override.is_add() else ""
+            )
+            shorthands[key] = (prefix, value)
 
 
 def _check_unknown_keys(
     parsed: list[Any], overrides: list[str], config_dirs: list[Path]
-) -> None:
-    """Overrides of keys that do not exist, and ``+`` on keys that do.
+) -> DictConfig | None:
+    """Overrides of keys and group slots that do not exist, and ``+`` on keys that do.
 
     A value override (``model.depht=3``) or a deletion (``~model.nope``) of a key that
-    the config lacks names the closest existing key; Hydra would say only that the key
-    "is not in struct" or "does not exist". An addition (``+model.in_features=4``) of a
-    key that has a value says to drop the ``+``. Composing costs about 0.1 s, so it
-    happens only when a command line sets, deletes or adds a nested key, or sets a
-    top-level key that the primary config lacks (``sede=1``; not a config group of
-    Hydra's or of a ``--config-dir``).
+    the config lacks names the closest existing key (a missing layer: the layers and
+    how ``+`` adds one); Hydra would say only that the key "is not in struct" or "does
+    not exist". A mapping set with ``=`` may only hold existing keys. An addition
+    (``+model.in_features=4``) of a key that has a value says to drop the ``+``. A
+    group slot (``init@model.layers.linear9.weight_init``) that no defaults entry
+    fills names the closest one, or says that ``+`` adds it to an existing layer.
+
+    Composing costs about 0.1 s, so it happens only when a command line sets, deletes
+    or adds a nested key, fills a group slot, or sets a top-level key that the primary
+    config lacks (``sede=1``; not a config group of Hydra's or of a ``--config-dir``).
+
+    Returns:
+        The config composed without the checked keys, or None if none was composed.
     """
     from hydra.errors import HydraException
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     searchpath_changed = any(o.key_or_group == "hydra.searchpath" for o in parsed)
 
@@ -476,7 +664,7 @@ def _check_unknown_keys(
 
     def plain_key(override: Any) -> bool:
         return not (
-            override.package
+            override.package is not None
             or override.is_sweep_override()
             or override.key_or_group.startswith("hydra.")
             or override.is_force_add()
@@ -493,42 +681,410 @@ def _check_unknown_keys(
         )
     ]
     additions = [o for o in parsed if plain_key(o) and o.is_add()]
-    if not suspects and not additions:
-        return
-    checked = [*suspects, *additions]
-    rest = [line for line, o in zip(overrides, parsed, strict=True) if o not in checked]
+    listed = _listed_slots(parsed, config_dirs)
+    slots = [
+        o
+        for o in parsed
+        if o.package
+        and o.key_or_group in GROUPS
+        and not (o.is_add() or o.is_delete() or o.is_sweep_override())
+        and _override_key(o) not in listed
+    ]
+    if not (suspects or additions or slots) or searchpath_changed:
+        return None
+    lines = dict(zip(map(id, parsed), overrides, strict=True))
+    checked = {id(o) for o in [*suspects, *additions]}
+    rest = [(o, line) for o, line in zip(parsed, overrides, strict=True)]
+    rest = [(o, line) for o, line in rest if id(o) not in checked]
     try:
-        cfg = compose(rest)
-    except (HydraException, ConfigError):
-        return  # another override is wrong; Hydra or our checks report it
+        cfg = _hydra_compose(_for_hydra([o for o, _ in rest], [x for _, x in rest]))
+    except (HydraException, OmegaConfBaseException) as error:
+        _check_slot_failure(error, slots, rest, lines)
+        return None  # another override is wrong; Hydra or our checks report it
+    added = [o.key_or_group for o in additions]
     for override in suspects:
-        node: Any = cfg
-        path: list[str] = []
-        for part in override.key_or_group.split("."):
-            if not isinstance(node, DictConfig) or part not in node:
-                where = ".".join(path) or "the config"
-                raise UnknownNameError(
-                    ".".join([*path, part]),
-                    "key",
-                    part,
-                    list(node) if isinstance(node, DictConfig) else [],
-                    where=f" in {where}",
-                )
-            node = OmegaConf.select(node, part, throw_on_missing=False)
-            path.append(part)
+        key = override.key_or_group
+        if any(key.startswith(f"{prefix}.") for prefix in added):
+            continue  # under a key that a + adds
+        _check_key_path(cfg, override, lines[id(override)])
     for override in additions:
+        if _replaces_slot(override):
+            continue  # replaces whatever the slot holds
         key = override.key_or_group
         parent, _, last = key.rpartition(".")
         node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
         # A ??? value counts as absent, as Hydra counts it.
-        taken = isinstance(node, DictConfig) and last in node
-        if taken and not OmegaConf.is_missing(node, last):
-            value = override.get_value_element_as_str()
-            raise ConfigError(
-                key,
-                "already has a value; + adds a key that is not there.",
-                f"Write {key}={value} to change it.",
+        if not _has_key(node, last) or OmegaConf.is_missing(node, last):
+            continue
+        if isinstance(override.value(), dict) and _is_mapping(node[last]):
+            continue  # Hydra merges a mapping into a mapping under +
+        value = override.get_value_element_as_str()
+        raise ConfigError(
+            key,
+            "already has a value; + adds a key that is not there.",
+            f"Write {_shell(f'{key}={value}')} to change it.",
+        )
+    return cfg
+
+
+#: What each top-level group replaces: the field of a layer, the mlp's own key for
+#: all its layers, and the layers it sets, in words.
+_GROUP_FIELDS = {
+    "init": ("weight_init", "weight_init", "weight init of every dense layer"),
+    "activation": (
+        "activation",
+        "hidden_activation",
+        "activation of every dense layer but the last",
+    ),
+}
+
+
+def _overridden_settings(
+    parsed: list[Any], overrides: list[str], cfg: DictConfig | None
+) -> list[str]:
+    """A note for each top-level group (``init=zeros``) that replaces a per-layer
+    setting given on the same command line
+    (``model.layers.linear1.weight_init=orthogonal``), which would otherwise be
+    dropped in silence."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    groups = {
+        str(o.key_or_group): line
+        for o, line in zip(parsed, overrides, strict=True)
+        if o.key_or_group in _GROUP_FIELDS
+        and o.package is None
+        and not (o.is_delete() or o.is_sweep_override())
+    }
+    if not groups:
+        return []
+    # Per-layer settings as (group, layer or None for the mlp's own key, line).
+    settings: list[tuple[str, str | None, str]] = []
+    for override, line in zip(parsed, overrides, strict=True):
+        if override.is_delete() or override.is_sweep_override():
+            continue
+        path = str(override.package or override.key_or_group)
+        for group in groups:
+            field, mlp_key, _ = _GROUP_FIELDS[group]
+            layer = re.fullmatch(rf"model\.layers\.(\w+)\.{field}(\..+)?", path)
+            if layer:
+                settings.append((group, layer.group(1), line))
+            elif re.fullmatch(rf"model\.{mlp_key}(\..+)?", path):
+                settings.append((group, None, line))
+    if not settings:
+        return []
+    try:
+        if cfg is None:
+            cfg = _hydra_compose(_for_hydra(parsed, overrides))
+        container = OmegaConf.to_container(cfg.model, resolve=True)
+        assert isinstance(container, dict)
+        model = {str(key): value for key, value in container.items()}
+        set_by_init, set_by_activation = layers_set_by_groups(model)
+    except (HydraException, OmegaConfBaseException, AnnFactoryError):
+        return []  # the overrides are wrong; their error says so
+    replaced = {"init": set_by_init, "activation": set_by_activation}
+    is_mlp = model.get("type") == "mlp"
+    notes = []
+    for group, line in groups.items():
+        dropped = [
+            setting
+            for chosen, layer, setting in settings
+            if chosen == group
+            and (layer in replaced[group] if layer is not None else is_mlp)
+        ]
+        if dropped:
+            verb = "has" if len(dropped) == 1 else "have"
+            notes.append(
+                f"{line} sets the {_GROUP_FIELDS[group][2]}, so "
+                f"{', '.join(dropped)} {verb} no effect."
             )
+    return notes
+
+
+def _listed_slots(parsed: list[Any], config_dirs: list[Path]) -> set[str]:
+    """Group slots that the defaults list of the chosen model or task surely has
+    (``init@model.layers.linear1.weight_init``), read from its file, so that the
+    usual ``group@slot=option`` needs no composition to be checked (0.1 s or more).
+    Slots that come from elsewhere are checked by composing."""
+    chosen = {group: _primary_default(group) for group in ("model", "task")}
+    for override in parsed:
+        group = override.key_or_group
+        value = override.value() if not override.is_sweep_override() else None
+        if group in chosen and override.package is None and not override.is_delete():
+            chosen[group] = value if isinstance(value, str) else None
+    listed: set[str] = set()
+    for group, option in chosen.items():
+        if option is None:
+            continue
+        path = _user_option_file(group, option, config_dirs)
+        if path is not None:
+            listed.update(_slots_in(group, _load_yaml(path, group).get("defaults")))
+        else:
+            listed.update(_bundled_slots(group, option))
+    return listed
+
+
+@cache
+def _bundled_slots(group: str, option: str) -> frozenset[str]:
+    import yaml
+
+    path = conf_dir() / group / f"{option}.yaml"
+    if not path.is_file():
+        return frozenset()
+    data = yaml.safe_load(path.read_text("utf-8"))
+    return frozenset(_slots_in(group, data.get("defaults")))
+
+
+def _slots_in(group: str, defaults: Any) -> set[str]:
+    """The slots (``init@model.layers.linear1.weight_init``) of a defaults list in an
+    option file of ``group``: only absolute groups with a plain package, which is
+    relative to the file's; Hydra's package keywords (``_global_``, ...) are left to
+    Hydra."""
+    slots = set()
+    for entry in defaults if isinstance(defaults, list) else []:
+        if not (isinstance(entry, dict) and len(entry) == 1):
+            continue
+        target = str(next(iter(entry)))
+        if target.startswith("/") and "@" in target:
+            slot_group, _, package = target[1:].partition("@")
+            if not re.search(r"(^|\.)_\w+_($|\.)", package):
+                slots.add(f"{slot_group}@{group}.{package}")
+    return slots
+
+
+@cache
+def _primary_default(group: str) -> str | None:
+    """The option of ``group`` in the primary config's defaults list."""
+    import yaml
+
+    data = yaml.safe_load((conf_dir() / f"{CONFIG_NAME}.yaml").read_text("utf-8"))
+    for entry in data.get("defaults", []):
+        if isinstance(entry, dict) and group in entry:
+            option = entry[group]
+            return option if isinstance(option, str) else None
+    return None
+
+
+def _hydra_compose(overrides: list[str]) -> DictConfig:
+    """Hydra's composition of the bundled config, with Hydra's errors as they are."""
+    from hydra import compose as hydra_compose
+
+    with _bundled_hydra():
+        cfg: DictConfig = hydra_compose(config_name=CONFIG_NAME, overrides=overrides)
+    return cfg
+
+
+def _has_key(node: Any, key: str) -> bool:
+    """``key`` is in the mapping ``node``, a ``???`` value included (which is not
+    "in" its node for OmegaConf, yet there to be set)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(node, DictConfig):
+        return False
+    return key in node or OmegaConf.is_missing(node, key)
+
+
+def _is_mapping(node: Any) -> bool:
+    from omegaconf import DictConfig
+
+    return isinstance(node, DictConfig)
+
+
+def _check_key_path(cfg: DictConfig, override: Any, line: str) -> None:
+    """Each part of the override's key exists; so does each key of a mapping it sets
+    with ``=``, which Hydra merges into what is there."""
+    from omegaconf import OmegaConf
+
+    node: Any = cfg
+    path: list[str] = []
+    for part in override.key_or_group.split("."):
+        if not _has_key(node, part):
+            raise _unknown_key(cfg, node, path, part, override, line)
+        node = OmegaConf.select(node, part, throw_on_missing=False)
+        path.append(part)
+    value = override.value()
+    if override.is_delete() or _replaces_slot(override):
+        return
+    if isinstance(value, dict) and _is_mapping(node):
+        _check_mapping_keys(cfg, node, path, value, override, line)
+
+
+def _check_mapping_keys(
+    cfg: DictConfig,
+    node: Any,
+    path: list[str],
+    value: dict[str, Any],
+    override: Any,
+    line: str,
+) -> None:
+    from omegaconf import OmegaConf
+
+    for name, child in value.items():
+        name = str(name)
+        if not _has_key(node, name):
+            registry = _CHOICE_REGISTRIES.get(path[-1]) if path else None
+            option = node.get("name") if "name" in node else None
+            if registry is not None and isinstance(option, str) and option in registry:
+                schema = registry.get(option).params
+                raise UnknownNameError(
+                    ".".join([*path, name]),
+                    "parameter",
+                    name,
+                    schema,
+                    where=f" for {registry.kind} {option!r}",
+                )
+            raise _unknown_key(cfg, node, path, name, override, line)
+        inner = OmegaConf.select(node, name, throw_on_missing=False)
+        if isinstance(child, dict) and _is_mapping(inner):
+            _check_mapping_keys(cfg, inner, [*path, name], child, override, line)
+
+
+def _unknown_key(
+    cfg: DictConfig, node: Any, path: list[str], part: str, override: Any, line: str
+) -> ConfigError:
+    """The error for a key that the config lacks; for a layer, the layers there are
+    and how ``+`` adds one (or, in an mlp, a setting to one)."""
+    from omegaconf import DictConfig
+
+    key = ".".join([*path, part])
+    where = f" in {'.'.join(path) or 'the config'}"
+    if path != ["model", "layers"] or override.is_delete():
+        valid = set(node) if isinstance(node, DictConfig) else set()
+        if not path:  # the top-level groups are absent while no option is chosen
+            valid.update(("init", "activation"))
+        return UnknownNameError(key, "key", part, valid, where=where)
+    names = _mlp_layer_names(cfg)
+    if names is not None:
+        if part in names:
+            return ConfigError(
+                key,
+                f"mlp layer {part!r} has no settings of its own yet (its layers are "
+                "made from depth and width).",
+                f"+ adds one: {_shell('+' + line)}",
+            )
+        number = re.fullmatch(r"hidden(\d+)", part)
+        if number and int(number.group(1)) > len(names) - 1:
+            depth = int(number.group(1))
+            advice = f"with {part}: model.depth={depth} {_shell('+' + line)}"
+        else:
+            example = closest_name(part, names) or names[0]
+            edited = line.replace(f"model.layers.{part}", f"model.layers.{example}", 1)
+            advice = f"+ gives one a setting: {_shell('+' + edited.lstrip('+'))}"
+        return UnknownNameError(
+            key,
+            "layer",
+            part,
+            names,
+            where=f" (mlp, depth={len(names) - 1})",
+            advice=advice,
+        )
+    layers_node = node if isinstance(node, DictConfig) else {}
+    return UnknownNameError(
+        key,
+        "layer",
+        part,
+        list(layers_node),
+        advice=f"+ adds one: {_command_adding_layer(cfg, part, override, line)}",
+    )
+
+
+def _mlp_layer_names(cfg: DictConfig) -> list[str] | None:
+    """The layers of an mlp model (generated from its depth), or None."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.select(cfg, "model.type", throw_on_missing=False) != "mlp":
+        return None
+    depth = OmegaConf.select(cfg, "model.depth", throw_on_missing=False)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+        return None
+    return mlp_layer_names(depth)
+
+
+def _command_adding_layer(cfg: DictConfig, name: str, override: Any, line: str) -> str:
+    """A command line that adds the layer ``name`` with what ``line`` sets."""
+    from omegaconf import OmegaConf
+
+    key = override.key_or_group
+    if key in ("model.layers", f"model.layers.{name}"):
+        return _shell("+" + line.lstrip("+"))  # a whole layer: + merges it in
+    parts = [f"+layer@model.layers.{name}=linear"]
+    if key != f"model.layers.{name}.out_features":
+        # A linear layer's out_features has no default (???).
+        sizes = [
+            OmegaConf.select(cfg, f"model.layers.{layer}.out_features", default=None)
+            for layer in OmegaConf.select(cfg, "model.layers", default={}) or {}
+        ]
+        size = next((s for s in reversed(sizes) if isinstance(s, int)), 1)
+        parts.append(f"model.layers.{name}.out_features={size}")
+    parts.append(_shell(line))
+    return " ".join(parts)
+
+
+def _check_slot_failure(
+    error: Exception,
+    slots: list[Any],
+    rest: list[tuple[Any, str]],
+    lines: dict[int, str],
+) -> None:
+    """If Hydra failed on a group slot that no defaults entry fills
+    (``init@model.layers.linear9.weight_init=orthogonal``), raise our error: ``+``
+    adds the choice to an existing layer; otherwise the closest slot there is."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from hydra.types import RunMode
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    found = re.match(r"Could not override '([^']+)'", str(error))
+    override = next(
+        (o for o in slots if found and o.get_key_element() == found.group(1)), None
+    )
+    if override is None:
+        return
+    slot_ids = {id(o) for o in slots}
+    base = [line for o, line in rest if id(o) not in slot_ids]
+    base_parsed = [o for o, _ in rest if id(o) not in slot_ids]
+    base = _for_hydra(base_parsed, base)
+    try:
+        cfg = _hydra_compose(base)
+        with _bundled_hydra():
+            loader = GlobalHydra.instance().config_loader()
+            defaults = loader.compute_defaults_list(CONFIG_NAME, base, RunMode.RUN)
+    except (HydraException, OmegaConfBaseException):
+        return
+    group = str(override.key_or_group)
+    key = _override_key(override)
+    line = lines[id(override)]
+    layer, _, _ = str(override.package).rpartition(".")
+    name = layer.removeprefix("model.layers.")
+    layers_node = OmegaConf.select(cfg, "model.layers", default=None)
+    existing = list(layers_node) if isinstance(layers_node, DictConfig) else []
+    if layer.startswith("model.layers.") and name in [
+        *existing,
+        *(_mlp_layer_names(cfg) or []),
+    ]:
+        raise ConfigError(
+            key,
+            f"no defaults entry chooses the {group} of layer {name!r}, so there is "
+            "nothing to override.",
+            f"+ adds the choice: {_shell('+' + line)}",
+        )
+    known = defaults.overrides.known_choices_per_group.get(group, set())
+    raise UnknownNameError(key, f"{group} slot", key, sorted(known))
+
+
+def _quoted(match: re.Match[str]) -> str:
+    return _shell(match.group(1))
+
+
+_SHELL_SAFE = re.compile(r"[\w@%+=:,./~-]+")
+
+
+def _shell(command: str) -> str:
+    """``command`` as one shell word: quoted where the shell would split or expand
+    it (spaces, braces, brackets, quotes)."""
+    return command if _SHELL_SAFE.fullmatch(command) else shlex.quote(command)
 
 
 @cache
@@ -602,7 +1158,9 @@ def rerender(error: Exception, cfg: Any = None) -> ConfigError:
             "Interpolate an existing config path, e.g. ${model.in_features}, "
             "or give a plain value.",
         )
-    hint = " ".join(lines[1:3]) if len(lines) > 1 else None
+    # Hydra's hints give overrides as Hydra reads them; a shell needs some quoted.
+    hints = [re.sub(r"(?<= use )([+~]\S.*)$", _quoted, line) for line in lines[1:3]]
+    hint = " ".join(hints) if hints else None
     if hint and len(hint) > 300:
         hint = hint[:297] + "..."
     return ConfigError(key, message, hint)

@@ -63,6 +63,16 @@ class UnknownNameError(ConfigError, LookupError):
     A name with a non-ASCII character that looks like an ASCII one (``sigmoid`` spelled
     with a Cyrillic ``i``) says so and suggests the ASCII spelling; a dotted name
     (``os.system``) says that configs name registered entries, never import paths.
+
+    Args:
+        key: The config path of the name.
+        kind: What the name names, in words (``"activation"``).
+        value: The name as given.
+        valid: The valid names.
+        where: Words after the name in the message (``" for init 'normal'"``).
+        advice: One sentence after the valid names: another way to fix it.
+        note: A line of its own before the valid names: something else that went
+            wrong on the way (a plugin that failed to load).
     """
 
     def __init__(
@@ -73,6 +83,8 @@ class UnknownNameError(ConfigError, LookupError):
         valid: Iterable[str],
         *,
         where: str = "",
+        advice: str = "",
+        note: str = "",
     ) -> None:
         valid = sorted(valid)
         self.kind = kind
@@ -93,6 +105,11 @@ class UnknownNameError(ConfigError, LookupError):
             if valid
             else f"No {kind} exists."
         )
+        if advice:
+            hint = f"{hint[:-1]}; {advice}"
+        if note:
+            hint = f"{note}\n  {hint}"
+        self.note = note
         super().__init__(key, message, hint)
 
     def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str, str | None]]:

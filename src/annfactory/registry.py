@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any, Generic, TypeVar, overload
 
-from annfactory.errors import RegistrationError, UnknownNameError
+from annfactory.errors import AnnFactoryError, RegistrationError, UnknownNameError
 
 __all__ = ["MissHook", "Registry"]
 
@@ -121,26 +121,37 @@ class Registry(Generic[T]):
 
         Raises:
             UnknownNameError: No such entry, even after the ``on_miss`` hook; names
-                the closest and all valid names.
-            RegistrationError: The hook failed, e.g. a plugin that did not load
-                (other errors of a hook propagate likewise).
+                the closest and all valid names. If the hook failed with an
+                annfactory error (a plugin that did not load), its message is the
+                error's second line, and the hook's error is its cause: the name may
+                be a typo as well as the broken plugin's.
         """
+        failure: AnnFactoryError | None = None
         if isinstance(name, str) and name not in self._entries:
-            self._call_on_miss(name)
+            failure = self._call_on_miss(name)
         if isinstance(name, str) and name in self._entries:
             return self._entries[name]
-        raise UnknownNameError(key, self.kind, name, self._entries)
+        lines = [line.strip() for line in str(failure or "").splitlines()]
+        note = "; ".join(line.rstrip(".") for line in lines if line)
+        note += "." if note else ""
+        error = UnknownNameError(key, self.kind, name, self._entries, note=note)
+        raise error from failure
 
-    def _call_on_miss(self, name: str) -> None:
+    def _call_on_miss(self, name: str) -> AnnFactoryError | None:
+        """Call the hook; return its annfactory error (other errors propagate)."""
         if self.on_miss is None:
-            return
+            return None
         try:
             self.on_miss()
-        except Exception:
+        except Exception as error:
             # A hook that failed part-way (one broken plugin among several) may still
             # have registered this name; then the look-up succeeds.
-            if name not in self._entries:
-                raise
+            if name in self._entries:
+                return None
+            if isinstance(error, AnnFactoryError):
+                return error
+            raise
+        return None
 
     def names(self) -> list[str]:
         """Sorted names of the entries registered so far (never calls ``on_miss``)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, Final
 
 from annfactory.activations import activations
@@ -29,6 +30,7 @@ from annfactory.registry import Registry
 __all__ = [
     "DEVICES",
     "DTYPES",
+    "FOLD_AT",
     "LAYER_FIELDS",
     "MODEL_TYPES",
     "ActivationSpec",
@@ -37,6 +39,8 @@ __all__ = [
     "NetworkSpec",
     "ParameterSpec",
     "RunSpec",
+    "layers_set_by_groups",
+    "mlp_layer_names",
     "parse_network",
     "parse_run",
     "validate_device",
@@ -57,6 +61,9 @@ _RUN_KEYS: Final = (
     "task",  # the task's options, validated by the task (annfactory.tasks)
 )
 LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
+#: Consecutive layers that read the same, from this many on, are folded into one
+#: entry of :meth:`NetworkSpec.summary_line`.
+FOLD_AT: Final = 3
 _PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}
 
 _SEED = Param(int, 0, "seed of every parameter's generator", low=0, high=2**63 - 1)
@@ -176,6 +183,29 @@ class NetworkSpec:
     def num_params(self) -> int:
         return sum(layer.num_params for layer in self.layers)
 
+    def summary_line(self) -> str:
+        """The network in one line: ``3 -> linear1(3, sigmoid) -> out(2, softmax)``.
+
+        A run of :data:`FOLD_AT` or more consecutive layers that read the same (type,
+        size, activation) is folded into one entry that names the first and the last
+        and counts them: ``8 -> hidden1..hidden80(256, relu) x80 -> out(2, identity)``,
+        so a deep network's line stays short. ASCII only, for any terminal.
+        """
+        parts = [str(self.in_features)]
+        runs = groupby(
+            self.layers,
+            key=lambda layer: (layer.type, layer.out_features, layer.activation),
+        )
+        for _, grouped in runs:
+            run = list(grouped)
+            first, last = run[0], run[-1]
+            shown = f"({first.out_features}, {first.activation.describe()})"
+            if len(run) >= FOLD_AT:
+                parts.append(f"{first.name}..{last.name}{shown} x{len(run)}")
+            else:
+                parts.extend(f"{layer.name}{shown}" for layer in run)
+        return " -> ".join(parts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "type": "sequential",
@@ -290,7 +320,35 @@ def parse_network(
         layer = _parse_layer(name, fields, keys, size)
         resolved.append(layer)
         size = layer.out_features
+    _check_activation_names(resolved, key)
     return NetworkSpec(in_features=in_features, layers=tuple(resolved))
+
+
+def _check_activation_names(resolved: list[LayerSpec], key: str) -> None:
+    """No layer may be named like another layer's activation module.
+
+    The network adds each activation other than identity as a child named
+    ``<layer>_act`` (see :class:`annfactory.network.Network`); a layer of that name
+    would take its place. Saved runs' weight names depend on this naming, so the
+    clash is refused rather than the generated name changed.
+    """
+    names = {layer.name for layer in resolved}
+    for layer in resolved:
+        generated = f"{layer.name}_act"
+        if layer.activation.name == "identity" or generated not in names:
+            continue
+        other = next(
+            f"{generated}{n}"
+            for n in range(2, len(names) + 3)
+            if f"{generated}{n}" not in names
+        )
+        raise ConfigError(
+            f"{key}.layers.{generated}",
+            f"the layer name {generated!r} is taken by the activation "
+            f"({layer.activation.name}) of layer {layer.name!r}.",
+            f"Give the layer another name, e.g. {other}: each activation is a "
+            "module named <layer>_act.",
+        )
 
 
 # A layer before resolution: its name, its fields, and each field's config path.
@@ -340,7 +398,7 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
         "weight_init": f"{key}.weight_init",
         "bias_init": f"{key}.bias_init",
     }
-    names = [f"hidden{index}" for index in range(1, sizes["depth"] + 1)] + ["out"]
+    names = mlp_layer_names(sizes["depth"])
     entries: list[_Entry] = []
     for name in names:
         hidden = name != "out"
@@ -372,6 +430,33 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
         fields.update(node)
         keys.update({field: f"{layer_key}.{field}" for field in node})
     return sizes["in_features"], entries
+
+
+def mlp_layer_names(depth: int) -> list[str]:
+    """The layers of an ``mlp``: ``hidden1`` ... ``hidden<depth>``, then ``out``."""
+    return [f"hidden{index}" for index in range(1, depth + 1)] + ["out"]
+
+
+def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The layers whose settings the top-level groups replace.
+
+    Args:
+        model: A model node (plain data), as :func:`parse_network` takes it.
+
+    Returns:
+        The layers whose weight init ``init`` sets (every dense layer), and those
+        whose activation ``activation`` sets (every dense layer but the last).
+
+    Raises:
+        ConfigError: The model node is invalid.
+    """
+    _require_mapping(model, "model", "a model")
+    if model.get("type", "sequential") == "mlp":
+        entries = _expand_mlp(model, "model")[1]
+    else:
+        entries = _sequential_entries(model, "model")
+    dense = [entry[0] for entry in entries if _is_dense(entry)]
+    return dense, dense[:-1]
 
 
 def _apply_global_choices(entries: list[_Entry], init: Any, activation: Any) -> None:
@@ -407,7 +492,7 @@ def _parse_layer(
         raise ConfigError(
             f"{layer_key}.type",
             "the layer has no type.",
-            f"Set it, e.g. layer@{layer_key}=linear "
+            f"Set it, e.g. +layer@{layer_key}=linear "
             f"(valid: {', '.join(layers.names())}).",
         )
     layer_type: LayerType = _lookup(layers, fields["type"], keys["type"])

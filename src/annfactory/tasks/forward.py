@@ -232,11 +232,7 @@ def _print_report(
     parameters: dict[str, dict[str, Any]],
     total: int,
 ) -> None:
-    layers = " -> ".join(
-        f"{layer.name}({layer.out_features}, {layer.activation.describe()})"
-        for layer in spec.network.layers
-    )
-    print(f"network: {spec.network.in_features} -> {layers}", file=out)
+    print(f"network: {spec.network.summary_line()}", file=out)
     print(
         f"seed={spec.seed} device={spec.device} dtype={spec.dtype} "
         f"parameters={total:,}",
