@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import pickle
 import subprocess
@@ -21,15 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import safetensors.torch
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
 import annfactory
-from annfactory import ConfigError, RunSpec, load_run
+from annfactory import ConfigError, RunSpec, load_run, load_spec
 from annfactory.factory import build_network, materialize
-from annfactory.runs import SPEC_FILE, WEIGHTS_FILE, save_model
-from annfactory.tasks import TaskContext, run_named_task
+from annfactory.runs import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, save_run
+from annfactory.tasks import TaskContext, run_named_task, save_model
 from annfactory.tasks.forward import random_input
 
 RunCli = Callable[..., Any]
@@ -157,6 +159,89 @@ def test_load_run_keeps_trained_buffers(tmp_path: Path) -> None:
     assert int(norm.num_batches_tracked) == 1
     assert not torch.equal(norm.running_mean, torch.zeros(8))
     assert torch.equal(outputs(model, spec), outputs(loaded, spec))
+
+
+# ------------------------------------------------------------------------------------
+# save_run: saving is a function of a directory, not of a task
+# ------------------------------------------------------------------------------------
+
+
+def test_save_run_writes_what_the_forward_task_saves(
+    tmp_path: Path, demo_spec: RunSpec, demo_run: Path
+) -> None:
+    model = build_network(demo_spec)
+    directory = tmp_path / "checkpoints" / "step-1"  # created by save_run
+    written = save_run(directory, demo_spec, model)
+
+    assert written == [directory / SPEC_FILE, directory / WEIGHTS_FILE]
+    assert sorted(p.name for p in directory.iterdir()) == [SPEC_FILE, WEIGHTS_FILE]
+    for name in (SPEC_FILE, WEIGHTS_FILE):
+        assert (directory / name).read_bytes() == (demo_run / name).read_bytes()
+    assert load_spec(directory) == demo_spec
+    assert_identical(model.state_dict(), load_run(directory).state_dict())
+
+
+def test_save_run_of_a_trained_model_loads_back_its_values(
+    tmp_path: Path, demo_spec: RunSpec
+) -> None:
+    model = build_network(demo_spec)
+    with torch.no_grad():
+        model.get_submodule("linear1").weight.mul_(3.0)
+    save_run(tmp_path, demo_spec, model)
+    loaded = load_run(tmp_path)
+    assert_identical(model.state_dict(), loaded.state_dict())
+    assert torch.equal(outputs(model, demo_spec), outputs(loaded, demo_spec))
+
+
+def test_save_run_writes_metrics_with_null_for_non_finite_numbers(
+    tmp_path: Path, demo_spec: RunSpec
+) -> None:
+    metrics = {"loss": float("nan"), "steps": [1, 2], "best": {"gap": -math.inf}}
+    written = save_run(tmp_path, demo_spec, build_network(demo_spec), metrics)
+    assert written[-1] == tmp_path / METRICS_FILE
+    assert json.loads((tmp_path / METRICS_FILE).read_text()) == {
+        "loss": None,
+        "steps": [1, 2],
+        "best": {"gap": None},
+    }
+
+
+def test_save_run_on_meta_writes_the_spec_only(
+    tmp_path: Path, demo_spec: RunSpec
+) -> None:
+    spec = replace(demo_spec, device="meta")
+    written = save_run(tmp_path, spec, build_network(spec))
+    assert written == [tmp_path / SPEC_FILE]
+    assert not (tmp_path / WEIGHTS_FILE).exists()
+    assert load_spec(tmp_path) == spec
+
+
+def test_a_failed_save_run_leaves_the_saved_weights_intact(
+    tmp_path: Path, demo_spec: RunSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_run(tmp_path, demo_spec, build_network(demo_spec))
+    before = (tmp_path / WEIGHTS_FILE).read_bytes()
+
+    def fail_half_way(tensors: Any, filename: str, metadata: Any = None) -> None:
+        Path(filename).write_bytes(b"half written")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", fail_half_way)
+    trained = build_network(demo_spec)
+    with torch.no_grad():
+        trained.get_submodule("linear1").weight.add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        save_run(tmp_path, demo_spec, trained)
+    # The saved weights are intact (the new ones were written beside them), and
+    # the half-written file is gone.
+    assert (tmp_path / WEIGHTS_FILE).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SPEC_FILE, WEIGHTS_FILE]
+    fresh = build_network(demo_spec).state_dict()
+    assert_identical(fresh, load_run(tmp_path).state_dict())
+    monkeypatch.undo()
+    save_run(tmp_path, demo_spec, trained)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SPEC_FILE, WEIGHTS_FILE]
+    assert_identical(trained.state_dict(), load_run(tmp_path).state_dict())
 
 
 def test_load_run_onto_the_meta_device(demo_run: Path, demo_spec: RunSpec) -> None:

@@ -43,10 +43,9 @@ from annfactory.errors import ConfigError
 from annfactory.factory import build_network, resolve_device
 from annfactory.network import Network
 from annfactory.params import Param, validate_params
-from annfactory.runs import save_model
 from annfactory.seeding import random_input, random_labels
 from annfactory.spec import ActivationSpec, RunSpec
-from annfactory.tasks import TaskContext
+from annfactory.tasks import TaskContext, save_model
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -17,10 +17,9 @@ import torchinfo
 from annfactory.factory import build_network, resolve_device
 from annfactory.network import Network
 from annfactory.params import validate_params
-from annfactory.runs import save_model
 from annfactory.seeding import random_input
 from annfactory.spec import RunSpec
-from annfactory.tasks import TaskContext
+from annfactory.tasks import TaskContext, save_model
 
 __all__ = ["COMPILES", "parameter_table", "parse_options", "random_input", "run"]
 
