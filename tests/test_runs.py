@@ -14,6 +14,7 @@ import json
 import math
 import os
 import pickle
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -30,7 +31,13 @@ from safetensors.torch import load_file, save_file
 import annfactory
 from annfactory import ConfigError, RunSpec, load_run, load_spec
 from annfactory.factory import build_network, materialize
-from annfactory.runs import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, save_run
+from annfactory.runs import (
+    FORMAT_VERSION,
+    METRICS_FILE,
+    SPEC_FILE,
+    WEIGHTS_FILE,
+    save_run,
+)
 from annfactory.tasks import TaskContext, run_named_task, save_model
 from annfactory.tasks.forward import random_input
 
@@ -454,6 +461,83 @@ def test_a_tampered_spec_is_refused_without_importing_anything(
     assert "canary_mod" not in sys.modules
     assert not (canary / "canary_imported").exists()
     assert not (canary / "canary_called").exists()
+
+
+# ------------------------------------------------------------------------------------
+# Format versions
+# ------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runs"
+
+
+def test_a_saved_spec_records_its_format_version(demo_run: Path) -> None:
+    text = (demo_run / SPEC_FILE).read_text()
+    assert text.startswith(f"format_version: {FORMAT_VERSION}\nmodel:\n")
+    assert FORMAT_VERSION == 1
+    # The data of a saved spec.yaml is still a spec that parse_run reads as it is.
+    assert annfactory.parse_run(yaml.safe_load(text)) == load_spec(demo_run)
+
+
+def test_runs_saved_before_format_versions_still_load(
+    demo_run: Path, demo_spec: RunSpec
+) -> None:
+    # tests/fixtures/runs/ holds runs saved by the release before versions
+    # (test_run_fixtures.py checks their outputs); they must stay unversioned.
+    fixtures = sorted(FIXTURES.glob(f"*/{SPEC_FILE}"))
+    assert len(fixtures) == 4
+    for spec_file in fixtures:
+        assert "format_version" not in yaml.safe_load(spec_file.read_text())
+    versioned = load_run(demo_run)
+    edit_spec(demo_run, lambda data: data.pop("format_version"))
+    assert "format_version" not in (demo_run / SPEC_FILE).read_text()
+    assert load_spec(demo_run) == demo_spec
+    unversioned = load_run(demo_run)
+    assert_identical(versioned.state_dict(), unversioned.state_dict())
+    assert torch.equal(outputs(versioned, demo_spec), outputs(unversioned, demo_spec))
+
+
+def test_a_spec_of_a_newer_format_is_refused(demo_run: Path) -> None:
+    newer = FORMAT_VERSION + 1
+    # A newer format may hold keys this release does not know: the version is
+    # what the message names.
+    edit_spec(
+        demo_run, lambda data: data.update(format_version=newer, optimizer="adam")
+    )
+    expected = (
+        f"{demo_run / SPEC_FILE}: format_version {newer} is newer than annfactory "
+        f"{annfactory.__version__} reads format_version {FORMAT_VERSION}.\n"
+        "  Load the run with the newer annfactory that saved it."
+    )
+    for load in (load_run, load_spec):
+        with pytest.raises(ConfigError) as info:
+            load(demo_run)
+        assert str(info.value) == expected
+
+
+def test_the_readme_shows_the_newer_format_message(
+    tmp_path: Path, demo_spec: RunSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path / "runs" / "old", demo_spec)
+    edit_spec(run, lambda data: data.update(format_version=2))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_run("runs/old")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = '>>> annfactory.load_run("runs/old")\nannfactory.errors.ConfigError: '
+    assert shown + str(info.value) + "\n```" in readme
+
+
+@pytest.mark.parametrize("version", [0, -1, "1", "two", True, 1.0, None, [1]])
+def test_a_format_version_that_is_no_version_is_refused(
+    demo_run: Path, version: Any
+) -> None:
+    edit_spec(demo_run, lambda data: data.update(format_version=version))
+    with pytest.raises(
+        ConfigError,
+        match=rf"spec\.yaml: format_version {re.escape(repr(version))} is not a "
+        r"format version \(annfactory .* reads format_version 1\)\.\n  Restore",
+    ):
+        load_run(demo_run)
 
 
 def test_a_spec_that_is_not_yaml_is_refused(demo_run: Path) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.errors import ConfigError
 from annfactory.files import write_atomic
+from annfactory.spec import FORMAT_KEY
 
 if TYPE_CHECKING:
     import torch
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from annfactory.spec import RunSpec
 
 __all__ = [
+    "FORMAT_VERSION",
     "METRICS_FILE",
     "SPEC_FILE",
     "WEIGHTS_FILE",
@@ -39,6 +41,13 @@ __all__ = [
 SPEC_FILE = "spec.yaml"
 WEIGHTS_FILE = "weights.safetensors"
 METRICS_FILE = "metrics.json"
+
+#: The format of the run files this annfactory writes and reads, recorded in
+#: ``spec.yaml`` as ``format_version`` (:data:`annfactory.spec.FORMAT_KEY`). A run
+#: without one was saved before formats were versioned; it is format 1. A change to
+#: what a saved run means (a key renamed, a default changed) bumps it, and
+#: :func:`load_spec` then reads every older format as it was written.
+FORMAT_VERSION: Final = 1
 
 
 def save_run(
@@ -70,7 +79,8 @@ def save_run(
 
     folder = Path(directory)
     spec_path = folder / SPEC_FILE
-    write_atomic(spec_path, OmegaConf.to_yaml(OmegaConf.create(spec.to_dict())))
+    data = {FORMAT_KEY: FORMAT_VERSION, **spec.to_dict()}
+    write_atomic(spec_path, OmegaConf.to_yaml(OmegaConf.create(data)))
     written = [spec_path]
     if spec.device != "meta":
         written.append(_save_weights(folder / WEIGHTS_FILE, model))
@@ -147,7 +157,15 @@ def _run_files(path: str | Path) -> tuple[Path, Path]:
 
 def load_spec(path: str | Path) -> RunSpec:
     """The validated spec of a run directory (or of its ``spec.yaml`` or
-    ``weights.safetensors`` file)."""
+    ``weights.safetensors`` file).
+
+    Runs of every format up to :data:`FORMAT_VERSION` load, those saved before
+    formats were versioned included.
+
+    Raises:
+        ConfigError: No spec file, not YAML, a newer format than this annfactory
+            reads, or an invalid spec (the message names the config path).
+    """
     import yaml
 
     from annfactory.spec import parse_run
@@ -172,7 +190,28 @@ def load_spec(path: str | Path) -> RunSpec:
         raise ConfigError(
             str(file), "does not hold a spec mapping.", "Restore the file."
         )
+    _check_format(file, data.pop(FORMAT_KEY, 1))
     return parse_run(data)
+
+
+def _check_format(file: Path, version: Any) -> None:
+    """Refuse a spec.yaml of a format this annfactory does not read: a newer one,
+    or a ``format_version`` that is no version at all."""
+    from annfactory import __version__
+
+    reads = f"annfactory {__version__} reads {FORMAT_KEY} {FORMAT_VERSION}"
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ConfigError(
+            str(file),
+            f"{FORMAT_KEY} {version!r} is not a format version ({reads}).",
+            "Restore the file.",
+        )
+    if version > FORMAT_VERSION:
+        raise ConfigError(
+            str(file),
+            f"{FORMAT_KEY} {version} is newer than {reads}.",
+            "Load the run with the newer annfactory that saved it.",
+        )
 
 
 def load_run(path: str | Path, device: str | None = None) -> Network:

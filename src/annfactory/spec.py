@@ -29,6 +29,7 @@ from annfactory.registry import Registry
 __all__ = [
     "DEVICES",
     "DTYPES",
+    "FORMAT_KEY",
     "LAYER_FIELDS",
     "MODEL_TYPES",
     "ActivationSpec",
@@ -56,6 +57,10 @@ _RUN_KEYS: Final = (
     "compile",
     "task",  # the task's options, validated by the task (annfactory.tasks)
 )
+#: The key of a saved ``spec.yaml`` that records its file format (``format_version:
+#: 1``). No config key: :mod:`annfactory.runs` writes it and checks it on loading;
+#: :func:`parse_run` skips it, so a saved spec.yaml's data parses as it is.
+FORMAT_KEY: Final = "format_version"
 LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
 _PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}
 
@@ -220,6 +225,8 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
             ``batch_size``, ``device``, ``dtype``.
         strict: Refuse other top-level keys (a typo such as ``sede``). With False they
             are ignored, for configs of applications that hold keys of their own.
+            :data:`FORMAT_KEY` (of a saved spec.yaml) is skipped either way; its
+            version is checked by :func:`annfactory.load_spec`.
 
     Raises:
         ConfigError: Anything is wrong; the message names the config path.
@@ -227,7 +234,8 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
     _require_mapping(data, "", "the config")
     _reject_targets(data, "")
     if strict:
-        _check_keys(data, _RUN_KEYS, "", "top-level key")
+        config = {name: node for name, node in data.items() if name != FORMAT_KEY}
+        _check_keys(config, _RUN_KEYS, "", "top-level key")
     if "model" not in data:
         raise ConfigError(
             "model", "no model is chosen.", "Add model=demo or model=mlp."
