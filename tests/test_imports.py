@@ -24,3 +24,21 @@ def test_runs_imports_nothing_from_tasks() -> None:
     imported = imported_modules(PACKAGE / "runs.py")
     assert "annfactory" in {name.partition(".")[0] for name in imported}
     assert not [name for name in imported if name.startswith("annfactory.tasks")]
+
+
+def defined_functions(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+def test_require_mapping_is_defined_once() -> None:
+    defining = sorted(
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if {"require_mapping", "_require_mapping"} & defined_functions(path)
+    )
+    assert defining == ["params.py"]

@@ -23,7 +23,7 @@ from annfactory.errors import (
 )
 from annfactory.inits import InitScheme, Nonlinearity, inits
 from annfactory.layers import LayerType, layers
-from annfactory.params import REQUIRED, Param, validate_params
+from annfactory.params import REQUIRED, Param, require_mapping, validate_params
 from annfactory.registry import Registry
 
 __all__ = [
@@ -231,7 +231,7 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
     Raises:
         ConfigError: Anything is wrong; the message names the config path.
     """
-    _require_mapping(data, "", "the config")
+    require_mapping(data, "", "the config")
     _reject_targets(data, "")
     if strict:
         config = {name: node for name, node in data.items() if name != FORMAT_KEY}
@@ -271,7 +271,7 @@ def parse_network(
         activation: The top-level ``activation`` choice: the activation of every dense
             layer except the output layer.
     """
-    _require_mapping(model, key, "a model")
+    require_mapping(model, key, "a model")
     _reject_targets(model, key)
     _reject_targets(init, "init")
     _reject_targets(activation, "activation")
@@ -311,11 +311,11 @@ def _sequential_entries(model: Mapping[str, Any], key: str) -> list[_Entry]:
         raise ConfigError(
             f"{key}.layers", "the network has no layers.", "Add at least one layer."
         )
-    _require_mapping(nodes, f"{key}.layers", "a mapping of layer names to layers")
+    require_mapping(nodes, f"{key}.layers", "a mapping of layer names to layers")
     entries: list[_Entry] = []
     for name, node in nodes.items():
         layer_key = f"{key}.layers.{name}"
-        _require_mapping(node, layer_key, "a layer")
+        require_mapping(node, layer_key, "a layer")
         entries.append(
             (str(name), dict(node), {field: f"{layer_key}.{field}" for field in node})
         )
@@ -365,9 +365,7 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
         }
         entries.append((name, fields, keys))
     overrides = model.get("layers") or {}
-    _require_mapping(
-        overrides, f"{key}.layers", "a mapping of layer names to overrides"
-    )
+    require_mapping(overrides, f"{key}.layers", "a mapping of layer names to overrides")
     by_name = {entry[0]: entry for entry in entries}
     for name, node in overrides.items():
         layer_key = f"{key}.layers.{name}"
@@ -375,7 +373,7 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
             raise UnknownNameError(
                 layer_key, "layer", name, names, where=f" (depth={sizes['depth']})"
             )
-        _require_mapping(node, layer_key, "a layer")
+        require_mapping(node, layer_key, "a layer")
         _, fields, keys = by_name[name]
         fields.update(node)
         keys.update({field: f"{layer_key}.{field}" for field in node})
@@ -691,13 +689,6 @@ def validate_device(value: Any) -> str:
         message += f": it contains the non-ASCII character {odd}"
     message += "." + (f" Did you mean {suggestion!r}?" if suggestion else "")
     raise ConfigError("device", message, "Valid devices: cpu, cuda, cuda:N, meta.")
-
-
-def _require_mapping(node: Any, key: str, what: str) -> None:
-    if not isinstance(node, Mapping):
-        raise ConfigError(
-            key or "<root>", f"{node!r} is not {what}.", "Give a mapping."
-        )
 
 
 def _check_keys(node: Mapping[str, Any], allowed: Any, key: str, what: str) -> None:

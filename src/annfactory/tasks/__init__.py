@@ -195,10 +195,3 @@ class _Report(io.StringIO):
 
     def flush(self) -> None:
         self._out.flush()
-
-
-def require_mapping(node: Any, key: str) -> Mapping[str, Any]:
-    """``node`` as a mapping, or a ConfigError naming ``key``."""
-    if not isinstance(node, Mapping):
-        raise ConfigError(key, f"{node!r} is not a mapping.", "Give key: value pairs.")
-    return node
