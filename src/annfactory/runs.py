@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.errors import ConfigError
 from annfactory.files import write_atomic
-from annfactory.spec import FORMAT_KEY
+from annfactory.spec import FORMAT_KEY, RunSpec, parse_run
 
 if TYPE_CHECKING:
     import torch
 
     from annfactory.network import Network
-    from annfactory.spec import RunSpec
 
 __all__ = [
     "FORMAT_VERSION",
@@ -61,8 +60,8 @@ def save_run(
     Writes ``spec.yaml`` (the resolved spec), ``weights.safetensors`` (the whole
     state dict, buffers included; none for a spec on ``device=meta``) and, given
     ``metrics``, ``metrics.json``. Each file is written beside its final name and
-    renamed into place, so a reader sees the old file or the new one, never a half
-    written one. The same spec and weights give the same bytes in every process.
+    renamed into place, so a reader sees the old file or the new one, never a
+    half-written one. The same spec and weights give the same bytes in every process.
     Tasks save through :func:`annfactory.tasks.save_model`, training checkpoints and
     export call this directly.
 
@@ -167,8 +166,6 @@ def load_spec(path: str | Path) -> RunSpec:
             reads, or an invalid spec (the message names the config path).
     """
     import yaml
-
-    from annfactory.spec import parse_run
 
     file, _ = _run_files(path)
     if not file.is_file():
