@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import pickle
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -21,15 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import safetensors.torch
 import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
 import annfactory
-from annfactory import ConfigError, RunSpec, load_run
+from annfactory import ConfigError, RunSpec, load_run, load_spec
 from annfactory.factory import build_network, materialize
-from annfactory.runs import SPEC_FILE, WEIGHTS_FILE, save_model
-from annfactory.tasks import TaskContext, run_named_task
+from annfactory.runs import (
+    FORMAT_VERSION,
+    METRICS_FILE,
+    SPEC_FILE,
+    WEIGHTS_FILE,
+    save_run,
+)
+from annfactory.tasks import TaskContext, run_named_task, save_model
 from annfactory.tasks.forward import random_input
 
 RunCli = Callable[..., Any]
@@ -157,6 +166,89 @@ def test_load_run_keeps_trained_buffers(tmp_path: Path) -> None:
     assert int(norm.num_batches_tracked) == 1
     assert not torch.equal(norm.running_mean, torch.zeros(8))
     assert torch.equal(outputs(model, spec), outputs(loaded, spec))
+
+
+# ------------------------------------------------------------------------------------
+# save_run: saving is a function of a directory, not of a task
+# ------------------------------------------------------------------------------------
+
+
+def test_save_run_writes_what_the_forward_task_saves(
+    tmp_path: Path, demo_spec: RunSpec, demo_run: Path
+) -> None:
+    model = build_network(demo_spec)
+    directory = tmp_path / "checkpoints" / "step-1"  # created by save_run
+    written = save_run(directory, demo_spec, model)
+
+    assert written == [directory / SPEC_FILE, directory / WEIGHTS_FILE]
+    assert sorted(p.name for p in directory.iterdir()) == [SPEC_FILE, WEIGHTS_FILE]
+    for name in (SPEC_FILE, WEIGHTS_FILE):
+        assert (directory / name).read_bytes() == (demo_run / name).read_bytes()
+    assert load_spec(directory) == demo_spec
+    assert_identical(model.state_dict(), load_run(directory).state_dict())
+
+
+def test_save_run_of_a_trained_model_loads_back_its_values(
+    tmp_path: Path, demo_spec: RunSpec
+) -> None:
+    model = build_network(demo_spec)
+    with torch.no_grad():
+        model.get_submodule("linear1").weight.mul_(3.0)
+    save_run(tmp_path, demo_spec, model)
+    loaded = load_run(tmp_path)
+    assert_identical(model.state_dict(), loaded.state_dict())
+    assert torch.equal(outputs(model, demo_spec), outputs(loaded, demo_spec))
+
+
+def test_save_run_writes_metrics_with_null_for_non_finite_numbers(
+    tmp_path: Path, demo_spec: RunSpec
+) -> None:
+    metrics = {"loss": float("nan"), "steps": [1, 2], "best": {"gap": -math.inf}}
+    written = save_run(tmp_path, demo_spec, build_network(demo_spec), metrics)
+    assert written[-1] == tmp_path / METRICS_FILE
+    assert json.loads((tmp_path / METRICS_FILE).read_text()) == {
+        "loss": None,
+        "steps": [1, 2],
+        "best": {"gap": None},
+    }
+
+
+def test_save_run_on_meta_writes_the_spec_only(
+    tmp_path: Path, demo_spec: RunSpec
+) -> None:
+    spec = replace(demo_spec, device="meta")
+    written = save_run(tmp_path, spec, build_network(spec))
+    assert written == [tmp_path / SPEC_FILE]
+    assert not (tmp_path / WEIGHTS_FILE).exists()
+    assert load_spec(tmp_path) == spec
+
+
+def test_a_failed_save_run_leaves_the_saved_weights_intact(
+    tmp_path: Path, demo_spec: RunSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_run(tmp_path, demo_spec, build_network(demo_spec))
+    before = (tmp_path / WEIGHTS_FILE).read_bytes()
+
+    def fail_half_way(tensors: Any, filename: str, metadata: Any = None) -> None:
+        Path(filename).write_bytes(b"half written")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", fail_half_way)
+    trained = build_network(demo_spec)
+    with torch.no_grad():
+        trained.get_submodule("linear1").weight.add_(1.0)
+    with pytest.raises(OSError, match="disk full"):
+        save_run(tmp_path, demo_spec, trained)
+    # The saved weights are intact (the new ones were written beside them), and
+    # the half-written file is gone.
+    assert (tmp_path / WEIGHTS_FILE).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SPEC_FILE, WEIGHTS_FILE]
+    fresh = build_network(demo_spec).state_dict()
+    assert_identical(fresh, load_run(tmp_path).state_dict())
+    monkeypatch.undo()
+    save_run(tmp_path, demo_spec, trained)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [SPEC_FILE, WEIGHTS_FILE]
+    assert_identical(trained.state_dict(), load_run(tmp_path).state_dict())
 
 
 def test_load_run_onto_the_meta_device(demo_run: Path, demo_spec: RunSpec) -> None:
@@ -369,6 +461,83 @@ def test_a_tampered_spec_is_refused_without_importing_anything(
     assert "canary_mod" not in sys.modules
     assert not (canary / "canary_imported").exists()
     assert not (canary / "canary_called").exists()
+
+
+# ------------------------------------------------------------------------------------
+# Format versions
+# ------------------------------------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runs"
+
+
+def test_a_saved_spec_records_its_format_version(demo_run: Path) -> None:
+    text = (demo_run / SPEC_FILE).read_text()
+    assert text.startswith(f"format_version: {FORMAT_VERSION}\nmodel:\n")
+    assert FORMAT_VERSION == 1
+    # The data of a saved spec.yaml is still a spec that parse_run reads as it is.
+    assert annfactory.parse_run(yaml.safe_load(text)) == load_spec(demo_run)
+
+
+def test_runs_saved_before_format_versions_still_load(
+    demo_run: Path, demo_spec: RunSpec
+) -> None:
+    # tests/fixtures/runs/ holds runs saved by the release before versions
+    # (test_run_fixtures.py checks their outputs); they must stay unversioned.
+    fixtures = sorted(FIXTURES.glob(f"*/{SPEC_FILE}"))
+    assert len(fixtures) == 4
+    for spec_file in fixtures:
+        assert "format_version" not in yaml.safe_load(spec_file.read_text())
+    versioned = load_run(demo_run)
+    edit_spec(demo_run, lambda data: data.pop("format_version"))
+    assert "format_version" not in (demo_run / SPEC_FILE).read_text()
+    assert load_spec(demo_run) == demo_spec
+    unversioned = load_run(demo_run)
+    assert_identical(versioned.state_dict(), unversioned.state_dict())
+    assert torch.equal(outputs(versioned, demo_spec), outputs(unversioned, demo_spec))
+
+
+def test_a_spec_of_a_newer_format_is_refused(demo_run: Path) -> None:
+    newer = FORMAT_VERSION + 1
+    # A newer format may hold keys this release does not know: the version is
+    # what the message names.
+    edit_spec(
+        demo_run, lambda data: data.update(format_version=newer, optimizer="adam")
+    )
+    expected = (
+        f"{demo_run / SPEC_FILE}: format_version {newer} is newer than annfactory "
+        f"{annfactory.__version__} reads format_version {FORMAT_VERSION}.\n"
+        "  Load the run with the newer annfactory that saved it."
+    )
+    for load in (load_run, load_spec):
+        with pytest.raises(ConfigError) as info:
+            load(demo_run)
+        assert str(info.value) == expected
+
+
+def test_the_readme_shows_the_newer_format_message(
+    tmp_path: Path, demo_spec: RunSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path / "runs" / "old", demo_spec)
+    edit_spec(run, lambda data: data.update(format_version=2))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_run("runs/old")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = '>>> annfactory.load_run("runs/old")\nannfactory.errors.ConfigError: '
+    assert shown + str(info.value) + "\n```" in readme
+
+
+@pytest.mark.parametrize("version", [0, -1, "1", "two", True, 1.0, None, [1]])
+def test_a_format_version_that_is_no_version_is_refused(
+    demo_run: Path, version: Any
+) -> None:
+    edit_spec(demo_run, lambda data: data.update(format_version=version))
+    with pytest.raises(
+        ConfigError,
+        match=rf"spec\.yaml: format_version {re.escape(repr(version))} is not a "
+        r"format version \(annfactory .* reads format_version 1\)\.\n  Restore",
+    ):
+        load_run(demo_run)
 
 
 def test_a_spec_that_is_not_yaml_is_refused(demo_run: Path) -> None:

@@ -12,11 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from annfactory.errors import RegistrationError
 from annfactory.inits import Nonlinearity
 from annfactory.params import Param, params_from_arguments
 from annfactory.plugins import load_plugins
-from annfactory.registry import Registry
+from annfactory.registry import EntryCoercion, Registry
 
 if TYPE_CHECKING:
     from torch import nn
@@ -48,45 +47,37 @@ class Activation:
     doc: str = ""
 
 
-def _activation_from(obj: Any, *, name: str, **options: Any) -> Activation:
-    """Registry coercion: accept an :class:`Activation` or an ``nn.Module`` class.
-
-    A class's parameters are its ``__init__`` keyword arguments with defaults.
-    """
-    if isinstance(obj, Activation):
-        if options:
-            raise RegistrationError(
-                f"activation {name!r}: options given with an Activation"
-            )
-        return obj
-    if not inspect.isclass(obj):
-        raise RegistrationError(
-            f"activation {name!r}: expected an nn.Module class or an Activation"
-        )
-    params = dict(
-        options.pop("params", None)
-        or params_from_arguments(
-            list(inspect.signature(obj.__init__).parameters.values())[1:],
-            f"activation {name!r}",
-        )
-    )
-    nonlinearity = options.pop("nonlinearity", None)
+def _activation_of_class(
+    cls: Any, /, nonlinearity: Any = None, **fields: Any
+) -> Activation:
+    """An :class:`Activation` for an ``nn.Module`` class; ``nonlinearity`` may be a
+    fixed ``calculate_gain`` name (``"tanh"``) or a function of the parameters."""
     if isinstance(nonlinearity, str):
         fixed: Nonlinearity = (nonlinearity, None)
-        options["nonlinearity"] = lambda _: fixed
+        fields["nonlinearity"] = lambda _: fixed
     elif nonlinearity is not None:
-        options["nonlinearity"] = nonlinearity
-    doc = options.pop("doc", None) or (obj.__doc__ or "").strip().split("\n")[0]
-    try:
-        return Activation(
-            build=cast("Callable[..., nn.Module]", obj),
-            params=params,
-            doc=doc,
-            **options,
-        )
-    except TypeError as error:
-        raise RegistrationError(f"activation {name!r}: {error}") from None
+        fields["nonlinearity"] = nonlinearity
+    return Activation(build=cast("Callable[..., nn.Module]", cls), **fields)
 
+
+def _init_arguments(cls: Any, name: str) -> dict[str, Param]:
+    """A class's parameters: its ``__init__`` keyword arguments with defaults."""
+    return params_from_arguments(
+        list(inspect.signature(cls.__init__).parameters.values())[1:],
+        f"activation {name!r}",
+    )
+
+
+#: Registry coercion: accept an :class:`Activation` or an ``nn.Module`` class.
+_activation_from: EntryCoercion[Activation] = EntryCoercion(
+    kind="activation",
+    entry_type=Activation,
+    entry_words="an Activation",
+    source_words="an nn.Module class",
+    accepts=inspect.isclass,
+    params_of=_init_arguments,
+    make=_activation_of_class,
+)
 
 activations: Registry[Activation] = Registry(
     "activation", coerce=_activation_from, on_miss=load_plugins

@@ -11,7 +11,6 @@ they were.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from annfactory.errors import ConfigError, DeviceError, MemoryLimitError
 from annfactory.inits import inits
 from annfactory.layers import layers
 from annfactory.network import Network
+from annfactory.seeding import parameter_seed, sampling_dtype, seeded_generator
 from annfactory.spec import LayerSpec, ParameterSpec, RunSpec
 
 __all__ = [
@@ -40,29 +40,6 @@ __all__ = [
     "seeded_generator",
     "state_layout",
 ]
-
-
-def seeded_generator(seed: int, path: str) -> torch.Generator:
-    """A CPU generator for one named draw of a run (a parameter, the input, labels)."""
-    return torch.Generator().manual_seed(parameter_seed(seed, path))
-
-
-def sampling_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype random values are drawn in: float64 for float64 runs, else float32.
-
-    Drawing on the CPU in one of these makes values independent of the device, and
-    gives half-precision runs the float32 draws, rounded.
-    """
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def parameter_seed(seed: int, path: str) -> int:
-    """The seed of one parameter's generator, from the run seed and its path.
-
-    Stable across processes, platforms and Python versions (unlike ``hash``).
-    """
-    digest = hashlib.blake2b(f"{seed}:{path}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def resolve_device(name: str) -> torch.device:

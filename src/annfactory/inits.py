@@ -14,10 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from annfactory.errors import RegistrationError
 from annfactory.params import AUTO, Param, params_from_arguments
 from annfactory.plugins import load_plugins
-from annfactory.registry import Registry
+from annfactory.registry import EntryCoercion, Registry, first_doc_line
 
 if TYPE_CHECKING:
     import torch
@@ -232,40 +231,36 @@ class InitScheme:
     theory: Callable[[Mapping[str, Any], tuple[int, ...]], Theory] | None = None
 
 
-def _scheme_from(obj: Any, *, name: str, **options: Any) -> InitScheme:
-    """Registry coercion: accept an :class:`InitScheme` or an init function.
+def _scheme_of_function(apply: Any, /, **fields: Any) -> InitScheme:
+    """An :class:`InitScheme` that fills tensors with the function ``apply``."""
+    return InitScheme(apply=apply, **fields)
 
-    A function ``f(tensor, *, generator=None, p: float = 1.0, ...)`` becomes a scheme
-    whose parameters are its keyword-only arguments other than ``generator``.
-    """
-    if isinstance(obj, InitScheme):
-        if options:
-            raise RegistrationError(f"init {name!r}: options given with an InitScheme")
-        return obj
-    if not callable(obj):
-        raise RegistrationError(f"init {name!r}: expected a function or an InitScheme")
-    params = dict(
-        options.pop("params", None)
-        or params_from_arguments(
-            (
-                argument
-                for argument in inspect.signature(obj).parameters.values()
-                if argument.kind is inspect.Parameter.KEYWORD_ONLY
-                and argument.name != "generator"
-            ),
-            f"init {name!r}",
-        )
+
+def _keyword_arguments(apply: Any, name: str) -> dict[str, Param]:
+    """An init function's parameters: its keyword-only arguments but ``generator``."""
+    return params_from_arguments(
+        (
+            argument
+            for argument in inspect.signature(apply).parameters.values()
+            if argument.kind is inspect.Parameter.KEYWORD_ONLY
+            and argument.name != "generator"
+        ),
+        f"init {name!r}",
     )
-    doc = options.pop("doc", None) or _first_line(obj.__doc__)
-    try:
-        return InitScheme(apply=obj, params=params, doc=doc, **options)
-    except TypeError as error:
-        raise RegistrationError(f"init {name!r}: {error}") from None
 
 
-def _first_line(text: str | None) -> str:
-    return text.strip().splitlines()[0] if text and text.strip() else ""
-
+#: Registry coercion: accept an :class:`InitScheme` or an init function
+#: ``f(tensor, *, generator=None, p: float = 1.0, ...)``, whose parameters are its
+#: keyword-only arguments other than ``generator``.
+_scheme_from: EntryCoercion[InitScheme] = EntryCoercion(
+    kind="init",
+    entry_type=InitScheme,
+    entry_words="an InitScheme",
+    source_words="a function",
+    accepts=callable,
+    params_of=_keyword_arguments,
+    make=_scheme_of_function,
+)
 
 inits: Registry[InitScheme] = Registry(
     "init", coerce=_scheme_from, on_miss=load_plugins
@@ -673,7 +668,7 @@ for _name, (_apply, _params, _min_dim, _check, _auto) in _BUILTINS.items():
             min_dim=_min_dim,
             check=_check,
             resolve_auto=_auto,
-            doc=_first_line(_apply.__doc__),
+            doc=first_doc_line(_apply),
             theory=_THEORIES.get(_name),
         ),
     )

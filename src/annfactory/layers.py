@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from annfactory.errors import RegistrationError
 from annfactory.params import REQUIRED, Param, params_from_arguments
 from annfactory.plugins import load_plugins
-from annfactory.registry import Registry
+from annfactory.registry import EntryCoercion, Registry
 
 if TYPE_CHECKING:
     from torch import nn
@@ -59,24 +59,12 @@ class LayerType:
     doc: str = ""
 
 
-def _layer_from(obj: Any, *, name: str, **options: Any) -> LayerType:
-    """Registry coercion: accept a :class:`LayerType` or an ``nn.Module`` class.
-
-    A class is built as ``cls(in_features, **options)``; its options are the remaining
-    ``__init__`` arguments. Its parameters' shapes are learnt on the meta device, and
-    its default inits come from a ``default_inits`` class attribute mapping parameter
-    names to init names (or ``(name, params)`` pairs).
-    """
-    if isinstance(obj, LayerType):
-        if options:
-            raise RegistrationError(f"layer {name!r}: options given with a LayerType")
-        return obj
-    if not inspect.isclass(obj):
-        raise RegistrationError(
-            f"layer {name!r}: expected an nn.Module class or a LayerType"
-        )
-    params = dict(options.pop("params", None) or _options_from_init(obj, name))
-    declared: Mapping[str, Any] = getattr(obj, "default_inits", {})
+def _layer_type_of_class(cls: Any, /, **fields: Any) -> LayerType:
+    """A :class:`LayerType` for an ``nn.Module`` class, built as
+    ``cls(in_features, **options)``; its default inits come from a ``default_inits``
+    class attribute mapping parameter names to init names (or ``(name, params)``
+    pairs)."""
+    declared: Mapping[str, Any] = getattr(cls, "default_inits", {})
 
     def default_init(
         parameter: str, in_features: int, opts: Mapping[str, Any]
@@ -86,17 +74,11 @@ def _layer_from(obj: Any, *, name: str, **options: Any) -> LayerType:
             raise LookupError(parameter)
         return (choice, {}) if isinstance(choice, str) else (choice[0], dict(choice[1]))
 
-    doc = options.pop("doc", None) or (obj.__doc__ or "").strip().split("\n")[0]
-    try:
-        return LayerType(
-            build=cast("Callable[..., nn.Module]", obj),
-            params=params,
-            default_init=default_init,
-            doc=doc,
-            **options,
-        )
-    except TypeError as error:
-        raise RegistrationError(f"layer {name!r}: {error}") from None
+    return LayerType(
+        build=cast("Callable[..., nn.Module]", cls),
+        default_init=default_init,
+        **fields,
+    )
 
 
 def _options_from_init(cls: type, name: str) -> dict[str, Param]:
@@ -108,6 +90,19 @@ def _options_from_init(cls: type, name: str) -> dict[str, Param]:
         )
     return params_from_arguments(arguments[1:], f"layer {name!r}")
 
+
+#: Registry coercion: accept a :class:`LayerType` or an ``nn.Module`` class, whose
+#: options are the ``__init__`` arguments after ``in_features`` and whose parameters'
+#: shapes are learnt on the meta device.
+_layer_from: EntryCoercion[LayerType] = EntryCoercion(
+    kind="layer",
+    entry_type=LayerType,
+    entry_words="a LayerType",
+    source_words="an nn.Module class",
+    accepts=inspect.isclass,
+    params_of=_options_from_init,
+    make=_layer_type_of_class,
+)
 
 layers: Registry[LayerType] = Registry(
     "layer type", coerce=_layer_from, on_miss=load_plugins

@@ -15,7 +15,14 @@ from typing import Any, Final
 
 from annfactory.errors import ConfigError, RegistrationError, UnknownNameError
 
-__all__ = ["AUTO", "REQUIRED", "Param", "params_from_arguments", "validate_params"]
+__all__ = [
+    "AUTO",
+    "REQUIRED",
+    "Param",
+    "params_from_arguments",
+    "require_mapping",
+    "validate_params",
+]
 
 
 class _Sentinel:
@@ -209,6 +216,25 @@ def params_from_arguments(
                 "int, float or str (or pass params={...} to register)"
             )
     return params
+
+
+def require_mapping(
+    node: Any, key: str, what: str = "a mapping", fix: str = "Give a mapping."
+) -> Mapping[str, Any]:
+    """``node`` itself if it is a mapping, else a :class:`ConfigError`.
+
+    Args:
+        node: A config node.
+        key: Its config path (``""``: the root, named ``<root>``).
+        what: What it should be, in words (``"a layer"``).
+        fix: The message's hint.
+
+    Raises:
+        ConfigError: ``node`` is not a mapping: ``key: <node> is not <what>.``
+    """
+    if not isinstance(node, Mapping):
+        raise ConfigError(key or "<root>", f"{node!r} is not {what}.", fix)
+    return node
 
 
 def _join(key: str, name: str) -> str:

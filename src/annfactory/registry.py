@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from annfactory.errors import AnnFactoryError, RegistrationError, UnknownNameError
 
-__all__ = ["MissHook", "Registry"]
+if TYPE_CHECKING:
+    from annfactory.params import Param
+
+__all__ = ["EntryCoercion", "MissHook", "Registry", "first_doc_line"]
 
 T = TypeVar("T")
 
@@ -197,3 +201,62 @@ def _origin_of(obj: Any, caller: str) -> str:
     except (OSError, TypeError):
         line = ""
     return f"{obj.__module__}.{obj.__qualname__}{line}"
+
+
+def first_doc_line(obj: object) -> str:
+    """The first line of ``obj``'s docstring, for listings ("" without one)."""
+    text = getattr(obj, "__doc__", None)
+    if not isinstance(text, str) or not text.strip():
+        return ""
+    return text.strip().splitlines()[0]
+
+
+@dataclass(frozen=True)
+class EntryCoercion(Generic[T]):
+    """A registry's ``coerce``: an entry as it is, or a function or class whose
+    signature gives the entry's parameters.
+
+    ``register(name, obj, **options)`` calls it. An ``obj`` of ``entry_type`` is
+    registered as it is (options with it are an error). Any other ``obj`` that
+    ``accepts`` takes becomes ``make(obj, params=..., doc=..., **options)``: its
+    parameters are ``options["params"]`` if given, else ``params_of(obj, name)``
+    (read from its signature); its doc is ``options["doc"]`` if given, else the
+    first line of its docstring. A ``TypeError`` of ``make`` (an unknown option)
+    becomes a :class:`~annfactory.errors.RegistrationError` naming the entry.
+
+    Args:
+        kind: The entry in words, for messages (``"layer"``: ``layer 'name': ...``).
+        entry_type: The registry's entry class (``LayerType``).
+        entry_words: It, in words (``"a LayerType"``).
+        source_words: What else is accepted, in words (``"an nn.Module class"``).
+        accepts: Whether ``obj`` is such a thing (``inspect.isclass``).
+        params_of: ``params_of(obj, name)``: the parameters its signature declares.
+        make: ``make(obj, /, params=..., doc=..., **options)``: the entry.
+    """
+
+    kind: str
+    entry_type: type[T]
+    entry_words: str
+    source_words: str
+    accepts: Callable[[Any], bool]
+    params_of: Callable[[Any, str], Mapping[str, Param]]
+    make: Callable[..., T]
+
+    def __call__(self, obj: Any, /, *, name: str, **options: Any) -> T:
+        what = f"{self.kind} {name!r}"
+        if isinstance(obj, self.entry_type):
+            if options:
+                raise RegistrationError(
+                    f"{what}: options given with {self.entry_words}"
+                )
+            return obj
+        if not self.accepts(obj):
+            raise RegistrationError(
+                f"{what}: expected {self.source_words} or {self.entry_words}"
+            )
+        params = dict(options.pop("params", None) or self.params_of(obj, name))
+        doc = options.pop("doc", None) or first_doc_line(obj)
+        try:
+            return self.make(obj, params=params, doc=doc, **options)
+        except TypeError as error:
+            raise RegistrationError(f"{what}: {error}") from None

@@ -1,57 +1,134 @@
-"""Saved runs: the resolved spec and the weights, and rebuilding a model from them.
+"""Saved runs: saving a model with its spec into a directory, and rebuilding it.
 
-A run directory holds ``spec.yaml`` (the resolved spec, plain data) and
-``weights.safetensors`` (every tensor of the state dict). :func:`load_run` validates the
-spec exactly like a fresh config (only registered names are built) and reads the
-weights with safetensors, which never unpickles.
+A run directory holds ``spec.yaml`` (the resolved spec, plain data),
+``weights.safetensors`` (every tensor of the state dict) and ``metrics.json``.
+:func:`save_run` writes them into any directory (a task's run, a training checkpoint,
+an export); it knows nothing of tasks. :func:`load_run` validates the spec exactly
+like a fresh config (only registered names are built) and reads the weights with
+safetensors, which never unpickles.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.errors import ConfigError
+from annfactory.files import write_atomic
+from annfactory.spec import FORMAT_KEY, RunSpec, parse_run
 
 if TYPE_CHECKING:
     import torch
 
     from annfactory.network import Network
-    from annfactory.spec import RunSpec
-    from annfactory.tasks import TaskContext
 
-__all__ = ["SPEC_FILE", "WEIGHTS_FILE", "load_run", "load_spec", "save_model"]
+__all__ = [
+    "FORMAT_VERSION",
+    "METRICS_FILE",
+    "SPEC_FILE",
+    "WEIGHTS_FILE",
+    "load_run",
+    "load_spec",
+    "metrics_json",
+    "save_run",
+]
 
 SPEC_FILE = "spec.yaml"
 WEIGHTS_FILE = "weights.safetensors"
+METRICS_FILE = "metrics.json"
+
+#: The format of the run files this annfactory writes and reads, recorded in
+#: ``spec.yaml`` as ``format_version`` (:data:`annfactory.spec.FORMAT_KEY`). A run
+#: without one was saved before formats were versioned; it is format 1. A change to
+#: what a saved run means (a key renamed, a default changed) bumps it, and
+#: :func:`load_spec` then reads every older format as it was written.
+FORMAT_VERSION: Final = 1
 
 
-def save_model(context: TaskContext, model: Network) -> None:
-    """Stage ``spec.yaml`` and (off the meta device) ``weights.safetensors``."""
+def save_run(
+    directory: str | Path,
+    spec: RunSpec,
+    model: torch.nn.Module,
+    metrics: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Save a run into ``directory``: what :func:`load_run` reads back.
+
+    Writes ``spec.yaml`` (the resolved spec), ``weights.safetensors`` (the whole
+    state dict, buffers included; none for a spec on ``device=meta``) and, given
+    ``metrics``, ``metrics.json``. Each file is written beside its final name and
+    renamed into place, so a reader sees the old file or the new one, never a
+    half-written one. The same spec and weights give the same bytes in every process.
+    Tasks save through :func:`annfactory.tasks.save_model`, training checkpoints and
+    export call this directly.
+
+    Args:
+        directory: The run directory (created if missing).
+        spec: The run's spec.
+        model: The network built from ``spec`` (its state dict is saved).
+        metrics: Saved as ``metrics.json`` (non-finite numbers as null) if given.
+
+    Returns:
+        The paths written.
+    """
     from omegaconf import OmegaConf
 
-    context.write_text(
-        SPEC_FILE, OmegaConf.to_yaml(OmegaConf.create(context.spec.to_dict()))
-    )
-    path = context.path(WEIGHTS_FILE)
-    if path is None or context.spec.device == "meta":
-        return
+    folder = Path(directory)
+    spec_path = folder / SPEC_FILE
+    data = {FORMAT_KEY: FORMAT_VERSION, **spec.to_dict()}
+    write_atomic(spec_path, OmegaConf.to_yaml(OmegaConf.create(data)))
+    written = [spec_path]
+    if spec.device != "meta":
+        written.append(_save_weights(folder / WEIGHTS_FILE, model))
+    if metrics is not None:
+        write_atomic(folder / METRICS_FILE, metrics_json(metrics))
+        written.append(folder / METRICS_FILE)
+    return written
+
+
+def metrics_json(metrics: Mapping[str, Any]) -> str:
+    """The text of ``metrics.json``: indented JSON, non-finite numbers as null."""
+    return json.dumps(_finite(metrics), indent=2) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _save_weights(path: Path, model: torch.nn.Module) -> Path:
+    """Write the state dict to ``path`` with safetensors, atomically."""
     from safetensors.torch import save_file
 
     tensors = {
         name: tensor.detach().contiguous().cpu()
         for name, tensor in model.state_dict().items()
     }
-    # One metadata key only: safetensors writes the metadata in hash-map order, which
-    # differs between processes, and the same run must give the same bytes.
-    save_file(tensors, str(path), metadata={"format": "pt"})
-    # safetensors creates the file readable by its owner only; give it the mode of
-    # the run's other files (what the umask allows).
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.tmp")
+    try:
+        # One metadata key only: safetensors writes the metadata in hash-map order,
+        # which differs between processes, and the same run must give the same bytes.
+        save_file(tensors, str(partial), metadata={"format": "pt"})
+        # safetensors creates the file readable by its owner only; give it the mode
+        # of the run's other files (what the umask allows).
+        umask = os.umask(0)
+        os.umask(umask)
+        partial.chmod(0o666 & ~umask)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return path
 
 
 #: What load_run and load_spec accept besides a run directory: its spec file (any
@@ -79,10 +156,16 @@ def _run_files(path: str | Path) -> tuple[Path, Path]:
 
 def load_spec(path: str | Path) -> RunSpec:
     """The validated spec of a run directory (or of its ``spec.yaml`` or
-    ``weights.safetensors`` file)."""
-    import yaml
+    ``weights.safetensors`` file).
 
-    from annfactory.spec import parse_run
+    Runs of every format up to :data:`FORMAT_VERSION` load, those saved before
+    formats were versioned included.
+
+    Raises:
+        ConfigError: No spec file, not YAML, a newer format than this annfactory
+            reads, or an invalid spec (the message names the config path).
+    """
+    import yaml
 
     file, _ = _run_files(path)
     if not file.is_file():
@@ -104,7 +187,28 @@ def load_spec(path: str | Path) -> RunSpec:
         raise ConfigError(
             str(file), "does not hold a spec mapping.", "Restore the file."
         )
+    _check_format(file, data.pop(FORMAT_KEY, 1))
     return parse_run(data)
+
+
+def _check_format(file: Path, version: Any) -> None:
+    """Refuse a spec.yaml of a format this annfactory does not read: a newer one,
+    or a ``format_version`` that is no version at all."""
+    from annfactory import __version__
+
+    reads = f"annfactory {__version__} reads {FORMAT_KEY} {FORMAT_VERSION}"
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ConfigError(
+            str(file),
+            f"{FORMAT_KEY} {version!r} is not a format version ({reads}).",
+            "Restore the file.",
+        )
+    if version > FORMAT_VERSION:
+        raise ConfigError(
+            str(file),
+            f"{FORMAT_KEY} {version} is newer than {reads}.",
+            "Load the run with the newer annfactory that saved it.",
+        )
 
 
 def load_run(path: str | Path, device: str | None = None) -> Network:

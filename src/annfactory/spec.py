@@ -24,13 +24,14 @@ from annfactory.errors import (
 )
 from annfactory.inits import InitScheme, Nonlinearity, inits
 from annfactory.layers import LayerType, layers
-from annfactory.params import REQUIRED, Param, validate_params
+from annfactory.params import REQUIRED, Param, require_mapping, validate_params
 from annfactory.registry import Registry
 
 __all__ = [
     "DEVICES",
     "DTYPES",
     "FOLD_AT",
+    "FORMAT_KEY",
     "LAYER_FIELDS",
     "MODEL_TYPES",
     "ActivationSpec",
@@ -60,6 +61,10 @@ _RUN_KEYS: Final = (
     "compile",
     "task",  # the task's options, validated by the task (annfactory.tasks)
 )
+#: The key of a saved ``spec.yaml`` that records its file format (``format_version:
+#: 1``). No config key: :mod:`annfactory.runs` writes it and checks it on loading;
+#: :func:`parse_run` skips it, so a saved spec.yaml's data parses as it is.
+FORMAT_KEY: Final = "format_version"
 LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
 #: Consecutive layers that read the same, from this many on, are folded into one
 #: entry of :meth:`NetworkSpec.summary_line`.
@@ -250,14 +255,17 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
             ``batch_size``, ``device``, ``dtype``.
         strict: Refuse other top-level keys (a typo such as ``sede``). With False they
             are ignored, for configs of applications that hold keys of their own.
+            :data:`FORMAT_KEY` (of a saved spec.yaml) is skipped either way; its
+            version is checked by :func:`annfactory.load_spec`.
 
     Raises:
         ConfigError: Anything is wrong; the message names the config path.
     """
-    _require_mapping(data, "", "the config")
+    require_mapping(data, "", "the config")
     _reject_targets(data, "")
     if strict:
-        _check_keys(data, _RUN_KEYS, "", "top-level key")
+        config = {name: node for name, node in data.items() if name != FORMAT_KEY}
+        _check_keys(config, _RUN_KEYS, "", "top-level key")
     if "model" not in data:
         raise ConfigError(
             "model", "no model is chosen.", "Add model=demo or model=mlp."
@@ -293,7 +301,7 @@ def parse_network(
         activation: The top-level ``activation`` choice: the activation of every dense
             layer except the output layer.
     """
-    _require_mapping(model, key, "a model")
+    require_mapping(model, key, "a model")
     _reject_targets(model, key)
     _reject_targets(init, "init")
     _reject_targets(activation, "activation")
@@ -361,11 +369,11 @@ def _sequential_entries(model: Mapping[str, Any], key: str) -> list[_Entry]:
         raise ConfigError(
             f"{key}.layers", "the network has no layers.", "Add at least one layer."
         )
-    _require_mapping(nodes, f"{key}.layers", "a mapping of layer names to layers")
+    require_mapping(nodes, f"{key}.layers", "a mapping of layer names to layers")
     entries: list[_Entry] = []
     for name, node in nodes.items():
         layer_key = f"{key}.layers.{name}"
-        _require_mapping(node, layer_key, "a layer")
+        require_mapping(node, layer_key, "a layer")
         entries.append(
             (str(name), dict(node), {field: f"{layer_key}.{field}" for field in node})
         )
@@ -415,9 +423,7 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
         }
         entries.append((name, fields, keys))
     overrides = model.get("layers") or {}
-    _require_mapping(
-        overrides, f"{key}.layers", "a mapping of layer names to overrides"
-    )
+    require_mapping(overrides, f"{key}.layers", "a mapping of layer names to overrides")
     by_name = {entry[0]: entry for entry in entries}
     for name, node in overrides.items():
         layer_key = f"{key}.layers.{name}"
@@ -425,7 +431,7 @@ def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
             raise UnknownNameError(
                 layer_key, "layer", name, names, where=f" (depth={sizes['depth']})"
             )
-        _require_mapping(node, layer_key, "a layer")
+        require_mapping(node, layer_key, "a layer")
         _, fields, keys = by_name[name]
         fields.update(node)
         keys.update({field: f"{layer_key}.{field}" for field in node})
@@ -450,7 +456,7 @@ def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]
     Raises:
         ConfigError: The model node is invalid.
     """
-    _require_mapping(model, "model", "a model")
+    require_mapping(model, "model", "a model")
     if model.get("type", "sequential") == "mlp":
         entries = _expand_mlp(model, "model")[1]
     else:
@@ -768,13 +774,6 @@ def validate_device(value: Any) -> str:
         message += f": it contains the non-ASCII character {odd}"
     message += "." + (f" Did you mean {suggestion!r}?" if suggestion else "")
     raise ConfigError("device", message, "Valid devices: cpu, cuda, cuda:N, meta.")
-
-
-def _require_mapping(node: Any, key: str, what: str) -> None:
-    if not isinstance(node, Mapping):
-        raise ConfigError(
-            key or "<root>", f"{node!r} is not {what}.", "Give a mapping."
-        )
 
 
 def _check_keys(node: Mapping[str, Any], allowed: Any, key: str, what: str) -> None:

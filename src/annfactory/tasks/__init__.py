@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import importlib
 import io
-import json
-import math
 import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.runs import METRICS_FILE, SPEC_FILE, metrics_json, save_run
 from annfactory.spec import RunSpec
 
-__all__ = ["TASKS", "TaskContext", "run_named_task"]
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["TASKS", "TaskContext", "run_named_task", "save_model"]
 
 #: Task name -> module. The ``task`` config group has one YAML file per name.
 TASKS: dict[str, str] = {
@@ -98,6 +100,15 @@ class TaskContext:
             self._staging = None
 
 
+def save_model(context: TaskContext, model: nn.Module) -> None:
+    """Stage the run's ``spec.yaml`` and (off the meta device) ``weights.safetensors``
+    with :func:`annfactory.runs.save_run`; they land in the run directory when the
+    task succeeds. A run without a directory saves nothing."""
+    spec_path = context.path(SPEC_FILE)
+    if spec_path is not None:
+        save_run(spec_path.parent, context.spec, model)
+
+
 def task_name(node: Any, key: str = "task") -> str:
     """The task a ``task`` node names (default ``forward``), checked."""
     if node is None:
@@ -158,9 +169,7 @@ def run_named_task(
     )
     try:
         metrics: dict[str, Any] = {"task": name, **module.run(context)}
-        context.write_text(
-            "metrics.json", json.dumps(_finite(metrics), indent=2) + "\n"
-        )
+        context.write_text(METRICS_FILE, metrics_json(metrics))
         if report is not None and log_file is not None and report.getvalue():
             context.write_text(log_file, report.getvalue())
         for file, text in (record or {}).items():
@@ -186,21 +195,3 @@ class _Report(io.StringIO):
 
     def flush(self) -> None:
         self._out.flush()
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def require_mapping(node: Any, key: str) -> Mapping[str, Any]:
-    """``node`` as a mapping, or a ConfigError naming ``key``."""
-    if not isinstance(node, Mapping):
-        raise ConfigError(key, f"{node!r} is not a mapping.", "Give key: value pairs.")
-    return node

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.activations import activations
 from annfactory.errors import ConfigError, UnknownNameError
-from annfactory.params import Param
+from annfactory.params import Param, require_mapping
 from annfactory.spec import ActivationSpec, _parse_choice
-from annfactory.tasks import TaskContext, require_mapping
+from annfactory.tasks import TaskContext
 
 if TYPE_CHECKING:
     import torch
@@ -64,6 +64,8 @@ DEFAULT_RANGE: Final = (-8.0, 8.0)
 DEFAULT_SCORES: Final = (0.2, 0.02, 0.15, 0.15, 0.15, 0.15, 1.0, 3.14)
 _MAX_SCORES: Final = 1000
 _KEYS: Final = ("names", "range", "points", "scores", "params")
+#: The hint when the options, or ``params``, are not a mapping.
+_PAIRS: Final = "Give key: value pairs."
 _POINTS = Param(int, 1000, "grid points over the range", low=2, high=1_000_000)
 # The derivative of leaky_relu on x < 0 is exactly 1% of its maximum: keep rounding
 # from dropping it.
@@ -129,7 +131,7 @@ def parse_options(given: Mapping[str, Any], key: str) -> ActivationsOptions:
         UnknownNameError: An unknown key or activation name (names the closest one).
         ConfigError: Any other bad value; the message names its config path.
     """
-    given = require_mapping(given, key)
+    given = require_mapping(given, key, fix=_PAIRS)
     for name in given:
         if name not in _KEYS:
             raise UnknownNameError(
@@ -216,7 +218,7 @@ def _parse_params(node: Any, key: str) -> dict[str, ActivationSpec]:
     """
     if node is None:
         return {}
-    node = require_mapping(node, key)
+    node = require_mapping(node, key, fix=_PAIRS)
     specs: dict[str, ActivationSpec] = {}
     for name, choice in node.items():
         entry_key = f"{key}.{name}"

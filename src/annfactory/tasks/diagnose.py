@@ -40,13 +40,12 @@ import torch
 from torch.nn import functional
 
 from annfactory.errors import ConfigError
-from annfactory.factory import build_network, resolve_device, seeded_generator
+from annfactory.factory import build_network, resolve_device
 from annfactory.network import Network
 from annfactory.params import Param, validate_params
-from annfactory.runs import save_model
+from annfactory.seeding import random_input, random_labels
 from annfactory.spec import ActivationSpec, RunSpec
-from annfactory.tasks import TaskContext
-from annfactory.tasks.forward import random_input
+from annfactory.tasks import TaskContext, save_model
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -163,14 +162,6 @@ def parse_options(given: Mapping[str, Any], key: str) -> DiagnoseOptions:
         vanishing_below=options["vanishing_below"],
         exploding_above=options["exploding_above"],
     )
-
-
-def random_labels(spec: RunSpec, rows: int, device: torch.device) -> torch.Tensor:
-    """Random class labels in ``[0, out_features)``, one per row, seeded from
-    ``(seed, "labels")`` and drawn on the CPU like the input."""
-    generator = seeded_generator(spec.seed, "labels")
-    labels = torch.randint(0, spec.network.out_features, (rows,), generator=generator)
-    return labels.to(device)
 
 
 def loss_for(option: str, output_activation: ActivationSpec) -> tuple[str, str]:

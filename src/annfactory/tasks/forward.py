@@ -14,35 +14,17 @@ from typing import Any, TextIO
 import torch
 import torchinfo
 
-from annfactory.factory import (
-    build_network,
-    resolve_device,
-    sampling_dtype,
-    seeded_generator,
-)
+from annfactory.factory import build_network, resolve_device
 from annfactory.network import Network
 from annfactory.params import validate_params
-from annfactory.runs import save_model
+from annfactory.seeding import random_input
 from annfactory.spec import RunSpec
-from annfactory.tasks import TaskContext
+from annfactory.tasks import TaskContext, save_model
 
 __all__ = ["COMPILES", "parameter_table", "parse_options", "random_input", "run"]
 
 #: This task honours compile=true (off the meta device).
 COMPILES = True
-
-
-def random_input(
-    spec: RunSpec, device: torch.device, dtype: torch.dtype
-) -> torch.Tensor:
-    """The run's random batch, ``[batch_size, in_features]`` from N(0, 1), seeded from
-    ``(seed, "input")`` and sampled on the CPU like the parameters."""
-    shape = (spec.batch_size, spec.network.in_features)
-    if device.type == "meta":
-        return torch.empty(shape, device=device, dtype=dtype)
-    generator = seeded_generator(spec.seed, "input")
-    x = torch.randn(shape, generator=generator, dtype=sampling_dtype(dtype))
-    return x.to(device=device, dtype=dtype)
 
 
 def parameter_table(model: Network) -> dict[str, dict[str, Any]]:

@@ -21,8 +21,7 @@ import torch
 from annfactory.factory import build_network
 from annfactory.inits import Theory, inits
 from annfactory.params import Param, validate_params
-from annfactory.runs import save_model
-from annfactory.tasks import TaskContext
+from annfactory.tasks import TaskContext, save_model
 
 if TYPE_CHECKING:
     import numpy as np
