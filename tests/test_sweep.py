@@ -159,6 +159,30 @@ def test_seed_range_gives_independent_repeats(run_cli: Any, tmp_path: Path) -> N
     assert "Sweep summary" in result.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", ["seed=1,2,1", "init=zeros,ones,zeros"])
+def test_a_repeated_value_runs_every_job(
+    run_cli: Any, tmp_path: Path, sweep: str
+) -> None:
+    result = run_cli("-m", "model=demo", sweep)
+    assert result.returncode == 0, result.stderr
+    assert "failed" not in result.stderr
+    rows = _summary(tmp_path / "multirun")
+    key, values = sweep.split("=")
+    assert [row["overrides"] for row in rows] == [
+        f"model=demo {key}={value}" for value in values.split(",")
+    ]
+    assert [row["status"] for row in rows] == ["ok", "ok", "ok"]
+    metrics = [
+        json.loads((tmp_path / "multirun" / str(job) / "metrics.json").read_text())
+        for job in range(3)
+    ]
+    # The repeat is the same network as job 0, drawn again; job 1 differs.
+    weights = [m["parameters"]["linear1.weight"]["mean"] for m in metrics]
+    assert weights[2] == weights[0]
+    assert weights[1] != weights[0]
+
+
 class _CountingLoader:  # module level, so pickle finds it
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
@@ -178,17 +202,34 @@ def test_compose_once_hands_the_validated_config_to_the_launcher() -> None:
 
     inner = _CountingLoader()
     loader = ComposeOnce(inner)
-    validated = loader.load_sweep_config(None, ["seed=1"])
+    validated = loader.compose(None, ["seed=1"])
     launched = loader.load_sweep_config(None, ["seed=1"])
     assert launched is validated
     assert inner.calls == [("seed=1",)]
-    # A third request (a relaunch) composes afresh.
-    loader.load_sweep_config(None, ["seed=1"])
+    # A second request (a relaunch) composes afresh.
+    relaunched = loader.load_sweep_config(None, ["seed=1"])
+    assert relaunched is not validated
     assert inner.calls == [("seed=1",), ("seed=1",)]
     assert loader.other() == "delegated"
+    loader.compose(None, ["seed=2"])
     loader.forget()
     copy = pickle.loads(pickle.dumps(loader))
     assert copy._kept == {}
+
+
+def test_compose_once_gives_each_repeated_job_its_own_config() -> None:
+    from annfactory.sweep import ComposeOnce
+
+    inner = _CountingLoader()
+    loader = ComposeOnce(inner)
+    batch = [["seed=1"], ["seed=2"], ["seed=1"]]
+    validated = [loader.compose(None, overrides) for overrides in batch]
+    launched = [loader.load_sweep_config(None, overrides) for overrides in batch]
+    # Still one composition per job, and each job its own object, in job order.
+    assert len(inner.calls) == 3
+    assert [id(c) for c in launched] == [id(c) for c in validated]
+    assert launched[0] is not launched[2]
+    assert loader._kept == {}
 
 
 @pytest.mark.slow
