@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from annfactory.cli import precheck_argv, run_task
+from annfactory.run import check_command_flags, parse_hydra_flags
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -24,5 +25,8 @@ def main(cfg: DictConfig) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    precheck_argv(sys.argv[1:])
+    args = parse_hydra_flags(sys.argv[1:])
+    if args is not None:  # else Hydra reports the bad flag itself
+        check_command_flags(args)
+        precheck_argv(sys.argv[1:])
     main()

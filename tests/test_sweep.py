@@ -252,3 +252,75 @@ def test_a_failing_launcher_turns_its_jobs_into_rows(
     assert [row["status"] for row in rows] == ["error", "error"]
     assert all("SlurmLauncher failed" in row["error"] for row in rows)
     assert all("srun" in row["error"] for row in rows)
+
+
+# --------------------------------------------------------------------------------------
+# Flags that Hydra refuses to combine (-m --cfg job)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-m", "--cfg", "job"], "-m/--multirun and --cfg cannot be combined"),
+        (["--cfg", "job", "--info"], "--cfg and --info cannot be combined"),
+        (["-m", "--run", "seed=1"], "--run and -m/--multirun cannot be combined"),
+        (["--resolve", "seed=1"], "--resolve only works with --cfg or --help"),
+    ],
+)
+def test_flags_hydra_refuses_together_give_a_short_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from annfactory.run import check_command_flags, parse_hydra_flags
+
+    args = parse_hydra_flags(argv)
+    assert args is not None
+    with pytest.raises(SystemExit) as exit_info:
+        check_command_flags(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) <= 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "seed=1,2"],
+        ["--cfg", "job", "seed=1"],
+        ["-m", "--help"],  # Hydra shows the help, whatever else is given
+        ["--cfg", "job", "--resolve"],
+    ],
+)
+def test_flags_hydra_accepts_pass(argv: list[str]) -> None:
+    from annfactory.run import check_command_flags, parse_hydra_flags
+
+    args = parse_hydra_flags(argv)
+    assert args is not None
+    check_command_flags(args)
+
+
+def test_flags_argparse_rejects_are_left_to_hydra(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from annfactory.run import parse_hydra_flags
+
+    assert parse_hydra_flags(["--cfg", "foo"]) is None
+    assert parse_hydra_flags(["--no-such-flag"]) is None
+    # Hydra prints argparse's usage; nothing printed here, so it shows once.
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.slow
+def test_multirun_with_cfg_job_says_why_and_writes_nothing(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    result = run_cli("-m", "--cfg", "job", "model=demo", "seed=1,2")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= 3
+    assert "-m/--multirun and --cfg cannot be combined" in lines[0]
+    assert "--cfg job seed=1" in result.stderr
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
