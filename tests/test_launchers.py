@@ -292,3 +292,94 @@ def test_a_cluster_config_of_ones_own_under_another_name(
     assert result.returncode == 0, result.stderr
     assert "timeout_min: 99" in result.stdout
     assert "SlurmLauncher" in result.stdout
+
+
+# --------------------------------------------------------------------------------------
+# --help lists the launchers and sweepers Hydra accepts
+# --------------------------------------------------------------------------------------
+
+
+def help_lines(text: str) -> dict[str, list[str]]:
+    """The ``hydra/sweeper: ...`` and ``hydra/launcher: ...`` lines of the help."""
+    found = re.findall(r"^(hydra/sweeper|hydra/launcher): (.+)$", text, re.M)
+    return {group: options.split(", ") for group, options in found}
+
+
+def composed_help(overrides: list[str]) -> tuple[str, dict[str, list[str]]]:
+    """The help template as ``--help`` renders it, and Hydra's own option lists."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import annfactory.run  # noqa: F401  (registers the help's resolver)
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        groups = {
+            group: sorted(loader.get_group_options(group))
+            for group in ("hydra/sweeper", "hydra/launcher")
+        }
+        return str(cfg.hydra.help.template), groups
+
+
+def test_help_lists_every_sweeper_and_launcher_hydra_accepts() -> None:
+    text, groups = composed_help(["hydra/sweeper=basic"])
+    listed = help_lines(text)
+    assert listed == {
+        "hydra/sweeper": [
+            option + " (selected)" * (option == "basic")
+            for option in groups["hydra/sweeper"]
+        ],
+        "hydra/launcher": [
+            option + " (selected)" * (option == "basic")
+            for option in groups["hydra/launcher"]
+        ],
+    }
+    assert {"annfactory", "basic"} <= set(groups["hydra/sweeper"])
+    assert {"basic", *SCHEMAS} <= set(groups["hydra/launcher"])
+
+
+def test_help_marks_a_launcher_whose_plugin_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import annfactory.run
+
+    installed = annfactory.run._plugin_targets()
+    monkeypatch.setattr(
+        annfactory.run,
+        "_plugin_targets",
+        lambda: installed - {plugin_target("joblib")},
+    )
+    listed = help_lines(composed_help([])[0])
+    assert "joblib (plugin not installed)" in listed["hydra/launcher"]
+    assert "submitit_local" in listed["hydra/launcher"]
+    assert "annfactory (selected)" in listed["hydra/sweeper"]
+
+
+@pytest.mark.slow
+def test_help_lists_launchers_of_ones_own_config_dir(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    own = tmp_path / "my_configs" / "hydra" / "launcher"
+    own.mkdir(parents=True)
+    (own / "my_cluster.yaml").write_text(
+        (LAUNCHER_DIR / "submitit_slurm.yaml").read_text()
+    )
+    (own / "nowhere.yaml").write_text("_target_: nowhere.NoLauncher\n")
+    result = run_cli(
+        "--help", "--config-dir", str(tmp_path / "my_configs"), "hydra/launcher=joblib"
+    )
+    assert result.returncode == 0, result.stderr
+    listed = help_lines(result.stdout)
+    launchers = listed["hydra/launcher"]
+    assert {
+        "basic",
+        "joblib (selected)",
+        "my_cluster",
+        "nowhere (plugin not installed)",
+        "submitit_local",
+        "submitit_slurm",
+    } <= set(launchers)
+    assert launchers == sorted(launchers)
+    assert listed["hydra/sweeper"][0] == "annfactory (selected)"
+    assert "Traceback" not in result.stderr

@@ -1,8 +1,11 @@
-"""annfactory's command line, before Hydra takes over: checks of the flags.
+"""annfactory's command line around Hydra: checks of the flags, and the help's lists.
 
 Hydra stops with a ``ValueError`` traceback when a command line combines flags that
 each choose what the command does (``-m --cfg job``); :func:`check_command_flags` says
 so in two lines instead.
+
+``--help`` lists the sweepers and launchers through the ``annfactory.options``
+resolver (:func:`group_options`), from Hydra's own config sources and plugins.
 """
 
 from __future__ import annotations
@@ -10,9 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-__all__ = ["check_command_flags", "parse_hydra_flags"]
+from omegaconf import OmegaConf
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+__all__ = ["check_command_flags", "group_options", "parse_hydra_flags"]
 
 #: Hydra's flags that each choose what the command does; Hydra takes one at most.
 _COMMAND_FLAGS = {
@@ -80,3 +88,51 @@ def check_command_flags(args: argparse.Namespace) -> None:
 def _usage_error(lines: list[str]) -> NoReturn:
     print("\n".join(lines), file=sys.stderr)
     sys.exit(2)
+
+
+def group_options(group: str, *, _root_: DictConfig) -> str:
+    """The options of a Hydra config group as the help lists them.
+
+    Every option Hydra would accept for ``group`` (annfactory's files and the configs
+    that installed plugins store), sorted, the one this command line selects marked
+    ``(selected)``, and ``(plugin not installed)`` after an option whose ``_target_``
+    names no plugin that Hydra found. Used in ``conf/hydra/help/annfactory.yaml`` as
+    ``${annfactory.options:hydra/launcher}``.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    selected = OmegaConf.select(_root_, "hydra.runtime.choices", default={}).get(group)
+    installed = _plugin_targets()
+    shown = []
+    for option in sorted(loader.get_group_options(group)):
+        target = _target_of(loader, f"{group}/{option}")
+        notes = []
+        if option == selected:
+            notes.append("selected")
+        if target is not None and target not in installed:
+            notes.append("plugin not installed")
+        shown.append(option + "".join(f" ({note})" for note in notes))
+    return ", ".join(shown)
+
+
+def _plugin_targets() -> set[str]:
+    """``module.Class`` of every plugin Hydra discovered."""
+    from hydra.core.plugins import Plugins
+
+    return {f"{c.__module__}.{c.__qualname__}" for c in Plugins.instance().discover()}
+
+
+def _target_of(loader: Any, config_path: str) -> str | None:
+    """The ``_target_`` of a config, from the first source in the search path that
+    holds it (None without one)."""
+    for source in loader.get_sources():
+        if source.is_config(config_path):
+            node = source.load_config(config_path).config
+            target = node.get("_target_") if hasattr(node, "get") else None
+            return None if target is None else str(target)
+    return None
+
+
+# On import, so that Hydra finds it when it renders the help of this application.
+OmegaConf.register_new_resolver("annfactory.options", group_options, replace=True)
