@@ -1,11 +1,20 @@
-"""annfactory's command line around Hydra: checks of the flags, and the help's lists.
+"""annfactory's command line: the Hydra application behind all three ways to start it.
+
+    annfactory model=demo                 (installed: the console script)
+    python -m annfactory model=demo       (installed)
+    python scripts/run.py model=demo      (a clone of the repository; a thin shim)
+
+All three call :func:`main`: the flags and the overrides are checked before Hydra
+composes anything, then Hydra runs :func:`run_task` as usual. Hydra names the job
+after this module, ``run`` (``run.log`` in each run's directory), and finds the
+configs in the package (``pkg://annfactory/conf``), in a clone or installed alike.
 
 Hydra stops with a ``ValueError`` traceback when a command line combines flags that
 each choose what the command does (``-m --cfg job``); :func:`check_command_flags` says
-so in two lines instead.
-
-``--help`` lists the sweepers and launchers through the ``annfactory.options``
-resolver (:func:`group_options`), from Hydra's own config sources and plugins.
+so in two lines instead. ``--help`` lists the sweepers and launchers through the
+``annfactory.options`` resolver (:func:`group_options`), from Hydra's own config
+sources and plugins, and shows its examples with the command that was typed
+(``annfactory.command``).
 """
 
 from __future__ import annotations
@@ -13,14 +22,41 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-from omegaconf import OmegaConf
+import hydra
+from omegaconf import DictConfig, OmegaConf
 
-if TYPE_CHECKING:
-    from omegaconf import DictConfig
+from annfactory.cli import precheck_argv, run_task
 
-__all__ = ["check_command_flags", "group_options", "parse_hydra_flags"]
+__all__ = ["check_command_flags", "group_options", "main", "parse_hydra_flags"]
+
+#: How the running command was typed, for the examples of ``--help``.
+_command = "annfactory"
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def _app(cfg: DictConfig) -> dict[str, Any]:
+    """Hydra's task function: one job of a run or a sweep."""
+    return run_task(cfg)
+
+
+def main(command: str = "annfactory") -> None:
+    """Run annfactory's command line on ``sys.argv``.
+
+    Args:
+        command: How the user starts it (``annfactory``, ``python -m annfactory``,
+            ``python scripts/run.py``), shown in the examples of ``--help``.
+    """
+    global _command
+    _command = command
+    argv = sys.argv[1:]
+    args = parse_hydra_flags(argv)
+    if args is not None:  # else Hydra reports the bad flag itself
+        check_command_flags(args)
+        precheck_argv(argv)
+    _app()
+
 
 #: Hydra's flags that each choose what the command does; Hydra takes one at most.
 _COMMAND_FLAGS = {
@@ -134,5 +170,11 @@ def _target_of(loader: Any, config_path: str) -> str | None:
     return None
 
 
-# On import, so that Hydra finds it when it renders the help of this application.
+def command() -> str:
+    """How the running command was typed (``annfactory.command`` in the help)."""
+    return _command
+
+
+# On import, so that Hydra finds them when it renders the help of this application.
 OmegaConf.register_new_resolver("annfactory.options", group_options, replace=True)
+OmegaConf.register_new_resolver("annfactory.command", command, replace=True)
