@@ -148,6 +148,47 @@ def test_an_uncomposable_job_is_a_row_with_the_closest_name(
 
 
 @pytest.mark.slow
+def test_a_failed_job_in_a_later_batch_keeps_its_number(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    inits = ["zeros", "ones", "xavier_norml", "xavier_normal"]
+    result = run_cli(
+        "-m",
+        "model=demo",
+        f"init={','.join(inits)}",
+        "hydra.sweeper.max_batch_size=2",
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    log = result.stdout + result.stderr
+    # Two batches: jobs 0-1, then job 2 (invalid, not launched) and job 3.
+    assert log.count("Launching 2 jobs locally") == 1
+    assert log.count("Launching 1 jobs locally") == 1
+    assert "1 of 4 jobs failed (jobs 2)" in result.stderr
+    sweep = tmp_path / "multirun"
+    rows = _summary(sweep)
+    assert [(row["job"], row["overrides"], row["status"]) for row in rows] == [
+        (str(job), f"model=demo init={init}", "error" if job == 2 else "ok")
+        for job, init in enumerate(inits)
+    ]
+    assert "Did you mean 'xavier_normal'?" in rows[2]["error"]
+    for job in (0, 1, 3):
+        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
+        weight_init = metrics["parameters"]["linear1.weight"]["init"]
+        assert weight_init.startswith(inits[job]), (job, weight_init)
+    assert not (sweep / "2").exists()
+
+
+def test_runs_of_valid_jobs_keep_sweep_numbers() -> None:
+    from hydra_plugins.annfactory_sweeper import _runs_of_valid_jobs
+
+    batch = [["a=0"], ["a=1"], ["a=2"], ["a=3"]]
+    # The batch starts at job 10; job 11 is invalid.
+    runs = _runs_of_valid_jobs(batch, 10, {11: {}})
+    assert runs == [(10, [["a=0"]]), (12, [["a=2"], ["a=3"]])]
+
+
+@pytest.mark.slow
 def test_seed_range_gives_independent_repeats(run_cli: Any, tmp_path: Path) -> None:
     result = run_cli("-m", "model=demo", "seed=range(0,5)")
     assert result.returncode == 0, result.stderr
