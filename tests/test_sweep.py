@@ -125,6 +125,27 @@ def test_a_failed_job_in_the_middle_is_a_row_and_the_rest_run(
     assert "| 1 | model=demo model.layers.linear1.out_features=0 | error |" in (
         result.stdout
     )
+    # The README shows this sweep's table as printed (wall times aside).
+    assert _printed_rows(result.stdout) == _printed_rows(_readme_sweep_output())
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_sweep_output() -> str:
+    """The output the README's Sweeps section shows for the out_features sweep."""
+    text = README.read_text()
+    command = text.index("-m model=demo model.layers.linear1.out_features=3,0,4\n")
+    start = text.index("```\nSweep summary", command)
+    return text[start : text.index("```", start + 3)]
+
+
+def _printed_rows(output: str) -> list[list[str]]:
+    """The printed summary table's cells, without the wall-time column."""
+    lines = [line for line in output.splitlines() if line.startswith("| ")]
+    cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    wall = cells[0].index("wall_time_s")
+    return [row[:wall] + row[wall + 1 :] for row in cells]
 
 
 @pytest.mark.slow
