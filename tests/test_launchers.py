@@ -305,13 +305,16 @@ def help_lines(text: str) -> dict[str, list[str]]:
     return {group: options.split(", ") for group, options in found}
 
 
-def composed_help(overrides: list[str]) -> tuple[str, dict[str, list[str]]]:
+def composed_help(
+    overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, dict[str, list[str]]]:
     """The help template as ``--help`` renders it, and Hydra's own option lists."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    import annfactory.run  # noqa: F401  (registers the help's resolver)
+    import annfactory.run  # registers the help's resolver
 
+    monkeypatch.setattr(annfactory.run, "_help_requested", True)
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose("config", overrides=overrides, return_hydra_config=True)
         loader = GlobalHydra.instance().config_loader()
@@ -322,8 +325,10 @@ def composed_help(overrides: list[str]) -> tuple[str, dict[str, list[str]]]:
         return str(cfg.hydra.help.template), groups
 
 
-def test_help_lists_every_sweeper_and_launcher_hydra_accepts() -> None:
-    text, groups = composed_help(["hydra/sweeper=basic"])
+def test_help_lists_every_sweeper_and_launcher_hydra_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text, groups = composed_help(["hydra/sweeper=basic"], monkeypatch)
     listed = help_lines(text)
     assert listed == {
         "hydra/sweeper": [
@@ -350,10 +355,26 @@ def test_help_marks_a_launcher_whose_plugin_is_missing(
         "_plugin_targets",
         lambda: installed - {plugin_target("joblib")},
     )
-    listed = help_lines(composed_help([])[0])
+    listed = help_lines(composed_help([], monkeypatch)[0])
     assert "joblib (plugin not installed)" in listed["hydra/launcher"]
     assert "submitit_local" in listed["hydra/launcher"]
     assert "annfactory (selected)" in listed["hydra/sweeper"]
+
+
+def test_options_are_listed_only_for_the_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra import compose, initialize_config_dir
+
+    import annfactory.run
+
+    calls: list[str] = []
+    monkeypatch.setattr(annfactory.run, "_plugin_targets", lambda: calls.append("x"))
+    # Composing merges the hydra config, which evaluates the help's resolvers.
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+        text = str(cfg.hydra.help.template)
+    assert re.search(r"^hydra/sweeper: $", text, re.M)
+    assert re.search(r"^hydra/launcher: $", text, re.M)
+    assert calls == []
 
 
 @pytest.mark.slow
