@@ -404,3 +404,21 @@ def test_help_lists_launchers_of_ones_own_config_dir(
     assert launchers == sorted(launchers)
     assert listed["hydra/sweeper"][0] == "annfactory (selected)"
     assert "Traceback" not in result.stderr
+
+
+def test_help_examples_show_the_command_that_was_typed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import annfactory.run
+
+    monkeypatch.setattr(annfactory.run, "_command", "python -m annfactory")
+    text = composed_help([], monkeypatch)[0]
+    footer = OmegaConf.load(conf_dir() / "hydra" / "help" / "annfactory.yaml").footer
+    examples = [
+        line for line in footer.splitlines() if line.startswith("  annfactory ")
+    ]
+    assert len(examples) >= 5
+    for line in examples:
+        assert line.replace("annfactory", "python -m annfactory", 1) in text
+    # Prose that names annfactory elsewhere is left alone.
+    assert "annfactory: build a fully connected PyTorch network" in text

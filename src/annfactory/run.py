@@ -14,12 +14,13 @@ each choose what the command does (``-m --cfg job``); :func:`check_command_flags
 so in two lines instead. ``--help`` lists the sweepers and launchers through the
 ``annfactory.options`` resolver (:func:`group_options`), from Hydra's own config
 sources and plugins, and shows its examples with the command that was typed
-(``annfactory.command``).
+(``annfactory.footer``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -34,8 +35,9 @@ __all__ = ["check_command_flags", "group_options", "main", "parse_hydra_flags"]
 #: How the running command was typed, for the examples of ``--help``.
 _command = "annfactory"
 #: Whether this command shows the help. OmegaConf evaluates the help's resolvers
-#: whenever Hydra merges the hydra config (four times a run), and listing the options
-#: takes about 0.1 s, so the lists are worked out only for ``--help``.
+#: whenever Hydra merges the hydra config (four times a composition, two compositions
+#: a run), and listing the options takes about 0.1 s, so the help's resolvers do
+#: their work only for ``--help``.
 _help_requested = False
 
 
@@ -177,11 +179,17 @@ def _target_of(loader: Any, config_path: str) -> str | None:
     return None
 
 
-def command() -> str:
-    """How the running command was typed (``annfactory.command`` in the help)."""
-    return _command
+def help_footer(*, _parent_: DictConfig) -> str:
+    """The help's footer (``hydra.help.footer``) with its examples' command as the
+    user typed it: ``python -m annfactory model=demo`` where the footer says
+    ``annfactory model=demo``. Used in the help's template as ``${annfactory.footer:}``;
+    empty unless the command shows its help."""
+    if not _help_requested:
+        return ""
+    footer = str(_parent_.get("footer", ""))
+    return re.sub(r"(?m)^(\s+)annfactory ", rf"\g<1>{_command} ", footer)
 
 
 # On import, so that Hydra finds them when it renders the help of this application.
 OmegaConf.register_new_resolver("annfactory.options", group_options, replace=True)
-OmegaConf.register_new_resolver("annfactory.command", command, replace=True)
+OmegaConf.register_new_resolver("annfactory.footer", help_footer, replace=True)
