@@ -3,14 +3,31 @@ speed targets are checked by running the benchmark itself)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench_module(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "bench", REPO / "scripts" / "bench.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Its dataclasses look their module up while the module runs.
+    monkeypatch.setitem(sys.modules, "bench", module)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.mark.slow
@@ -54,3 +71,66 @@ def test_bench_refuses_an_unknown_figure() -> None:
     )
     assert done.returncode == 2
     assert "unknown figures ['nope']" in done.stderr
+
+
+@pytest.mark.slow
+def test_bench_end_to_end_reports_the_hydra_app_and_the_bare_script(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--only",
+            "end_to_end",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    figures = json.loads(out.read_text())["figures"]
+    assert [(f["name"], f["target"]) for f in figures] == [
+        ("end to end", 1.05),
+        ("end to end vs a bare script", None),
+    ]
+    # Both compare the same annfactory run.
+    assert figures[0]["ours"] == figures[1]["ours"]
+    for figure in figures:
+        assert figure["extra"]["cpu_s"] > 0
+        assert figure["extra"]["reference_cpu_s"] > 0
+    assert "| end to end: CPU time |" in done.stdout
+
+
+def _summary_rows(text: str) -> list[str]:
+    """The per-layer rows of a torchinfo summary (the root row names the class)."""
+    return [line for line in text.splitlines() if re.match(r"^[├└]─", line)]
+
+
+@pytest.mark.slow
+def test_plain_hydra_app_prints_the_same_summary_as_annfactory(
+    run_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = _bench_module(monkeypatch)
+    app = tmp_path / "hydra_app"
+    (app / "conf").mkdir(parents=True)
+    (app / "conf" / "config.yaml").write_text(bench.PLAIN_HYDRA_CONFIG)
+    (app / "demo_app.py").write_text(bench.PLAIN_HYDRA_APP)
+    plain = subprocess.run(
+        [sys.executable, str(app / "demo_app.py"), f"hydra.run.dir={tmp_path / 'h'}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert plain.returncode == 0, plain.stderr
+    ours = run_cli("model=demo")
+    assert ours.returncode == 0, ours.stderr
+    summary = (ours.run_dir / "summary.txt").read_text()
+    assert len(_summary_rows(summary)) == 6
+    assert _summary_rows(plain.stdout) == _summary_rows(summary)
+    assert "Total params: 26" in plain.stdout

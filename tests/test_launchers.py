@@ -292,3 +292,133 @@ def test_a_cluster_config_of_ones_own_under_another_name(
     assert result.returncode == 0, result.stderr
     assert "timeout_min: 99" in result.stdout
     assert "SlurmLauncher" in result.stdout
+
+
+# --------------------------------------------------------------------------------------
+# --help lists the launchers and sweepers Hydra accepts
+# --------------------------------------------------------------------------------------
+
+
+def help_lines(text: str) -> dict[str, list[str]]:
+    """The ``hydra/sweeper: ...`` and ``hydra/launcher: ...`` lines of the help."""
+    found = re.findall(r"^(hydra/sweeper|hydra/launcher): (.+)$", text, re.M)
+    return {group: options.split(", ") for group, options in found}
+
+
+def composed_help(
+    overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, dict[str, list[str]]]:
+    """The help template as ``--help`` renders it, and Hydra's own option lists."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    import annfactory.run  # registers the help's resolver
+
+    monkeypatch.setattr(annfactory.run, "_help_requested", True)
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        groups = {
+            group: sorted(loader.get_group_options(group))
+            for group in ("hydra/sweeper", "hydra/launcher")
+        }
+        return str(cfg.hydra.help.template), groups
+
+
+def test_help_lists_every_sweeper_and_launcher_hydra_accepts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text, groups = composed_help(["hydra/sweeper=basic"], monkeypatch)
+    listed = help_lines(text)
+    assert listed == {
+        "hydra/sweeper": [
+            option + " (selected)" * (option == "basic")
+            for option in groups["hydra/sweeper"]
+        ],
+        "hydra/launcher": [
+            option + " (selected)" * (option == "basic")
+            for option in groups["hydra/launcher"]
+        ],
+    }
+    assert {"annfactory", "basic"} <= set(groups["hydra/sweeper"])
+    assert {"basic", *SCHEMAS} <= set(groups["hydra/launcher"])
+
+
+def test_help_marks_a_launcher_whose_plugin_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import annfactory.run
+
+    installed = annfactory.run._plugin_targets()
+    monkeypatch.setattr(
+        annfactory.run,
+        "_plugin_targets",
+        lambda: installed - {plugin_target("joblib")},
+    )
+    listed = help_lines(composed_help([], monkeypatch)[0])
+    assert "joblib (plugin not installed)" in listed["hydra/launcher"]
+    assert "submitit_local" in listed["hydra/launcher"]
+    assert "annfactory (selected)" in listed["hydra/sweeper"]
+
+
+def test_options_are_listed_only_for_the_help(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra import compose, initialize_config_dir
+
+    import annfactory.run
+
+    calls: list[str] = []
+    monkeypatch.setattr(annfactory.run, "_plugin_targets", lambda: calls.append("x"))
+    # Composing merges the hydra config, which evaluates the help's resolvers.
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+        text = str(cfg.hydra.help.template)
+    assert re.search(r"^hydra/sweeper: $", text, re.M)
+    assert re.search(r"^hydra/launcher: $", text, re.M)
+    assert calls == []
+
+
+@pytest.mark.slow
+def test_help_lists_launchers_of_ones_own_config_dir(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
+    own = tmp_path / "my_configs" / "hydra" / "launcher"
+    own.mkdir(parents=True)
+    (own / "my_cluster.yaml").write_text(
+        (LAUNCHER_DIR / "submitit_slurm.yaml").read_text()
+    )
+    (own / "nowhere.yaml").write_text("_target_: nowhere.NoLauncher\n")
+    result = run_cli(
+        "--help", "--config-dir", str(tmp_path / "my_configs"), "hydra/launcher=joblib"
+    )
+    assert result.returncode == 0, result.stderr
+    listed = help_lines(result.stdout)
+    launchers = listed["hydra/launcher"]
+    assert {
+        "basic",
+        "joblib (selected)",
+        "my_cluster",
+        "nowhere (plugin not installed)",
+        "submitit_local",
+        "submitit_slurm",
+    } <= set(launchers)
+    assert launchers == sorted(launchers)
+    assert listed["hydra/sweeper"][0] == "annfactory (selected)"
+    assert "Traceback" not in result.stderr
+
+
+def test_help_examples_show_the_command_that_was_typed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import annfactory.run
+
+    monkeypatch.setattr(annfactory.run, "_command", "python -m annfactory")
+    text = composed_help([], monkeypatch)[0]
+    footer = OmegaConf.load(conf_dir() / "hydra" / "help" / "annfactory.yaml").footer
+    examples = [
+        line for line in footer.splitlines() if line.startswith("  annfactory ")
+    ]
+    assert len(examples) >= 5
+    for line in examples:
+        assert line.replace("annfactory", "python -m annfactory", 1) in text
+    # Prose that names annfactory elsewhere is left alone.
+    assert "annfactory: build a fully connected PyTorch network" in text

@@ -125,6 +125,27 @@ def test_a_failed_job_in_the_middle_is_a_row_and_the_rest_run(
     assert "| 1 | model=demo model.layers.linear1.out_features=0 | error |" in (
         result.stdout
     )
+    # The README shows this sweep's table as printed (wall times aside).
+    assert _printed_rows(result.stdout) == _printed_rows(_readme_sweep_output())
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_sweep_output() -> str:
+    """The output the README's Sweeps section shows for the out_features sweep."""
+    text = README.read_text()
+    command = text.index("-m model=demo model.layers.linear1.out_features=3,0,4\n")
+    start = text.index("```\nSweep summary", command)
+    return text[start : text.index("```", start + 3)]
+
+
+def _printed_rows(output: str) -> list[list[str]]:
+    """The printed summary table's cells, without the wall-time column."""
+    lines = [line for line in output.splitlines() if line.startswith("| ")]
+    cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    wall = cells[0].index("wall_time_s")
+    return [row[:wall] + row[wall + 1 :] for row in cells]
 
 
 @pytest.mark.slow
@@ -148,6 +169,47 @@ def test_an_uncomposable_job_is_a_row_with_the_closest_name(
 
 
 @pytest.mark.slow
+def test_a_failed_job_in_a_later_batch_keeps_its_number(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    inits = ["zeros", "ones", "xavier_norml", "xavier_normal"]
+    result = run_cli(
+        "-m",
+        "model=demo",
+        f"init={','.join(inits)}",
+        "hydra.sweeper.max_batch_size=2",
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    log = result.stdout + result.stderr
+    # Two batches: jobs 0-1, then job 2 (invalid, not launched) and job 3.
+    assert log.count("Launching 2 jobs locally") == 1
+    assert log.count("Launching 1 jobs locally") == 1
+    assert "1 of 4 jobs failed (jobs 2)" in result.stderr
+    sweep = tmp_path / "multirun"
+    rows = _summary(sweep)
+    assert [(row["job"], row["overrides"], row["status"]) for row in rows] == [
+        (str(job), f"model=demo init={init}", "error" if job == 2 else "ok")
+        for job, init in enumerate(inits)
+    ]
+    assert "Did you mean 'xavier_normal'?" in rows[2]["error"]
+    for job in (0, 1, 3):
+        metrics = json.loads((sweep / str(job) / "metrics.json").read_text())
+        weight_init = metrics["parameters"]["linear1.weight"]["init"]
+        assert weight_init.startswith(inits[job]), (job, weight_init)
+    assert not (sweep / "2").exists()
+
+
+def test_runs_of_valid_jobs_keep_sweep_numbers() -> None:
+    from hydra_plugins.annfactory_sweeper import _runs_of_valid_jobs
+
+    batch = [["a=0"], ["a=1"], ["a=2"], ["a=3"]]
+    # The batch starts at job 10; job 11 is invalid.
+    runs = _runs_of_valid_jobs(batch, 10, {11: {}})
+    assert runs == [(10, [["a=0"]]), (12, [["a=2"], ["a=3"]])]
+
+
+@pytest.mark.slow
 def test_seed_range_gives_independent_repeats(run_cli: Any, tmp_path: Path) -> None:
     result = run_cli("-m", "model=demo", "seed=range(0,5)")
     assert result.returncode == 0, result.stderr
@@ -157,6 +219,30 @@ def test_seed_range_gives_independent_repeats(run_cli: Any, tmp_path: Path) -> N
     means = {row["parameters.linear1.weight.mean"] for row in rows}
     assert len(means) == 5
     assert "Sweep summary" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sweep", ["seed=1,2,1", "init=zeros,ones,zeros"])
+def test_a_repeated_value_runs_every_job(
+    run_cli: Any, tmp_path: Path, sweep: str
+) -> None:
+    result = run_cli("-m", "model=demo", sweep)
+    assert result.returncode == 0, result.stderr
+    assert "failed" not in result.stderr
+    rows = _summary(tmp_path / "multirun")
+    key, values = sweep.split("=")
+    assert [row["overrides"] for row in rows] == [
+        f"model=demo {key}={value}" for value in values.split(",")
+    ]
+    assert [row["status"] for row in rows] == ["ok", "ok", "ok"]
+    metrics = [
+        json.loads((tmp_path / "multirun" / str(job) / "metrics.json").read_text())
+        for job in range(3)
+    ]
+    # The repeat is the same network as job 0, drawn again; job 1 differs.
+    weights = [m["parameters"]["linear1.weight"]["mean"] for m in metrics]
+    assert weights[2] == weights[0]
+    assert weights[1] != weights[0]
 
 
 class _CountingLoader:  # module level, so pickle finds it
@@ -178,17 +264,34 @@ def test_compose_once_hands_the_validated_config_to_the_launcher() -> None:
 
     inner = _CountingLoader()
     loader = ComposeOnce(inner)
-    validated = loader.load_sweep_config(None, ["seed=1"])
+    validated = loader.compose(None, ["seed=1"])
     launched = loader.load_sweep_config(None, ["seed=1"])
     assert launched is validated
     assert inner.calls == [("seed=1",)]
-    # A third request (a relaunch) composes afresh.
-    loader.load_sweep_config(None, ["seed=1"])
+    # A second request (a relaunch) composes afresh.
+    relaunched = loader.load_sweep_config(None, ["seed=1"])
+    assert relaunched is not validated
     assert inner.calls == [("seed=1",), ("seed=1",)]
     assert loader.other() == "delegated"
+    loader.compose(None, ["seed=2"])
     loader.forget()
     copy = pickle.loads(pickle.dumps(loader))
     assert copy._kept == {}
+
+
+def test_compose_once_gives_each_repeated_job_its_own_config() -> None:
+    from annfactory.sweep import ComposeOnce
+
+    inner = _CountingLoader()
+    loader = ComposeOnce(inner)
+    batch = [["seed=1"], ["seed=2"], ["seed=1"]]
+    validated = [loader.compose(None, overrides) for overrides in batch]
+    launched = [loader.load_sweep_config(None, overrides) for overrides in batch]
+    # Still one composition per job, and each job its own object, in job order.
+    assert len(inner.calls) == 3
+    assert [id(c) for c in launched] == [id(c) for c in validated]
+    assert launched[0] is not launched[2]
+    assert loader._kept == {}
 
 
 @pytest.mark.slow
@@ -211,3 +314,75 @@ def test_a_failing_launcher_turns_its_jobs_into_rows(
     assert [row["status"] for row in rows] == ["error", "error"]
     assert all("SlurmLauncher failed" in row["error"] for row in rows)
     assert all("srun" in row["error"] for row in rows)
+
+
+# --------------------------------------------------------------------------------------
+# Flags that Hydra refuses to combine (-m --cfg job)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-m", "--cfg", "job"], "-m/--multirun and --cfg cannot be combined"),
+        (["--cfg", "job", "--info"], "--cfg and --info cannot be combined"),
+        (["-m", "--run", "seed=1"], "--run and -m/--multirun cannot be combined"),
+        (["--resolve", "seed=1"], "--resolve only works with --cfg or --help"),
+    ],
+)
+def test_flags_hydra_refuses_together_give_a_short_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from annfactory.run import check_command_flags, parse_hydra_flags
+
+    args = parse_hydra_flags(argv)
+    assert args is not None
+    with pytest.raises(SystemExit) as exit_info:
+        check_command_flags(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert len(err.strip().splitlines()) <= 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "seed=1,2"],
+        ["--cfg", "job", "seed=1"],
+        ["-m", "--help"],  # Hydra shows the help, whatever else is given
+        ["--cfg", "job", "--resolve"],
+    ],
+)
+def test_flags_hydra_accepts_pass(argv: list[str]) -> None:
+    from annfactory.run import check_command_flags, parse_hydra_flags
+
+    args = parse_hydra_flags(argv)
+    assert args is not None
+    check_command_flags(args)
+
+
+def test_flags_argparse_rejects_are_left_to_hydra(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from annfactory.run import parse_hydra_flags
+
+    assert parse_hydra_flags(["--cfg", "foo"]) is None
+    assert parse_hydra_flags(["--no-such-flag"]) is None
+    # Hydra prints argparse's usage; nothing printed here, so it shows once.
+    assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.slow
+def test_multirun_with_cfg_job_says_why_and_writes_nothing(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    result = run_cli("-m", "--cfg", "job", "model=demo", "seed=1,2")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= 3
+    assert "-m/--multirun and --cfg cannot be combined" in lines[0]
+    assert "--cfg job seed=1" in result.stderr
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []

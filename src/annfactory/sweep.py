@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import math
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
@@ -61,22 +62,36 @@ class SweepFailedError(AnnFactoryError):
 class ComposeOnce:
     """Wraps Hydra's config loader so each job's config is composed once per sweep.
 
-    The sweeper composes every job up front to find the invalid ones; the launcher then
-    asks for the same configs again. The first composition of each job is kept and
-    handed to the launcher instead of composing it a second time. Everything else is
-    delegated to the wrapped loader.
+    The sweeper composes every job up front (:meth:`compose`) to find the invalid ones;
+    the launcher then asks for the same configs again (``load_sweep_config``) and gets
+    the kept ones instead of composing them a second time. Each kept config is handed
+    out once: the launcher writes the job's number into it and Hydra makes it
+    read-only, so two jobs with the same overrides (``seed=1,2,1``) must each get their
+    own. Everything else is delegated to the wrapped loader.
     """
 
     def __init__(self, loader: Any) -> None:
         self.loader = loader
-        self._kept: dict[tuple[str, ...], Any] = {}
+        # Per overrides, the configs composed and not yet launched, in job order.
+        self._kept: dict[tuple[str, ...], deque[Any]] = {}
+
+    def compose(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+        """Compose one job's config (raises if it does not compose) and keep it for
+        the launcher."""
+        config = self.loader.load_sweep_config(master_config, sweep_overrides)
+        self._kept.setdefault(tuple(sweep_overrides), deque()).append(config)
+        return config
 
     def load_sweep_config(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+        """The launcher's request: a config kept by :meth:`compose` for these
+        overrides, or a freshly composed one when none is left (a relaunch)."""
         key = tuple(sweep_overrides)
-        if key in self._kept:
-            return self._kept.pop(key)
-        config = self.loader.load_sweep_config(master_config, sweep_overrides)
-        self._kept[key] = config
+        kept = self._kept.get(key)
+        if not kept:
+            return self.loader.load_sweep_config(master_config, sweep_overrides)
+        config = kept.popleft()
+        if not kept:
+            del self._kept[key]
         return config
 
     def forget(self) -> None:

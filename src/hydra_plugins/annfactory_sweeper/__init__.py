@@ -20,13 +20,16 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
+
+if TYPE_CHECKING:
+    from annfactory.sweep import ComposeOnce
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ class AnnFactorySweeper(BasicSweeper):
         first_job = 0
         while not self.is_done():
             batch = self.get_job_batch()
-            failed = self._invalid_jobs(batch, first_job)
+            failed = self._invalid_jobs(loader, batch, first_job)
             records.extend(failed.values())
             for start, jobs in _runs_of_valid_jobs(batch, first_job, failed):
                 try:
@@ -112,21 +115,19 @@ class AnnFactorySweeper(BasicSweeper):
         return returns
 
     def _invalid_jobs(
-        self, batch: Sequence[Sequence[str]], first_job: int
+        self, loader: "ComposeOnce", batch: Sequence[Sequence[str]], first_job: int
     ) -> dict[int, Any]:
-        """Compose each job's config up front (as the basic sweeper does); record the
-        ones that fail instead of stopping the sweep."""
+        """Compose each job's config up front (as the basic sweeper does) and keep it
+        for the launcher (``loader`` is the sweep's ``ComposeOnce``); record the ones
+        that fail instead of stopping the sweep."""
         from annfactory.config import check_overrides, rerender
         from annfactory.errors import ConfigError
 
-        assert self.hydra_context is not None
         assert self.config is not None
         failed: dict[int, Any] = {}
         for index, overrides in enumerate(batch):
             try:
-                self.hydra_context.config_loader.load_sweep_config(
-                    self.config, list(overrides)
-                )
+                loader.compose(self.config, list(overrides))
             except Exception as error:
                 try:  # our checks name the closest valid name; Hydra's do not
                     check_overrides(list(overrides))
