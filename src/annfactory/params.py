@@ -15,7 +15,15 @@ from typing import Any, Final
 
 from annfactory.errors import ConfigError, RegistrationError, UnknownNameError
 
-__all__ = ["AUTO", "REQUIRED", "Param", "params_from_arguments", "validate_params"]
+__all__ = [
+    "AUTO",
+    "REQUIRED",
+    "Param",
+    "check_keys",
+    "params_from_arguments",
+    "require_mapping",
+    "validate_params",
+]
 
 
 class _Sentinel:
@@ -209,6 +217,40 @@ def params_from_arguments(
                 "int, float or str (or pass params={...} to register)"
             )
     return params
+
+
+def require_mapping(node: Any, key: str, what: str) -> None:
+    """Refuse a config node that is not a mapping.
+
+    Args:
+        node: The node.
+        key: Its config path (empty for the whole config).
+        what: What it should be, in words (``"a layer"``).
+
+    Raises:
+        ConfigError: ``node`` is not a mapping.
+    """
+    if not isinstance(node, Mapping):
+        raise ConfigError(
+            key or "<root>", f"{node!r} is not {what}.", "Give a mapping."
+        )
+
+
+def check_keys(node: Mapping[str, Any], allowed: Any, key: str, what: str) -> None:
+    """Refuse a key of ``node`` that is not in ``allowed``, naming the closest one.
+
+    Args:
+        node: A mapping node of the config.
+        allowed: The keys it may have.
+        key: Its config path (empty for the whole config).
+        what: What a key is, in words (``"model key"``).
+
+    Raises:
+        UnknownNameError: A key is not allowed.
+    """
+    for name in node:
+        if name not in allowed:
+            raise UnknownNameError(_join(key, str(name)), what, name, allowed)
 
 
 def _join(key: str, name: str) -> str:

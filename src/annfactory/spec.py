@@ -24,7 +24,8 @@ from annfactory.errors import (
 )
 from annfactory.inits import InitScheme, Nonlinearity, inits
 from annfactory.layers import LayerType, layers
-from annfactory.params import REQUIRED, Param, validate_params
+from annfactory.models import LayerEntry, mlp_layer_names, model_types
+from annfactory.params import Param, validate_params
 from annfactory.registry import Registry
 
 __all__ = [
@@ -48,7 +49,9 @@ __all__ = [
 
 DTYPES: Final = ("float32", "float64", "bfloat16", "float16")
 DEVICES: Final = ("cpu", "cuda", "meta")
-MODEL_TYPES: Final = ("sequential", "mlp")
+#: The built-in model types (the registry :data:`annfactory.models.model_types` has
+#: every registered one).
+MODEL_TYPES: Final = tuple(model_types.names())
 _RUN_KEYS: Final = (
     "model",
     "init",
@@ -70,14 +73,6 @@ _SEED = Param(int, 0, "seed of every parameter's generator", low=0, high=2**63 -
 _BATCH_SIZE = Param(int, 5, "rows in the random input batch", low=1)
 _COMPILE = Param(bool, False, "run the forward pass through torch.compile")
 _DTYPE = Param(str, "float32", "parameter and input dtype", choices=DTYPES)
-_IN_FEATURES = Param(int, REQUIRED, "input size", low=1)
-_MLP: Final = {
-    "in_features": _IN_FEATURES,
-    "out_features": Param(int, REQUIRED, "output size", low=1),
-    "depth": Param(int, 2, "number of hidden layers", low=0),
-    "width": Param(int, 32, "size of every hidden layer", low=1),
-    "bias": Param(bool, True, "every linear layer has a bias"),
-}
 
 
 def _fmt(value: Any) -> str:
@@ -297,17 +292,9 @@ def parse_network(
     _reject_targets(model, key)
     _reject_targets(init, "init")
     _reject_targets(activation, "activation")
-    model_type = model.get("type", "sequential")
-    if model_type not in MODEL_TYPES:
-        raise UnknownNameError(f"{key}.type", "model type", model_type, MODEL_TYPES)
-    if model_type == "mlp":
-        in_features, entries = _expand_mlp(model, key)
-    else:
-        _check_keys(model, ("type", "in_features", "layers"), key, "model key")
-        in_features = _IN_FEATURES.validate(
-            model.get("in_features"), f"{key}.in_features"
-        )
-        entries = _sequential_entries(model, key)
+    model_type = model_types.get(model.get("type", "sequential"), key=f"{key}.type")
+    expansion = model_type.expand(model, key)
+    entries = expansion.layers
     # The top-level choices are checked even where no layer takes them.
     if init is not None:
         _parse_init(init, "init", ("linear", None))
@@ -315,12 +302,13 @@ def parse_network(
         _parse_choice(activations, activation, "activation", ActivationSpec)
     _apply_global_choices(entries, init, activation)
     resolved = []
-    size = in_features
-    for name, fields, keys in entries:
-        layer = _parse_layer(name, fields, keys, size)
+    (size,) = expansion.input_shape
+    for entry in entries:
+        layer = _parse_layer(entry, size)
         resolved.append(layer)
         size = layer.out_features
     _check_activation_names(resolved, key)
+    (in_features,) = expansion.input_shape
     return NetworkSpec(in_features=in_features, layers=tuple(resolved))
 
 
@@ -351,92 +339,6 @@ def _check_activation_names(resolved: list[LayerSpec], key: str) -> None:
         )
 
 
-# A layer before resolution: its name, its fields, and each field's config path.
-_Entry = tuple[str, dict[str, Any], dict[str, str]]
-
-
-def _sequential_entries(model: Mapping[str, Any], key: str) -> list[_Entry]:
-    nodes = model.get("layers")
-    if nodes is None or (isinstance(nodes, Mapping) and not nodes):
-        raise ConfigError(
-            f"{key}.layers", "the network has no layers.", "Add at least one layer."
-        )
-    _require_mapping(nodes, f"{key}.layers", "a mapping of layer names to layers")
-    entries: list[_Entry] = []
-    for name, node in nodes.items():
-        layer_key = f"{key}.layers.{name}"
-        _require_mapping(node, layer_key, "a layer")
-        entries.append(
-            (str(name), dict(node), {field: f"{layer_key}.{field}" for field in node})
-        )
-    return entries
-
-
-def _expand_mlp(model: Mapping[str, Any], key: str) -> tuple[int, list[_Entry]]:
-    allowed = (
-        "type",
-        *_MLP,
-        "hidden_activation",
-        "output_activation",
-        "weight_init",
-        "bias_init",
-        "layers",
-    )
-    _check_keys(model, allowed, key, "mlp key")
-    sizes = validate_params(
-        {name: model[name] for name in _MLP if name in model}, _MLP, key, "model 'mlp'"
-    )
-    shared = {
-        "type": "linear",
-        "bias": sizes["bias"],
-        "weight_init": model.get("weight_init", "default"),
-        "bias_init": model.get("bias_init", "default"),
-    }
-    shared_keys = {
-        "type": f"{key}.type",
-        "bias": f"{key}.bias",
-        "weight_init": f"{key}.weight_init",
-        "bias_init": f"{key}.bias_init",
-    }
-    names = mlp_layer_names(sizes["depth"])
-    entries: list[_Entry] = []
-    for name in names:
-        hidden = name != "out"
-        role = "hidden_activation" if hidden else "output_activation"
-        fields = {
-            **shared,
-            "out_features": sizes["width"] if hidden else sizes["out_features"],
-            "activation": model.get(role, "relu" if hidden else "identity"),
-        }
-        keys = {
-            **shared_keys,
-            "out_features": f"{key}.{'width' if hidden else 'out_features'}",
-            "activation": f"{key}.{role}",
-        }
-        entries.append((name, fields, keys))
-    overrides = model.get("layers") or {}
-    _require_mapping(
-        overrides, f"{key}.layers", "a mapping of layer names to overrides"
-    )
-    by_name = {entry[0]: entry for entry in entries}
-    for name, node in overrides.items():
-        layer_key = f"{key}.layers.{name}"
-        if name not in by_name:
-            raise UnknownNameError(
-                layer_key, "layer", name, names, where=f" (depth={sizes['depth']})"
-            )
-        _require_mapping(node, layer_key, "a layer")
-        _, fields, keys = by_name[name]
-        fields.update(node)
-        keys.update({field: f"{layer_key}.{field}" for field in node})
-    return sizes["in_features"], entries
-
-
-def mlp_layer_names(depth: int) -> list[str]:
-    """The layers of an ``mlp``: ``hidden1`` ... ``hidden<depth>``, then ``out``."""
-    return [f"hidden{index}" for index in range(1, depth + 1)] + ["out"]
-
-
 def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """The layers whose settings the top-level groups replace.
 
@@ -451,29 +353,30 @@ def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]
         ConfigError: The model node is invalid.
     """
     _require_mapping(model, "model", "a model")
-    if model.get("type", "sequential") == "mlp":
-        entries = _expand_mlp(model, "model")[1]
-    else:
-        entries = _sequential_entries(model, "model")
-    dense = [entry[0] for entry in entries if _is_dense(entry)]
+    model_type = model_types.get(model.get("type", "sequential"), key="model.type")
+    entries = model_type.expand(model, "model").layers
+    dense = [entry.name for entry in entries if _is_dense(entry)]
     return dense, dense[:-1]
 
 
-def _apply_global_choices(entries: list[_Entry], init: Any, activation: Any) -> None:
+def _apply_global_choices(
+    entries: list[LayerEntry], init: Any, activation: Any
+) -> None:
     """The top-level groups: ``init`` for every dense layer's weight, ``activation``
     for every dense layer but the output one."""
     if init is None and activation is None:
         return
     dense = [entry for entry in entries if _is_dense(entry)]
-    for index, (_, fields, keys) in enumerate(dense):
+    for index, entry in enumerate(dense):
         if init is not None:
-            fields["weight_init"], keys["weight_init"] = init, "init"
+            entry.fields["weight_init"], entry.keys["weight_init"] = init, "init"
         if activation is not None and index < len(dense) - 1:
-            fields["activation"], keys["activation"] = activation, "activation"
+            entry.fields["activation"] = activation
+            entry.keys["activation"] = "activation"
 
 
-def _is_dense(entry: _Entry) -> bool:
-    layer_type = entry[1].get("type")
+def _is_dense(entry: LayerEntry) -> bool:
+    layer_type = entry.fields.get("type")
     if not isinstance(layer_type, str):
         return False  # reported with its path when the layer is parsed
     try:
@@ -482,10 +385,9 @@ def _is_dense(entry: _Entry) -> bool:
         return False
 
 
-def _parse_layer(
-    name: str, fields: Mapping[str, Any], keys: Mapping[str, str], in_features: int
-) -> LayerSpec:
-    layer_key = keys.get("type", "").rpartition(".")[0] or f"model.layers.{name}"
+def _parse_layer(entry: LayerEntry, in_features: int) -> LayerSpec:
+    name, fields, layer_key = entry.name, entry.fields, entry.path
+    keys = {field: entry.key(field) for field in {*fields, *entry.keys}}
     if not name.isidentifier() or not name.isascii():
         raise _layer_name_error(name, layer_key)
     if "type" not in fields:
