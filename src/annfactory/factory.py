@@ -12,6 +12,7 @@ they were.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -217,7 +218,7 @@ def _meta_layers(spec: RunSpec) -> list[nn.Module]:
     modules = []
     for layer in spec.network.layers:
         with torch.device("meta"):
-            module = layers.get(layer.type).build(layer.in_features, **layer.options)
+            module = layers.get(layer.type).build(layer.input_shape, **layer.options)
         _check_parameters(module, layer)
         modules.append(module)
     return modules
@@ -337,14 +338,15 @@ def _check_describable(spec: RunSpec) -> None:
                     "Make the layer smaller.",
                 )
     rows = spec.batch_size
-    widest = max(
-        spec.network.in_features, *(layer.out_features for layer in spec.network.layers)
-    )
-    if rows * widest * itemsize > _MAX_TENSOR_BYTES:
+    shapes = [spec.network.input_shape]
+    shapes += [layer.output_shape for layer in spec.network.layers]
+    widest = max(shapes, key=math.prod)
+    values = rows * math.prod(widest)
+    if values * itemsize > _MAX_TENSOR_BYTES:
         raise ConfigError(
             "batch_size",
-            f"a batch of {rows:,} rows gives a tensor of shape [{rows}, {widest}] "
-            f"({rows * widest:,} values); {limit}.",
+            f"a batch of {rows:,} rows gives a tensor of shape {[rows, *widest]} "
+            f"({values:,} values); {limit}.",
             "Use a smaller batch_size.",
         )
 
@@ -390,12 +392,13 @@ def batch_bytes(spec: RunSpec) -> int:
     dtype: torch.dtype = getattr(torch, spec.dtype)
     rows = spec.batch_size
     # The input is drawn in the sampling dtype, then cast.
-    total = rows * spec.network.in_features * sampling_dtype(dtype).itemsize
+    inputs = rows * math.prod(spec.network.input_shape)
+    total = inputs * sampling_dtype(dtype).itemsize
     if sampling_dtype(dtype) != dtype:
-        total += rows * spec.network.in_features * dtype.itemsize
+        total += inputs * dtype.itemsize
     for layer in spec.network.layers:
         outputs = 1 if layer.activation.name == "identity" else 2
-        total += rows * layer.out_features * dtype.itemsize * outputs
+        total += rows * math.prod(layer.output_shape) * dtype.itemsize * outputs
     return total
 
 

@@ -16,13 +16,14 @@ from typing import Any, Final
 
 from annfactory.activations import activations
 from annfactory.errors import (
+    AnnFactoryError,
     ConfigError,
     UnknownNameError,
     ascii_lookalike,
     non_ascii_character,
 )
 from annfactory.inits import InitScheme, Nonlinearity, inits
-from annfactory.layers import LayerType, layers
+from annfactory.layers import LayerShape, LayerType, layers
 from annfactory.models import LayerEntry, model_types
 from annfactory.params import require_mapping, validate_params
 from annfactory.registry import Registry
@@ -64,9 +65,10 @@ def parse_network(
         model: The model node: ``type`` (a registered model type, ``sequential`` if
             omitted) and its keys.
         key: Its config path.
-        init: The top-level ``init`` choice: the weight init of every dense layer.
-        activation: The top-level ``activation`` choice: the activation of every dense
-            layer except the output layer.
+        init: The top-level ``init`` choice: the weight init of every weighted layer
+            (:attr:`LayerType.weighted <annfactory.layers.LayerType.weighted>`).
+        activation: The top-level ``activation`` choice: the activation of every
+            weighted layer except the last.
 
     Raises:
         ConfigError: Anything is wrong; the message names the config path.
@@ -84,14 +86,13 @@ def parse_network(
         parse_choice(activations, activation, "activation", ActivationSpec)
     _apply_global_choices(expansion.layers, init, activation)
     resolved = []
-    (size,) = expansion.input_shape
+    shape = expansion.input_shape
     for entry in expansion.layers:
-        layer = parse_layer(entry, size)
+        layer = parse_layer(entry, shape)
         resolved.append(layer)
-        size = layer.out_features
+        shape = layer.output_shape
     _check_activation_names(resolved, key)
-    (in_features,) = expansion.input_shape
-    return NetworkSpec(in_features=in_features, layers=tuple(resolved))
+    return NetworkSpec(input_shape=expansion.input_shape, layers=tuple(resolved))
 
 
 def _check_activation_names(resolved: list[LayerSpec], key: str) -> None:
@@ -128,8 +129,8 @@ def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]
         model: A model node (plain data), as :func:`parse_network` takes it.
 
     Returns:
-        The layers whose weight init ``init`` sets (every dense layer), and those
-        whose activation ``activation`` sets (every dense layer but the last).
+        The layers whose weight init ``init`` sets (every weighted layer), and those
+        whose activation ``activation`` sets (every weighted layer but the last).
 
     Raises:
         ConfigError: The model node is invalid.
@@ -137,32 +138,32 @@ def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]
     require_mapping(model, "model", "a model")
     model_type = model_types.get(model.get("type", "sequential"), key="model.type")
     entries = model_type.expand(model, "model").layers
-    dense = [entry.name for entry in entries if _is_dense(entry)]
-    return dense, dense[:-1]
+    weighted = [entry.name for entry in entries if _is_weighted(entry)]
+    return weighted, weighted[:-1]
 
 
 def _apply_global_choices(
     entries: list[LayerEntry], init: Any, activation: Any
 ) -> None:
-    """The top-level groups: ``init`` for every dense layer's weight, ``activation``
-    for every dense layer but the output one."""
+    """The top-level groups: ``init`` for every weighted layer's weight,
+    ``activation`` for every weighted layer but the output one."""
     if init is None and activation is None:
         return
-    dense = [entry for entry in entries if _is_dense(entry)]
-    for index, entry in enumerate(dense):
+    weighted = [entry for entry in entries if _is_weighted(entry)]
+    for index, entry in enumerate(weighted):
         if init is not None:
             entry.fields["weight_init"], entry.keys["weight_init"] = init, "init"
-        if activation is not None and index < len(dense) - 1:
+        if activation is not None and index < len(weighted) - 1:
             entry.fields["activation"] = activation
             entry.keys["activation"] = "activation"
 
 
-def _is_dense(entry: LayerEntry) -> bool:
+def _is_weighted(entry: LayerEntry) -> bool:
     layer_type = entry.fields.get("type")
     if not isinstance(layer_type, str):
         return False  # reported with its path when the layer is parsed
     try:
-        return layers.get(layer_type).dense  # may load a plugin that provides it
+        return layers.get(layer_type).weighted  # may load a plugin that provides it
     except UnknownNameError:
         return False
 
@@ -178,7 +179,7 @@ class _Layer:
 
     entry: LayerEntry
     layer_type: LayerType
-    in_features: int
+    input_shape: tuple[int, ...]
     options: Mapping[str, Any]
 
     @property
@@ -186,18 +187,18 @@ class _Layer:
         return str(self.entry.fields["type"])
 
 
-def parse_layer(entry: LayerEntry, in_features: int) -> LayerSpec:
+def parse_layer(entry: LayerEntry, input_shape: tuple[int, ...]) -> LayerSpec:
     """Validate one layer and resolve it into a :class:`LayerSpec`.
 
     Args:
         entry: The layer as its model type expanded it.
-        in_features: The size of its input.
+        input_shape: The shape of its input (one sample, no batch dimension).
 
     Raises:
         ConfigError: Anything is wrong; the message names the config path.
     """
     layer_type = _layer_type(entry)
-    layer = _Layer(entry, layer_type, in_features, _options(entry, layer_type))
+    layer = _Layer(entry, layer_type, input_shape, _options(entry, layer_type))
     activation = parse_choice(
         activations,
         entry.fields.get("activation", "identity"),
@@ -211,12 +212,13 @@ def parse_layer(entry: LayerEntry, in_features: int) -> LayerSpec:
         )
         for field in ("weight_init", "bias_init")
     }
-    parameters = _parameters(layer, chosen)
+    shape = _layer_shape(layer)
+    parameters = _parameters(layer, shape, chosen)
     return LayerSpec(
         name=entry.name,
         type=layer.type_name,
-        in_features=in_features,
-        out_features=layer_type.out_features(in_features, layer.options),
+        input_shape=input_shape,
+        output_shape=tuple(shape.output),
         options=layer.options,
         activation=activation,
         weight_init=chosen["weight_init"],
@@ -270,25 +272,25 @@ def _options(entry: LayerEntry, layer_type: LayerType) -> dict[str, Any]:
 
 
 def _parameters(
-    layer: _Layer, chosen: Mapping[str, InitSpec]
+    layer: _Layer, shape: LayerShape, chosen: Mapping[str, InitSpec]
 ) -> tuple[ParameterSpec, ...]:
     """Each parameter of the layer with the init that fills it.
 
     ``weight_init`` and ``bias_init`` choose the inits of ``weight`` and ``bias``;
-    every other parameter takes its layer type's default.
+    every other parameter (those of child modules too) takes its layer type's
+    default.
     """
     entry = layer.entry
-    shapes = _shapes(layer)
     parameters = []
-    for parameter, shape in shapes.items():
+    for parameter in shape.parameters:
         field = _PARAMETER_FIELDS.get(parameter)
         choice = chosen[field] if field else InitSpec("default", {})
         key = entry.key(field) if field else entry.path
         parameters.append(
-            _resolve_parameter(layer, parameter, shape, choice=choice, key=key)
+            _resolve_parameter(layer, shape, parameter, choice=choice, key=key)
         )
     for parameter, field in _PARAMETER_FIELDS.items():
-        if parameter not in shapes and chosen[field].name != "default":
+        if parameter not in shape.parameters and chosen[field].name != "default":
             key = entry.key(field)
             raise ConfigError(
                 key,
@@ -301,16 +303,17 @@ def _parameters(
 
 def _resolve_parameter(
     layer: _Layer,
+    layer_shape: LayerShape,
     parameter: str,
-    shape: tuple[int, ...],
     *,
     choice: InitSpec,
     key: str,
 ) -> ParameterSpec:
     """The parameter with its init resolved (``default``: the layer type's own)."""
+    shape = tuple(layer_shape.parameters[parameter])
     from_default = choice.name == "default"
     if from_default:
-        name, params = _default_init(layer, parameter, key)
+        name, params = _default_init(layer, layer_shape, parameter, key)
         choice = parse_init({"name": name, **params}, key, _LINEAR)
     scheme = inits.get(choice.name)
     if len(shape) < scheme.min_dim:
@@ -320,16 +323,18 @@ def _resolve_parameter(
             f"dimensions; {layer.entry.name}.{parameter} has shape {list(shape)}.",
             "Use zeros, constant, uniform, normal or default for it.",
         )
-    return ParameterSpec(parameter, tuple(shape), choice, from_default)
+    return ParameterSpec(parameter, shape, choice, from_default)
 
 
-def _default_init(layer: _Layer, parameter: str, key: str) -> tuple[str, Any]:
+def _default_init(
+    layer: _Layer, shape: LayerShape, parameter: str, key: str
+) -> tuple[str, Any]:
     """The layer type's own init of ``parameter``: a scheme name and parameters."""
     default_init = layer.layer_type.default_init
     try:
         if default_init is None:
             raise LookupError(parameter)
-        return default_init(parameter, layer.in_features, layer.options)
+        return default_init(parameter, shape, layer.options)
     except LookupError:
         raise ConfigError(
             key,
@@ -339,22 +344,45 @@ def _default_init(layer: _Layer, parameter: str, key: str) -> tuple[str, Any]:
         ) from None
 
 
-def _shapes(layer: _Layer) -> dict[str, tuple[int, ...]]:
-    layer_type = layer.layer_type
-    if layer_type.shapes is not None:
-        return layer_type.shapes(layer.in_features, layer.options)
-    # A layer registered as a plain class: learn its parameters on the meta device.
+def _layer_shape(layer: _Layer) -> LayerShape:
+    """The layer's output and parameter shapes, from its type's rule."""
+    rule = layer.layer_type.shape
+    if rule is None:
+        return _shape_on_meta(layer)
+    try:
+        return rule(layer.input_shape, layer.options)
+    except AnnFactoryError:
+        raise  # a rule that reports with a config path of its own
+    except ValueError as error:
+        raise ConfigError(
+            layer.entry.path,
+            f"layer type {layer.type_name!r} cannot take the input shape "
+            f"{list(layer.input_shape)}: {error}.",
+            "Change the layer before it, or the model's input shape.",
+        ) from error
+
+
+def _shape_on_meta(layer: _Layer) -> LayerShape:
+    """The fallback for a layer type without a shape rule (a plugin class).
+
+    Its parameters are learnt by building it on the meta device; its output keeps
+    the input's shape but for the last dimension, which ``out_features`` sets if the
+    type has that option (the contract of classes that take ``in_features`` first).
+    """
     import torch
 
     try:
         with torch.device("meta"):
-            module = layer_type.build(layer.in_features, **layer.options)
+            module = layer.layer_type.build(layer.input_shape, **layer.options)
     except Exception as error:
         raise ConfigError(
             layer.entry.path,
             f"layer type {layer.type_name!r} cannot be built: {error}",
         ) from error
-    return {name: tuple(p.shape) for name, p in module.named_parameters(recurse=False)}
+    *batch, last = layer.input_shape
+    output = (*batch, int(layer.options.get("out_features", last)))
+    parameters = {name: tuple(p.shape) for name, p in module.named_parameters()}
+    return LayerShape(output, parameters)
 
 
 def _layer_name_error(name: str, key: str) -> ConfigError:

@@ -166,8 +166,13 @@ _MLP_CHOICES: Final = (
 
 @model_types.register("sequential", params=_SEQUENTIAL)
 def sequential(model: Mapping[str, Any], key: str) -> Expansion:
-    """Layers listed by name, each with its type and options."""
-    check_keys(model, ("type", "in_features", "layers"), key, "model key")
+    """Layers listed by name, each with its type and options.
+
+    The input is ``in_features: N``, the shorthand of ``input_shape: [N]``, or
+    ``input_shape: [...]`` for a sample with more dimensions.
+    """
+    allowed = ("type", "in_features", "input_shape", "layers")
+    check_keys(model, allowed, key, "model key")
     return Expansion(_input_shape(model, key), _sequential_layers(model, key))
 
 

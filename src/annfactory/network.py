@@ -72,4 +72,6 @@ class Network(nn.Module):
 
     def extra_repr(self) -> str:
         spec = self.spec
-        return f"in_features={spec.in_features}, out_features={spec.out_features}"
+        if len(spec.input_shape) == 1 and len(spec.output_shape) == 1:
+            return f"in_features={spec.in_features}, out_features={spec.out_features}"
+        return f"input_shape={spec.input_shape}, output_shape={spec.output_shape}"

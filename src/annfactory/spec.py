@@ -89,6 +89,22 @@ def _fmt(value: Any) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    """``8`` for a vector, ``3x32x32`` for a larger sample."""
+    return "x".join(str(size) for size in shape)
+
+
+def _vector_size(shape: tuple[int, ...], owner: str, which: str) -> int:
+    """The size of a vector shape; the ``in_features``-style names need one."""
+    if len(shape) != 1:
+        name = "in_features" if which == "input" else "out_features"
+        raise ValueError(
+            f"{owner} has the {which} shape {list(shape)}: {name} exists for "
+            f"vectors only; read {which}_shape"
+        )
+    return shape[0]
+
+
 @dataclass(frozen=True)
 class _Choice:
     """A registered name with its validated parameters."""
@@ -122,7 +138,8 @@ class ParameterSpec:
     """One parameter tensor of a layer and how it is initialized.
 
     Attributes:
-        name: The attribute name in the layer, e.g. ``weight``.
+        name: Its path in the layer: ``weight``, or ``block.fc1.weight`` for a
+            parameter of a child module.
         shape: Its shape.
         init: The scheme that fills it, fully resolved (never ``default``).
         from_default: ``init`` is the layer type's own PyTorch default.
@@ -147,17 +164,30 @@ class ParameterSpec:
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One layer: its type, sizes, options, activation and inits."""
+    """One layer: its type, shapes, options, activation and inits.
+
+    Shapes are of one sample: the batch dimension is not part of them.
+    """
 
     name: str
     type: str
-    in_features: int
-    out_features: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
     options: Mapping[str, Any]
     activation: ActivationSpec
     weight_init: InitSpec
     bias_init: InitSpec
     parameters: tuple[ParameterSpec, ...]
+
+    @property
+    def in_features(self) -> int:
+        """The size of a vector input (``input_shape`` is ``(in_features,)``)."""
+        return _vector_size(self.input_shape, f"layer {self.name!r}", "input")
+
+    @property
+    def out_features(self) -> int:
+        """The size of a vector output (``output_shape`` is ``(out_features,)``)."""
+        return _vector_size(self.output_shape, f"layer {self.name!r}", "output")
 
     @property
     def num_params(self) -> int:
@@ -175,13 +205,23 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class NetworkSpec:
-    """A fully connected network: the input size and the layers in order."""
+    """A network: the shape of one input sample and the layers in order."""
 
-    in_features: int
+    input_shape: tuple[int, ...]
     layers: tuple[LayerSpec, ...]
 
     @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].output_shape
+
+    @property
+    def in_features(self) -> int:
+        """The size of a vector input (``input_shape`` is ``(in_features,)``)."""
+        return _vector_size(self.input_shape, "the network", "input")
+
+    @property
     def out_features(self) -> int:
+        """The size of a vector output (``output_shape`` is ``(out_features,)``)."""
         return self.layers[-1].out_features
 
     @property
@@ -196,15 +236,16 @@ class NetworkSpec:
         and counts them: ``8 -> hidden1..hidden80(256, relu) x80 -> out(2, identity)``,
         so a deep network's line stays short. ASCII only, for any terminal.
         """
-        parts = [str(self.in_features)]
+        parts = [_shape_text(self.input_shape)]
         runs = groupby(
             self.layers,
-            key=lambda layer: (layer.type, layer.out_features, layer.activation),
+            key=lambda layer: (layer.type, layer.output_shape, layer.activation),
         )
         for _, grouped in runs:
             run = list(grouped)
             first, last = run[0], run[-1]
-            shown = f"({first.out_features}, {first.activation.describe()})"
+            size = _shape_text(first.output_shape)
+            shown = f"({size}, {first.activation.describe()})"
             if len(run) >= FOLD_AT:
                 parts.append(f"{first.name}..{last.name}{shown} x{len(run)}")
             else:
@@ -212,9 +253,14 @@ class NetworkSpec:
         return " -> ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
+        # A vector input is saved as in_features, as before input shapes existed.
+        if len(self.input_shape) == 1:
+            given: dict[str, Any] = {"in_features": self.input_shape[0]}
+        else:
+            given = {"input_shape": list(self.input_shape)}
         return {
             "type": "sequential",
-            "in_features": self.in_features,
+            **given,
             "layers": {layer.name: layer.to_dict() for layer in self.layers},
         }
 

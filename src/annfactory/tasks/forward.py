@@ -35,9 +35,9 @@ COMPILES = True
 def random_input(
     spec: RunSpec, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    """The run's random batch, ``[batch_size, in_features]`` from N(0, 1), seeded from
+    """The run's random batch, ``[batch_size, *input_shape]`` from N(0, 1), seeded from
     ``(seed, "input")`` and sampled on the CPU like the parameters."""
-    shape = (spec.batch_size, spec.network.in_features)
+    shape = (spec.batch_size, *spec.network.input_shape)
     if device.type == "meta":
         return torch.empty(shape, device=device, dtype=dtype)
     generator = seeded_generator(spec.seed, "input")
@@ -86,7 +86,7 @@ def run(context: TaskContext) -> dict[str, Any]:
         # A dry run: shapes come from the spec. Any operation on meta tensors goes
         # through Python meta kernels that import torch._dynamo (over a second), so
         # neither the forward pass nor the summary runs one.
-        y = torch.empty(spec.batch_size, spec.network.out_features, device="meta")
+        y = torch.empty(spec.batch_size, *spec.network.output_shape, device="meta")
         summary = torchinfo.summary(
             model, col_names=("num_params",), row_settings=("var_names",), verbose=0
         )
