@@ -246,25 +246,44 @@ def _fill(
     dtype: torch.dtype,
     weights: Mapping[str, torch.Tensor] | None,
 ) -> None:
-    """Give ``module``'s parameters and buffers memory and values, once each."""
+    """Give ``module``'s parameters and buffers memory and values, once each.
+
+    A parameter of a child module (``block.fc1.weight``) is filled like one of the
+    layer's own; its generator is seeded from its whole path (``l1.block.fc1.weight``).
+    """
     for parameter in layer.parameters:
-        old = module._parameters[parameter.name]
-        assert old is not None
         path = f"{layer.name}.{parameter.name}"
         if weights is None:
             tensor = _initialized(parameter, path, seed, device, dtype)
         else:
             tensor = _saved(weights, path, parameter.shape, device, dtype)
-        module._parameters[parameter.name] = nn.Parameter(
-            tensor, requires_grad=old.requires_grad
-        )
-    _materialize_buffers(module, device, dtype)
+        _replace_parameter(module, parameter.name, tensor)
+    persistent = _materialize_buffers(module, device, dtype)
     if weights is not None:
-        for name, buffer in module._buffers.items():
-            if buffer is not None:
+        for name, buffer in list(module.named_buffers()):
+            if name in persistent:
                 path = f"{layer.name}.{name}"
                 saved = _saved(weights, path, tuple(buffer.shape), device, buffer.dtype)
-                module._buffers[name] = saved
+                _replace_buffer(module, name, saved, persistent=True)
+
+
+def _replace_parameter(module: nn.Module, path: str, tensor: torch.Tensor) -> None:
+    """Put ``tensor`` in place of the parameter at ``path`` (``fc1.weight``) of
+    ``module``, keeping whether it requires a gradient."""
+    owner_path, _, name = path.rpartition(".")
+    old = module.get_parameter(path)
+    parameter = nn.Parameter(tensor, requires_grad=old.requires_grad)
+    module.get_submodule(owner_path).register_parameter(name, parameter)
+
+
+def _replace_buffer(
+    module: nn.Module, path: str, tensor: torch.Tensor, *, persistent: bool
+) -> None:
+    """Put ``tensor`` in place of the buffer at ``path`` of ``module``."""
+    owner_path, _, name = path.rpartition(".")
+    module.get_submodule(owner_path).register_buffer(
+        name, tensor, persistent=persistent
+    )
 
 
 def _load_activation(
@@ -549,29 +568,36 @@ def _saved(
 
 
 def _check_parameters(module: nn.Module, layer: LayerSpec) -> None:
-    built = {name: tuple(p.shape) for name, p in module.named_parameters(recurse=False)}
+    built = {name: tuple(p.shape) for name, p in module.named_parameters()}
     declared = {p.name: p.shape for p in layer.parameters}
-    nested = [name for name, _ in module.named_parameters() if "." in name]
-    if built != declared or nested:
+    if built != declared:
         raise ConfigError(
             f"model.layers.{layer.name}.type",
-            f"layer type {layer.type!r} built parameters {built or nested}, "
+            f"layer type {layer.type!r} built parameters {built}, "
             f"but declares {declared}.",
-            "Fix the layer type's shapes() so it matches its module.",
+            "Fix the layer type's shape rule so it matches its module.",
         )
 
 
 def _materialize_buffers(
     module: nn.Module, device: torch.device, dtype: torch.dtype
-) -> None:
-    """Give buffers (running statistics) real memory and their initial values."""
-    for name, buffer in list(module._buffers.items()):
-        if buffer is None:
-            continue
+) -> set[str]:
+    """Give buffers (running statistics) real memory and their initial values.
+
+    Returns:
+        The paths of the buffers that the state dict holds (persistent ones).
+    """
+    buffers = list(module.named_buffers())
+    if not buffers:
+        return set()
+    persistent = {name for name, _ in buffers} & set(module.state_dict(keep_vars=True))
+    for name, buffer in buffers:
         buffer_dtype = dtype if buffer.is_floating_point() else buffer.dtype
-        module._buffers[name] = torch.zeros(
-            buffer.shape, device=device, dtype=buffer_dtype
-        )
-    reset = getattr(module, "reset_running_stats", None)
-    if callable(reset) and device.type != "meta":
-        reset()
+        zeros = torch.zeros(buffer.shape, device=device, dtype=buffer_dtype)
+        _replace_buffer(module, name, zeros, persistent=name in persistent)
+    if device.type != "meta":
+        for child in module.modules():
+            reset = getattr(child, "reset_running_stats", None)
+            if callable(reset):
+                reset()
+    return persistent
