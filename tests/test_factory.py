@@ -7,15 +7,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import torch
 from torch import nn
 
 import annfactory
-from annfactory import compose, inits, to_spec
-from annfactory.factory import parameter_seed
+from annfactory import LayerType, Param, compose, inits, layers, to_spec
+from annfactory.factory import build_network, parameter_seed
+from annfactory.layers import LayerShape, in_features_first
 
 
 def _build(*overrides: str) -> nn.Module:
@@ -275,3 +276,162 @@ def test_layer_name_clashing_with_module_attribute_is_a_config_error() -> None:
     cfg = compose(["+layer@model.layers.forward=dropout"])
     with pytest.raises(annfactory.ConfigError, match="layer name cannot be used"):
         annfactory.build_model(cfg)
+
+
+# ------------------------------------------------------------------------------------
+# Parameters of child modules: nested paths
+# ------------------------------------------------------------------------------------
+
+
+class _Block(nn.Module):
+    """fc1 -> batch norm -> relu -> fc2, times a learnt scale: a layer with children."""
+
+    def __init__(
+        self, in_features: int, hidden: int = 3, out_features: int = 2
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden)
+        self.norm = nn.BatchNorm1d(hidden)
+        self.fc2 = nn.Linear(hidden, out_features, bias=False)
+        self.scale = nn.Parameter(torch.empty(out_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.norm(self.fc1(x)))) * self.scale
+
+
+def _block_shape(input_shape: tuple[int, ...], options: Any) -> LayerShape:
+    hidden, out = options["hidden"], options["out_features"]
+    return LayerShape(
+        (*input_shape[:-1], out),
+        {
+            "fc1.weight": (hidden, input_shape[-1]),
+            "fc1.bias": (hidden,),
+            "norm.weight": (hidden,),
+            "norm.bias": (hidden,),
+            "fc2.weight": (out, hidden),
+            "scale": (out,),
+        },
+    )
+
+
+_BLOCK_DEFAULTS = {
+    "fc1.weight": ("xavier_uniform", {}),
+    "fc1.bias": ("constant", {"val": 0.25}),
+    "norm.weight": ("ones", {}),
+    "norm.bias": ("zeros", {}),
+    "fc2.weight": ("normal", {"std": 0.5}),
+    "scale": ("constant", {"val": 2.0}),
+}
+
+_BLOCK_MODEL = {
+    "in_features": 4,
+    "layers": {"l1": {"type": "block", "hidden": 5, "out_features": 3}},
+}
+
+
+def _register_block() -> None:
+    def default_init(parameter: str, shape: LayerShape, options: Any) -> Any:
+        return _BLOCK_DEFAULTS[parameter]
+
+    layers.register(
+        "block",
+        LayerType(
+            build=in_features_first(_Block),
+            params={
+                "hidden": Param(int, 3, low=1),
+                "out_features": Param(int, 2, low=1),
+            },
+            shape=_block_shape,
+            default_init=default_init,
+        ),
+    )
+
+
+def test_parameters_of_child_modules_are_seeded_by_their_path() -> None:
+    _register_block()
+    spec = annfactory.parse_run({"model": _BLOCK_MODEL, "seed": 7})
+    assert [p.name for p in spec.network.layers[0].parameters] == list(_BLOCK_DEFAULTS)
+    network = annfactory.build_network(spec)
+    state = network.state_dict()
+    assert sorted(state) == sorted(
+        [f"l1.{name}" for name in _BLOCK_DEFAULTS]
+        + [f"l1.norm.{name}" for name in ("running_mean", "running_var")]
+        + ["l1.norm.num_batches_tracked"]
+    )
+    for parameter in spec.network.layers[0].parameters:
+        path = f"l1.{parameter.name}"
+        expected = torch.empty(parameter.shape)
+        generator = torch.Generator().manual_seed(parameter_seed(7, path))
+        inits.get(parameter.init.name).apply(
+            expected, generator=generator, **parameter.init.params
+        )
+        assert torch.equal(network.get_parameter(path), expected), path
+    block = network.get_submodule("l1")
+    assert isinstance(block, _Block)
+    # The inits applied: constants where they say so, a drawn xavier matrix.
+    assert torch.equal(block.fc1.bias, torch.full((5,), 0.25))
+    assert torch.equal(block.scale, torch.full((3,), 2.0))
+    bound = (6 / (4 + 5)) ** 0.5
+    assert 0 < block.fc1.weight.abs().max() <= bound
+    # The child's buffers are its own running statistics, persistent as before.
+    assert torch.equal(block.norm.running_var, torch.ones(5))
+    assert torch.equal(block.norm.running_mean, torch.zeros(5))
+    assert all(p.requires_grad for p in network.parameters())
+    assert network(torch.randn(6, 4)).shape == (6, 3)
+
+
+def test_parameters_of_child_modules_load_and_materialize_as_built() -> None:
+    _register_block()
+    spec = annfactory.parse_run({"model": _BLOCK_MODEL, "seed": 3})
+    built = annfactory.build_network(spec)
+    built.train()
+    built(torch.randn(8, 4))  # running statistics change
+    saved = {name: tensor.clone() for name, tensor in built.state_dict().items()}
+    loaded = build_network(spec, weights=saved)
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+    meta = annfactory.build_network(replace(spec, device="meta"))
+    annfactory.materialize(meta, spec)
+    fresh = annfactory.build_network(spec)
+    for name, tensor in meta.state_dict().items():
+        assert torch.equal(tensor, fresh.state_dict()[name]), name
+
+
+def test_a_shape_rule_that_does_not_match_the_module_is_refused() -> None:
+    def wrong(input_shape: tuple[int, ...], options: Any) -> LayerShape:
+        shape = _block_shape(input_shape, options)
+        return LayerShape(shape.output, {**shape.parameters, "fc2.weight": (3, 6)})
+
+    _register_block()
+    entry = layers.unregister("block")
+    layers.register("block", replace(entry, shape=wrong))
+    spec = annfactory.parse_run({"model": _BLOCK_MODEL})
+    with pytest.raises(
+        annfactory.ConfigError,
+        match=r"^model\.layers\.l1\.type: layer type 'block' built parameters "
+        r"\{.*'fc2\.weight': \(3, 5\)\}, but declares \{.*'fc2\.weight': \(3, 6\),",
+    ):
+        annfactory.build_network(spec)
+
+
+def test_a_class_without_a_rule_reports_its_childrens_parameters() -> None:
+    class Learnt(_Block):
+        default_inits: ClassVar[dict[str, str]] = dict.fromkeys(
+            _BLOCK_DEFAULTS, "zeros"
+        )
+
+    layers.register("learnt_block", Learnt)
+    model = {"in_features": 4, "layers": {"l1": {"type": "learnt_block"}}}
+    spec = annfactory.parse_run({"model": model})
+    layer = spec.network.layers[0]
+    assert layer.output_shape == (2,)
+    assert {p.name: p.shape for p in layer.parameters} == {
+        "fc1.weight": (3, 4),
+        "fc1.bias": (3,),
+        "norm.weight": (3,),
+        "norm.bias": (3,),
+        "fc2.weight": (2, 3),
+        "scale": (2,),
+    }
+    network = annfactory.build_network(spec)
+    assert all(torch.equal(p, torch.zeros_like(p)) for p in network.parameters())

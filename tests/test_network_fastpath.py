@@ -8,12 +8,15 @@ and ONNX export.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 import torch
 from torch import nn
 
 import annfactory
 from annfactory import compose
+from annfactory import network as network_module
 from annfactory.network import Network
 
 
@@ -154,3 +157,96 @@ def test_onnx_export_matches_eager(network: nn.Module, batch: torch.Tensor) -> N
         x = torch.randn(rows, 8)
         (out,) = session.run(None, {name: x.numpy()})
         torch.testing.assert_close(torch.from_numpy(out), network(x).detach())
+
+
+# ------------------------------------------------------------------------------------
+# Where an assumption of the fast path fails: every child through __call__
+# ------------------------------------------------------------------------------------
+
+
+def test_the_pinned_torch_takes_the_fast_path(network: Network) -> None:
+    assert network_module._FAST_PATH
+    assert network._fast
+
+
+def test_a_torch_without_a_global_hook_dict_gets_the_fallback(
+    monkeypatch: pytest.MonkeyPatch, batch: torch.Tensor
+) -> None:
+    fast = _network()
+    expected = fast(batch)
+    with monkeypatch.context() as patch:  # torch itself needs it back to run
+        patch.delattr(nn.modules.module, "_global_backward_pre_hooks")
+        assert not network_module._fast_path_available()
+    monkeypatch.setattr(network_module, "_FAST_PATH", False)
+    fallback = _network()
+    assert not fallback._fast
+    assert torch.equal(fallback(batch), expected)
+    assert torch.equal(fallback(batch), _plain(fallback)(batch))
+    # Every child is called through __call__: its hooks run.
+    seen: list[str] = []
+    for name in fallback._order:
+        fallback.get_submodule(name).register_forward_pre_hook(
+            lambda module, args, name=name: seen.append(name)
+        )
+    fallback(batch)
+    assert seen == list(fallback._order)
+
+
+def test_a_torch_without_module_hook_dicts_gets_the_fallback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = nn.Module.__init__
+
+    def without_hooks(self: nn.Module, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        object.__delattr__(self, "_backward_pre_hooks")
+
+    monkeypatch.setattr(nn.Module, "__init__", without_hooks)
+    assert not network_module._fast_path_available()
+
+
+def test_a_child_that_overrides_call_is_called_through_it(batch: torch.Tensor) -> None:
+    calls: list[int] = []
+
+    class Counted(nn.Linear):
+        """A linear layer that counts its calls in ``__call__``."""
+
+        default_inits: ClassVar[dict[str, str]] = {
+            "weight": "xavier_uniform",
+            "bias": "zeros",
+        }
+
+        def __init__(
+            self, in_features: int, out_features: int, bias: bool = True
+        ) -> None:
+            super().__init__(in_features, out_features, bias)
+
+        def __call__(self, *args: object, **kwargs: object) -> torch.Tensor:
+            calls.append(1)
+            return super().__call__(*args, **kwargs)  # type: ignore[no-any-return]
+
+    annfactory.layers.register("counted_linear", Counted, weighted=True)
+    network = _network("+model.layers.hidden1.type=counted_linear")
+    assert not network._fast
+    assert isinstance(network.get_submodule("hidden1"), Counted)
+    assert torch.equal(network(batch), _plain(network)(batch))
+    assert len(calls) == 2
+
+
+def test_a_compiled_child_runs_its_compiled_call(
+    network: Network, batch: torch.Tensor
+) -> None:
+    expected = network(batch)
+    child = network.get_submodule("hidden2")
+    child.compile(backend="eager")
+    compiled_calls: list[int] = []
+    compiled = child._compiled_call_impl
+    assert compiled is not None
+
+    def counting(*args: object, **kwargs: object) -> torch.Tensor:
+        compiled_calls.append(1)
+        return compiled(*args, **kwargs)  # type: ignore[no-any-return]
+
+    child._compiled_call_impl = counting
+    torch.testing.assert_close(network(batch), expected)
+    assert compiled_calls == [1]

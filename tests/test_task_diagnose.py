@@ -487,6 +487,18 @@ def test_meta_device_is_refused_before_anything_is_built(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_output_that_is_not_a_vector_is_refused(tmp_path: Path) -> None:
+    spec = spec_of(["model=demo", "~model.in_features", "+model.input_shape=[4,3]"])
+    assert spec.network.output_shape == (4, 2)
+    with pytest.raises(
+        ConfigError,
+        match=r"^model: diagnose draws one class label per row, so it needs a vector "
+        r"output; the network's output shape is \[4, 2\]\.",
+    ):
+        run_named_task({"name": "diagnose"}, spec, tmp_path, out=io.StringIO())
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------------
 # The command lines of the README
 # ------------------------------------------------------------------------------------

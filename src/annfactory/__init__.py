@@ -17,6 +17,7 @@ from annfactory.errors import (
 )
 from annfactory.inits import InitScheme, calculate_gain, inits
 from annfactory.layers import LayerType, layers
+from annfactory.models import ModelType, model_types
 from annfactory.params import Param
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
@@ -44,6 +45,7 @@ __all__ = [
     "LayerSpec",
     "LayerType",
     "MemoryLimitError",
+    "ModelType",
     "NetworkSpec",
     "Param",
     "ParameterSpec",
@@ -63,6 +65,7 @@ __all__ = [
     "load_run",
     "load_spec",
     "materialize",
+    "model_types",
     "parse_run",
     "to_spec",
 ]

@@ -11,6 +11,7 @@ they were.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -194,7 +195,7 @@ def _meta_layers(spec: RunSpec) -> list[nn.Module]:
     modules = []
     for layer in spec.network.layers:
         with torch.device("meta"):
-            module = layers.get(layer.type).build(layer.in_features, **layer.options)
+            module = layers.get(layer.type).build(layer.input_shape, **layer.options)
         _check_parameters(module, layer)
         modules.append(module)
     return modules
@@ -222,25 +223,44 @@ def _fill(
     dtype: torch.dtype,
     weights: Mapping[str, torch.Tensor] | None,
 ) -> None:
-    """Give ``module``'s parameters and buffers memory and values, once each."""
+    """Give ``module``'s parameters and buffers memory and values, once each.
+
+    A parameter of a child module (``block.fc1.weight``) is filled like one of the
+    layer's own; its generator is seeded from its whole path (``l1.block.fc1.weight``).
+    """
     for parameter in layer.parameters:
-        old = module._parameters[parameter.name]
-        assert old is not None
         path = f"{layer.name}.{parameter.name}"
         if weights is None:
             tensor = _initialized(parameter, path, seed, device, dtype)
         else:
             tensor = _saved(weights, path, parameter.shape, device, dtype)
-        module._parameters[parameter.name] = nn.Parameter(
-            tensor, requires_grad=old.requires_grad
-        )
-    _materialize_buffers(module, device, dtype)
+        _replace_parameter(module, parameter.name, tensor)
+    persistent = _materialize_buffers(module, device, dtype)
     if weights is not None:
-        for name, buffer in module._buffers.items():
-            if buffer is not None:
+        for name, buffer in list(module.named_buffers()):
+            if name in persistent:
                 path = f"{layer.name}.{name}"
                 saved = _saved(weights, path, tuple(buffer.shape), device, buffer.dtype)
-                module._buffers[name] = saved
+                _replace_buffer(module, name, saved, persistent=True)
+
+
+def _replace_parameter(module: nn.Module, path: str, tensor: torch.Tensor) -> None:
+    """Put ``tensor`` in place of the parameter at ``path`` (``fc1.weight``) of
+    ``module``, keeping whether it requires a gradient."""
+    owner_path, _, name = path.rpartition(".")
+    old = module.get_parameter(path)
+    parameter = nn.Parameter(tensor, requires_grad=old.requires_grad)
+    module.get_submodule(owner_path).register_parameter(name, parameter)
+
+
+def _replace_buffer(
+    module: nn.Module, path: str, tensor: torch.Tensor, *, persistent: bool
+) -> None:
+    """Put ``tensor`` in place of the buffer at ``path`` of ``module``."""
+    owner_path, _, name = path.rpartition(".")
+    module.get_submodule(owner_path).register_buffer(
+        name, tensor, persistent=persistent
+    )
 
 
 def _load_activation(
@@ -314,14 +334,15 @@ def _check_describable(spec: RunSpec) -> None:
                     "Make the layer smaller.",
                 )
     rows = spec.batch_size
-    widest = max(
-        spec.network.in_features, *(layer.out_features for layer in spec.network.layers)
-    )
-    if rows * widest * itemsize > _MAX_TENSOR_BYTES:
+    shapes = [spec.network.input_shape]
+    shapes += [layer.output_shape for layer in spec.network.layers]
+    widest = max(shapes, key=math.prod)
+    values = rows * math.prod(widest)
+    if values * itemsize > _MAX_TENSOR_BYTES:
         raise ConfigError(
             "batch_size",
-            f"a batch of {rows:,} rows gives a tensor of shape [{rows}, {widest}] "
-            f"({rows * widest:,} values); {limit}.",
+            f"a batch of {rows:,} rows gives a tensor of shape {[rows, *widest]} "
+            f"({values:,} values); {limit}.",
             "Use a smaller batch_size.",
         )
 
@@ -367,12 +388,13 @@ def batch_bytes(spec: RunSpec) -> int:
     dtype: torch.dtype = getattr(torch, spec.dtype)
     rows = spec.batch_size
     # The input is drawn in the sampling dtype, then cast.
-    total = rows * spec.network.in_features * sampling_dtype(dtype).itemsize
+    inputs = rows * math.prod(spec.network.input_shape)
+    total = inputs * sampling_dtype(dtype).itemsize
     if sampling_dtype(dtype) != dtype:
-        total += rows * spec.network.in_features * dtype.itemsize
+        total += inputs * dtype.itemsize
     for layer in spec.network.layers:
         outputs = 1 if layer.activation.name == "identity" else 2
-        total += rows * layer.out_features * dtype.itemsize * outputs
+        total += rows * math.prod(layer.output_shape) * dtype.itemsize * outputs
     return total
 
 
@@ -523,29 +545,36 @@ def _saved(
 
 
 def _check_parameters(module: nn.Module, layer: LayerSpec) -> None:
-    built = {name: tuple(p.shape) for name, p in module.named_parameters(recurse=False)}
+    built = {name: tuple(p.shape) for name, p in module.named_parameters()}
     declared = {p.name: p.shape for p in layer.parameters}
-    nested = [name for name, _ in module.named_parameters() if "." in name]
-    if built != declared or nested:
+    if built != declared:
         raise ConfigError(
             f"model.layers.{layer.name}.type",
-            f"layer type {layer.type!r} built parameters {built or nested}, "
+            f"layer type {layer.type!r} built parameters {built}, "
             f"but declares {declared}.",
-            "Fix the layer type's shapes() so it matches its module.",
+            "Fix the layer type's shape rule so it matches its module.",
         )
 
 
 def _materialize_buffers(
     module: nn.Module, device: torch.device, dtype: torch.dtype
-) -> None:
-    """Give buffers (running statistics) real memory and their initial values."""
-    for name, buffer in list(module._buffers.items()):
-        if buffer is None:
-            continue
+) -> set[str]:
+    """Give buffers (running statistics) real memory and their initial values.
+
+    Returns:
+        The paths of the buffers that the state dict holds (persistent ones).
+    """
+    buffers = list(module.named_buffers())
+    if not buffers:
+        return set()
+    persistent = {name for name, _ in buffers} & set(module.state_dict(keep_vars=True))
+    for name, buffer in buffers:
         buffer_dtype = dtype if buffer.is_floating_point() else buffer.dtype
-        module._buffers[name] = torch.zeros(
-            buffer.shape, device=device, dtype=buffer_dtype
-        )
-    reset = getattr(module, "reset_running_stats", None)
-    if callable(reset) and device.type != "meta":
-        reset()
+        zeros = torch.zeros(buffer.shape, device=device, dtype=buffer_dtype)
+        _replace_buffer(module, name, zeros, persistent=name in persistent)
+    if device.type != "meta":
+        for child in module.modules():
+            reset = getattr(child, "reset_running_stats", None)
+            if callable(reset):
+                reset()
+    return persistent

@@ -19,6 +19,7 @@ __all__ = [
     "AUTO",
     "REQUIRED",
     "Param",
+    "check_keys",
     "params_from_arguments",
     "require_mapping",
     "validate_params",
@@ -235,6 +236,23 @@ def require_mapping(
     if not isinstance(node, Mapping):
         raise ConfigError(key or "<root>", f"{node!r} is not {what}.", fix)
     return node
+
+
+def check_keys(node: Mapping[str, Any], allowed: Any, key: str, what: str) -> None:
+    """Refuse a key of ``node`` that is not in ``allowed``, naming the closest one.
+
+    Args:
+        node: A mapping node of the config.
+        allowed: The keys it may have.
+        key: Its config path (empty for the whole config).
+        what: What a key is, in words (``"model key"``).
+
+    Raises:
+        UnknownNameError: A key is not allowed.
+    """
+    for name in node:
+        if name not in allowed:
+            raise UnknownNameError(_join(key, str(name)), what, name, allowed)
 
 
 def _join(key: str, name: str) -> str:

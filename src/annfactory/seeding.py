@@ -70,9 +70,9 @@ def sampling_dtype(dtype: torch.dtype) -> torch.dtype:
 def random_input(
     spec: RunSpec, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    """The run's random batch, ``[batch_size, in_features]`` from N(0, 1), seeded from
-    ``(seed, "input")`` and sampled on the CPU like the parameters."""
-    shape = (spec.batch_size, spec.network.in_features)
+    """The run's random batch, ``[batch_size, *input_shape]`` from N(0, 1), seeded
+    from ``(seed, "input")`` and sampled on the CPU like the parameters."""
+    shape = (spec.batch_size, *spec.network.input_shape)
     if device.type == "meta":
         return torch.empty(shape, device=device, dtype=dtype)
     generator = seeded_generator(spec.seed, INPUT_STREAM)

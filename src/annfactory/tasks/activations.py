@@ -33,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.activations import activations
 from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.layer_spec import parse_choice
 from annfactory.params import Param, require_mapping
-from annfactory.spec import ActivationSpec, _parse_choice
+from annfactory.spec import ActivationSpec
 from annfactory.tasks import TaskContext
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ def parse_options(given: Mapping[str, Any], key: str) -> ActivationsOptions:
     scores = _parse_scores(given.get("scores", list(DEFAULT_SCORES)), f"{key}.scores")
     chosen = [
         params.get(name)
-        or _parse_choice(activations, name, f"{key}.params.{name}", ActivationSpec)
+        or parse_choice(activations, name, f"{key}.params.{name}", ActivationSpec)
         for name in names
     ]
     vectors = tuple(spec for spec in chosen if spec.name in VECTOR_ACTIVATIONS)
@@ -235,7 +236,7 @@ def _parse_params(node: Any, key: str) -> dict[str, ActivationSpec]:
                 f"Use activation@{key}.{name}={name}, or activation@{key}.{named}="
                 f"{named} for {named!r}.",
             )
-        specs[str(name)] = _parse_choice(activations, choice, entry_key, ActivationSpec)
+        specs[str(name)] = parse_choice(activations, choice, entry_key, ActivationSpec)
     return specs
 
 

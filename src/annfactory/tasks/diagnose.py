@@ -193,8 +193,8 @@ def run(context: TaskContext) -> dict[str, Any]:
     """Run the diagnosis; print it, plot it, and return the metrics.
 
     Raises:
-        ConfigError: ``device=meta`` (there are no values to measure), or no layer has
-            a weight that takes a gradient.
+        ConfigError: ``device=meta`` (there are no values to measure), the output is
+            not a vector, or no layer has a weight that takes a gradient.
     """
     spec, options = context.spec, context.options
     assert isinstance(options, DiagnoseOptions)
@@ -203,6 +203,13 @@ def run(context: TaskContext) -> dict[str, Any]:
             "device",
             "diagnose needs values, and device=meta allocates none.",
             "Use device=cpu (or cuda).",
+        )
+    if len(spec.network.output_shape) != 1:
+        raise ConfigError(
+            "model",
+            "diagnose draws one class label per row, so it needs a vector output; "
+            f"the network's output shape is {list(spec.network.output_shape)}.",
+            "Use a model whose input (and so output) is a vector, or task=forward.",
         )
     rows = spec.batch_size if options.batch_size is None else options.batch_size
     model = build_network(spec)

@@ -68,7 +68,7 @@ def run(context: TaskContext) -> dict[str, Any]:
         # A dry run: shapes come from the spec. Any operation on meta tensors goes
         # through Python meta kernels that import torch._dynamo (over a second), so
         # neither the forward pass nor the summary runs one.
-        y = torch.empty(spec.batch_size, spec.network.out_features, device="meta")
+        y = torch.empty(spec.batch_size, *spec.network.output_shape, device="meta")
         summary = torchinfo.summary(
             model, col_names=("num_params",), row_settings=("var_names",), verbose=0
         )

@@ -1,0 +1,478 @@
+"""The parsing of layers: from a ``model`` node (plain data) to a :class:`NetworkSpec`.
+
+The model type (:mod:`annfactory.models`) expands its node into layers before
+resolution; each is then resolved here, the same way for every model type: its
+layer type and options, its activation, and the init of each of its parameters.
+Every check that can be made before allocation is made here, and every error names
+its full config path. No torch here (but for the fallback of a layer type that
+declares no shape rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from annfactory.activations import activations
+from annfactory.errors import (
+    AnnFactoryError,
+    ConfigError,
+    UnknownNameError,
+    ascii_lookalike,
+    non_ascii_character,
+)
+from annfactory.inits import InitScheme, Nonlinearity, inits
+from annfactory.layers import LayerShape, LayerType, layers
+from annfactory.models import LayerEntry, model_types
+from annfactory.params import require_mapping, validate_params
+from annfactory.registry import Registry
+from annfactory.spec import (
+    ActivationSpec,
+    InitSpec,
+    LayerSpec,
+    NetworkSpec,
+    ParameterSpec,
+    reject_targets,
+)
+
+__all__ = [
+    "LAYER_FIELDS",
+    "layers_set_by_groups",
+    "parse_choice",
+    "parse_init",
+    "parse_layer",
+    "parse_network",
+]
+
+#: The fields of a layer node besides its layer type's options.
+LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
+#: The parameters that the fields ``weight_init`` and ``bias_init`` set.
+_PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}
+#: The nonlinearity a default init is resolved for: the layer's own init knows none.
+_LINEAR: Final[Nonlinearity] = ("linear", None)
+
+
+def parse_network(
+    model: Any,
+    key: str = "model",
+    init: Any = None,
+    activation: Any = None,
+) -> NetworkSpec:
+    """Validate a ``model`` node and resolve it into a :class:`NetworkSpec`.
+
+    Args:
+        model: The model node: ``type`` (a registered model type, ``sequential`` if
+            omitted) and its keys.
+        key: Its config path.
+        init: The top-level ``init`` choice: the weight init of every weighted layer
+            (:attr:`LayerType.weighted <annfactory.layers.LayerType.weighted>`).
+        activation: The top-level ``activation`` choice: the activation of every
+            weighted layer except the last.
+
+    Raises:
+        ConfigError: Anything is wrong; the message names the config path.
+    """
+    require_mapping(model, key, "a model")
+    reject_targets(model, key)
+    reject_targets(init, "init")
+    reject_targets(activation, "activation")
+    model_type = model_types.get(model.get("type", "sequential"), key=f"{key}.type")
+    expansion = model_type.expand(model, key)
+    # The top-level choices are checked even where no layer takes them.
+    if init is not None:
+        parse_init(init, "init", _LINEAR)
+    if activation is not None:
+        parse_choice(activations, activation, "activation", ActivationSpec)
+    _apply_global_choices(expansion.layers, init, activation)
+    resolved = []
+    shape = expansion.input_shape
+    for entry in expansion.layers:
+        layer = parse_layer(entry, shape)
+        resolved.append(layer)
+        shape = layer.output_shape
+    _check_activation_names(resolved, key)
+    return NetworkSpec(input_shape=expansion.input_shape, layers=tuple(resolved))
+
+
+def _check_activation_names(resolved: list[LayerSpec], key: str) -> None:
+    """No layer may be named like another layer's activation module.
+
+    The network adds each activation other than identity as a child named
+    ``<layer>_act`` (see :class:`annfactory.network.Network`); a layer of that name
+    would take its place. Saved runs' weight names depend on this naming, so the
+    clash is refused rather than the generated name changed.
+    """
+    names = {layer.name for layer in resolved}
+    for layer in resolved:
+        generated = f"{layer.name}_act"
+        if layer.activation.name == "identity" or generated not in names:
+            continue
+        other = next(
+            f"{generated}{n}"
+            for n in range(2, len(names) + 3)
+            if f"{generated}{n}" not in names
+        )
+        raise ConfigError(
+            f"{key}.layers.{generated}",
+            f"the layer name {generated!r} is taken by the activation "
+            f"({layer.activation.name}) of layer {layer.name!r}.",
+            f"Give the layer another name, e.g. {other}: each activation is a "
+            "module named <layer>_act.",
+        )
+
+
+def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The layers whose settings the top-level groups replace.
+
+    Args:
+        model: A model node (plain data), as :func:`parse_network` takes it.
+
+    Returns:
+        The layers whose weight init ``init`` sets (every weighted layer), and those
+        whose activation ``activation`` sets (every weighted layer but the last).
+
+    Raises:
+        ConfigError: The model node is invalid.
+    """
+    require_mapping(model, "model", "a model")
+    model_type = model_types.get(model.get("type", "sequential"), key="model.type")
+    entries = model_type.expand(model, "model").layers
+    weighted = [entry.name for entry in entries if _is_weighted(entry)]
+    return weighted, weighted[:-1]
+
+
+def _apply_global_choices(
+    entries: list[LayerEntry], init: Any, activation: Any
+) -> None:
+    """The top-level groups: ``init`` for every weighted layer's weight,
+    ``activation`` for every weighted layer but the output one."""
+    if init is None and activation is None:
+        return
+    weighted = [entry for entry in entries if _is_weighted(entry)]
+    for index, entry in enumerate(weighted):
+        if init is not None:
+            entry.fields["weight_init"], entry.keys["weight_init"] = init, "init"
+        if activation is not None and index < len(weighted) - 1:
+            entry.fields["activation"] = activation
+            entry.keys["activation"] = "activation"
+
+
+def _is_weighted(entry: LayerEntry) -> bool:
+    layer_type = entry.fields.get("type")
+    if not isinstance(layer_type, str):
+        return False  # reported with its path when the layer is parsed
+    try:
+        return layers.get(layer_type).weighted  # may load a plugin that provides it
+    except UnknownNameError:
+        return False
+
+
+# ------------------------------------------------------------------------------------
+# One layer
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """What resolving a layer's parameters needs to know about the layer."""
+
+    entry: LayerEntry
+    layer_type: LayerType
+    input_shape: tuple[int, ...]
+    options: Mapping[str, Any]
+
+    @property
+    def type_name(self) -> str:
+        return str(self.entry.fields["type"])
+
+
+def parse_layer(entry: LayerEntry, input_shape: tuple[int, ...]) -> LayerSpec:
+    """Validate one layer and resolve it into a :class:`LayerSpec`.
+
+    Args:
+        entry: The layer as its model type expanded it.
+        input_shape: The shape of its input (one sample, no batch dimension).
+
+    Raises:
+        ConfigError: Anything is wrong; the message names the config path.
+    """
+    layer_type = _layer_type(entry)
+    layer = _Layer(entry, layer_type, input_shape, _options(entry, layer_type))
+    activation = parse_choice(
+        activations,
+        entry.fields.get("activation", "identity"),
+        entry.key("activation"),
+        ActivationSpec,
+    )
+    nonlinearity = activations.get(activation.name).nonlinearity(activation.params)
+    chosen = {
+        field: parse_init(
+            entry.fields.get(field, "default"), entry.key(field), nonlinearity
+        )
+        for field in ("weight_init", "bias_init")
+    }
+    shape = _layer_shape(layer)
+    parameters = _parameters(layer, shape, chosen)
+    return LayerSpec(
+        name=entry.name,
+        type=layer.type_name,
+        input_shape=input_shape,
+        output_shape=tuple(shape.output),
+        options=layer.options,
+        activation=activation,
+        weight_init=chosen["weight_init"],
+        bias_init=chosen["bias_init"],
+        parameters=parameters,
+    )
+
+
+def _layer_type(entry: LayerEntry) -> LayerType:
+    """The layer's registered type, after checking its name and that it has one."""
+    if not entry.name.isidentifier() or not entry.name.isascii():
+        raise _layer_name_error(entry.name, entry.path)
+    if "type" not in entry.fields:
+        raise ConfigError(
+            f"{entry.path}.type",
+            "the layer has no type.",
+            f"Set it, e.g. +layer@{entry.path}=linear "
+            f"(valid: {', '.join(layers.names())}).",
+        )
+    layer_type: LayerType = _lookup(layers, entry.fields["type"], entry.key("type"))
+    return layer_type
+
+
+def _options(entry: LayerEntry, layer_type: LayerType) -> dict[str, Any]:
+    """The layer type's options, validated, with their defaults filled in."""
+    given = {k: v for k, v in entry.fields.items() if k not in LAYER_FIELDS}
+    for option in given:
+        if option not in layer_type.params:
+            raise UnknownNameError(
+                entry.key(option),
+                "layer key",
+                option,
+                [*LAYER_FIELDS, *layer_type.params],
+                where=f" for layer type {entry.fields['type']!r}",
+            )
+    options = {}
+    for option, param in layer_type.params.items():
+        key = entry.key(option)
+        if option in given:
+            options[option] = param.validate(given[option], key)
+        elif param.required:
+            raise ConfigError(
+                key,
+                f"layer type {entry.fields['type']!r} needs {option!r} "
+                f"({param.allowed()}).",
+                f"Set {key}=<value>.",
+            )
+        else:
+            options[option] = param.default
+    return options
+
+
+def _parameters(
+    layer: _Layer, shape: LayerShape, chosen: Mapping[str, InitSpec]
+) -> tuple[ParameterSpec, ...]:
+    """Each parameter of the layer with the init that fills it.
+
+    ``weight_init`` and ``bias_init`` choose the inits of ``weight`` and ``bias``;
+    every other parameter (those of child modules too) takes its layer type's
+    default.
+    """
+    entry = layer.entry
+    parameters = []
+    for parameter in shape.parameters:
+        field = _PARAMETER_FIELDS.get(parameter)
+        choice = chosen[field] if field else InitSpec("default", {})
+        key = entry.key(field) if field else entry.path
+        parameters.append(
+            _resolve_parameter(layer, shape, parameter, choice=choice, key=key)
+        )
+    for parameter, field in _PARAMETER_FIELDS.items():
+        if parameter not in shape.parameters and chosen[field].name != "default":
+            key = entry.key(field)
+            raise ConfigError(
+                key,
+                f"layer {entry.name!r} ({layer.type_name}) has no {parameter}, so "
+                f"{chosen[field].name!r} cannot apply.",
+                f"Remove it or set {key}=default.",
+            )
+    return tuple(parameters)
+
+
+def _resolve_parameter(
+    layer: _Layer,
+    layer_shape: LayerShape,
+    parameter: str,
+    *,
+    choice: InitSpec,
+    key: str,
+) -> ParameterSpec:
+    """The parameter with its init resolved (``default``: the layer type's own)."""
+    shape = tuple(layer_shape.parameters[parameter])
+    from_default = choice.name == "default"
+    if from_default:
+        name, params = _default_init(layer, layer_shape, parameter, key)
+        choice = parse_init({"name": name, **params}, key, _LINEAR)
+    scheme = inits.get(choice.name)
+    if len(shape) < scheme.min_dim:
+        raise ConfigError(
+            key,
+            f"init {choice.name!r} needs a tensor of at least {scheme.min_dim} "
+            f"dimensions; {layer.entry.name}.{parameter} has shape {list(shape)}.",
+            "Use zeros, constant, uniform, normal or default for it.",
+        )
+    return ParameterSpec(parameter, shape, choice, from_default)
+
+
+def _default_init(
+    layer: _Layer, shape: LayerShape, parameter: str, key: str
+) -> tuple[str, Any]:
+    """The layer type's own init of ``parameter``: a scheme name and parameters."""
+    default_init = layer.layer_type.default_init
+    try:
+        if default_init is None:
+            raise LookupError(parameter)
+        return default_init(parameter, shape, layer.options)
+    except LookupError:
+        raise ConfigError(
+            key,
+            f"layer type {layer.type_name!r} declares no default init for "
+            f"{parameter!r}.",
+            "Name an init for it instead of 'default'.",
+        ) from None
+
+
+def _layer_shape(layer: _Layer) -> LayerShape:
+    """The layer's output and parameter shapes, from its type's rule."""
+    rule = layer.layer_type.shape
+    if rule is None:
+        return _shape_on_meta(layer)
+    try:
+        return rule(layer.input_shape, layer.options)
+    except AnnFactoryError:
+        raise  # a rule that reports with a config path of its own
+    except ValueError as error:
+        raise ConfigError(
+            layer.entry.path,
+            f"layer type {layer.type_name!r} cannot take the input shape "
+            f"{list(layer.input_shape)}: {error}.",
+            "Change the layer before it, or the model's input shape.",
+        ) from error
+
+
+def _shape_on_meta(layer: _Layer) -> LayerShape:
+    """The fallback for a layer type without a shape rule (a plugin class).
+
+    Its parameters are learnt by building it on the meta device; its output keeps
+    the input's shape but for the last dimension, which ``out_features`` sets if the
+    type has that option (the contract of classes that take ``in_features`` first).
+    """
+    import torch
+
+    try:
+        with torch.device("meta"):
+            module = layer.layer_type.build(layer.input_shape, **layer.options)
+    except Exception as error:
+        raise ConfigError(
+            layer.entry.path,
+            f"layer type {layer.type_name!r} cannot be built: {error}",
+        ) from error
+    *batch, last = layer.input_shape
+    output = (*batch, int(layer.options.get("out_features", last)))
+    parameters = {name: tuple(p.shape) for name, p in module.named_parameters()}
+    return LayerShape(output, parameters)
+
+
+def _layer_name_error(name: str, key: str) -> ConfigError:
+    """A layer name that cannot be a module attribute (``fc-1``, a Cyrillic letter)."""
+    plain = ascii_lookalike(name)
+    odd = non_ascii_character(name)
+    if odd is not None:
+        problem = f"layer name {name!r} contains the non-ASCII character {odd}."
+    else:
+        problem = f"layer name {name!r} is not a Python identifier."
+    example = plain if plain.isascii() and plain.isidentifier() else "hidden1"
+    return ConfigError(
+        key, problem, f"Use ASCII letters, digits and underscores, e.g. {example}."
+    )
+
+
+# ------------------------------------------------------------------------------------
+# Choices: a registered name with parameters
+# ------------------------------------------------------------------------------------
+
+
+def parse_choice(registry: Registry[Any], node: Any, key: str, cls: type[Any]) -> Any:
+    """A registry name with parameters: a string, or a mapping with ``name``.
+
+    Args:
+        registry: The registry the name is looked up in.
+        node: The config node.
+        key: Its config path.
+        cls: The spec to make, e.g. :class:`ActivationSpec`:
+            ``cls(name=..., params=...)``.
+
+    Raises:
+        ConfigError: The node is not a name or a mapping with a name, the name is
+            not registered (naming the closest), or a parameter is not valid.
+    """
+    if isinstance(node, str):
+        name, given, name_key = node, {}, key
+    elif isinstance(node, Mapping):
+        if "_target_" in node:  # parse_network refuses it first; kept for direct calls
+            reject_targets(node, key)
+        given = {k: v for k, v in node.items() if k != "name"}
+        if "name" not in node:
+            raise ConfigError(
+                f"{key}.name",
+                f"no {registry.kind} is named.",
+                f"Set {key}=<name> (valid: {', '.join(registry.names())}).",
+            )
+        name, name_key = node["name"], f"{key}.name"
+    else:
+        raise ConfigError(
+            key,
+            f"{node!r} is not a {registry.kind} name or mapping.",
+            f"Use one of: {', '.join(registry.names())}.",
+        )
+    entry = _lookup(registry, name, name_key)
+    params = validate_params(given, entry.params, key, f"{registry.kind} {name!r}")
+    return cls(name=name, params=params)
+
+
+def parse_init(node: Any, key: str, nonlinearity: Nonlinearity) -> InitSpec:
+    """An init choice, its ``null`` gains resolved for the layer's nonlinearity.
+
+    Args:
+        node: The config node: an init name or a mapping with ``name``.
+        key: Its config path.
+        nonlinearity: The layer's activation, as ``calculate_gain`` takes it.
+
+    Raises:
+        ConfigError: As :func:`parse_choice`, or the init's parameters do not fit
+            together.
+    """
+    choice: InitSpec = parse_choice(inits, node, key, InitSpec)
+    scheme: InitScheme = inits.get(choice.name)
+    params = dict(choice.params)
+    if scheme.resolve_auto is not None:
+        params = scheme.resolve_auto(params, nonlinearity)
+    if scheme.check is not None:
+        problem = scheme.check(params)
+        if problem:
+            raise ConfigError(
+                key, f"init {choice.name!r} {problem}.", "Fix its parameters."
+            )
+    return InitSpec(choice.name, params)
+
+
+def _lookup(registry: Registry[Any], name: Any, key: str) -> Any:
+    if not isinstance(name, str):
+        raise ConfigError(
+            key,
+            f"{name!r} is not a {registry.kind} name.",
+            f"Use one of: {', '.join(registry.names())}.",
+        )
+    return registry.get(name, key=key)
