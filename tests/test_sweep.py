@@ -331,10 +331,14 @@ def test_a_failing_launcher_turns_its_jobs_into_rows(
     ],
 )
 def test_flags_hydra_refuses_together_give_a_short_message(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from annfactory.run import check_command_flags, parse_hydra_flags
 
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     args = parse_hydra_flags(argv)
     assert args is not None
     with pytest.raises(SystemExit) as exit_info:
