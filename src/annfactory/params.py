@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 from annfactory.errors import ConfigError, RegistrationError, UnknownNameError
 
-__all__ = ["AUTO", "REQUIRED", "Param", "params_from_arguments", "validate_params"]
+__all__ = [
+    "AUTO",
+    "REQUIRED",
+    "Param",
+    "check_names",
+    "params_from_arguments",
+    "validate_params",
+]
 
 
 class _Sentinel:
@@ -156,11 +163,7 @@ def validate_params(
         UnknownNameError: A parameter is not declared (names the closest one).
         ConfigError: A required parameter is missing or a value is not allowed.
     """
-    for name in given:
-        if name not in schema:
-            raise UnknownNameError(
-                _join(key, str(name)), "parameter", name, schema, where=f" for {what}"
-            )
+    check_names(given, schema, key, what)
     values: dict[str, Any] = {}
     for name, param in schema.items():
         path = _join(key, name)
@@ -173,6 +176,35 @@ def validate_params(
         else:
             values[name] = param.default
     return values
+
+
+def check_names(
+    given: Iterable[Any],
+    allowed: Collection[str],
+    key: str,
+    what: str,
+    kind: str = "parameter",
+) -> None:
+    """Each name in ``given`` is one of ``allowed``.
+
+    The one rule for the keys of a node, used by :func:`validate_params` and by the
+    override check, which sees one key at a time before Hydra composes.
+
+    Args:
+        given: The names set (keys of the node).
+        allowed: The names declared (a schema's keys).
+        key: Config path of the node that holds them.
+        what: The node's entry, in words (``"init 'normal'"``).
+        kind: What a name is, in words (``"parameter"``, ``"layer key"``).
+
+    Raises:
+        UnknownNameError: Names ``<key>.<name>``, the closest allowed name and all.
+    """
+    for name in given:
+        if name not in allowed:
+            raise UnknownNameError(
+                _join(key, str(name)), kind, name, allowed, where=f" for {what}"
+            )
 
 
 def params_from_arguments(

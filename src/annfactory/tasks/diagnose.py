@@ -36,20 +36,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-import torch
-from torch.nn import functional
-
 from annfactory.errors import ConfigError
-from annfactory.factory import build_network, resolve_device, seeded_generator
-from annfactory.network import Network
 from annfactory.params import Param, validate_params
-from annfactory.runs import save_model
 from annfactory.spec import ActivationSpec, RunSpec
-from annfactory.tasks import TaskContext
-from annfactory.tasks.forward import random_input
+from annfactory.tasks import TaskContext, tasks
 
 if TYPE_CHECKING:
+    import torch
     from matplotlib.figure import Figure
+
+    from annfactory.network import Network
+
+# torch, matplotlib and the factory are imported inside the functions that use them:
+# the override check and --help import this module for the task's schema.
 
 __all__ = [
     "FIGURE_FILE",
@@ -168,6 +167,10 @@ def parse_options(given: Mapping[str, Any], key: str) -> DiagnoseOptions:
 def random_labels(spec: RunSpec, rows: int, device: torch.device) -> torch.Tensor:
     """Random class labels in ``[0, out_features)``, one per row, seeded from
     ``(seed, "labels")`` and drawn on the CPU like the input."""
+    import torch
+
+    from annfactory.factory import seeded_generator
+
     generator = seeded_generator(spec.seed, "labels")
     labels = torch.randint(0, spec.network.out_features, (rows,), generator=generator)
     return labels.to(device)
@@ -198,6 +201,7 @@ def loss_for(option: str, output_activation: ActivationSpec) -> tuple[str, str]:
     return name, "cross_entropy(output as logits) against random labels"
 
 
+@tasks.register("diagnose", params=_OPTIONS, parse_options=parse_options)
 def run(context: TaskContext) -> dict[str, Any]:
     """Run the diagnosis; print it, plot it, and return the metrics.
 
@@ -205,6 +209,12 @@ def run(context: TaskContext) -> dict[str, Any]:
         ConfigError: ``device=meta`` (there are no values to measure), or no layer has
             a weight that takes a gradient.
     """
+    import torch
+
+    from annfactory.factory import build_network, resolve_device
+    from annfactory.runs import save_model
+    from annfactory.tasks.forward import random_input
+
     spec, options = context.spec, context.options
     assert isinstance(options, DiagnoseOptions)
     if spec.device == "meta":
@@ -313,6 +323,8 @@ def run(context: TaskContext) -> dict[str, Any]:
 
 def _trainable_weights(model: Network, spec: RunSpec) -> dict[str, torch.Tensor]:
     """Layer name -> its weight, for the layers whose weight takes a gradient."""
+    import torch
+
     weights: dict[str, torch.Tensor] = {}
     for layer in spec.network.layers:
         weight = getattr(model.get_submodule(layer.name), "weight", None)
@@ -362,6 +374,8 @@ def _loss(
     log_softmax ``nll_loss(output)``, so the loss is the cross-entropy of the
     network's own prediction, and the softmax is not applied twice.
     """
+    from torch.nn import functional
+
     if name == "mean":
         return output.mean()
     assert labels is not None
@@ -381,6 +395,8 @@ def _layer_row(
 ) -> dict[str, Any]:
     """One layer's measures: statistics over every element of its output, and its
     weight-gradient norm (None for a layer without a weight)."""
+    import torch
+
     values = passed_on.double().reshape(passed_on.shape[0], -1)
     weight = weights.get(name)
     grad = None if weight is None else weight.grad

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import torch
-import torchinfo
-
-from annfactory.factory import (
-    build_network,
-    resolve_device,
-    sampling_dtype,
-    seeded_generator,
-)
-from annfactory.network import Network
 from annfactory.params import validate_params
-from annfactory.runs import save_model
-from annfactory.spec import RunSpec
-from annfactory.tasks import TaskContext
+from annfactory.tasks import TaskContext, tasks
+
+if TYPE_CHECKING:
+    import torch
+
+    from annfactory.network import Network
+    from annfactory.spec import RunSpec
+
+# torch, torchinfo and the factory are imported inside the functions that use them:
+# the override check and --help import this module for the task's schema.
 
 __all__ = ["COMPILES", "parameter_table", "parse_options", "random_input", "run"]
 
@@ -37,6 +34,10 @@ def random_input(
 ) -> torch.Tensor:
     """The run's random batch, ``[batch_size, in_features]`` from N(0, 1), seeded from
     ``(seed, "input")`` and sampled on the CPU like the parameters."""
+    import torch
+
+    from annfactory.factory import sampling_dtype, seeded_generator
+
     shape = (spec.batch_size, spec.network.in_features)
     if device.type == "meta":
         return torch.empty(shape, device=device, dtype=dtype)
@@ -73,8 +74,15 @@ def parse_options(given: Mapping[str, Any], key: str) -> dict[str, Any]:
     return validate_params(given, {}, key, "task 'forward'")
 
 
+@tasks.register("forward", compiles=COMPILES)
 def run(context: TaskContext) -> dict[str, Any]:
     """Build, run and report; return the metrics that ``metrics.json`` holds."""
+    import torch
+    import torchinfo
+
+    from annfactory.factory import build_network, resolve_device
+    from annfactory.runs import save_model
+
     spec, out = context.spec, context.out
     model = build_network(spec)
     device = resolve_device(spec.device)
@@ -179,6 +187,8 @@ def _compiled_forward(
     """Run the forward pass through ``torch.compile``; compare with eager, time both."""
     import time
 
+    import torch
+
     start = time.perf_counter()
     fast = torch.compile(model)
     with torch.inference_mode():
@@ -232,6 +242,8 @@ def _print_report(
     parameters: dict[str, dict[str, Any]],
     total: int,
 ) -> None:
+    import torch
+
     print(f"network: {spec.network.summary_line()}", file=out)
     print(
         f"seed={spec.seed} device={spec.device} dtype={spec.dtype} "
