@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from annfactory import activations, inits, layers, plugins
+from annfactory.groups import groups
 from annfactory.tasks import tasks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +22,7 @@ RUN_PY = REPO / "scripts" / "run.py"
 @pytest.fixture(autouse=True)
 def restore_registries() -> Iterator[None]:
     """Tests that register entries leave no trace."""
-    registries = (activations, inits, layers, tasks)
+    registries = (activations, inits, layers, tasks, groups)
     saved = [(registry, registry.snapshot()) for registry in registries]
     yield
     for registry, state in saved:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
 from annfactory.params import Param, validate_params
+from annfactory.runs import save_model
 from annfactory.spec import ActivationSpec, RunSpec
 from annfactory.tasks import TaskContext, tasks
 
@@ -212,7 +213,6 @@ def run(context: TaskContext) -> dict[str, Any]:
     import torch
 
     from annfactory.factory import build_network, resolve_device
-    from annfactory.runs import save_model
     from annfactory.tasks.forward import random_input
 
     spec, options = context.spec, context.options

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 from annfactory.params import validate_params
+from annfactory.runs import save_model
 from annfactory.tasks import TaskContext, tasks
 
 if TYPE_CHECKING:
@@ -81,7 +82,6 @@ def run(context: TaskContext) -> dict[str, Any]:
     import torchinfo
 
     from annfactory.factory import build_network, resolve_device
-    from annfactory.runs import save_model
 
     spec, out = context.spec, context.out
     model = build_network(spec)

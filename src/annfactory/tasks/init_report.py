@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.inits import Theory, inits
 from annfactory.params import Param, validate_params
+from annfactory.runs import save_model
 from annfactory.tasks import TaskContext, tasks
 
 if TYPE_CHECKING:
@@ -258,7 +259,6 @@ def run(context: TaskContext) -> dict[str, Any]:
     import torch
 
     from annfactory.factory import build_network
-    from annfactory.runs import save_model
 
     spec, options = context.spec, context.options
     assert isinstance(options, ReportOptions)
