@@ -25,13 +25,12 @@ from annfactory.errors import (
     non_ascii_character,
 )
 from annfactory.groups import (
-    CHOICE_SLOTS,
     ConfigGroup,
+    choice_group,
     groups,
     layer_slots,
     top_level_groups,
 )
-from annfactory.params import check_names
 from annfactory.plugins import load_plugins
 from annfactory.spec import (
     RunSpec,
@@ -949,13 +948,10 @@ def _check_mapping_keys(
     for name, child in value.items():
         name = str(name)
         if not _has_key(node, name):
-            registry = CHOICE_SLOTS.get(path[-1]) if path else None
+            group = choice_group(path[-1]) if path else None
             option = node.get("name") if "name" in node else None
-            if registry is not None and isinstance(option, str) and option in registry:
-                schema = registry.get(option).params
-                check_names(
-                    [name], schema, ".".join(path), f"{registry.kind} {option!r}"
-                )
+            if group is not None and isinstance(option, str):
+                group.check_option_keys(option, [name], ".".join(path))
             raise _unknown_key(cfg, node, path, name, override, line)
         inner = OmegaConf.select(node, name, throw_on_missing=False)
         if isinstance(child, dict) and _is_mapping(inner):

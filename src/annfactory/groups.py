@@ -49,6 +49,7 @@ __all__ = [
     "KEYS",
     "ConfigGroup",
     "OptionKeys",
+    "choice_group",
     "groups",
     "layer_slots",
     "run_keys",
@@ -235,21 +236,31 @@ def run_keys() -> tuple[str, ...]:
     return (*top_level_groups(), *KEYS)
 
 
+def choice_group(key: str) -> ConfigGroup | None:
+    """The group whose option the value at ``key`` (the last part of a config path)
+    names with its parameters: a choice group itself (``init``) or one of its slots
+    (``weight_init``); None for any other key."""
+    for name, group in groups.items():
+        if (group.choice and key == name) or key in group.slots:
+            return group
+    return None
+
+
 class _ChoiceSlots(Mapping[str, Registry[Any]]):
-    """Each key whose value names a registry entry with its parameters, to that
-    registry: the choice groups (``init``) and their slots (``weight_init``)."""
+    """:func:`choice_group`'s registry for each key it knows."""
 
     def _table(self) -> dict[str, Registry[Any]]:
+        keys = [
+            key
+            for name, group in groups.items()
+            for key in ((name,) if group.choice else ()) + group.slots
+        ]
         table: dict[str, Registry[Any]] = {}
-        for name, group in groups.items():
-            if not (group.choice or group.slots):
-                continue  # no look-up: the task registry imports the task modules
-            registry = group.options()
-            if registry is None:
-                continue
-            if group.choice:
-                table[name] = registry
-            table.update(dict.fromkeys(group.slots, registry))
+        for key in keys:
+            group = choice_group(key)
+            registry = group.options() if group is not None else None
+            if registry is not None:
+                table[key] = registry
         return table
 
     def __getitem__(self, key: str) -> Registry[Any]:
