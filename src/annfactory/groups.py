@@ -35,7 +35,7 @@ from annfactory.errors import (
 )
 from annfactory.inits import inits
 from annfactory.layers import layers
-from annfactory.params import Param, check_names
+from annfactory.params import Param, check_keys
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
@@ -128,7 +128,7 @@ class ConfigGroup:
     def check_option_keys(self, option: str, names: Iterable[str], key: str) -> None:
         """Each of ``names``, set under option ``option`` at ``key``, is a key of it.
 
-        The same rule as the spec's (:func:`~annfactory.params.check_names` over the
+        The same rule as the spec's (:func:`~annfactory.params.check_keys` over the
         option's schema), for the override check, which sees the keys one by one.
         Nothing is checked for an option that names no registry entry (a file of
         keys, or a user's file named otherwise).
@@ -140,12 +140,12 @@ class ConfigGroup:
         if registry is None or option not in registry:
             return
         keys = self.option_keys(registry.get(option))
-        check_names(
+        check_keys(
             [name for name in names if name not in keys.beside],
             keys.allowed,
             key,
-            f"{registry.kind} {option!r}",
-            kind=keys.kind,
+            keys.kind,
+            where=f" for {registry.kind} {option!r}",
         )
 
 

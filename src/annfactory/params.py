@@ -19,7 +19,7 @@ __all__ = [
     "AUTO",
     "REQUIRED",
     "Param",
-    "check_names",
+    "check_keys",
     "params_from_arguments",
     "validate_params",
 ]
@@ -163,7 +163,7 @@ def validate_params(
         UnknownNameError: A parameter is not declared (names the closest one).
         ConfigError: A required parameter is missing or a value is not allowed.
     """
-    check_names(given, schema, key, what)
+    check_keys(given, schema, key, "parameter", where=f" for {what}")
     values: dict[str, Any] = {}
     for name, param in schema.items():
         path = _join(key, name)
@@ -178,32 +178,33 @@ def validate_params(
     return values
 
 
-def check_names(
-    given: Iterable[Any],
+def check_keys(
+    node: Iterable[Any],
     allowed: Collection[str],
     key: str,
     what: str,
-    kind: str = "parameter",
+    *,
+    where: str = "",
 ) -> None:
-    """Each name in ``given`` is one of ``allowed``.
+    """Refuse a key of ``node`` that is not in ``allowed``, naming the closest one.
 
-    The one rule for the keys of a node, used by :func:`validate_params` and by the
-    override check, which sees one key at a time before Hydra composes.
+    The one rule for the keys of a node: :func:`validate_params` applies it, and so
+    does the override check, which sees the keys one by one before Hydra composes.
 
     Args:
-        given: The names set (keys of the node).
-        allowed: The names declared (a schema's keys).
-        key: Config path of the node that holds them.
-        what: The node's entry, in words (``"init 'normal'"``).
-        kind: What a name is, in words (``"parameter"``, ``"layer key"``).
+        node: A mapping node of the config, or the keys it sets.
+        allowed: The keys it may have.
+        key: Its config path (empty for the whole config).
+        what: What a key is, in words (``"parameter"``, ``"layer key"``).
+        where: Words after the key in the message (``" for init 'normal'"``).
 
     Raises:
-        UnknownNameError: Names ``<key>.<name>``, the closest allowed name and all.
+        UnknownNameError: Names ``<key>.<name>``, the closest allowed key and all.
     """
-    for name in given:
+    for name in node:
         if name not in allowed:
             raise UnknownNameError(
-                _join(key, str(name)), kind, name, allowed, where=f" for {what}"
+                _join(key, str(name)), what, name, allowed, where=where
             )
 
 

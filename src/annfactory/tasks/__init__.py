@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from annfactory.errors import ConfigError, RegistrationError
-from annfactory.params import Param, check_names, validate_params
+from annfactory.params import Param, check_keys, validate_params
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
@@ -214,7 +214,8 @@ def check_option_names(name: str, given: Collection[str], key: str = "task") -> 
     Raises:
         UnknownNameError: Names ``<key>.<option>`` and the closest declared option.
     """
-    check_names(given, tasks.get(name).option_names, key, f"task {name!r}", kind="key")
+    options = tasks.get(name).option_names
+    check_keys(given, options, key, "key", where=f" for task {name!r}")
 
 
 def parse_task_options(name: str, given: Mapping[str, Any], key: str = "task") -> Any:
