@@ -156,7 +156,7 @@ class Task:
 def _task_from(obj: Any, *, name: str, **options: Any) -> Task:
     """Registry coercion: accept a :class:`Task`, or a run function and the Task's
     other fields as keyword options (``doc`` defaults to the first line of the run
-    function's module docstring)."""
+    function's module docstring, or of its own)."""
     if isinstance(obj, Task):
         if options:
             raise RegistrationError(f"task {name!r}: options given with a Task")
@@ -167,7 +167,12 @@ def _task_from(obj: Any, *, name: str, **options: Any) -> Task:
             f"{type(obj).__name__}"
         )
     module = inspect.getmodule(obj)
-    doc = options.pop("doc", None) or (getattr(module, "__doc__", None) or "")
+    doc = (
+        options.pop("doc", None)
+        or (module.__doc__ if module is not None else None)
+        or obj.__doc__
+        or ""
+    )
     try:
         return Task(run=obj, doc=doc.strip().split("\n")[0], **options)
     except TypeError as error:
