@@ -1,8 +1,10 @@
-"""A plugin package adds a task and a config group of its own from outside ``src/``.
+"""A plugin package adds a task, a config group and a model type of its own from
+outside ``src/``.
 
 ``tests/plugin_pkg`` is such a package (see its module docstring): an
 ``annfactory.plugins`` entry point (``axes_demo_plugin-0.1.dist-info``), the module it
-names, which registers the ``probe`` task and the ``noise`` group, its YAML options in
+names, which registers the ``probe`` task, the ``noise`` group and the ``tower`` model
+type, its YAML options in
 ``axes_demo_plugin/conf``, and a Hydra ``SearchPathPlugin`` that puts them on Hydra's
 search path. Nothing in ``src/`` names it. On the command line it is installed by
 ``PYTHONPATH``; here, by ``sys.path``.
@@ -22,6 +24,7 @@ import pytest
 import annfactory
 from annfactory import UnknownNameError, plugins
 from annfactory.groups import groups, run_keys
+from annfactory.models import model_types
 from annfactory.tasks import tasks
 
 TESTS = Path(__file__).resolve().parent
@@ -51,6 +54,28 @@ def test_a_miss_loads_the_plugin_s_task_and_group() -> None:
 
 
 @pytest.mark.usefixtures("installed")
+def test_a_miss_loads_the_plugin_s_model_type() -> None:
+    assert "tower" not in model_types
+    spec = annfactory.parse_run(
+        {"model": {"type": "tower", "in_features": 8, "out_features": 2}}
+    )
+    layers = spec.network.layers
+    assert [layer.name for layer in layers] == ["floor1", "floor2", "floor3", "out"]
+    assert [layer.out_features for layer in layers] == [64, 32, 16, 2]
+    assert [layer.activation.name for layer in layers] == [*["relu"] * 3, "identity"]
+    with pytest.raises(
+        UnknownNameError,
+        match=r"^model\.florrs: unknown tower key 'florrs'\. Did you mean 'floors'\?",
+    ):
+        annfactory.parse_run({"model": {"type": "tower", "florrs": 2}})
+    with pytest.raises(
+        UnknownNameError,
+        match=r"^model\.type: unknown model type 'towr'\. Did you mean 'tower'\?",
+    ):
+        annfactory.parse_run({"model": {"type": "towr"}})
+
+
+@pytest.mark.usefixtures("installed")
 def test_the_plugin_s_group_is_parsed_into_the_spec_and_round_trips() -> None:
     model = annfactory.to_spec(annfactory.compose(["model=mlp"])).to_dict()["model"]
     spec = annfactory.parse_run({"model": model, "noise": "uniform"})
@@ -64,9 +89,10 @@ def test_the_plugin_s_group_is_parsed_into_the_spec_and_round_trips() -> None:
 
 
 @pytest.mark.slow
-def test_help_lists_the_plugin_s_group_and_task(run_cli: Any) -> None:
+def test_help_lists_the_plugin_s_group_task_and_model(run_cli: Any) -> None:
     result = run_cli("--help", env=ENV)
     assert result.returncode == 0, result.stderr
+    assert "\nmodel: demo, mlp, tower\n" in result.stdout
     assert "\nnoise: gaussian, uniform\n" in result.stdout
     assert "\ntask: activations, diagnose, forward, init_report, probe\n" in (
         result.stdout
@@ -74,6 +100,16 @@ def test_help_lists_the_plugin_s_group_and_task(run_cli: Any) -> None:
 
 
 BAD = [
+    (
+        ["model=towr"],
+        "model: unknown model 'towr'. Did you mean 'tower'?\n"
+        "  Valid models: demo, mlp, tower.",
+    ),
+    (
+        ["model=tower", "model.florrs=2"],
+        "model.florrs: unknown key 'florrs' in model. Did you mean 'floors'?\n"
+        "  Valid keys: floors, in_features, out_features, type, width.",
+    ),
     (
         ["task=prbe"],
         "task: unknown task 'prbe'. Did you mean 'probe'?\n"
@@ -120,7 +156,7 @@ def test_a_sweep_over_the_plugin_s_group_shows_its_task_s_metrics(
     run_cli: Any, tmp_path: Path
 ) -> None:
     result = run_cli(
-        "-m", "task=probe", "model=mlp", "+noise=gaussian,uniform", env=ENV
+        "-m", "task=probe", "model=tower", "+noise=gaussian,uniform", env=ENV
     )
     assert result.returncode == 0, result.stderr
     sweep = tmp_path / "multirun"
@@ -129,8 +165,11 @@ def test_a_sweep_over_the_plugin_s_group_shows_its_task_s_metrics(
     assert [row["probe.noise"] for row in rows] == ["gaussian", "uniform"]
     assert all(float(row["probe.output_std"]) > 0 for row in rows)
     assert "| probe.noise | probe.output_mean | probe.output_std |" in result.stdout
-    # Each job's spec.yaml holds the group's value, which loads back into the spec.
+    # Each job's spec.yaml holds the group's value, which loads back into the spec,
+    # and the tower's layers.
     for job, noise in enumerate(
         ({"name": "gaussian", "std": 0.1}, {"name": "uniform", "width": 1.0})
     ):
-        assert annfactory.load_spec(sweep / str(job)).extras == {"noise": noise}
+        spec = annfactory.load_spec(sweep / str(job))
+        assert spec.extras == {"noise": noise}
+        assert [layer.out_features for layer in spec.network.layers] == [64, 32, 16, 2]

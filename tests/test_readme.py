@@ -108,6 +108,22 @@ def test_readme_task_example_runs_by_name_with_its_options(tmp_path: Path) -> No
         run_named_task({"name": "count", "per_layr": True}, spec, None)
 
 
+def test_readme_model_type_example_builds_its_layers() -> None:
+    block = next(b for b in BLOCKS if '@model_types.register("pyramid"' in b)
+    _exec(block, "my_models")  # the block asserts the sizes it shows
+    spec = annfactory.parse_run({"model": {"type": "pyramid", "in_features": 3}})
+    network = annfactory.build_network(spec)
+    assert [name for name, _ in network.named_children()] == [
+        "fc1", "fc1_act", "fc2", "fc2_act", "fc3", "fc3_act", "out"
+    ]  # fmt: skip
+    assert network(torch.randn(5, 3)).shape == (5, 2)
+    with pytest.raises(
+        annfactory.UnknownNameError,
+        match=r"^model\.flors: unknown pyramid key 'flors'\. Did you mean 'floors'\?",
+    ):
+        annfactory.parse_run({"model": {"type": "pyramid", "flors": 2}})
+
+
 def test_readme_group_example_puts_its_value_in_the_spec() -> None:
     block = next(b for b in BLOCKS if 'groups.register("noise"' in b)
     spec = _exec(block, "my_noise")["spec"]  # the block asserts what it shows

@@ -5,6 +5,8 @@
   reaches tasks as ``spec.extras["noise"]``;
 - a task, ``probe`` (``task=probe``): runs a few noisy random batches through the
   network and reports the output's statistics;
+- a model type, ``tower`` (``model=tower``): floors of linear relu layers, each half
+  as wide as the one below, then ``out``.
 
 Its YAML options live in ``conf/`` (this package's), which
 ``hydra_plugins/axes_demo_searchpath`` puts on Hydra's search path. annfactory loads
@@ -20,7 +22,8 @@ from typing import Any
 
 from annfactory import ConfigError, Param, Registry
 from annfactory.groups import ConfigGroup, groups
-from annfactory.params import validate_params
+from annfactory.models import Expansion, LayerEntry, model_types
+from annfactory.params import REQUIRED, check_keys, validate_params
 from annfactory.tasks import TaskContext, tasks
 
 
@@ -105,3 +108,38 @@ def run(context: TaskContext) -> dict[str, Any]:
             "output_std": output.std().item(),
         }
     }
+
+
+_TOWER = {
+    "in_features": Param(int, REQUIRED, "input size", low=1),
+    "out_features": Param(int, REQUIRED, "output size", low=1),
+    "width": Param(int, 64, "width of the first floor", low=1),
+    "floors": Param(int, 3, "hidden layers, each half as wide as the one below", low=1),
+}
+
+
+@model_types.register("tower", params=_TOWER)
+def tower(model: Mapping[str, Any], key: str) -> Expansion:
+    """Floors of linear relu layers, each half as wide as the one below, then out."""
+    check_keys(model, ("type", *_TOWER), key, "tower key")
+    given = {name: model[name] for name in _TOWER if name in model}
+    sizes = validate_params(given, _TOWER, key, "model 'tower'")
+    # Every field of a generated layer points at the key it came from.
+    keys = {"type": f"{key}.type", "activation": f"{key}.type"}
+    layers = [
+        LayerEntry(
+            f"floor{floor}",
+            {
+                "type": "linear",
+                "out_features": max(sizes["width"] >> (floor - 1), 1),
+                "activation": "relu",
+            },
+            {**keys, "out_features": f"{key}.width"},
+        )
+        for floor in range(1, sizes["floors"] + 1)
+    ]
+    out = {"type": "linear", "out_features": sizes["out_features"]}
+    layers.append(
+        LayerEntry("out", out, {**keys, "out_features": f"{key}.out_features"})
+    )
+    return Expansion((sizes["in_features"],), layers)
