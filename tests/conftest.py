@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from annfactory import activations, inits, layers, plugins
+from annfactory.groups import groups
 from annfactory.models import model_types
+from annfactory.tasks import tasks
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_PY = REPO / "scripts" / "run.py"
@@ -21,7 +23,7 @@ RUN_PY = REPO / "scripts" / "run.py"
 @pytest.fixture(autouse=True)
 def restore_registries() -> Iterator[None]:
     """Tests that register entries leave no trace."""
-    registries = (activations, inits, layers, model_types)
+    registries = (activations, inits, layers, model_types, tasks, groups)
     saved = [(registry, registry.snapshot()) for registry in registries]
     yield
     for registry, state in saved:

@@ -46,15 +46,9 @@ def test_compile_true_on_the_command_line(run_cli: Any) -> None:
 
 
 def _tasks_without_compile() -> list[str]:
-    import importlib
+    from annfactory.tasks import tasks
 
-    from annfactory.tasks import TASKS
-
-    return [
-        name
-        for name, module in TASKS.items()
-        if not getattr(importlib.import_module(module), "COMPILES", False)
-    ]
+    return [name for name, task in tasks.items() if not task.compiles]
 
 
 def test_the_forward_task_is_the_one_that_compiles() -> None:

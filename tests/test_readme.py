@@ -35,7 +35,8 @@ JSON_BLOCKS = re.findall(r"```json\n(.*?)```", README.read_text(), flags=re.DOTA
 
 def _exec(block: str, name: str) -> dict[str, object]:
     namespace: dict[str, object] = {"__name__": name}
-    exec(compile(block, f"README.md {name}", "exec"), namespace)
+    # As a file of its own: without this module's "from __future__" import.
+    exec(compile(block, f"README.md {name}", "exec", dont_inherit=True), namespace)
     return namespace
 
 
@@ -82,6 +83,60 @@ def test_readme_plugin_module_registers_what_the_command_uses() -> None:
     model = annfactory.build_model(cfg)
     assert torch.equal(model.linear1.weight, torch.full((3, 3), 0.25))
     assert type(model.get_submodule("linear1_act")).__name__ == "Clip"
+
+
+def test_readme_task_example_runs_by_name_with_its_options(tmp_path: Path) -> None:
+    block = next(b for b in BLOCKS if '@tasks.register("count"' in b)
+    _exec(block, "my_tasks")
+    spec = annfactory.to_spec(annfactory.compose(["model=demo"]))
+    out = io.StringIO()
+    metrics = run_named_task(
+        {"name": "count", "per_layer": True}, spec, tmp_path, out=out
+    )
+    assert metrics == {
+        "task": "count",
+        "count": {"linear1": 12, "linear2": 8, "out": 6},
+    }
+    assert out.getvalue() == "26 parameters\n"
+    assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
+    assert run_named_task({"name": "count"}, spec, None, out=out)["count"] == 26
+    with pytest.raises(
+        annfactory.UnknownNameError,
+        match=r"^task\.per_layr: unknown key 'per_layr' for task 'count'\. "
+        r"Did you mean 'per_layer'\?",
+    ):
+        run_named_task({"name": "count", "per_layr": True}, spec, None)
+
+
+def test_readme_model_type_example_builds_its_layers() -> None:
+    block = next(b for b in BLOCKS if '@model_types.register("pyramid"' in b)
+    _exec(block, "my_models")  # the block asserts the sizes it shows
+    spec = annfactory.parse_run({"model": {"type": "pyramid", "in_features": 3}})
+    network = annfactory.build_network(spec)
+    assert [name for name, _ in network.named_children()] == [
+        "fc1", "fc1_act", "fc2", "fc2_act", "fc3", "fc3_act", "out"
+    ]  # fmt: skip
+    assert network(torch.randn(5, 3)).shape == (5, 2)
+    with pytest.raises(
+        annfactory.UnknownNameError,
+        match=r"^model\.flors: unknown pyramid key 'flors'\. Did you mean 'floors'\?",
+    ):
+        annfactory.parse_run({"model": {"type": "pyramid", "flors": 2}})
+
+
+def test_readme_group_example_puts_its_value_in_the_spec() -> None:
+    block = next(b for b in BLOCKS if 'groups.register("noise"' in b)
+    spec = _exec(block, "my_noise")["spec"]  # the block asserts what it shows
+    assert isinstance(spec, annfactory.RunSpec)
+    assert annfactory.parse_run(spec.to_dict()) == spec
+    data = {**spec.to_dict(), "noise": {"name": "gaussian", "std": -1}}
+    with pytest.raises(annfactory.ConfigError, match=r"^noise\.std: -1\.0 is out of"):
+        annfactory.parse_run(data)
+    with pytest.raises(
+        annfactory.UnknownNameError,
+        match=r"^noise\.name: unknown noise 'gausian'\. Did you mean 'gaussian'\?",
+    ):
+        annfactory.parse_run({**data, "noise": "gausian"})
 
 
 @pytest.fixture(scope="module")

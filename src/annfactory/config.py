@@ -16,7 +16,6 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from annfactory.activations import activations
 from annfactory.errors import (
     AnnFactoryError,
     ConfigError,
@@ -25,11 +24,15 @@ from annfactory.errors import (
     closest_name,
     non_ascii_character,
 )
-from annfactory.inits import inits
-from annfactory.layers import layers
-from annfactory.registry import Registry
+from annfactory.groups import (
+    ConfigGroup,
+    choice_group,
+    groups,
+    layer_slots,
+    top_level_groups,
+)
+from annfactory.plugins import load_plugins
 from annfactory.spec import (
-    LAYER_FIELDS,
     RunSpec,
     layers_set_by_groups,
     mlp_layer_names,
@@ -51,23 +54,9 @@ __all__ = [
 ]
 
 CONFIG_NAME = "config"
-#: The config groups whose options are registry entries, and the registry.
-_GROUP_REGISTRIES: dict[str, Registry[Any]] = {
-    "init": inits,
-    "activation": activations,
-    "layer": layers,
-}
-#: The registry of each slot that takes an activation or an init, by its last key.
-_CHOICE_REGISTRIES: dict[str, Registry[Any]] = {
-    "activation": activations,
-    "hidden_activation": activations,
-    "output_activation": activations,
-    "init": inits,
-    "weight_init": inits,
-    "bias_init": inits,
-}
-#: The config groups annfactory owns (others, like hydra/launcher, are Hydra's).
-GROUPS = ("model", "layer", "activation", "init", "task")
+#: annfactory's own config groups (others, like hydra/launcher, are Hydra's); a
+#: plugin's groups join :data:`annfactory.groups.groups` when it loads.
+GROUPS = tuple(groups.names())
 
 
 def conf_dir() -> Path:
@@ -279,8 +268,9 @@ def _replaces_slot(override: Any) -> bool:
         return False
     key = str(override.key_or_group)
     if "." not in key:
-        return key in _GROUP_REGISTRIES and key != "layer"
-    return key.startswith("model.") and key.endswith(_SLOTS)
+        # A top-level group whose node is a choice (init, activation).
+        return key in groups and groups.get(key).choice
+    return key.startswith("model.") and key.endswith(layer_slots())
 
 
 def _value_text(override: Any, line: str) -> str:
@@ -407,7 +397,7 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
             _check_hydra_option(override, config_dirs)
         if override.package is not None and not searchpath_changed:
             _check_group_exists(override, config_dirs)
-        if group not in GROUPS or override.is_delete():
+        if _group_of(group) is None or override.is_delete():
             continue
         if isinstance(override.value(), dict):
             continue  # Hydra sets a mapping as a value, not as an option
@@ -419,7 +409,7 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
                     "null is not an option on the command line.",
                     f"Leave {key} out, or write ~{key}, to drop the choice.",
                 )
-            valid = group_options(group, config_dirs)
+            valid = _options_of(group, config_dirs, option)
             if option not in valid and not searchpath_changed:
                 kind = {"model": "model", "layer": "layer type"}.get(group, group)
                 raise UnknownNameError(
@@ -431,10 +421,52 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
     return chosen
 
 
+def _group_of(name: str) -> ConfigGroup | None:
+    """The config group called ``name``, if there is one.
+
+    A name that is no top-level key of the primary config (``sede``, a plugin's
+    group) loads the plugins first: one may add it. Known keys (``seed=3``) never
+    do, so the usual overrides stay free of the plugin scan.
+    """
+    if name in groups:
+        return groups.get(name)
+    if "." in name or "/" in name or name in _primary_keys():
+        return None
+    try:
+        return groups.get(name)
+    except UnknownNameError:
+        return None
+
+
+def _options_of(group: str, config_dirs: list[Path], option: Any) -> list[str]:
+    """The options of ``group``: the bundled ones, those of ``config_dirs``, and, when
+    ``option`` is none of them, those that plugins add to Hydra's search path."""
+    valid = group_options(group, config_dirs)
+    if option in valid:
+        return valid
+    return sorted({*valid, *_plugin_options(group)})
+
+
+def _plugin_options(group: str) -> tuple[str, ...]:
+    """The options of ``group`` on Hydra's whole search path, where plugin packages
+    add theirs (a ``SearchPathPlugin``).
+
+    Asked of Hydra only when an annfactory plugin is installed: Hydra finds its
+    plugins by importing every ``hydra_plugins`` module, which costs about 50 ms.
+    """
+    try:
+        if not load_plugins():
+            return ()
+    except AnnFactoryError:
+        pass  # a plugin that failed to load may still have put its configs there
+    return _hydra_group_options(group)
+
+
 def _plugin_failure(group: str, option: str) -> str:
     """Why plugins failed to load, if they did, as a line for an unknown option's
     error: the option may have been meant as a broken plugin's entry."""
-    registry = _GROUP_REGISTRIES.get(group)
+    entry = groups.get(group) if group in groups else None
+    registry = entry.options() if entry is not None else None
     if registry is None:
         return ""
     try:
@@ -448,7 +480,9 @@ def _check_group_exists(override: Any, config_dirs: list[Path]) -> None:
     """The group of ``group@slot=option`` must exist; Hydra would not say which
     group was meant."""
     group = str(override.key_or_group)
-    if group in GROUPS or group.startswith("hydra/") or (conf_dir() / group).is_dir():
+    if group.startswith("hydra/") or (conf_dir() / group).is_dir():
+        return
+    if _group_of(group) is not None:
         return
     if any((Path(root) / group).is_dir() for root in config_dirs):
         return
@@ -460,7 +494,7 @@ def _check_group_exists(override: Any, config_dirs: list[Path]) -> None:
         if path.is_dir()
     }
     raise UnknownNameError(
-        _override_key(override), "config group", group, {*GROUPS, *extra}
+        _override_key(override), "config group", group, {*groups.names(), *extra}
     )
 
 
@@ -509,14 +543,14 @@ def _check_yaml_files(
         if not target.startswith("/"):  # relative to the file's own group
             target = f"{group}/{target}"
         target = target.strip("/")
-        if choice not in group_options(target, config_dirs) and not optional:
+        if choice not in _options_of(target, config_dirs, choice) and not optional:
             where = f"{group.replace('/', '.')}.{package}" if package else target
             kind = {"layer": "layer type"}.get(target, target)
             raise UnknownNameError(
                 where,
                 kind,
                 choice,
-                group_options(target, config_dirs),
+                _options_of(target, config_dirs, choice),
                 where=f" in the defaults list of {path}",
             )
         _check_yaml_files(target, choice, key, config_dirs, seen)
@@ -567,27 +601,17 @@ def _load_yaml(path: Path, key: str) -> dict[str, Any]:
 
 
 def _check_parameters(parsed: list[Any], chosen: dict[str, Any]) -> None:
-    """Parameters set under a group option chosen in the same overrides must exist."""
+    """Keys set under a group option chosen in the same overrides must be keys of
+    that option (``init=normal init.sdt=0.1``), by the option's schema: the same rule
+    as the spec's and the task's, applied before Hydra composes."""
     for override in parsed:
         parent, _, parameter = override.key_or_group.rpartition(".")
         if parent not in chosen or override.is_delete():
             continue
         group, option = chosen[parent]
-        registry = _GROUP_REGISTRIES.get(group)
-        if registry is None or option not in registry:
-            continue
-        schema = dict(registry.get(option).params)
-        # Keys that sit beside the parameters: an entry's name, a layer's slots.
-        extra = LAYER_FIELDS if group == "layer" else ("name",)
-        if parameter not in schema and parameter not in extra:
-            is_layer = group == "layer"
-            raise UnknownNameError(
-                override.key_or_group,
-                "layer key" if is_layer else "parameter",
-                parameter,
-                [*LAYER_FIELDS, *schema] if is_layer else schema,
-                where=f" for {registry.kind} {option!r}",
-            )
+        entry = _group_of(group)
+        if entry is not None:
+            entry.check_option_keys(option, [parameter], parent)
 
 
 def _check_values(parsed: list[Any]) -> None:
@@ -621,7 +645,7 @@ def _check_values(parsed: list[Any]) -> None:
                 "Give the name and its parameters in one mapping: "
                 f"{_shell(f'{prefix}{parent}={mapping}')}",
             )
-        if isinstance(value, str) and "." in key and key.endswith(_SLOTS):
+        if isinstance(value, str) and "." in key and key.endswith(layer_slots()):
             prefix = (
                 "++" if override.is_force_add() else "+" if override.is_add() else ""
             )
@@ -658,6 +682,7 @@ def _check_unknown_keys(
         return not (
             "/" in key  # a group path such as hydra/launcher
             or key in _primary_keys()
+            or key in groups
             or searchpath_changed
             or any((Path(root) / key).is_dir() for root in config_dirs)
         )
@@ -686,7 +711,7 @@ def _check_unknown_keys(
         o
         for o in parsed
         if o.package
-        and o.key_or_group in GROUPS
+        and o.key_or_group in groups
         and not (o.is_add() or o.is_delete() or o.is_sweep_override())
         and _override_key(o) not in listed
     ]
@@ -923,17 +948,10 @@ def _check_mapping_keys(
     for name, child in value.items():
         name = str(name)
         if not _has_key(node, name):
-            registry = _CHOICE_REGISTRIES.get(path[-1]) if path else None
+            group = choice_group(path[-1]) if path else None
             option = node.get("name") if "name" in node else None
-            if registry is not None and isinstance(option, str) and option in registry:
-                schema = registry.get(option).params
-                raise UnknownNameError(
-                    ".".join([*path, name]),
-                    "parameter",
-                    name,
-                    schema,
-                    where=f" for {registry.kind} {option!r}",
-                )
+            if group is not None and isinstance(option, str):
+                group.check_option_keys(option, [name], ".".join(path))
             raise _unknown_key(cfg, node, path, name, override, line)
         inner = OmegaConf.select(node, name, throw_on_missing=False)
         if isinstance(child, dict) and _is_mapping(inner):
@@ -952,7 +970,7 @@ def _unknown_key(
     if path != ["model", "layers"] or override.is_delete():
         valid = set(node) if isinstance(node, DictConfig) else set()
         if not path:  # the top-level groups are absent while no option is chosen
-            valid.update(("init", "activation"))
+            valid.update(top_level_groups())
         return UnknownNameError(key, "key", part, valid, where=where)
     names = _mlp_layer_names(cfg)
     if names is not None:
@@ -1090,7 +1108,7 @@ def _shell(command: str) -> str:
 @cache
 def _primary_keys() -> frozenset[str]:
     """Top-level keys and groups of the bundled primary config (``seed``, ``model``,
-    ...), and ``hydra``."""
+    ...), annfactory's own groups, and ``hydra``."""
     import yaml
 
     data = yaml.safe_load((conf_dir() / f"{CONFIG_NAME}.yaml").read_text("utf-8"))
@@ -1099,10 +1117,6 @@ def _primary_keys() -> frozenset[str]:
         if isinstance(entry, dict):
             keys.update(str(name).split("@")[0] for name in entry)
     return frozenset({*keys, *GROUPS, "hydra"})
-
-
-#: Layer slots that take a registry name (the shorthand) or a mapping.
-_SLOTS = ("weight_init", "bias_init", "activation")
 
 
 def _override_values(override: Any) -> list[str | None]:

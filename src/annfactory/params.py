@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -164,11 +164,7 @@ def validate_params(
         UnknownNameError: A parameter is not declared (names the closest one).
         ConfigError: A required parameter is missing or a value is not allowed.
     """
-    for name in given:
-        if name not in schema:
-            raise UnknownNameError(
-                _join(key, str(name)), "parameter", name, schema, where=f" for {what}"
-            )
+    check_keys(given, schema, key, "parameter", where=f" for {what}")
     values: dict[str, Any] = {}
     for name, param in schema.items():
         path = _join(key, name)
@@ -181,6 +177,36 @@ def validate_params(
         else:
             values[name] = param.default
     return values
+
+
+def check_keys(
+    node: Iterable[Any],
+    allowed: Collection[str],
+    key: str,
+    what: str,
+    *,
+    where: str = "",
+) -> None:
+    """Refuse a key of ``node`` that is not in ``allowed``, naming the closest one.
+
+    The one rule for the keys of a node: :func:`validate_params` applies it, and so
+    does the override check, which sees the keys one by one before Hydra composes.
+
+    Args:
+        node: A mapping node of the config, or the keys it sets.
+        allowed: The keys it may have.
+        key: Its config path (empty for the whole config).
+        what: What a key is, in words (``"parameter"``, ``"layer key"``).
+        where: Words after the key in the message (``" for init 'normal'"``).
+
+    Raises:
+        UnknownNameError: Names ``<key>.<name>``, the closest allowed key and all.
+    """
+    for name in node:
+        if name not in allowed:
+            raise UnknownNameError(
+                _join(key, str(name)), what, name, allowed, where=where
+            )
 
 
 def params_from_arguments(
@@ -236,23 +262,6 @@ def require_mapping(
     if not isinstance(node, Mapping):
         raise ConfigError(key or "<root>", f"{node!r} is not {what}.", fix)
     return node
-
-
-def check_keys(node: Mapping[str, Any], allowed: Any, key: str, what: str) -> None:
-    """Refuse a key of ``node`` that is not in ``allowed``, naming the closest one.
-
-    Args:
-        node: A mapping node of the config.
-        allowed: The keys it may have.
-        key: Its config path (empty for the whole config).
-        what: What a key is, in words (``"model key"``).
-
-    Raises:
-        UnknownNameError: A key is not allowed.
-    """
-    for name in node:
-        if name not in allowed:
-            raise UnknownNameError(_join(key, str(name)), what, name, allowed)
 
 
 def _join(key: str, name: str) -> str:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
-import torch
-
 if TYPE_CHECKING:
+    import torch
+
     from annfactory.spec import RunSpec
 
 __all__ = [
@@ -55,6 +55,8 @@ def parameter_seed(seed: int, path: str) -> int:
 
 def seeded_generator(seed: int, path: str) -> torch.Generator:
     """A CPU generator for one named draw of a run (a parameter, the input, labels)."""
+    import torch  # here, not at the top: task modules import this one
+
     return torch.Generator().manual_seed(parameter_seed(seed, path))
 
 
@@ -64,6 +66,8 @@ def sampling_dtype(dtype: torch.dtype) -> torch.dtype:
     Drawing on the CPU in one of these makes values independent of the device, and
     gives half-precision runs the float32 draws, rounded.
     """
+    import torch  # here, not at the top: task modules import this one
+
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
@@ -72,6 +76,8 @@ def random_input(
 ) -> torch.Tensor:
     """The run's random batch, ``[batch_size, *input_shape]`` from N(0, 1), seeded
     from ``(seed, "input")`` and sampled on the CPU like the parameters."""
+    import torch  # here, not at the top: task modules import this one
+
     shape = (spec.batch_size, *spec.network.input_shape)
     if device.type == "meta":
         return torch.empty(shape, device=device, dtype=dtype)
@@ -83,6 +89,8 @@ def random_input(
 def random_labels(spec: RunSpec, rows: int, device: torch.device) -> torch.Tensor:
     """Random class labels in ``[0, out_features)``, one per row, seeded from
     ``(seed, "labels")`` and drawn on the CPU like the input."""
+    import torch  # here, not at the top: task modules import this one
+
     generator = seeded_generator(spec.seed, LABELS_STREAM)
     labels = torch.randint(0, spec.network.out_features, (rows,), generator=generator)
     return labels.to(device)

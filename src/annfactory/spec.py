@@ -11,24 +11,26 @@ and its layers is :mod:`annfactory.layer_spec`'s, and the model types are
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import TYPE_CHECKING, Any, Final
 
-from annfactory.activations import activations
-from annfactory.errors import (
-    ConfigError,
-    ascii_lookalike,
-    closest_name,
-    non_ascii_character,
+from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.groups import (
+    CHOICE_SLOTS,
+    DEVICES,
+    DTYPES,
+    KEYS,
+    ConfigGroup,
+    groups,
+    run_keys,
+    validate_device,
+    validate_key,
 )
-from annfactory.inits import inits
 from annfactory.layers import layers
 from annfactory.models import mlp_layer_names, model_types
-from annfactory.params import Param, check_keys, require_mapping
-from annfactory.registry import Registry
+from annfactory.params import require_mapping
 
 if TYPE_CHECKING:
     from annfactory.layer_spec import LAYER_FIELDS, layers_set_by_groups, parse_network
@@ -54,22 +56,9 @@ __all__ = [
     "validate_device",
 ]
 
-DTYPES: Final = ("float32", "float64", "bfloat16", "float16")
-DEVICES: Final = ("cpu", "cuda", "meta")
 #: The built-in model types (the registry :data:`annfactory.models.model_types` has
 #: every registered one).
 MODEL_TYPES: Final = tuple(model_types.names())
-_RUN_KEYS: Final = (
-    "model",
-    "init",
-    "activation",
-    "seed",
-    "batch_size",
-    "device",
-    "dtype",
-    "compile",
-    "task",  # the task's options, validated by the task (annfactory.tasks)
-)
 #: The key of a saved ``spec.yaml`` that records its file format (``format_version:
 #: 1``). No config key: :mod:`annfactory.runs` writes it and checks it on loading;
 #: :func:`parse_run` skips it, so a saved spec.yaml's data parses as it is.
@@ -83,11 +72,6 @@ FOLD_AT: Final = 3
 _IN_LAYER_SPEC: Final = frozenset(
     {"LAYER_FIELDS", "layers_set_by_groups", "parse_network"}
 )
-
-_SEED = Param(int, 0, "seed of every parameter's generator", low=0, high=2**63 - 1)
-_BATCH_SIZE = Param(int, 5, "rows in the random input batch", low=1)
-_COMPILE = Param(bool, False, "run the forward pass through torch.compile")
-_DTYPE = Param(str, "float32", "parameter and input dtype", choices=DTYPES)
 
 
 def _fmt(value: Any) -> str:
@@ -272,7 +256,11 @@ class NetworkSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything a run needs: the network and how to build and feed it."""
+    """Everything a run needs: the network and how to build and feed it.
+
+    The plain fields are the top-level keys of :data:`annfactory.groups.KEYS`;
+    ``extras`` holds the parsed values of plugins' top-level groups, by group name.
+    """
 
     network: NetworkSpec
     seed: int = 0
@@ -280,17 +268,20 @@ class RunSpec:
     device: str = "cpu"
     dtype: str = "float32"
     compile: bool = False
+    extras: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that :func:`parse_run` turns back into an equal spec."""
-        return {
-            "model": self.network.to_dict(),
-            "seed": self.seed,
-            "batch_size": self.batch_size,
-            "device": self.device,
-            "dtype": self.dtype,
-            "compile": self.compile,
-        }
+        data: dict[str, Any] = {"model": self.network.to_dict()}
+        data.update((name, getattr(self, name)) for name in KEYS)
+        data.update((name, _plain(value)) for name, value in self.extras.items())
+        return data
+
+
+def _plain(value: Any) -> Any:
+    """A plugin group's parsed value as plain data (see ``ConfigGroup.parse``)."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
 
 
 # ------------------------------------------------------------------------------------
@@ -302,8 +293,10 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
     """Validate a whole run config (plain data) and resolve it into a :class:`RunSpec`.
 
     Args:
-        data: The config: ``model`` and optionally ``init``, ``activation``, ``seed``,
-            ``batch_size``, ``device``, ``dtype``.
+        data: The config: ``model`` and optionally the other top-level groups
+            (``init``, ``activation``, ``task``, a plugin's) and keys (``seed``,
+            ``batch_size``, ``device``, ``dtype``, ``compile``); see
+            :mod:`annfactory.groups`.
         strict: Refuse other top-level keys (a typo such as ``sede``). With False they
             are ignored, for configs of applications that hold keys of their own.
             :data:`FORMAT_KEY` (of a saved spec.yaml) is skipped either way; its
@@ -316,9 +309,7 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
 
     require_mapping(data, "", "the config")
     reject_targets(data, "")
-    if strict:
-        config = {name: node for name, node in data.items() if name != FORMAT_KEY}
-        check_keys(config, _RUN_KEYS, "", "top-level key")
+    chosen = _top_level_groups(data, strict)
     if "model" not in data:
         raise ConfigError(
             "model", "no model is chosen.", "Add model=demo or model=mlp."
@@ -329,26 +320,40 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
         init=data.get("init"),
         activation=data.get("activation"),
     )
-    return RunSpec(
-        network=network,
-        seed=_SEED.validate(data.get("seed", 0), "seed"),
-        batch_size=_BATCH_SIZE.validate(data.get("batch_size", 5), "batch_size"),
-        device=validate_device(data.get("device", "cpu")),
-        dtype=_DTYPE.validate(data.get("dtype", "float32"), "dtype"),
-        compile=_COMPILE.validate(data.get("compile", False), "compile"),
-    )
+    values = {
+        name: validate_key(name, data.get(name, param.default))
+        for name, param in KEYS.items()
+    }
+    extras = {
+        name: group.parse(data[name], name)
+        for name, group in chosen.items()
+        if group.parse is not None
+    }
+    return RunSpec(network=network, **values, extras=extras)
+
+
+def _top_level_groups(data: Mapping[str, Any], strict: bool) -> dict[str, ConfigGroup]:
+    """The top-level groups among the keys of ``data``; with ``strict``, any other
+    key that is not one of :data:`~annfactory.groups.KEYS` (or :data:`FORMAT_KEY`)
+    is refused."""
+    chosen: dict[str, ConfigGroup] = {}
+    for name in data:
+        if name in KEYS or name == FORMAT_KEY:
+            continue
+        try:
+            group: ConfigGroup | None = groups.get(name)  # a miss loads plugins
+        except UnknownNameError:
+            group = None
+        if group is not None and group.top_level:
+            chosen[name] = group
+        elif strict:
+            raise UnknownNameError(str(name), "top-level key", name, run_keys())
+    return chosen
 
 
 _TARGET: Final = "_target_"
 #: Slots that name an activation or an init, by the last part of their config path.
-_CHOICE_SLOTS: Final[dict[str, Registry[Any]]] = {
-    "activation": activations,
-    "hidden_activation": activations,
-    "output_activation": activations,
-    "init": inits,
-    "weight_init": inits,
-    "bias_init": inits,
-}
+_CHOICE_SLOTS: Final = CHOICE_SLOTS
 
 
 def reject_targets(node: Any, key: str) -> None:
@@ -381,34 +386,6 @@ def _target_error(key: str) -> ConfigError:
         f"configs name registered entries; {_TARGET} is never imported or called.",
         hint,
     )
-
-
-_GPU_WORDS = ("gpu", "nvidia", "cuda")
-
-
-def validate_device(value: Any) -> str:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``meta``; whether it exists is checked when
-    the network is built (that needs torch)."""
-    if isinstance(value, str) and re.fullmatch(r"cuda:\d+", value):
-        return value
-    if isinstance(value, str) and value in DEVICES:
-        return value
-    suggestion = None
-    if isinstance(value, str):
-        word = ascii_lookalike(value).strip().lower()
-        if word in DEVICES:
-            suggestion = word
-        elif word in _GPU_WORDS or word.startswith(("cuda", "gpu")):
-            number = re.search(r"\d+", word)
-            suggestion = f"cuda:{number.group()}" if number else "cuda"
-        else:
-            suggestion = closest_name(value, DEVICES)
-    odd = non_ascii_character(value) if isinstance(value, str) else None
-    message = f"unknown device {value!r}"
-    if odd is not None:
-        message += f": it contains the non-ASCII character {odd}"
-    message += "." + (f" Did you mean {suggestion!r}?" if suggestion else "")
-    raise ConfigError("device", message, "Valid devices: cpu, cuda, cuda:N, meta.")
 
 
 def __getattr__(name: str) -> Any:

@@ -1,14 +1,24 @@
-"""Tasks that ``scripts/run.py`` dispatches to (``task=<name>``), one module each.
+"""Tasks that ``scripts/run.py`` runs (``task=<name>``): the ``tasks`` registry.
 
-A task module defines:
+A task is one registered :class:`Task`: its ``run(context) -> metrics`` function and
+the schema of its options (the ``task`` node's keys besides ``name``). A task module
+registers itself with a decorator on its run function, the way the built-in ones do::
 
-- ``parse_options(node, key) -> Any``: validates its options (the ``task`` node without
-  ``name``) before anything is built, raising :class:`~annfactory.ConfigError` with the
-  config path;
-- ``run(context) -> dict``: does the work, prints its report to ``context.out``, writes
-  files through ``context.path(...)``, and returns the metrics for ``metrics.json``;
-- optionally ``COMPILES = True``: it honours ``compile=true`` (runs the network through
-  ``torch.compile``). With any other task, ``compile=true`` is refused.
+    @tasks.register("count", params={"scale": Param(float, 1.0, "...")})
+    def run(context: TaskContext) -> dict[str, Any]:
+        ...
+
+The options are checked twice through the same schema: by the override check before
+Hydra composes (an unknown key names the closest one) and, complete, before the task
+runs (:func:`parse_task_options`). ``run`` prints its report to ``context.out``,
+writes files through ``context.path(...)``, and returns the metrics for
+``metrics.json``. A task with ``compiles=True`` honours ``compile=true`` (runs the
+network through ``torch.compile``); with any other task ``compile=true`` is refused.
+
+Importing this package imports the built-in task modules, which import torch and
+matplotlib only inside their functions: the override check and ``--help`` read the
+schemas without paying for torch. Other packages add tasks as plugins
+(:mod:`annfactory.plugins`), looked up when a name is missing.
 
 Files are written to a staging folder and moved into the run directory only when the
 task succeeds, so a failed run never overwrites or deletes what an earlier run saved
@@ -17,32 +27,37 @@ there.
 
 from __future__ import annotations
 
-import importlib
+import inspect
 import io
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.errors import ConfigError, RegistrationError
+from annfactory.params import Param, check_keys, validate_params
+from annfactory.plugins import load_plugins
+from annfactory.registry import Registry
 from annfactory.runs import METRICS_FILE, SPEC_FILE, metrics_json, save_run
-from annfactory.spec import RunSpec
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["TASKS", "TaskContext", "run_named_task", "save_model"]
+    from annfactory.spec import RunSpec
 
-#: Task name -> module. The ``task`` config group has one YAML file per name.
-TASKS: dict[str, str] = {
-    "forward": "annfactory.tasks.forward",
-    "activations": "annfactory.tasks.activations",
-    "init_report": "annfactory.tasks.init_report",
-    "diagnose": "annfactory.tasks.diagnose",
-}
+__all__ = [
+    "TASKS",
+    "Task",
+    "TaskContext",
+    "check_option_names",
+    "parse_task_options",
+    "run_named_task",
+    "task_name",
+    "tasks",
+]
 
 
 @dataclass
@@ -100,6 +115,94 @@ class TaskContext:
             self._staging = None
 
 
+RunFunction = Callable[["TaskContext"], Mapping[str, Any]]
+"""A task's work: ``run(context) -> metrics``."""
+ParseOptions = Callable[[Mapping[str, Any], str], Any]
+"""``parse_options(given, key) -> options``: ``given`` is the ``task`` node without
+``name``, ``key`` its config path; errors name ``<key>.<option>``."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: what it does and the schema of its options.
+
+    Args:
+        run: ``run(context) -> metrics``; ``context.options`` holds the parsed
+            options.
+        params: The options that are one bool, int, float or string, with their
+            types, defaults and bounds.
+        parse_options: Turns the given options into what ``context.options`` holds,
+            with the rules that ``params`` cannot say (cross-option rules, lists,
+            mappings). None: ``validate_params`` over ``params``, a dict with every
+            option.
+        other_options: Options that only ``parse_options`` reads (lists, mappings),
+            by name: with ``params`` they are the keys a ``task`` node may hold.
+        compiles: The task honours ``compile=true``.
+        doc: One line for listings.
+    """
+
+    run: RunFunction
+    params: Mapping[str, Param] = field(default_factory=dict)
+    parse_options: ParseOptions | None = None
+    other_options: tuple[str, ...] = ()
+    compiles: bool = False
+    doc: str = ""
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        """Every key a ``task`` node may hold besides ``name``."""
+        return (*self.params, *self.other_options)
+
+
+def _task_from(obj: Any, *, name: str, **options: Any) -> Task:
+    """Registry coercion: accept a :class:`Task`, or a run function and the Task's
+    other fields as keyword options (``doc`` defaults to the first line of the run
+    function's module docstring, or of its own)."""
+    if isinstance(obj, Task):
+        if options:
+            raise RegistrationError(f"task {name!r}: options given with a Task")
+        return obj
+    if not callable(obj):
+        raise RegistrationError(
+            f"task {name!r}: expected a run function or a Task, got "
+            f"{type(obj).__name__}"
+        )
+    module = inspect.getmodule(obj)
+    doc = (
+        options.pop("doc", None)
+        or (module.__doc__ if module is not None else None)
+        or obj.__doc__
+        or ""
+    )
+    try:
+        return Task(run=obj, doc=doc.strip().split("\n")[0], **options)
+    except TypeError as error:
+        raise RegistrationError(f"task {name!r}: {error}") from None
+
+
+tasks: Registry[Task] = Registry("task", coerce=_task_from, on_miss=load_plugins)
+"""The task registry: ``task=<name>`` runs the entry called ``name``."""
+
+
+class _TaskModules(Mapping[str, str]):
+    """Task name -> the module of its run function, read from :data:`tasks`."""
+
+    def __getitem__(self, name: str) -> str:
+        if name not in tasks:
+            raise KeyError(name)
+        return tasks.get(name).run.__module__
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tasks.names())
+
+    def __len__(self) -> int:
+        return len(tasks)
+
+
+TASKS: Mapping[str, str] = _TaskModules()
+"""Task name -> module, read-only (kept from before the registry; use :data:`tasks`)."""
+
+
 def save_model(context: TaskContext, model: nn.Module) -> None:
     """Stage the run's ``spec.yaml`` and (off the meta device) ``weights.safetensors``
     with :func:`annfactory.runs.save_run`; they land in the run directory when the
@@ -114,9 +217,39 @@ def task_name(node: Any, key: str = "task") -> str:
     if node is None:
         return "forward"
     name = node.get("name", "forward") if isinstance(node, Mapping) else node
-    if not isinstance(name, str) or name not in TASKS:
-        raise UnknownNameError(f"{key}.name", "task", name, TASKS)
-    return name
+    tasks.get(name, key=f"{key}.name")  # an unknown name loads plugins first
+    return str(name)
+
+
+def check_option_names(name: str, given: Collection[str], key: str = "task") -> None:
+    """Each option in ``given`` is one that task ``name`` declares.
+
+    The override check and :func:`parse_task_options` both call it: one rule.
+
+    Raises:
+        UnknownNameError: Names ``<key>.<option>`` and the closest declared option.
+    """
+    options = tasks.get(name).option_names
+    check_keys(given, options, key, "key", where=f" for task {name!r}")
+
+
+def parse_task_options(name: str, given: Mapping[str, Any], key: str = "task") -> Any:
+    """The options of task ``name``, validated by its schema.
+
+    Args:
+        name: The task.
+        given: The ``task`` node without ``name``.
+        key: The node's config path.
+
+    Raises:
+        ConfigError: An unknown option (names the closest one) or a bad value;
+            the message names ``<key>.<option>``.
+    """
+    task = tasks.get(name)
+    check_option_names(name, given, key)
+    if task.parse_options is not None:
+        return task.parse_options(given, key)
+    return validate_params(given, task.params, key, f"task {name!r}")
 
 
 def run_named_task(
@@ -142,14 +275,12 @@ def run_named_task(
             a task that compiles nothing.
     """
     name = task_name(node)
-    module = importlib.import_module(TASKS[name])
+    task = tasks.get(name)
     given = {k: v for k, v in (node or {}).items() if k != "name"} if node else {}
-    options = module.parse_options(given, "task")
-    if spec.compile and not getattr(module, "COMPILES", False):
+    options = parse_task_options(name, given, "task")
+    if spec.compile and not task.compiles:
         compiling = [
-            f"task={other}"
-            for other, path in TASKS.items()
-            if getattr(importlib.import_module(path), "COMPILES", False)
+            f"task={other}" for other, entry in tasks.items() if entry.compiles
         ]
         raise ConfigError(
             "compile",
@@ -168,7 +299,7 @@ def run_named_task(
         overrides=tuple(overrides),
     )
     try:
-        metrics: dict[str, Any] = {"task": name, **module.run(context)}
+        metrics: dict[str, Any] = {"task": name, **task.run(context)}
         context.write_text(METRICS_FILE, metrics_json(metrics))
         if report is not None and log_file is not None and report.getvalue():
             context.write_text(log_file, report.getvalue())
@@ -195,3 +326,8 @@ class _Report(io.StringIO):
 
     def flush(self) -> None:
         self._out.flush()
+
+
+# The built-in tasks register themselves (as timm's models/__init__ imports its model
+# files); below the registry, which they import.
+from annfactory.tasks import activations, diagnose, forward, init_report  # noqa: E402, F401

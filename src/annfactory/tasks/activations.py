@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.activations import activations
-from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.errors import ConfigError
 from annfactory.layer_spec import parse_choice
 from annfactory.params import Param, require_mapping
 from annfactory.spec import ActivationSpec
-from annfactory.tasks import TaskContext
+from annfactory.tasks import TaskContext, check_option_names, tasks
 
 if TYPE_CHECKING:
     import torch
@@ -64,10 +64,11 @@ USEFUL_FRACTION: Final = 0.01
 DEFAULT_RANGE: Final = (-8.0, 8.0)
 DEFAULT_SCORES: Final = (0.2, 0.02, 0.15, 0.15, 0.15, 0.15, 1.0, 3.14)
 _MAX_SCORES: Final = 1000
-_KEYS: Final = ("names", "range", "points", "scores", "params")
 #: The hint when the options, or ``params``, are not a mapping.
 _PAIRS: Final = "Give key: value pairs."
 _POINTS = Param(int, 1000, "grid points over the range", low=2, high=1_000_000)
+#: The options that are not one value (lists, a mapping); ``points`` is a Param.
+_OTHER_OPTIONS: Final = ("names", "range", "scores", "params")
 # The derivative of leaky_relu on x < 0 is exactly 1% of its maximum: keep rounding
 # from dropping it.
 _ROUNDING: Final = 1e-9
@@ -133,11 +134,7 @@ def parse_options(given: Mapping[str, Any], key: str) -> ActivationsOptions:
         ConfigError: Any other bad value; the message names its config path.
     """
     given = require_mapping(given, key, fix=_PAIRS)
-    for name in given:
-        if name not in _KEYS:
-            raise UnknownNameError(
-                f"{key}.{name}", "key", name, _KEYS, where=" for task 'activations'"
-            )
+    check_option_names("activations", given, key)
     params = _parse_params(given.get("params"), f"{key}.params")
     names = _parse_names(given.get("names"), f"{key}.names")
     lo, hi = _parse_range(given.get("range", list(DEFAULT_RANGE)), f"{key}.range")
@@ -410,6 +407,12 @@ def _apply_to_scores(spec: ActivationSpec, scores: Sequence[float]) -> _VectorRe
 # ------------------------------------------------------------------------------------
 
 
+@tasks.register(
+    "activations",
+    params={"points": _POINTS},
+    parse_options=parse_options,
+    other_options=_OTHER_OPTIONS,
+)
 def run(context: TaskContext) -> dict[str, Any]:
     """Measure and plot each activation; report softmax on the scores.
 

@@ -36,19 +36,20 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-import torch
-from torch.nn import functional
-
 from annfactory.errors import ConfigError
-from annfactory.factory import build_network, resolve_device
-from annfactory.network import Network
 from annfactory.params import Param, validate_params
-from annfactory.seeding import random_input, random_labels
+from annfactory.seeding import random_labels
 from annfactory.spec import ActivationSpec, RunSpec
-from annfactory.tasks import TaskContext, save_model
+from annfactory.tasks import TaskContext, save_model, tasks
 
 if TYPE_CHECKING:
+    import torch
     from matplotlib.figure import Figure
+
+    from annfactory.network import Network
+
+# torch, matplotlib and the factory are imported inside the functions that use them:
+# the override check and --help import this module for the task's schema.
 
 __all__ = [
     "FIGURE_FILE",
@@ -189,6 +190,7 @@ def loss_for(option: str, output_activation: ActivationSpec) -> tuple[str, str]:
     return name, "cross_entropy(output as logits) against random labels"
 
 
+@tasks.register("diagnose", params=_OPTIONS, parse_options=parse_options)
 def run(context: TaskContext) -> dict[str, Any]:
     """Run the diagnosis; print it, plot it, and return the metrics.
 
@@ -196,6 +198,11 @@ def run(context: TaskContext) -> dict[str, Any]:
         ConfigError: ``device=meta`` (there are no values to measure), the output is
             not a vector, or no layer has a weight that takes a gradient.
     """
+    import torch
+
+    from annfactory.factory import build_network, resolve_device
+    from annfactory.tasks.forward import random_input
+
     spec, options = context.spec, context.options
     assert isinstance(options, DiagnoseOptions)
     if spec.device == "meta":
@@ -311,6 +318,8 @@ def run(context: TaskContext) -> dict[str, Any]:
 
 def _trainable_weights(model: Network, spec: RunSpec) -> dict[str, torch.Tensor]:
     """Layer name -> its weight, for the layers whose weight takes a gradient."""
+    import torch
+
     weights: dict[str, torch.Tensor] = {}
     for layer in spec.network.layers:
         weight = getattr(model.get_submodule(layer.name), "weight", None)
@@ -360,6 +369,8 @@ def _loss(
     log_softmax ``nll_loss(output)``, so the loss is the cross-entropy of the
     network's own prediction, and the softmax is not applied twice.
     """
+    from torch.nn import functional
+
     if name == "mean":
         return output.mean()
     assert labels is not None
@@ -379,6 +390,8 @@ def _layer_row(
 ) -> dict[str, Any]:
     """One layer's measures: statistics over every element of its output, and its
     weight-gradient norm (None for a layer without a weight)."""
+    import torch
+
     values = passed_on.double().reshape(passed_on.shape[0], -1)
     weight = weights.get(name)
     grad = None if weight is None else weight.grad

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import torch
-import torchinfo
-
-from annfactory.factory import build_network, resolve_device
-from annfactory.network import Network
 from annfactory.params import validate_params
 from annfactory.seeding import random_input
-from annfactory.spec import RunSpec
-from annfactory.tasks import TaskContext, save_model
+from annfactory.tasks import TaskContext, save_model, tasks
+
+if TYPE_CHECKING:
+    import torch
+
+    from annfactory.network import Network
+    from annfactory.spec import RunSpec
+
+# torch, torchinfo and the factory are imported inside the functions that use them:
+# the override check and --help import this module for the task's schema.
 
 __all__ = ["COMPILES", "parameter_table", "parse_options", "random_input", "run"]
 
@@ -55,8 +58,14 @@ def parse_options(given: Mapping[str, Any], key: str) -> dict[str, Any]:
     return validate_params(given, {}, key, "task 'forward'")
 
 
+@tasks.register("forward", compiles=COMPILES)
 def run(context: TaskContext) -> dict[str, Any]:
     """Build, run and report; return the metrics that ``metrics.json`` holds."""
+    import torch
+    import torchinfo
+
+    from annfactory.factory import build_network, resolve_device
+
     spec, out = context.spec, context.out
     model = build_network(spec)
     device = resolve_device(spec.device)
@@ -161,6 +170,8 @@ def _compiled_forward(
     """Run the forward pass through ``torch.compile``; compare with eager, time both."""
     import time
 
+    import torch
+
     start = time.perf_counter()
     fast = torch.compile(model)
     with torch.inference_mode():
@@ -214,6 +225,8 @@ def _print_report(
     parameters: dict[str, dict[str, Any]],
     total: int,
 ) -> None:
+    import torch
+
     print(f"network: {spec.network.summary_line()}", file=out)
     print(
         f"seed={spec.seed} device={spec.device} dtype={spec.dtype} "

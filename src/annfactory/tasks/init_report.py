@@ -16,16 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
-import torch
-
-from annfactory.factory import build_network
 from annfactory.inits import Theory, inits
 from annfactory.params import Param, validate_params
-from annfactory.tasks import TaskContext, save_model
+from annfactory.tasks import TaskContext, save_model, tasks
 
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
+    import torch
+
+# torch, matplotlib and the factory are imported inside the functions that use them:
+# the override check and --help import this module for the task's schema.
 
 __all__ = [
     "OPTIONS",
@@ -135,6 +136,8 @@ class Agreement:
 
 def measure(tensor: torch.Tensor) -> Measured:
     """Count, mean, std, min and max of a tensor's values, in float64."""
+    import torch
+
     values = tensor.detach().to(torch.float64)
     n = values.numel()
     return Measured(
@@ -241,6 +244,7 @@ class _Row:
         }
 
 
+@tasks.register("init_report", params=OPTIONS, parse_options=parse_options)
 def run(context: TaskContext) -> dict[str, Any]:
     """Build the network, compare each parameter with its theory, report.
 
@@ -251,6 +255,10 @@ def run(context: TaskContext) -> dict[str, Any]:
         is judged, e.g. on the meta device); ``not_judged`` lists the parameters
         whose ``agrees`` is null.
     """
+    import torch
+
+    from annfactory.factory import build_network
+
     spec, options = context.spec, context.options
     assert isinstance(options, ReportOptions)
     model = build_network(spec)
@@ -395,6 +403,8 @@ def _write_histograms(
     options: ReportOptions,
     device: str,
 ) -> None:
+    import torch
+
     if not options.histograms:
         print("histograms: off (task.histograms=false)", file=context.out)
         return
