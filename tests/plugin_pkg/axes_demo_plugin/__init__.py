@@ -78,7 +78,7 @@ def run(context: TaskContext) -> dict[str, Any]:
     import torch
 
     from annfactory.factory import build_network
-    from annfactory.runs import save_model
+    from annfactory.tasks import save_model
 
     spec = context.spec
     noise = spec.extras.get("noise")
