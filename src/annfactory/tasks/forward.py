@@ -8,10 +8,8 @@ parameter with its init and statistics; writes ``summary.txt``, ``metrics.json``
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
-from annfactory.params import validate_params
 from annfactory.seeding import random_input
 from annfactory.tasks import TaskContext, save_model, tasks
 
@@ -24,10 +22,7 @@ if TYPE_CHECKING:
 # torch, torchinfo and the factory are imported inside the functions that use them:
 # the override check and --help import this module for the task's schema.
 
-__all__ = ["COMPILES", "parameter_table", "parse_options", "random_input", "run"]
-
-#: This task honours compile=true (off the meta device).
-COMPILES = True
+__all__ = ["parameter_table", "random_input", "run"]
 
 
 def parameter_table(model: Network) -> dict[str, dict[str, Any]]:
@@ -53,12 +48,8 @@ def parameter_table(model: Network) -> dict[str, dict[str, Any]]:
     return table
 
 
-def parse_options(given: Mapping[str, Any], key: str) -> dict[str, Any]:
-    """The forward task has no options of its own."""
-    return validate_params(given, {}, key, "task 'forward'")
-
-
-@tasks.register("forward", compiles=COMPILES)
+# No options of its own; it honours compile=true (off the meta device).
+@tasks.register("forward", compiles=True)
 def run(context: TaskContext) -> dict[str, Any]:
     """Build, run and report; return the metrics that ``metrics.json`` holds."""
     import torch
