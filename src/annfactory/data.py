@@ -259,9 +259,9 @@ def _val_fraction(value: Any, key: str) -> float:
     if not 0 < number < 1:
         raise ConfigError(
             path,
-            f"{number!r} is not strictly between 0 and 1.",
-            "Allowed: a number in (0, 1), the share of the rows held out for "
-            "validation (default 0.2).",
+            f"{number!r} is outside (0, 1).",
+            "It is the share of the rows held out for validation: a number strictly "
+            "between 0 and 1 (default 0.2).",
         )
     return float(number)
 
@@ -532,9 +532,11 @@ def fit_standardization(values: npt.ArrayLike) -> Standardization:
         raise ValueError(f"cannot standardize values of shape {array.shape}")
     mean = array.mean(axis=0)
     std = array.std(axis=0)
+    equal = np.ptp(array, axis=0) == 0
+    # The value itself, not its mean up to rounding: a constant column becomes 0.
+    mean = np.where(equal, array[0], mean)
     tiny = 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
-    constant = (np.ptp(array, axis=0) == 0) | (std <= tiny)
-    scale = np.where(constant, 1.0, std)
+    scale = np.where(equal | (std <= tiny), 1.0, std)
     return Standardization(mean=np.asarray(mean), scale=np.asarray(scale))
 
 
@@ -661,9 +663,10 @@ def spirals(options: Mapping[str, Any], seed: int) -> Table:
     generator = seeded_generator(seed, "data.spirals")
     rows, arms = options["n_samples"], options["n_classes"]
     labels = torch.arange(rows) % arms
+    offset = labels.to(torch.float64) / arms
     # sqrt: points spread evenly along the arm, not crowded at the centre.
     radius = torch.rand(rows, generator=generator, dtype=torch.float64).sqrt()
-    angle = 2 * math.pi * (labels / arms + SPIRAL_TURNS * radius)
+    angle = 2 * math.pi * (offset + SPIRAL_TURNS * radius)
     points = torch.stack((radius * angle.cos(), radius * angle.sin()), dim=1)
     noise = torch.randn(rows, 2, generator=generator, dtype=torch.float64)
     points = points + options["noise"] * noise
@@ -818,6 +821,13 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
             f"{shown} is not UTF-8 text: byte 0x{raw[error.start]:02x} in row {line}.",
             "Save it as UTF-8 (a spreadsheet's 'CSV UTF-8' format).",
         ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigError(
+            "data.path",
+            f"{shown} holds a NUL character in row {line}: it is not a text file.",
+            "Give a CSV file saved as UTF-8 text.",
+        )
     records = _records(text, shown)
     if not records:
         raise ConfigError(
