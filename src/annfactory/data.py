@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
+import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -893,7 +895,7 @@ def _records(text: str, shown: str) -> list[tuple[int, list[str]]]:
     start = 1
     try:
         for cells in reader:
-            if any(cell.strip() for cell in cells):
+            if "".join(cells).strip():  # blank lines hold no sample
                 records.append((start, cells))
             start = reader.line_num + 1
     except csv.Error as error:
@@ -946,14 +948,23 @@ def _feature_matrix(
     error naming its row and column."""
     import numpy as np
 
-    cells = [[row[column] for column in columns] for _, row in body]
+    pick = operator.itemgetter(*columns)
+    cells = [pick(row) for _, row in body]
+    if len(columns) == 1:
+        cells = [(cell,) for cell in cells]  # itemgetter of one item gives the item
     try:
-        # numpy parses like float() but in C; a failure is located below.
-        matrix = np.array(cells, dtype=str).astype(np.float64)
+        # float() in a C loop: twice as fast as numpy's parsing of a string array.
+        flat = np.fromiter(
+            map(float, itertools.chain.from_iterable(cells)),
+            dtype=np.float64,
+            count=len(cells) * len(columns),
+        )
+        matrix = flat.reshape(len(cells), len(columns))
     except ValueError:
         matrix = None
     if matrix is not None and np.isfinite(matrix).all():
         return matrix
+    # Locate the first bad cell, in file order, for the message.
     for (line, _), row in zip(body, cells, strict=True):
         for name, cell in zip(names, row, strict=True):
             _cell_number(cell, line, name, "data.path", "Feature columns")
