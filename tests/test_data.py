@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from annfactory import ConfigError, UnknownNameError
+from annfactory import ConfigError, RegistrationError, UnknownNameError
 from annfactory.config import conf_dir
 from annfactory.data import (
     DataSet,
@@ -339,6 +339,21 @@ def test_a_package_registers_a_data_set_with_the_decorator() -> None:
     table = load_table(parse_data({"name": "line", "rows": 5}), 0)
     assert table.target.tolist() == [0.0, 2.0, 4.0, 6.0, 8.0]
     assert data_sizes(parse_data("line"), 0) == (1, 1, "regression")
+
+
+def test_a_malformed_data_set_is_refused_at_registration() -> None:
+    def load(options: Mapping[str, Any], seed: int) -> Table:
+        raise AssertionError("never loaded")
+
+    with pytest.raises(RegistrationError, match=r"'bad': data set kind 'images'"):
+        datasets.register("bad", load, kind="images")
+    with pytest.raises(RegistrationError, match=r"'bad': .*declare in params: rows"):
+        datasets.register("bad", load, checks={"rows": lambda value, key: value})
+    with pytest.raises(RegistrationError, match=r"'bad': expected a load function"):
+        datasets.register("bad", 42)
+    with pytest.raises(RegistrationError, match=r"data set 'csv' is already"):
+        datasets.register("csv", load)
+    assert "bad" not in datasets
 
 
 def test_a_table_that_breaks_the_contract_is_refused() -> None:

@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KINDS",
+    "MAX_INFERRED_CLASSES",
+    "SPIRAL_TURNS",
+    "SPLIT_STREAM",
     "VAL_FRACTION",
     "DataSet",
     "DataSpec",
@@ -126,6 +129,18 @@ class DataSet:
     checks: Mapping[str, OptionCheck] = field(default_factory=dict)
     check: Callable[[Mapping[str, Any], str], None] | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in (None, *KINDS):
+            raise RegistrationError(
+                f"data set kind {self.kind!r} is not one of {', '.join(KINDS)} or None"
+            )
+        unknown = sorted(set(self.checks) - set(self.params))
+        if unknown:
+            raise RegistrationError(
+                f"data set checks options it does not declare in params: "
+                f"{', '.join(unknown)}"
+            )
+
     @property
     def option_names(self) -> tuple[str, ...]:
         """Every key a ``data`` node of this data set may hold besides ``name``."""
@@ -144,14 +159,10 @@ def _dataset_from(obj: Any, *, name: str, **options: Any) -> DataSet:
             f"data set {name!r}: expected a load function or a DataSet, got "
             f"{type(obj).__name__}"
         )
-    if options.get("kind") not in (None, *KINDS):
-        raise RegistrationError(
-            f"data set {name!r}: kind must be one of {', '.join(KINDS)} or None"
-        )
     doc = options.pop("doc", None) or (obj.__doc__ or "").strip().split("\n")[0]
     try:
         return DataSet(load=obj, doc=doc, **options)
-    except TypeError as error:
+    except (TypeError, RegistrationError) as error:
         raise RegistrationError(f"data set {name!r}: {error}") from None
 
 
@@ -242,13 +253,13 @@ def parse_data(node: Any, key: str = "data") -> DataSpec:
         {k: v for k, v in given.items() if k in plain}, plain, key, what
     )
     for option, check in entry.checks.items():
-        default = entry.params[option].default if option in entry.params else None
-        value = given.get(option, default)
+        param, path = entry.params[option], f"{key}.{option}"
+        value = given.get(option, param.default)
         if value is REQUIRED:
             raise ConfigError(
-                f"{key}.{option}", f"{what} needs {option!r}.", f"Set {key}.{option}=."
+                path, f"{what} needs {option!r}.", f"Set {path}= ({param.doc})."
             )
-        values[option] = check(value, f"{key}.{option}")
+        values[option] = check(value, path)
     options = {option: values[option] for option in entry.params if option in values}
     if entry.check is not None:
         entry.check(options, key)
