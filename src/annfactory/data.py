@@ -42,7 +42,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.errors import ConfigError, RegistrationError, closest_name
-from annfactory.params import REQUIRED, Param, check_keys, validate_params
+from annfactory.params import (
+    REQUIRED,
+    Param,
+    check_keys,
+    require_mapping,
+    validate_params,
+)
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
 
@@ -195,11 +201,16 @@ class DataSpec:
         name: The data set (an entry of :data:`datasets`).
         options: Its options, validated, with defaults filled in (lists as tuples).
         val_fraction: Share of the rows held out for validation.
+        fitted: In a trained run's ``spec.yaml``, what training learnt of the data:
+            its kind, sizes, feature and class names and the fitted standardization
+            (see :data:`FITTED_KEYS`); None before training. A spec with it knows
+            its sizes without loading the data.
     """
 
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     val_fraction: float = 0.2
+    fitted: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The ``data`` node: :func:`parse_data` turns it back into an equal spec."""
@@ -207,7 +218,40 @@ class DataSpec:
             key: list(value) if isinstance(value, tuple) else value
             for key, value in self.options.items()
         }
-        return {"name": self.name, **options, "val_fraction": self.val_fraction}
+        node = {"name": self.name, **options, "val_fraction": self.val_fraction}
+        if self.fitted is not None:
+            node["fitted"] = dict(self.fitted)
+        return node
+
+
+#: The keys of a trained run's ``data.fitted`` record; the first three are required.
+FITTED_KEYS: Final = (
+    "kind",
+    "features",
+    "outputs",
+    "rows",
+    "feature_names",
+    "class_names",
+    "standardize",
+    "destandardize",
+)
+
+
+def _parse_fitted(node: Any, key: str) -> dict[str, Any]:
+    """A trained run's ``data.fitted`` record, checked where its sizes are read."""
+    path = f"{key}.fitted"
+    require_mapping(node, path, "the record of a trained run")
+    check_keys(node, FITTED_KEYS, path, "key")
+    record = dict(node)
+    if record.get("kind") not in KINDS:
+        raise ConfigError(
+            f"{path}.kind",
+            f"{record.get('kind')!r} is not a kind of data.",
+            f"Use one of: {', '.join(KINDS)}.",
+        )
+    for size in ("features", "outputs"):
+        Param(int, REQUIRED, low=1).validate(record.get(size), f"{path}.{size}")
+    return record
 
 
 def parse_data(node: Any, key: str = "data") -> DataSpec:
@@ -246,6 +290,7 @@ def parse_data(node: Any, key: str = "data") -> DataSpec:
     entry = datasets.get(name, key=f"{key}.name")
     what = f"data set {name!r}"
     given = {k: v for k, v in node.items() if k != "name"}
+    fitted = given.pop("fitted", None)
     check_keys(given, entry.option_names, key, "parameter", where=f" for {what}")
     val_fraction = _val_fraction(given.pop("val_fraction", VAL_FRACTION.default), key)
     plain = {k: p for k, p in entry.params.items() if k not in entry.checks}
@@ -263,7 +308,12 @@ def parse_data(node: Any, key: str = "data") -> DataSpec:
     options = {option: values[option] for option in entry.params if option in values}
     if entry.check is not None:
         entry.check(options, key)
-    return DataSpec(name=name, options=options, val_fraction=val_fraction)
+    return DataSpec(
+        name=name,
+        options=options,
+        val_fraction=val_fraction,
+        fitted=None if fitted is None else _parse_fitted(fitted, key),
+    )
 
 
 def _val_fraction(value: Any, key: str) -> float:
@@ -395,6 +445,9 @@ def data_sizes(spec: DataSpec, seed: int) -> tuple[int, int, str]:
     Raises:
         ConfigError: As :func:`load_table`.
     """
+    if spec.fitted is not None:
+        fitted = spec.fitted
+        return int(fitted["features"]), int(fitted["outputs"]), str(fitted["kind"])
     entry = datasets.get(spec.name, key="data.name")
     if entry.sizes is not None and entry.kind is not None:
         n_features, n_outputs = entry.sizes(spec.options)
