@@ -268,7 +268,7 @@ def test_progress_is_a_line_every_few_epochs_off_a_terminal() -> None:
     train(["model=mlp", "data=iris", "task.epochs=40"], out=out)
     lines = [line for line in out.getvalue().splitlines() if line.startswith("epoch")]
     assert [line.split()[1] for line in lines] == [
-        f"{epoch:>2}/40" for epoch in (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+        f"{epoch}/40" for epoch in (1, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
                                        26, 28, 30, 32, 34, 36, 38, 40)
     ]  # fmt: skip
 

@@ -331,7 +331,7 @@ def run(context: TaskContext) -> dict[str, Any]:
     _fit_preprocessing(model, table, train_index, device, dtype)
     standardize = model.get_submodule(INPUT_LAYER)
     with torch.no_grad():
-        features = torch.as_tensor(table.features).to(device=device, dtype=dtype)
+        features = torch.tensor(table.features, dtype=dtype, device=device)
         x = standardize(features)
     y = _targets(model, table, device, dtype)
     to_device = torch.as_tensor
@@ -476,7 +476,7 @@ def _fit_preprocessing(
             layer = model.get_submodule(name)
             for buffer, values in (("mean", stats.mean), ("scale", stats.scale)):
                 target = getattr(layer, buffer)
-                target.copy_(torch.as_tensor(values).reshape(target.shape))
+                target.copy_(torch.tensor(values).reshape(target.shape))
 
 
 def _targets(
@@ -487,9 +487,9 @@ def _targets(
     import torch
 
     if table.kind != "regression":
-        return torch.as_tensor(table.target, dtype=torch.int64, device=device)
+        return torch.tensor(table.target, dtype=torch.int64, device=device)
     destandardize = model.get_submodule(OUTPUT_LAYER)
-    target = torch.as_tensor(table.target).to(device=device, dtype=dtype)
+    target = torch.tensor(table.target, dtype=dtype, device=device)
     with torch.no_grad():
         return (target - destandardize.mean.reshape(())) / destandardize.scale.reshape(
             ()
@@ -567,7 +567,7 @@ def _print_header(
         f"{what}; {len(train_index)} train / {len(val_index)} validation rows",
         file=out,
     )
-    print(f"network: {spec.network.describe()}", file=out)
+    print(f"network: {spec.network.summary_line()}", file=out)
     optimizer = spec.extras.get("optimizer")
     described = (
         " ".join(f"{k}={v}" for k, v in optimizer.to_dict().items())
@@ -659,7 +659,7 @@ def _figure_title(
         for item in context.overrides
         if not item.lstrip("+~").startswith(("hydra.", "hydra/"))
     ]
-    what = " ".join(overrides) if overrides else context.spec.network.describe()
+    what = " ".join(overrides) if overrides else context.spec.network.summary_line()
     result = (
         f"kept epoch {summary['kept_epoch']}: {metric_key} {summary[metric_key]:.4f}, "
         f"val_loss {summary['val_loss']:.4f} ({summary['loss']})"
