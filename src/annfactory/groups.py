@@ -111,6 +111,10 @@ class ConfigGroup:
             defaults.
         option_keys: The keys an option's node may hold, from the option's registry
             entry (default: the entry's ``params`` beside ``name``).
+        tasks: The tasks whose option file declares the group in its defaults list
+            (``data`` and ``optimizer``: ``train``); empty: the primary config
+            declares it, for every task. The override check refuses the group's
+            overrides for other tasks with a message that names them.
     """
 
     doc: str = ""
@@ -120,6 +124,7 @@ class ConfigGroup:
     choice: bool = False
     slots: tuple[str, ...] = ()
     option_keys: Callable[[Any], OptionKeys] = field(default=_params_of)
+    tasks: tuple[str, ...] = ()
 
     def options(self) -> Registry[Any] | None:
         """The registry of the group's options, or None."""
@@ -230,6 +235,7 @@ groups.register(
         parse=parse_data,
         choice=True,
         option_keys=data_option_keys,
+        tasks=("train",),
     ),
 )
 groups.register(
@@ -240,6 +246,7 @@ groups.register(
         parse=parse_optimizer,
         choice=True,
         option_keys=_optimizer_keys,
+        tasks=("train",),
     ),
 )
 groups.register(

@@ -373,8 +373,7 @@ def _check_data_sizes(
         raise ConfigError(
             "model.in_features",
             f"the network takes {took}, and data={data} has {features} features.",
-            f"Set model.in_features={features}, or leave it null (mlp) to take the "
-            "data's.",
+            f"Set model.in_features={features} (an mlp's null takes the data's).",
         )
     out = network.output_shape
     fits = len(out) == 1 and (
@@ -388,8 +387,8 @@ def _check_data_sizes(
             "model.out_features",
             f"the network gives {gives} per row (layer {last}), and "
             f"data={data} has {what}.",
-            f"Set model.out_features={outputs} (or {last}'s out_features), or leave "
-            "it null (mlp) to take the data's.",
+            f"Set model.out_features={outputs} (or {last}'s out_features; an mlp's "
+            "null takes the data's).",
         )
 
 
