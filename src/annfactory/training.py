@@ -59,6 +59,8 @@ class EpochRecord:
         metric: Validation accuracy (classification) or R² (regression).
         lr: The learning rate the epoch trained with (its first parameter group's).
         seconds: Its wall time, validation included.
+        train_metric: The same metric over the epoch's training steps, each row
+            scored by the weights of its step (a running figure, as the train loss).
     """
 
     epoch: int
@@ -67,6 +69,7 @@ class EpochRecord:
     metric: float
     lr: float
     seconds: float
+    train_metric: float = math.nan
 
 
 @dataclass
@@ -152,6 +155,7 @@ def train(
     sizes = [min(batch_size, rows - start) for start in range(0, rows, batch_size)]
     weights = torch.tensor(sizes, dtype=torch.float32, device=device) / rows
     evaluate = _validation(logits, loss, metric, x_val, y_val)
+    train_total_squares = _total_squares(y_train) if metric == "r2" else None
     result = TrainResult()
     best_loss = math.inf
     best_state: dict[str, Tensor] | None = None
@@ -164,22 +168,30 @@ def train(
             module.train()
             order = torch.randperm(rows, generator=generator).to(device)
             step_losses = []
+            step_scores = []
             for inputs, targets in zip(
                 torch.split(x_train.index_select(0, order), batch_size),
                 torch.split(y_train.index_select(0, order), batch_size),
                 strict=True,
             ):
-                step_loss = loss(logits(inputs), targets)
+                outputs = logits(inputs)
+                step_loss = loss(outputs, targets)
                 step_loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 step_losses.append(step_loss.detach())
+                step_scores.append(_score(outputs.detach(), targets, metric))
             module.eval()
             with torch.inference_mode():
                 train_loss = (torch.stack(step_losses).float() * weights).sum()
+                train_value = _metric(
+                    torch.stack(step_scores).sum(0), rows, train_total_squares
+                )
                 val_loss, value = evaluate()
                 # The epoch's one host sync.
-                numbers = torch.stack([train_loss, val_loss, value]).tolist()
+                numbers = torch.stack(
+                    [train_loss.double(), val_loss.double(), value, train_value]
+                ).tolist()
             if schedule is not None:
                 schedule.step()
             record = EpochRecord(
@@ -189,6 +201,7 @@ def train(
                 numbers[2],
                 lr,
                 time.perf_counter() - epoch_start,
+                numbers[3],
             )
             _check_finite(record, optimizer)
             result.history.append(record)
@@ -262,32 +275,44 @@ def _validation(
     )
     weights = [inputs.shape[0] / rows for inputs, _ in chunks]
     # SS_tot does not change from epoch to epoch.
-    total_squares = None
-    if metric == "r2":
-        with torch.inference_mode():
-            target = _columns(y_val).double()
-            total_squares = ((target - target.mean(0)) ** 2).sum(0)
+    total_squares = _total_squares(y_val) if metric == "r2" else None
 
     def evaluate() -> tuple[Tensor, Tensor]:
         losses = []
-        hits = []
-        residual_squares = []
+        scores = []
         for (inputs, targets), weight in zip(chunks, weights, strict=True):
             outputs = logits(inputs)
             losses.append(loss(outputs, targets).float() * weight)
-            if metric == "accuracy":
-                hits.append(_correct(outputs, targets).sum())
-            else:
-                error = _columns(outputs).double() - _columns(targets).double()
-                residual_squares.append((error**2).sum(0))
+            scores.append(_score(outputs, targets, metric))
         val_loss = torch.stack(losses).sum()
-        if total_squares is None:
-            value = torch.stack(hits).sum().float() / rows
-        else:
-            value = _r2(torch.stack(residual_squares).sum(0), total_squares)
-        return val_loss, value.float()
+        return val_loss, _metric(torch.stack(scores).sum(0), rows, total_squares)
 
     return evaluate
+
+
+def _total_squares(targets: Tensor) -> Tensor:
+    """SS_tot of each output column (float64), for R²."""
+    import torch
+
+    with torch.inference_mode():
+        values = _columns(targets).double()
+        return ((values - values.mean(0)) ** 2).sum(0)
+
+
+def _score(outputs: Tensor, targets: Tensor, metric: str) -> Tensor:
+    """A batch's part of the metric, summed over its rows on the device: the rows
+    classified right, or each output column's squared error (float64)."""
+    if metric == "accuracy":
+        return _correct(outputs, targets).sum()
+    error = _columns(outputs).double() - _columns(targets).double()
+    return (error**2).sum(0)
+
+
+def _metric(score: Tensor, rows: int, total_squares: Tensor | None) -> Tensor:
+    """Accuracy (right / rows, exact in float64) or R² from the summed scores."""
+    if total_squares is None:
+        return score.double() / rows
+    return _r2(score, total_squares)
 
 
 def _correct(outputs: Tensor, targets: Tensor) -> Tensor:

@@ -403,7 +403,7 @@ def run(context: TaskContext) -> dict[str, Any]:
     curves_path = context.path(CURVES_FILE)
     if curves_path is not None:
         title = _figure_title(context, summary, metric_key)
-        plot_curves(summary["history"], metric, title).savefig(
+        plot_curves(summary["history"], metric, title, kept.epoch).savefig(
             curves_path, format="png", metadata={"Title": title}
         )
     spec_path = context.path("spec.yaml")
@@ -533,6 +533,7 @@ def _history_row(record: EpochRecord, metric: str) -> dict[str, Any]:
         "train_loss": record.train_loss,
         "val_loss": record.val_loss,
         f"val_{metric}": record.metric,
+        f"train_{metric}": record.train_metric,
         "lr": record.lr,
         "seconds": record.seconds,
     }
@@ -668,15 +669,19 @@ def _figure_title(
 
 
 def plot_curves(
-    history: Sequence[Mapping[str, Any]], metric: str, title: str
+    history: Sequence[Mapping[str, Any]],
+    metric: str,
+    title: str,
+    kept: int | None = None,
 ) -> Figure:
     """The figure of ``curves.png``: the train and validation loss against epoch
-    (log scale when they span a decade), and the validation metric.
+    (log scale when they span a decade), and the metric, train and validation.
 
     Args:
         history: ``metrics.json``'s per-epoch rows.
         metric: ``accuracy`` or ``r2``.
         title: The figure's title.
+        kept: The epoch whose weights were saved (a dotted line), or None.
     """
     from matplotlib.figure import Figure
 
@@ -688,22 +693,27 @@ def plot_curves(
         ("val_loss", "validation", "-"),
     ):
         values = [row[column] for row in history]
-        loss_axes.plot(epochs, values, style, label=label, marker="." if len(epochs) < 30 else None)
+        loss_axes.plot(
+            epochs, values, style, label=label, marker="." if len(epochs) < 30 else None
+        )
     positive = [row[c] for row in history for c in ("train_loss", "val_loss")]
     if positive and min(positive) > 0 and max(positive) / min(positive) > 10:
         loss_axes.set_yscale("log")
     loss_axes.set_title("loss", fontsize=10)
-    values = [row[f"val_{metric}"] for row in history]
+    marker = "." if len(epochs) < 30 else None
     metric_axes.plot(
-        epochs,
-        values,
-        color="tab:orange",
-        label="validation",
-        marker="." if len(epochs) < 30 else None,
-    )
-    best = max(range(len(values)), key=lambda i: values[i]) if values else None
-    if best is not None:
-        metric_axes.axhline(values[best], color="0.6", linewidth=0.8, linestyle=":")
+        epochs, [row[f"train_{metric}"] for row in history], label="train",
+        marker=marker,
+    )  # fmt: skip
+    metric_axes.plot(
+        epochs, [row[f"val_{metric}"] for row in history], label="validation",
+        marker=marker,
+    )  # fmt: skip
+    if kept is not None:
+        for axes in (loss_axes, metric_axes):
+            axes.axvline(
+                kept, color="0.5", linewidth=0.8, linestyle=":", label="kept weights"
+            )
     metric_axes.set_title(
         "accuracy" if metric == "accuracy" else "R\u00b2 (coefficient of determination)",
         fontsize=10,
