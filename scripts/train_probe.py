@@ -6,13 +6,15 @@ of both, interleaved, with each one's validation accuracy:
 
     PYTHONPATH=src python scripts/train_probe.py --epochs 30 --repeats 3
 
-Not part of the benchmark table (scripts/bench.py measures whole processes); a tool
-to see what a change to annfactory.training gains.
+A tool to see what a change to annfactory.training gains. With ``--side ours --out
+FILE`` it trains once and writes the validation accuracy as JSON: scripts/bench.py's
+``train`` figure runs that as annfactory's side until ``task=train`` exists.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from typing import Any
@@ -125,8 +127,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--side", choices=("ours", "plain"), help="train one side once")
+    parser.add_argument("--out", help="with --side: write its accuracy here (JSON)")
     args = parser.parse_args()
     data = digits()
+    if args.side:
+        accuracy = (ours if args.side == "ours" else plain)(args.epochs, data)
+        if args.out:
+            with open(args.out, "w") as file:
+                json.dump({"val_accuracy": accuracy}, file)
+        return
     times: dict[str, list[float]] = {"ours": [], "plain": []}
     accuracy = {}
     sides = {"ours": ours, "plain": plain}
