@@ -649,42 +649,28 @@ TRAIN_ARGS = [
 ]
 
 
-def _train_task_available() -> bool:
-    from annfactory.tasks import tasks
-
-    return "train" in tasks
-
-
 def train_speed(repeats: int) -> list[Figure]:
     """The marginal cost of one epoch, ``(wall at 120 epochs - wall at 20) / 100``,
     of ``run.py task=train model=mlp data=digits`` against the plain PyTorch loop and
     scikit-learn's MLPClassifier, all whole processes started in turn, so start-up
-    cancels. Until ``task=train`` exists, annfactory's side is
-    ``scripts/train_probe.py --side ours`` (the same loop, without the task)."""
+    cancels."""
     with tempfile.TemporaryDirectory() as folder:
         plain = Path(folder) / "plain_train.py"
         plain.write_text(PLAIN_TRAIN)
         sklearn = Path(folder) / "sklearn_train.py"
         sklearn.write_text(SKLEARN_TRAIN)
-        task = _train_task_available()
         commands: dict[str, list[str]] = {}
         outputs: dict[str, Path] = {}
         for epochs in TRAIN_EPOCHS:
             run_dir = Path(folder) / f"run{epochs}"
-            out = Path(folder) / f"ours{epochs}.json"
-            probe = [PYTHON, str(REPO / "scripts" / "train_probe.py"), "--side", "ours"]
-            commands[f"ours{epochs}"] = (
-                [
-                    PYTHON,
-                    RUN_PY,
-                    *TRAIN_ARGS,
-                    f"task.epochs={epochs}",
-                    f"hydra.run.dir={run_dir}",
-                ]
-                if task
-                else [*probe, "--epochs", str(epochs), "--out", str(out)]
-            )
-            outputs[f"ours{epochs}"] = run_dir / "metrics.json" if task else out
+            commands[f"ours{epochs}"] = [
+                PYTHON,
+                RUN_PY,
+                *TRAIN_ARGS,
+                f"task.epochs={epochs}",
+                f"hydra.run.dir={run_dir}",
+            ]
+            outputs[f"ours{epochs}"] = run_dir / "metrics.json"
             for side, script in (("plain", plain), ("sklearn", sklearn)):
                 out = Path(folder) / f"{side}{epochs}.json"
                 commands[f"{side}{epochs}"] = [
@@ -715,7 +701,7 @@ def train_speed(repeats: int) -> list[Figure]:
         return float("nan")
 
     ours = per_epoch("ours")
-    what = "`run.py " + " ".join(TRAIN_ARGS) + "`" if task else "the loop's driver"
+    what = "`run.py " + " ".join(TRAIN_ARGS) + "`"
     figures = []
     for side, target, words in (
         ("plain", 0.85, "a plain PyTorch loop (Adam, loss.item() every step)"),

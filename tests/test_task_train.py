@@ -97,7 +97,8 @@ def test_every_data_option_trains_and_saves_its_outputs(
         "epoch", "train_loss", "val_loss", metric, metric.replace("val", "train"),
         "lr", "seconds"
     }  # fmt: skip
-    assert math.isfinite(result["val_loss"]) and math.isfinite(result[metric])
+    assert math.isfinite(result["val_loss"])
+    assert math.isfinite(result[metric])
     if kind == "classification":
         assert 0 <= result[metric] <= 1
     for file in ("metrics.json", HISTORY_FILE, CURVES_FILE, "spec.yaml"):
@@ -141,9 +142,7 @@ def history_without_time(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_same_seed_gives_a_bit_identical_history_and_another_seed_another() -> (
-    None
-):
+def test_the_same_seed_gives_a_bit_identical_history_and_another_seed_another() -> None:
     args = ["model=mlp", "data=iris", "task.epochs=5"]
     first, again = train(args), train(args)
     other = train([*args, "seed=1"])
@@ -158,7 +157,8 @@ def test_a_softmax_output_trains_exactly_like_logits_with_cross_entropy() -> Non
     args = ["model=mlp", "data=wine", "task.epochs=8"]
     logits = train(args)["train"]
     softmax = train([*args, "model.output_activation=softmax"])["train"]
-    assert logits["loss"] == "cross_entropy" and softmax["loss"] == "nll"
+    assert logits["loss"] == "cross_entropy"
+    assert softmax["loss"] == "nll"
     for plain, normalized in zip(logits["history"], softmax["history"], strict=True):
         assert normalized["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-5)
         assert normalized["val_loss"] == pytest.approx(plain["val_loss"], rel=1e-5)
@@ -215,7 +215,9 @@ def test_the_saved_regressor_answers_in_the_targets_units(tmp_path: Path) -> Non
     with torch.no_grad():
         predicted = model(torch.tensor(rows, dtype=torch.float32)).squeeze(-1).double()
     predicted_np = predicted.numpy()
-    r2 = 1 - ((target - predicted_np) ** 2).sum() / ((target - target.mean()) ** 2).sum()
+    r2 = (
+        1 - ((target - predicted_np) ** 2).sum() / ((target - target.mean()) ** 2).sum()
+    )
     assert r2 == pytest.approx(metrics["train"]["val_r2"], abs=1e-4)
     # In the target's units (diabetes' progression, about 25 to 346), not standardized.
     assert 50 < predicted_np.mean() < 250
@@ -259,7 +261,8 @@ def test_patience_stops_early_and_keep_last_keeps_the_last_epoch() -> None:
         ["model=mlp", "data=iris", "task.epochs=300", "task.patience=3",
          "optimizer.lr=0.05", "task.keep=last"]
     )["train"]  # fmt: skip
-    assert metrics["stopped_early"] and metrics["epochs_run"] < 300
+    assert metrics["stopped_early"]
+    assert metrics["epochs_run"] < 300
     assert metrics["epochs_run"] - metrics["best_epoch"] == 3
     assert metrics["kept_epoch"] == metrics["epochs_run"]
 
@@ -295,7 +298,8 @@ def test_optimizer_options_reach_the_optimizer() -> None:
         (["model=mlp"], "data", "digits"),
         (["model=mlp", "data=digits", "model.in_features=3"], "model.in_features",
          "3 inputs, and data=digits has 64"),
-        (["model=demo", "data=iris"], "model.in_features", "3 inputs, and data=iris has 4"),
+        (["model=demo", "data=iris"], "model.in_features",
+         "3 inputs, and data=iris has 4"),
         (["model=mlp", "data=iris", "model.out_features=2"], "model.out_features",
          "2 outputs"),
         (["model=mlp", "data=digits", "model.output_activation=softmax",
@@ -339,7 +343,9 @@ def test_the_documented_command_trains_and_saves(run_cli: RunCli) -> None:
 
 
 @pytest.mark.slow
-def test_a_sweep_summary_shows_the_training_metrics(run_cli: RunCli, tmp_path: Path) -> None:
+def test_a_sweep_summary_shows_the_training_metrics(
+    run_cli: RunCli, tmp_path: Path
+) -> None:
     result = run_cli(
         "-m", "task=train", "model=mlp", "data=iris", "task.epochs=3",
         "activation=relu,tanh",
@@ -348,9 +354,10 @@ def test_a_sweep_summary_shows_the_training_metrics(run_cli: RunCli, tmp_path: P
     assert "epoch 1/" not in result.stdout  # nothing per epoch in a sweep
     with (tmp_path / "multirun" / "summary.csv").open() as file:
         rows = list(csv.DictReader(file))
-    assert len(rows) == 2 and all(row["status"] == "ok" for row in rows)
+    assert len(rows) == 2
+    assert all(row["status"] == "ok" for row in rows)
     for column in ("train.val_accuracy", "train.val_loss", "train.train_loss"):
-        assert all(0 <= float(row[column]) for row in rows), column
+        assert all(float(row[column]) >= 0 for row in rows), column
     assert "train.history" not in rows[0]
 
 
@@ -364,5 +371,6 @@ def test_a_missing_csv_file_fails_on_the_command_line_without_outputs(
     )  # fmt: skip
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    assert "data.path" in result.stderr and "nope.csv" in result.stderr
+    assert "data.path" in result.stderr
+    assert "nope.csv" in result.stderr
     assert not (result.run_dir / "metrics.json").exists()

@@ -17,7 +17,7 @@ __all__ = ["Destandardize", "Standardize"]
 
 
 class _Affine(nn.Module):
-    """Holds a per-feature ``mean`` and ``scale`` as buffers (saved with the weights)."""
+    """A per-feature ``mean`` and ``scale``, as buffers (saved with the weights)."""
 
     mean: torch.Tensor
     scale: torch.Tensor
@@ -39,7 +39,7 @@ class _Affine(nn.Module):
 
 
 class Standardize(_Affine):
-    """``(x - mean) / scale``, per feature: a standard scaler fitted on training rows."""
+    """``(x - mean) / scale`` per feature: a standard scaler fitted on training rows."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.scale

@@ -38,9 +38,9 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
 
-    from annfactory.data import DataSpec, Table
+    from annfactory.data import Table
     from annfactory.network import Network
-    from annfactory.training import EpochRecord, TrainResult
+    from annfactory.training import EpochRecord
 
 # torch, numpy, matplotlib and the data loaders are imported inside the functions that
 # use them: the override check and --help import this module for the task's schema.
@@ -98,7 +98,7 @@ _OPTIONS: Final = {
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """The validated options of the train task (``task.*``); see ``conf/task/train.yaml``."""
+    """The validated options of the train task (``task.*``; conf/task/train.yaml)."""
 
     epochs: int = 100
     batch_size: int = 64
@@ -229,7 +229,9 @@ def loss_for(
                 "Leave task.loss out: a softmax output trains on NLL of the "
                 "log-softmax of its pre-activation.",
             )
-        return LossChoice("nll", f"nll_loss(log_softmax(pre-activation, dim={dim}))", True)
+        return LossChoice(
+            "nll", f"nll_loss(log_softmax(pre-activation, dim={dim}))", True
+        )
     if name == "log_softmax":
         return LossChoice("nll", "nll_loss(output), output = log-probabilities", True)
     if option == "nll":
@@ -335,12 +337,14 @@ def run(context: TaskContext) -> dict[str, Any]:
         x = standardize(features)
     y = _targets(model, table, device, dtype)
     to_device = torch.as_tensor
-    x_train, x_val = x[to_device(train_index, device=device)], x[
-        to_device(val_index, device=device)
-    ]
-    y_train, y_val = y[to_device(train_index, device=device)], y[
-        to_device(val_index, device=device)
-    ]
+    x_train, x_val = (
+        x[to_device(train_index, device=device)],
+        x[to_device(val_index, device=device)],
+    )
+    y_train, y_val = (
+        y[to_device(train_index, device=device)],
+        y[to_device(val_index, device=device)],
+    )
     logits = _core(model, network_spec.layers[-1].name, choice.logits)
     optimizer = build_optimizer(optimizer_spec, model.parameters(), device)
     schedule = build_schedule(
@@ -489,11 +493,10 @@ def _targets(
     if table.kind != "regression":
         return torch.tensor(table.target, dtype=torch.int64, device=device)
     destandardize = model.get_submodule(OUTPUT_LAYER)
+    mean, scale = destandardize.get_buffer("mean"), destandardize.get_buffer("scale")
     target = torch.tensor(table.target, dtype=dtype, device=device)
     with torch.no_grad():
-        return (target - destandardize.mean.reshape(())) / destandardize.scale.reshape(
-            ()
-        )
+        return (target - mean.reshape(())) / scale.reshape(())
 
 
 def _core(
@@ -543,7 +546,9 @@ def history_csv(history: Sequence[Mapping[str, Any]]) -> str:
     """The per-epoch table of ``metrics.json``'s history as CSV text."""
     buffer = io.StringIO()
     if history:
-        writer = csv.DictWriter(buffer, fieldnames=list(history[0]), lineterminator="\n")
+        writer = csv.DictWriter(
+            buffer, fieldnames=list(history[0]), lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(history)
     return buffer.getvalue()
@@ -559,9 +564,7 @@ def _print_header(
     options: TrainOptions,
 ) -> None:
     what = (
-        f"{table.n_outputs} classes"
-        if table.kind == "classification"
-        else "regression"
+        f"{table.n_outputs} classes" if table.kind == "classification" else "regression"
     )
     print(
         f"data: {table.name}, {table.rows} rows x {table.n_features} features, "
@@ -645,7 +648,10 @@ class _Progress:
             record.epoch % self._every == 0 or record.epoch in (1, self._epochs)
         ):
             width = len(str(self._epochs))
-            print(f"epoch {record.epoch:>{width}}/{self._epochs}  {figures}", file=self._out)
+            print(
+                f"epoch {record.epoch:>{width}}/{self._epochs}  {figures}",
+                file=self._out,
+            )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -665,7 +671,7 @@ def _figure_title(
         f"kept epoch {summary['kept_epoch']}: {metric_key} {summary[metric_key]:.4f}, "
         f"val_loss {summary['val_loss']:.4f} ({summary['loss']})"
     )
-    return "\n".join(textwrap.wrap(what, _TITLE_WIDTH) + [result])
+    return "\n".join([*textwrap.wrap(what, _TITLE_WIDTH), result])
 
 
 def plot_curves(
@@ -715,7 +721,9 @@ def plot_curves(
                 kept, color="0.5", linewidth=0.8, linestyle=":", label="kept weights"
             )
     metric_axes.set_title(
-        "accuracy" if metric == "accuracy" else "R\u00b2 (coefficient of determination)",
+        "accuracy"
+        if metric == "accuracy"
+        else "R\u00b2 (coefficient of determination)",
         fontsize=10,
     )
     for axes in (loss_axes, metric_axes):
@@ -724,4 +732,3 @@ def plot_curves(
         axes.legend(fontsize=8, loc="best")
     figure.suptitle(title, fontsize=10)
     return figure
-
