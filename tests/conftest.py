@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from annfactory import activations, inits, layers, plugins
+from annfactory.data import datasets
 from annfactory.groups import groups
 from annfactory.models import model_types
+from annfactory.optimizers import optimizers
 from annfactory.tasks import tasks
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +25,9 @@ RUN_PY = REPO / "scripts" / "run.py"
 @pytest.fixture(autouse=True)
 def restore_registries() -> Iterator[None]:
     """Tests that register entries leave no trace."""
-    registries = (activations, inits, layers, model_types, tasks, groups)
+    registries = (
+        activations, inits, layers, model_types, tasks, groups, datasets, optimizers
+    )  # fmt: skip
     saved = [(registry, registry.snapshot()) for registry in registries]
     yield
     for registry, state in saved:

@@ -15,6 +15,7 @@ as a subprocess (marked slow). The cases here complement those of
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import subprocess
@@ -296,7 +297,81 @@ FILE_CASES = [
               value="_target_ is never imported", fix="Remove it"),
 ]  # fmt: skip
 
-CASES = OVERRIDE_CASES + FILE_CASES
+DATA = BAD_INPUTS / "data"
+TRAIN = ("task=train", "model=mlp")
+
+
+def train_case(id: str, *args: str, key: str, value: str, fix: str) -> Any:
+    """A ``task=train`` command line; one epoch, so a case that trains is quick."""
+    return case(id, *TRAIN, *args, "task.epochs=1", key=key, value=value, fix=fix)
+
+
+def csv_case(id: str, file: str, *, key: str, value: str, fix: str) -> Any:
+    """``data=csv`` with one of the files of ``tests/bad_inputs/data``."""
+    args = ("data=csv", f"data.path={DATA / file}", "data.target=label")
+    return train_case(id, *args, key=key, value=value, fix=fix)
+
+
+TRAIN_CASES = [
+    csv_case("csv-missing-file", "missing.csv", key="data.path",
+             value="missing.csv", fix="Give the path of a CSV file"),
+    csv_case("csv-empty-file", "empty.csv", key="data.path", value="is empty",
+             fix="needs a header row"),
+    csv_case("csv-missing-target", "no_target.csv", key="data.target",
+             value="no column 'label'", fix="Its columns: height, weight, outcome"),
+    csv_case("csv-text-cell", "text_cell.csv", key="data.path",
+             value="row 7, column 'weight': 'abc'", fix="encode it as numbers"),
+    csv_case("csv-empty-cell", "empty_cell.csv", key="data.path",
+             value="row 10, column 'height' is empty", fix="fill the cell"),
+    csv_case("csv-one-class", "one_class.csv", key="data.target",
+             value="one class only ('yes')", fix="at least two different values"),
+    csv_case("csv-too-small-to-split", "tiny.csv", key="data.val_fraction",
+             value="of 2 rows", fix="Raise data.val_fraction"),
+    train_case("val-fraction-one", "data=digits", "data.val_fraction=1",
+               key="data.val_fraction", value="1.0 is outside (0, 1)",
+               fix="strictly between 0 and 1"),
+    train_case("val-fraction-negative", "data=digits", "data.val_fraction=-0.2",
+               key="data.val_fraction", value="-0.2 is outside (0, 1)",
+               fix="strictly between 0 and 1"),
+    case("zero-epochs", *TRAIN, "data=digits", "task.epochs=0", key="task.epochs",
+         value="0 is out of range", fix="an integer >= 1"),
+    train_case("zero-lr", "data=digits", "optimizer.lr=0", key="optimizer.lr",
+               value="0.0 is out of range", fix="a number > 0"),
+    train_case("negative-lr", "data=digits", "optimizer=sgd", "optimizer.lr=-0.5",
+               key="optimizer.lr", value="-0.5 is out of range", fix="a number > 0"),
+    train_case("unknown-data", "data=digitz", key="data", value="'digitz'",
+               fix="Did you mean 'digits'?"),
+    train_case("unknown-optimizer", "data=digits", "optimizer=adma", key="optimizer",
+               value="'adma'", fix="Did you mean 'adam'?"),
+    train_case("unknown-optimizer-key", "data=digits", "optimizer.lrr=0.1",
+               key="optimizer.lrr", value="'lrr'", fix="Did you mean 'lr'?"),
+    train_case("nesterov-without-momentum", "data=digits", "optimizer=sgd",
+               "optimizer.nesterov=true", key="optimizer.nesterov",
+               value="needs momentum > 0", fix="optimizer.momentum"),
+    train_case("in-features-against-data", "data=digits", "model.in_features=3",
+               key="model.in_features", value="takes 3 inputs, and data=digits has 64",
+               fix="Set model.in_features=64"),
+    case("demo-against-iris", "task=train", "model=demo", "data=iris",
+         key="model.in_features", value="takes 3 inputs, and data=iris has 4",
+         fix="Set model.in_features=4"),
+    train_case("out-features-against-data", "data=iris", "model.out_features=2",
+               key="model.out_features", value="2 outputs", fix="out_features=3"),
+    train_case("cross-entropy-after-softmax", "data=digits",
+               "model.output_activation=softmax", "task.loss=cross_entropy",
+               key="task.loss", value="second softmax", fix="Leave task.loss out"),
+    train_case("mse-on-classes", "data=digits", "task.loss=mse", key="task.loss",
+               value="regression loss", fix="Leave task.loss out"),
+    train_case("train-on-meta", "data=digits", "device=meta", key="device",
+               value="device=meta", fix="Use device=cpu"),
+    train_case("train-without-data", key="data", value="none is chosen",
+               fix="digits"),
+    case("data-without-train", "model=mlp", "data=digits", key="data",
+         value="task=train only", fix="python scripts/run.py task=train data=digits"),
+    case("optimizer-without-train", "optimizer.lr=0.1", key="optimizer.lr",
+         value="task=train only", fix="task=train optimizer.lr=0.1"),
+]  # fmt: skip
+
+CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES
 
 
 def physical_memory() -> int:
@@ -365,8 +440,19 @@ def fail_in_process(bad: Bad) -> None:
     check_overrides(overrides, bad.config_dirs)
     if bad.config_dirs:
         overrides = [*overrides, f"hydra.searchpath=[file://{BAD_INPUTS}]"]
-    spec = annfactory.to_spec(annfactory.compose(overrides))
-    annfactory.build_network(spec)
+    cfg = annfactory.compose(overrides)
+    spec = annfactory.to_spec(cfg)
+    if "task=train" not in overrides:
+        annfactory.build_network(spec)
+        return
+    # The train task's own checks (a data set is chosen, the loss, the device), made
+    # before it builds the network.
+    from omegaconf import OmegaConf
+
+    from annfactory.tasks import run_named_task
+
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    run_named_task(task, spec, None, out=io.StringIO())
 
 
 @pytest.mark.parametrize("bad", CASES)

@@ -25,7 +25,9 @@ from annfactory.groups import (
     run_keys,
     top_level_groups,
 )
+from annfactory.data import datasets
 from annfactory.inits import inits
+from annfactory.optimizers import optimizers
 from annfactory.params import validate_params
 from annfactory.spec import RunSpec, parse_run
 from annfactory.tasks import TaskContext, run_named_task, tasks
@@ -35,8 +37,17 @@ DEMO = annfactory.to_spec(annfactory.compose(["model=demo"])).to_dict()["model"]
 
 def test_the_run_keys_are_the_primary_config_s_keys() -> None:
     cfg = annfactory.compose(["init=normal", "activation=relu"])
-    assert set(cfg) == set(run_keys())
-    assert top_level_groups() == ["activation", "init", "model", "task"]
+    for_every_task = [
+        name for name in run_keys() if name in KEYS or not groups.get(name).tasks
+    ]
+    assert set(cfg) == set(for_every_task)
+    assert top_level_groups() == [
+        "activation", "data", "init", "model", "optimizer", "task"
+    ]  # fmt: skip
+    # data and optimizer come with task=train (its option file declares them).
+    train = annfactory.compose(["task=train", "data=iris", "init=normal",
+                                "activation=relu"])  # fmt: skip
+    assert set(train) == set(run_keys())
     assert run_keys()[-len(KEYS) :] == (
         "seed",
         "batch_size",
@@ -65,8 +76,8 @@ def test_an_unknown_top_level_key_lists_the_run_keys() -> None:
     with pytest.raises(
         UnknownNameError,
         match=r"^sede: unknown top-level key 'sede'\. Did you mean 'seed'\?\n"
-        r"  Valid top-level keys: activation, batch_size, compile, device, dtype, "
-        r"init, model, seed, task\.$",
+        r"  Valid top-level keys: activation, batch_size, compile, data, device, "
+        r"dtype, init, model, optimizer, seed, task\.$",
     ):
         parse_run({"model": DEMO, "sede": 1})
     # A group that only fills slots is no top-level key.
@@ -83,8 +94,10 @@ def test_the_slots_that_name_an_entry_come_from_the_groups() -> None:
         "activation": activations,
         "hidden_activation": activations,
         "output_activation": activations,
+        "data": datasets,
+        "optimizer": optimizers,
     }
-    assert set(layer_slots()) == set(CHOICE_SLOTS) - {"init"}
+    assert set(layer_slots()) == set(CHOICE_SLOTS) - {"init", "data", "optimizer"}
 
 
 # ------------------------------------------------------------------------------------

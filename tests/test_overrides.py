@@ -351,7 +351,7 @@ def test_compose_takes_a_single_string_as_one_override() -> None:
             ["activaton@model.layers.linear1.activation=elu"],
             r"^activaton@model\.layers\.linear1\.activation: unknown config group "
             r"'activaton'\. Did you mean 'activation'\?\n  Valid config groups: "
-            r"activation, init, layer, model, task\.$",
+            r"activation, data, init, layer, model, optimizer, task\.$",
         ),
         (
             ["init@model.layers.linear9.weight_init=orthogonal"],

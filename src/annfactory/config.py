@@ -217,6 +217,7 @@ def check_overrides(
         parsed = [parsed[i] for i in kept]
         overrides = [overrides[i] for i in kept]
     chosen = _check_group_options(parsed, config_dirs)
+    _check_task_groups(parsed)
     _check_parameters(parsed, chosen)
     _check_values(parsed)
     cfg = _check_unknown_keys(parsed, list(overrides), config_dirs)
@@ -411,7 +412,7 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
                 )
             valid = _options_of(group, config_dirs, option)
             if option not in valid and not searchpath_changed:
-                kind = {"model": "model", "layer": "layer type"}.get(group, group)
+                kind = {"layer": "layer type", "data": "data set"}.get(group, group)
                 raise UnknownNameError(
                     key, kind, option, valid, note=_plugin_failure(group, option)
                 )
@@ -419,6 +420,30 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
             path = override.package if override.package else group
             chosen[path] = (group, str(option))
     return chosen
+
+
+def _check_task_groups(parsed: Sequence[Any]) -> None:
+    """A group that only some tasks declare (``data``, ``optimizer``: task=train) is
+    set only with one of them; Hydra would say that it found no match in the
+    defaults list, or that the key is not in the config."""
+    tasks: list[str] = ["forward"]
+    for override in parsed:
+        if override.key_or_group == "task" and not override.is_delete():
+            tasks = [str(value) for value in _override_values(override) if value]
+    for override in parsed:
+        name = str(override.key_or_group).split(".")[0].split("/")[0]
+        if override.package is not None or name == "task":
+            continue
+        group = _group_of(name) if name in groups else None
+        if group is None or not group.tasks or set(tasks) & set(group.tasks):
+            continue
+        needed = " or ".join(f"task={task}" for task in group.tasks)
+        raise ConfigError(
+            _override_key(override),
+            f"{name} is read by {needed} only, and the task is "
+            f"{' or '.join(tasks) if tasks else 'forward'}.",
+            f"Add {needed}, e.g. python scripts/run.py {needed} {override.input_line}",
+        )
 
 
 def _group_of(name: str) -> ConfigGroup | None:

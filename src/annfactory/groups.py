@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.activations import activations
+from annfactory.data import data_option_keys, datasets, parse_data
 from annfactory.errors import (
     ConfigError,
     RegistrationError,
@@ -35,6 +36,7 @@ from annfactory.errors import (
 )
 from annfactory.inits import inits
 from annfactory.layers import layers
+from annfactory.optimizers import optimizers, parse_optimizer
 from annfactory.params import Param, check_keys
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
@@ -109,6 +111,10 @@ class ConfigGroup:
             defaults.
         option_keys: The keys an option's node may hold, from the option's registry
             entry (default: the entry's ``params`` beside ``name``).
+        tasks: The tasks whose option file declares the group in its defaults list
+            (``data`` and ``optimizer``: ``train``); empty: the primary config
+            declares it, for every task. The override check refuses the group's
+            overrides for other tasks with a message that names them.
     """
 
     doc: str = ""
@@ -118,6 +124,7 @@ class ConfigGroup:
     choice: bool = False
     slots: tuple[str, ...] = ()
     option_keys: Callable[[Any], OptionKeys] = field(default=_params_of)
+    tasks: tuple[str, ...] = ()
 
     def options(self) -> Registry[Any] | None:
         """The registry of the group's options, or None."""
@@ -179,6 +186,10 @@ def _task_keys(task: Task) -> OptionKeys:
     return OptionKeys(task.option_names, kind="key")
 
 
+def _optimizer_keys(optimizer: Any) -> OptionKeys:
+    return OptionKeys(optimizer.option_names)
+
+
 def _layer_keys(layer_type: Any) -> OptionKeys:
     from annfactory.spec import LAYER_FIELDS
 
@@ -214,6 +225,28 @@ groups.register(
         registry=layers,
         top_level=False,
         option_keys=_layer_keys,
+    ),
+)
+groups.register(
+    "data",
+    ConfigGroup(
+        doc="the data set of task=train: bundled, generated, or a CSV file",
+        registry=datasets,
+        parse=parse_data,
+        choice=True,
+        option_keys=data_option_keys,
+        tasks=("train",),
+    ),
+)
+groups.register(
+    "optimizer",
+    ConfigGroup(
+        doc="the optimizer of task=train (torch.optim's names and meanings)",
+        registry=optimizers,
+        parse=parse_optimizer,
+        choice=True,
+        option_keys=_optimizer_keys,
+        tasks=("train",),
     ),
 )
 groups.register(

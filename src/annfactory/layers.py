@@ -302,6 +302,18 @@ def _norm_default(
     return ("ones", {}) if parameter == "weight" else ("zeros", {})
 
 
+def _build_standardize(input_shape: Shape) -> nn.Module:
+    from annfactory.preprocessing import Standardize
+
+    return Standardize(input_shape[-1])
+
+
+def _build_destandardize(input_shape: Shape) -> nn.Module:
+    from annfactory.preprocessing import Destandardize
+
+    return Destandardize(input_shape[-1])
+
+
 _EPS = Param(
     float, 1e-5, "added to the variance for numerical stability", low=0, low_open=True
 )
@@ -346,4 +358,14 @@ layers.register("layer_norm", LayerType(
     shape=_layer_norm_shape,
     default_init=_norm_default,
     doc="normalizes each sample over its features (torch.nn.LayerNorm)",
+))  # fmt: skip
+layers.register("standardize", LayerType(
+    build=_build_standardize,
+    shape=_same_shape,
+    doc="(x - mean) / scale per feature; task=train fits the buffers on training rows",
+))  # fmt: skip
+layers.register("destandardize", LayerType(
+    build=_build_destandardize,
+    shape=_same_shape,
+    doc="x * scale + mean per feature: a standardized regression output in its units",
 ))  # fmt: skip

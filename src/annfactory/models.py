@@ -148,8 +148,8 @@ _IN_FEATURES = Param(int, REQUIRED, "input size", low=1)
 _INPUT_SIZE = Param(int, REQUIRED, "size of one input dimension", low=1)
 _SEQUENTIAL: Final = {"in_features": _IN_FEATURES}
 _MLP: Final = {
-    "in_features": _IN_FEATURES,
-    "out_features": Param(int, REQUIRED, "output size", low=1),
+    "in_features": Param(int, 8, "input size (null: the data's, or 8)", low=1),
+    "out_features": Param(int, 2, "output size (null: the data's, or 2)", low=1),
     "depth": Param(int, 2, "number of hidden layers", low=0),
     "width": Param(int, 32, "size of every hidden layer", low=1),
     "bias": Param(bool, True, "every linear layer has a bias"),
@@ -221,9 +221,9 @@ def mlp(model: Mapping[str, Any], key: str) -> Expansion:
     """``depth`` hidden linear layers of ``width`` units, then ``out``."""
     allowed = ("type", *_MLP, *_MLP_CHOICES, "layers")
     check_keys(model, allowed, key, "mlp key")
-    sizes = validate_params(
-        {name: model[name] for name in _MLP if name in model}, _MLP, key, "model 'mlp'"
-    )
+    # null sizes are the defaults here; with a data set, parse_run has filled them.
+    given = {name: model[name] for name in _MLP if model.get(name) is not None}
+    sizes = validate_params(given, _MLP, key, "model 'mlp'")
     names = mlp_layer_names(sizes["depth"])
     entries = [_mlp_layer(model, key, sizes, name) for name in names]
     overrides = model.get("layers") or {}

@@ -314,12 +314,6 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
         raise ConfigError(
             "model", "no model is chosen.", "Add model=demo or model=mlp."
         )
-    network = parse_network(
-        data["model"],
-        key="model",
-        init=data.get("init"),
-        activation=data.get("activation"),
-    )
     values = {
         name: validate_key(name, data.get(name, param.default))
         for name, param in KEYS.items()
@@ -329,7 +323,73 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
         for name, group in chosen.items()
         if group.parse is not None
     }
+    model = data["model"]
+    sizes = None
+    if extras.get("data") is not None:
+        from annfactory.data import data_sizes
+
+        sizes = data_sizes(extras["data"], values["seed"])
+        model = _sized_by_data(model, sizes)
+    network = parse_network(
+        model,
+        key="model",
+        init=data.get("init"),
+        activation=data.get("activation"),
+    )
+    if sizes is not None:
+        _check_data_sizes(network, extras["data"].name, sizes)
     return RunSpec(network=network, **values, extras=extras)
+
+
+def _sized_by_data(model: Any, sizes: tuple[int, int, str]) -> Any:
+    """The model node with its null ``in_features`` and ``out_features`` set from the
+    data (features, and classes or 1 for regression): an mlp's, by default."""
+    if not isinstance(model, Mapping):
+        return model
+    features, outputs, _ = sizes
+    filled = dict(model)
+    for name, size in (("in_features", features), ("out_features", outputs)):
+        if name in filled and filled[name] is None:
+            filled[name] = size
+    return filled
+
+
+def _check_data_sizes(
+    network: NetworkSpec, data: str, sizes: tuple[int, int, str]
+) -> None:
+    """The network takes the data's rows and gives one output per class (or one unit
+    for two classes, or one value for regression).
+
+    Raises:
+        ConfigError: Names both numbers and the key to change.
+    """
+    features, outputs, kind = sizes
+    if network.input_shape != (features,):
+        took = (
+            f"{network.input_shape[0]} inputs"
+            if len(network.input_shape) == 1
+            else f"input of shape {list(network.input_shape)}"
+        )
+        raise ConfigError(
+            "model.in_features",
+            f"the network takes {took}, and data={data} has {features} features.",
+            f"Set model.in_features={features} (an mlp's null takes the data's).",
+        )
+    out = network.output_shape
+    fits = len(out) == 1 and (
+        out[0] == outputs or (kind == "classification" and outputs == 2 and out[0] == 1)
+    )
+    if not fits:
+        what = "1 target" if kind == "regression" else f"{outputs} classes"
+        last = network.layers[-1].name
+        gives = f"{out[0]} outputs" if len(out) == 1 else f"output of shape {list(out)}"
+        raise ConfigError(
+            "model.out_features",
+            f"the network gives {gives} per row (layer {last}), and "
+            f"data={data} has {what}.",
+            f"Set model.out_features={outputs} (or {last}'s out_features; an mlp's "
+            "null takes the data's).",
+        )
 
 
 def _top_level_groups(data: Mapping[str, Any], strict: bool) -> dict[str, ConfigGroup]:

@@ -112,7 +112,8 @@ class ComposeOnce:
 def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested metrics as flat columns: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``.
 
-    Lists of scalars become one cell (``[5, 2]``); NaN and infinities become empty.
+    Lists of scalars become one cell (``[5, 2]``); lists of mappings or lists (a
+    training history) are left out; NaN and infinities become empty.
     """
     flat: dict[str, Any] = {}
     for key, value in metrics.items():
@@ -120,7 +121,9 @@ def flatten(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         if isinstance(value, Mapping):
             flat.update(flatten(value, f"{name}."))
         elif isinstance(value, list | tuple):
-            flat[name] = json.dumps(list(value))
+            # A table (train's per-epoch history) has its own file, not a cell.
+            if not any(isinstance(item, Mapping | list | tuple) for item in value):
+                flat[name] = json.dumps(list(value))
         elif isinstance(value, float) and not math.isfinite(value):
             flat[name] = None
         else:

@@ -330,4 +330,10 @@ class _Report(io.StringIO):
 
 # The built-in tasks register themselves (as timm's models/__init__ imports its model
 # files); below the registry, which they import.
-from annfactory.tasks import activations, diagnose, forward, init_report  # noqa: E402, F401
+from annfactory.tasks import (  # noqa: E402, F401
+    activations,
+    diagnose,
+    forward,
+    init_report,
+    train,
+)

@@ -1,0 +1,1144 @@
+"""Data sets that ``task=train`` learns from: the ``data`` config group's registry.
+
+Each option of the ``data`` group (``data=digits``, ``data=csv``, ...) names an entry
+of :data:`datasets`: a load function and the schema of its options. A run's ``data``
+node is parsed into a :class:`DataSpec` (plain data, no arrays), which
+:func:`load_table` turns into a :class:`Table` of float64 features and class indices
+(or float64 targets). :func:`split_rows` splits it into training and validation rows
+from a named stream of the run seed, and :func:`fit_standardization` fits the
+preprocessing on the training rows.
+
+The built-in options:
+
+- ``digits``, ``iris``, ``wine``, ``breast_cancer`` (classification) and ``diabetes``
+  (regression): scikit-learn's bundled data sets, read from the installed package;
+- ``moons`` (scikit-learn's ``make_moons``) and ``spirals``: synthetic 2-D
+  classification, drawn from the run seed;
+- ``csv``: a file of the user's, read with the :mod:`csv` module (nothing in the file
+  is ever evaluated).
+
+A package adds a data set with the same decorator the built-in ones use::
+
+    @datasets.register("blobs", kind="classification",
+                       params={"n_samples": Param(int, 100, "rows", low=2)})
+    def blobs(options: Mapping[str, Any], seed: int) -> Table:
+        ...
+
+Nothing here imports torch, numpy or scikit-learn at import time: the command line
+imports this module on every start.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import math
+import operator
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from annfactory.errors import ConfigError, RegistrationError, closest_name
+from annfactory.params import (
+    REQUIRED,
+    Param,
+    check_keys,
+    require_mapping,
+    validate_params,
+)
+from annfactory.plugins import load_plugins
+from annfactory.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from annfactory.groups import OptionKeys
+
+__all__ = [
+    "KINDS",
+    "MAX_INFERRED_CLASSES",
+    "SPIRAL_TURNS",
+    "SPLIT_STREAM",
+    "VAL_FRACTION",
+    "DataSet",
+    "DataSpec",
+    "Standardization",
+    "Table",
+    "data_option_keys",
+    "data_sizes",
+    "datasets",
+    "fit_standardization",
+    "load_table",
+    "parse_data",
+    "split_rows",
+]
+
+#: What a data set's target is.
+KINDS: Final = ("classification", "regression")
+
+#: The option every data set takes besides its own.
+VAL_FRACTION: Final = Param(
+    float,
+    0.2,
+    "share of the rows held out for validation, strictly between 0 and 1",
+    low=0,
+    high=1,
+    low_open=True,
+    high_open=True,
+)
+
+#: The stream of the run seed that the split is drawn from.
+SPLIT_STREAM: Final = "data.split"
+
+LoadFunction = Callable[[Mapping[str, Any], int], "Table"]
+"""``load(options, seed) -> Table``: the options validated, with defaults filled in."""
+
+OptionCheck = Callable[[Any, str], Any]
+"""``check(value, key) -> value``: validates one option that a :class:`Param` cannot
+describe (a list, a null), raising :class:`ConfigError` naming ``key``."""
+
+
+# ------------------------------------------------------------------------------------
+# The registry
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """One data set: how to load it and the schema of its options.
+
+    Args:
+        load: ``load(options, seed) -> Table``.
+        params: The options besides ``name`` and ``val_fraction``, with their types,
+            defaults and meanings.
+        kind: ``"classification"`` or ``"regression"``; None if it depends on the
+            options (a CSV file's target).
+        doc: One line for listings.
+        sizes: ``sizes(options) -> (n_features, n_outputs)`` without loading, for a
+            data set whose sizes are known; None: :func:`data_sizes` loads it.
+        checks: Options that a :class:`Param` cannot describe (a list of column
+            names, a null), each validated by its function instead of its Param
+            (which still documents it).
+        check: ``check(options, key)``: rules between options (at least one row per
+            class), on the validated options; raises :class:`ConfigError`.
+    """
+
+    load: LoadFunction
+    params: Mapping[str, Param] = field(default_factory=dict)
+    kind: str | None = None
+    doc: str = ""
+    sizes: Callable[[Mapping[str, Any]], tuple[int, int]] | None = None
+    checks: Mapping[str, OptionCheck] = field(default_factory=dict)
+    check: Callable[[Mapping[str, Any], str], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in (None, *KINDS):
+            raise RegistrationError(
+                f"data set kind {self.kind!r} is not one of {', '.join(KINDS)} or None"
+            )
+        unknown = sorted(set(self.checks) - set(self.params))
+        if unknown:
+            raise RegistrationError(
+                f"data set checks options it does not declare in params: "
+                f"{', '.join(unknown)}"
+            )
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        """Every key a ``data`` node of this data set may hold besides ``name``."""
+        return (*self.params, "val_fraction")
+
+
+def _dataset_from(obj: Any, *, name: str, **options: Any) -> DataSet:
+    """Registry coercion: a :class:`DataSet`, or a load function with the DataSet's
+    other fields as keyword options (``doc`` defaults to its docstring's first line)."""
+    if isinstance(obj, DataSet):
+        if options:
+            raise RegistrationError(f"data set {name!r}: options given with a DataSet")
+        return obj
+    if not callable(obj):
+        raise RegistrationError(
+            f"data set {name!r}: expected a load function or a DataSet, got "
+            f"{type(obj).__name__}"
+        )
+    doc = options.pop("doc", None) or (obj.__doc__ or "").strip().split("\n")[0]
+    try:
+        return DataSet(load=obj, doc=doc, **options)
+    except (TypeError, RegistrationError) as error:
+        raise RegistrationError(f"data set {name!r}: {error}") from None
+
+
+datasets: Registry[DataSet] = Registry(
+    "data set", coerce=_dataset_from, on_miss=load_plugins
+)
+"""The data set registry: ``data=<name>`` loads the entry called ``name``."""
+
+
+def data_option_keys(entry: DataSet) -> OptionKeys:
+    """The keys a ``data`` node may hold for ``entry`` (its params and
+    ``val_fraction``), for ``ConfigGroup(option_keys=...)``: the override check then
+    knows ``data.val_fraction`` as the spec does."""
+    from annfactory.groups import OptionKeys  # groups imports this module
+
+    return OptionKeys(entry.option_names)
+
+
+# ------------------------------------------------------------------------------------
+# The spec
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A run's data set, as its config names it (what ``RunSpec.extras["data"]``
+    holds): plain data, no arrays.
+
+    Attributes:
+        name: The data set (an entry of :data:`datasets`).
+        options: Its options, validated, with defaults filled in (lists as tuples).
+        val_fraction: Share of the rows held out for validation.
+        fitted: In a trained run's ``spec.yaml``, what training learnt of the data:
+            its kind, sizes, feature and class names and the fitted standardization
+            (see :data:`FITTED_KEYS`); None before training. A spec with it knows
+            its sizes without loading the data.
+    """
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    val_fraction: float = 0.2
+    fitted: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``data`` node: :func:`parse_data` turns it back into an equal spec."""
+        options = {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in self.options.items()
+        }
+        node = {"name": self.name, **options, "val_fraction": self.val_fraction}
+        if self.fitted is not None:
+            node["fitted"] = dict(self.fitted)
+        return node
+
+
+#: The keys of a trained run's ``data.fitted`` record; the first three are required.
+FITTED_KEYS: Final = (
+    "kind",
+    "features",
+    "outputs",
+    "rows",
+    "feature_names",
+    "class_names",
+    "standardize",
+    "destandardize",
+)
+
+
+def _parse_fitted(node: Any, key: str) -> dict[str, Any]:
+    """A trained run's ``data.fitted`` record, checked where its sizes are read."""
+    path = f"{key}.fitted"
+    require_mapping(node, path, "the record of a trained run")
+    check_keys(node, FITTED_KEYS, path, "key")
+    record = dict(node)
+    if record.get("kind") not in KINDS:
+        raise ConfigError(
+            f"{path}.kind",
+            f"{record.get('kind')!r} is not a kind of data.",
+            f"Use one of: {', '.join(KINDS)}.",
+        )
+    for size in ("features", "outputs"):
+        Param(int, REQUIRED, low=1).validate(record.get(size), f"{path}.{size}")
+    return record
+
+
+def parse_data(node: Any, key: str = "data") -> DataSpec:
+    """The ``data`` node, checked: a data set's name, or ``{name: ..., <options>}``.
+
+    Args:
+        node: The node (plain data): a name stands for that data set with its
+            defaults.
+        key: Its config path.
+
+    Raises:
+        UnknownNameError: An unknown data set or option (names the closest).
+        ConfigError: A value is not allowed; the message names ``<key>.<option>``.
+    """
+    if isinstance(node, str):
+        node = {"name": node}
+    if not isinstance(node, Mapping):
+        raise ConfigError(
+            key,
+            f"{node!r} is not a data set.",
+            f"Write {key}=<name>; data sets: {', '.join(datasets.names())}.",
+        )
+    if node.get("name") is None:
+        raise ConfigError(
+            f"{key}.name",
+            "no data set is named.",
+            f"Set {key}=<name> (valid: {', '.join(datasets.names())}).",
+        )
+    name = node["name"]
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"{key}.name",
+            f"{name!r} is not a data set name.",
+            f"Use one of: {', '.join(datasets.names())}.",
+        )
+    entry = datasets.get(name, key=f"{key}.name")
+    what = f"data set {name!r}"
+    given = {k: v for k, v in node.items() if k != "name"}
+    fitted = given.pop("fitted", None)
+    check_keys(given, entry.option_names, key, "parameter", where=f" for {what}")
+    val_fraction = _val_fraction(given.pop("val_fraction", VAL_FRACTION.default), key)
+    plain = {k: p for k, p in entry.params.items() if k not in entry.checks}
+    values = validate_params(
+        {k: v for k, v in given.items() if k in plain}, plain, key, what
+    )
+    for option, check in entry.checks.items():
+        param, path = entry.params[option], f"{key}.{option}"
+        value = given.get(option, param.default)
+        if value is REQUIRED:
+            raise ConfigError(
+                path, f"{what} needs {option!r}.", f"Set {path}= ({param.doc})."
+            )
+        values[option] = check(value, path)
+    options = {option: values[option] for option in entry.params if option in values}
+    if entry.check is not None:
+        entry.check(options, key)
+    return DataSpec(
+        name=name,
+        options=options,
+        val_fraction=val_fraction,
+        fitted=None if fitted is None else _parse_fitted(fitted, key),
+    )
+
+
+def _val_fraction(value: Any, key: str) -> float:
+    path = f"{key}.val_fraction"
+    number = Param(float, VAL_FRACTION.default).validate(value, path)
+    if not 0 < number < 1:
+        raise ConfigError(
+            path,
+            f"{number!r} is outside (0, 1).",
+            "It is the share of the rows held out for validation: a number strictly "
+            "between 0 and 1 (default 0.2).",
+        )
+    return float(number)
+
+
+# ------------------------------------------------------------------------------------
+# Tables
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A loaded data set, before any split.
+
+    Construction checks the contract and stores read-only, C-contiguous arrays, so a
+    cached table cannot be changed by a caller.
+
+    Attributes:
+        name: The data set.
+        kind: ``"classification"`` or ``"regression"``.
+        features: float64 ``[rows, n_features]``, all finite.
+        target: classification: int64 class indices in ``[0, n_classes)``;
+            regression: float64, all finite. ``[rows]``.
+        feature_names: One per feature column.
+        class_names: classification: the class labels as strings, in index order
+            (at least two); regression: None.
+    """
+
+    name: str
+    kind: str
+    features: npt.NDArray[np.float64]
+    target: npt.NDArray[Any]
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        what = f"data set {self.name!r}"
+        if self.kind not in KINDS:
+            raise ValueError(f"{what}: kind {self.kind!r} is not one of {KINDS}")
+        classes = self.kind == "classification"
+        features = _frozen(self.features, np.float64)
+        target = _frozen(self.target, np.int64 if classes else np.float64)
+        if features.ndim != 2 or target.shape != (features.shape[0],):
+            raise ValueError(
+                f"{what}: features {features.shape} and target {target.shape} are not "
+                "[rows, n_features] and [rows]"
+            )
+        if not np.isfinite(features).all() or not np.isfinite(target).all():
+            raise ValueError(f"{what}: features and target must be finite")
+        if len(self.feature_names) != features.shape[1]:
+            raise ValueError(f"{what}: one feature name per column is needed")
+        if classes:
+            names = self.class_names
+            if names is None or len(names) < 2:
+                raise ValueError(f"{what}: a classification needs two class names")
+            if target.size and (target.min() < 0 or target.max() >= len(names)):
+                raise ValueError(f"{what}: class indices outside [0, {len(names)})")
+        elif self.class_names is not None:
+            raise ValueError(f"{what}: a regression has no class names")
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "feature_names", tuple(self.feature_names))
+        if self.class_names is not None:
+            object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @property
+    def rows(self) -> int:
+        """The number of rows (samples)."""
+        return int(self.features.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """The input size of a model that learns it."""
+        return int(self.features.shape[1])
+
+    @property
+    def n_outputs(self) -> int:
+        """The output size: the number of classes, or 1 for regression."""
+        return len(self.class_names) if self.class_names is not None else 1
+
+
+def _frozen(values: npt.ArrayLike, dtype: type[np.generic]) -> npt.NDArray[Any]:
+    """A read-only C-contiguous copy (the caller's array stays writable)."""
+    import numpy as np
+
+    array = np.array(values, dtype=dtype, order="C", copy=True)
+    array.flags.writeable = False
+    return array
+
+
+def load_table(spec: DataSpec, seed: int) -> Table:
+    """Load the data set ``spec`` names (generated ones are drawn from ``seed``).
+
+    Raises:
+        ConfigError: The data cannot be loaded (a missing file, a bad cell); the
+            message names ``data.<option>``.
+    """
+    table = datasets.get(spec.name, key="data.name").load(spec.options, seed)
+    if table.name != spec.name:
+        table = Table(
+            spec.name,
+            table.kind,
+            table.features,
+            table.target,
+            table.feature_names,
+            table.class_names,
+        )
+    return table
+
+
+def data_sizes(spec: DataSpec, seed: int) -> tuple[int, int, str]:
+    """``(n_features, n_outputs, kind)`` of the data set ``spec`` names.
+
+    Known without loading for the bundled and generated sets; a CSV file is loaded
+    (and kept, so :func:`load_table` does not read it again).
+
+    Raises:
+        ConfigError: As :func:`load_table`.
+    """
+    if spec.fitted is not None:
+        fitted = spec.fitted
+        return int(fitted["features"]), int(fitted["outputs"]), str(fitted["kind"])
+    entry = datasets.get(spec.name, key="data.name")
+    if entry.sizes is not None and entry.kind is not None:
+        n_features, n_outputs = entry.sizes(spec.options)
+        return n_features, n_outputs, entry.kind
+    table = load_table(spec, seed)
+    return table.n_features, table.n_outputs, table.kind
+
+
+# ------------------------------------------------------------------------------------
+# Splitting and standardization
+# ------------------------------------------------------------------------------------
+
+
+def split_rows(
+    table: Table, val_fraction: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(train_index, val_index)``: the rows of each split, from a permutation drawn
+    from the run seed's ``data.split`` stream.
+
+    ``round(rows * val_fraction)`` rows go to validation. For classification the
+    split is stratified, as scikit-learn's ``train_test_split(stratify=y)``: each
+    class is split in proportion (largest remainders get the rounding), and keeps
+    at least one training row. Both index arrays are in the permutation's order.
+
+    Raises:
+        ConfigError: The table is too small for the split (no validation row, no
+            training row, a class without a training row); names
+            ``data.val_fraction``.
+    """
+    import numpy as np
+
+    from annfactory.seeding import seeded_generator
+
+    rows = table.rows
+    n_val = round(rows * val_fraction)
+    key = "data.val_fraction"
+    share = f"{val_fraction:g} of {rows} rows"
+    if n_val < 1:
+        raise ConfigError(
+            key,
+            f"{share} rounds to no validation row.",
+            "Raise data.val_fraction, or use a data set with more rows.",
+        )
+    if n_val >= rows:
+        raise ConfigError(
+            key,
+            f"{share} leaves no training row.",
+            "Lower data.val_fraction, or use a data set with more rows.",
+        )
+    import torch
+
+    permutation = torch.randperm(
+        rows, generator=seeded_generator(seed, SPLIT_STREAM)
+    ).numpy()
+    is_val = np.zeros(rows, dtype=bool)  # by position in the permutation
+    if table.kind == "classification":
+        shuffled = table.target[permutation]
+        per_class = _stratified_counts(
+            np.bincount(shuffled, minlength=table.n_outputs), n_val
+        )
+        if per_class is None:
+            raise ConfigError(
+                key,
+                f"{share} leaves {rows - n_val} training rows for {table.n_outputs} "
+                "classes, and each class needs one.",
+                "Lower data.val_fraction, or use a data set with more rows.",
+            )
+        for label, count in enumerate(per_class):
+            is_val[np.flatnonzero(shuffled == label)[:count]] = True
+    else:
+        is_val[:n_val] = True
+    return (
+        permutation[~is_val].astype(np.int64),
+        permutation[is_val].astype(np.int64),
+    )
+
+
+def _stratified_counts(counts: npt.NDArray[np.int64], n_val: int) -> list[int] | None:
+    """Validation rows per class: in proportion to ``counts``, summing to ``n_val``,
+    each class keeping a training row; None if that cannot be done."""
+    rows = int(counts.sum())
+    exact = [int(count) * n_val / rows for count in counts]
+    cap = [max(int(count) - 1, 0) for count in counts]
+    share = [
+        min(math.floor(value), limit) for value, limit in zip(exact, cap, strict=True)
+    ]
+    left = n_val - sum(share)
+    if left > sum(cap) - sum(share):
+        return None
+    # Largest remainder first, then the lower class index: deterministic.
+    order = sorted(range(len(counts)), key=lambda c: (share[c] - exact[c], c))
+    while left > 0:
+        for label in order:
+            if left and share[label] < cap[label]:
+                share[label] += 1
+                left -= 1
+    return share
+
+
+@dataclass(frozen=True, eq=False)
+class Standardization:
+    """``(values - mean) / scale``, fitted on the training rows.
+
+    Attributes:
+        mean: Per column (or a scalar array for one column of values).
+        scale: The standard deviation per column (population, as scikit-learn's
+            ``StandardScaler``); 1.0 for a constant column, which is left unscaled.
+    """
+
+    mean: npt.NDArray[np.float64]
+    scale: npt.NDArray[np.float64]
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """``{"mean": [...], "scale": [...]}`` (plain floats, for ``spec.yaml``)."""
+        import numpy as np
+
+        return {
+            "mean": [float(value) for value in np.atleast_1d(self.mean)],
+            "scale": [float(value) for value in np.atleast_1d(self.scale)],
+        }
+
+    def transform(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``(values - mean) / scale``."""
+        import numpy as np
+
+        return (np.asarray(values, dtype=np.float64) - self.mean) / self.scale
+
+    def inverse(self, values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+        """``values * scale + mean``: standardized values back in their own units."""
+        import numpy as np
+
+        return np.asarray(values, dtype=np.float64) * self.scale + self.mean
+
+
+def fit_standardization(values: npt.ArrayLike) -> Standardization:
+    """The mean and scale of ``values`` (``[rows, columns]`` or ``[rows]``).
+
+    A column whose values are all equal, or whose spread is within rounding of its
+    mean, gets scale 1.0: dividing by (almost) zero would blow it up.
+
+    Raises:
+        ValueError: No rows.
+    """
+    import numpy as np
+
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim not in (1, 2) or array.shape[0] == 0:
+        raise ValueError(f"cannot standardize values of shape {array.shape}")
+    mean = array.mean(axis=0)
+    std = array.std(axis=0)
+    equal = np.ptp(array, axis=0) == 0
+    # The value itself, not its mean up to rounding: a constant column becomes 0.
+    mean = np.where(equal, array[0], mean)
+    tiny = 10 * np.finfo(np.float64).eps * np.maximum(np.abs(mean), 1.0)
+    scale = np.where(equal | (std <= tiny), 1.0, std)
+    return Standardization(mean=np.asarray(mean), scale=np.asarray(scale))
+
+
+# ------------------------------------------------------------------------------------
+# Bundled data sets (scikit-learn's, read from the installed package)
+# ------------------------------------------------------------------------------------
+
+
+def _bundled(name: str, kind: str, **arguments: Any) -> Table:
+    """scikit-learn's ``load_<name>`` as a table (no download: the files ship with
+    the package)."""
+    from sklearn import datasets as sklearn_datasets  # type: ignore[import-untyped]
+
+    bunch = getattr(sklearn_datasets, f"load_{name}")(**arguments)
+    classes = kind == "classification"
+    return Table(
+        name,
+        kind,
+        bunch.data,
+        bunch.target,
+        tuple(str(feature) for feature in bunch.feature_names),
+        tuple(str(label) for label in bunch.target_names) if classes else None,
+    )
+
+
+def _known(n_features: int, n_outputs: int) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda options: (n_features, n_outputs)
+
+
+@datasets.register("digits", kind="classification", sizes=_known(64, 10))
+def digits(options: Mapping[str, Any], seed: int) -> Table:
+    """8x8 images of handwritten digits: 1797 rows, 64 pixels (0 to 16), 10 classes."""
+    return _bundled("digits", "classification")
+
+
+@datasets.register("iris", kind="classification", sizes=_known(4, 3))
+def iris(options: Mapping[str, Any], seed: int) -> Table:
+    """Fisher's iris flowers: 150 rows, 4 measurements in cm, 3 species."""
+    return _bundled("iris", "classification")
+
+
+@datasets.register("wine", kind="classification", sizes=_known(13, 3))
+def wine(options: Mapping[str, Any], seed: int) -> Table:
+    """Wines of three cultivars: 178 rows, 13 chemical measurements, 3 classes."""
+    return _bundled("wine", "classification")
+
+
+@datasets.register("breast_cancer", kind="classification", sizes=_known(30, 2))
+def breast_cancer(options: Mapping[str, Any], seed: int) -> Table:
+    """Breast tumour cell nuclei: 569 rows, 30 features, malignant or benign."""
+    return _bundled("breast_cancer", "classification")
+
+
+@datasets.register("diabetes", kind="regression", sizes=_known(10, 1))
+def diabetes(options: Mapping[str, Any], seed: int) -> Table:
+    """Diabetes progression after one year: 442 rows, 10 raw features, regression."""
+    # scaled=False: the features in their own units (age in years); the run
+    # standardizes them itself, and the saved model takes raw rows.
+    return _bundled("diabetes", "regression", scaled=False)
+
+
+# ------------------------------------------------------------------------------------
+# Generated data sets (drawn from the run seed)
+# ------------------------------------------------------------------------------------
+
+_NOISE: Final = Param(float, 0.1, "std of the Gaussian noise on each coordinate", low=0)
+
+
+@datasets.register(
+    "moons",
+    kind="classification",
+    sizes=_known(2, 2),
+    params={
+        "n_samples": Param(int, 1000, "rows, split evenly between the moons", low=2),
+        "noise": _NOISE,
+    },
+)
+def moons(options: Mapping[str, Any], seed: int) -> Table:
+    """Two interleaving half circles (scikit-learn's make_moons), from the seed."""
+    from sklearn.datasets import make_moons  # type: ignore[import-untyped]
+
+    from annfactory.seeding import parameter_seed
+
+    features, target = make_moons(
+        n_samples=options["n_samples"],
+        noise=options["noise"],
+        random_state=parameter_seed(seed, "data.moons") % 2**32,
+    )
+    return Table("moons", "classification", features, target, ("x", "y"), ("0", "1"))
+
+
+#: Turns of each spiral arm from the centre to radius 1.
+SPIRAL_TURNS: Final = 1.25
+
+
+def _spiral_check(options: Mapping[str, Any], key: str) -> None:
+    if options["n_samples"] < options["n_classes"]:
+        raise ConfigError(
+            f"{key}.n_samples",
+            f"{options['n_samples']} rows cannot fill {options['n_classes']} arms.",
+            f"Set {key}.n_samples to at least {key}.n_classes.",
+        )
+
+
+@datasets.register(
+    "spirals",
+    kind="classification",
+    sizes=lambda options: (2, options["n_classes"]),
+    check=_spiral_check,
+    params={
+        "n_samples": Param(int, 1000, "rows, split evenly between the arms", low=2),
+        "n_classes": Param(int, 2, "spiral arms, one class each", low=2),
+        "noise": Param(
+            float, 0.05, "std of the Gaussian noise on each coordinate", low=0
+        ),
+    },
+)
+def spirals(options: Mapping[str, Any], seed: int) -> Table:
+    """Interleaved spiral arms in 2-D, one class each, drawn from the seed."""
+    import torch
+
+    from annfactory.seeding import seeded_generator
+
+    generator = seeded_generator(seed, "data.spirals")
+    rows, arms = options["n_samples"], options["n_classes"]
+    labels = torch.arange(rows) % arms
+    offset = labels.to(torch.float64) / arms
+    # sqrt: points spread evenly along the arm, not crowded at the centre.
+    radius = torch.rand(rows, generator=generator, dtype=torch.float64).sqrt()
+    angle = 2 * math.pi * (offset + SPIRAL_TURNS * radius)
+    points = torch.stack((radius * angle.cos(), radius * angle.sin()), dim=1)
+    noise = torch.randn(rows, 2, generator=generator, dtype=torch.float64)
+    points = points + options["noise"] * noise
+    return Table(
+        "spirals",
+        "classification",
+        points.numpy(),
+        labels.numpy(),
+        ("x", "y"),
+        tuple(str(label) for label in range(arms)),
+    )
+
+
+# ------------------------------------------------------------------------------------
+# A CSV file of the user's
+# ------------------------------------------------------------------------------------
+
+#: An integer target with at most this many distinct values (and at most one per two
+#: rows) is inferred to be class labels.
+MAX_INFERRED_CLASSES: Final = 20
+
+#: Rows are counted as an editor counts lines.
+_ROWS_NOTE: Final = "rows are counted as lines in an editor: the header is row 1"
+
+
+def _column_name(value: Any, key: str) -> str:
+    # data.target=3 reaches us as the integer 3: a header may name a column "3".
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            key, f"{value!r} is not a column name.", "Give a column of the header row."
+        )
+    return value.strip()
+
+
+def _feature_list(value: Any, key: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(
+            key,
+            f"{value!r} is not a list of column names.",
+            f"Write {key}=[a,b] (or null: every column but the target).",
+        )
+    if not value:
+        raise ConfigError(
+            key,
+            "the list of columns is empty.",
+            f"List at least one column, or set {key}=null for every column but the "
+            "target.",
+        )
+    names = tuple(_column_name(item, key) for item in value)
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise ConfigError(key, f"column {name!r} is listed twice.", "List it once.")
+    return names
+
+
+def _kind(value: Any, key: str) -> str | None:
+    if value is None or value in KINDS:
+        return value  # type: ignore[no-any-return]
+    suggestion = closest_name(value, KINDS)
+    guess = f" Did you mean {suggestion!r}?" if suggestion else ""
+    raise ConfigError(
+        key,
+        f"unknown kind {value!r}.{guess}",
+        f"Allowed: {', '.join(KINDS)}, or null (inferred from the target column).",
+    )
+
+
+_CSV_PARAMS: Final = {
+    "path": Param(str, REQUIRED, "the CSV file; relative to the directory you run in"),
+    "target": Param(str, REQUIRED, "the column to predict"),
+    "features": Param(
+        str, None, "the input columns, a list of names; null: all but the target"
+    ),
+    "kind": Param(
+        str,
+        None,
+        "classification, regression, or null: inferred from the target",
+        choices=KINDS,
+    ),
+}
+
+#: Tables read from CSV files, by file (path, size, modification time) and options,
+#: so that data_sizes and load_table read a file once.
+_CSV_CACHE: dict[tuple[Any, ...], Table] = {}
+_CSV_CACHE_SIZE: Final = 4
+
+
+@datasets.register(
+    "csv",
+    params=_CSV_PARAMS,
+    checks={"target": _column_name, "features": _feature_list, "kind": _kind},
+)
+def csv_file(options: Mapping[str, Any], seed: int) -> Table:
+    """A CSV file of yours: a header row, numeric features, a target column."""
+    path = Path(os.path.expanduser(options["path"]))
+    shown = repr(options["path"])
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        where = "" if path.is_absolute() else f" (relative to {os.getcwd()})"
+        raise ConfigError(
+            "data.path",
+            f"no file {shown}{where}.",
+            "Give the path of a CSV file; a relative path starts at the directory "
+            "the command runs in.",
+        ) from None
+    except OSError as error:
+        raise ConfigError(
+            "data.path", f"{shown} cannot be read: {error.strerror}."
+        ) from None
+    if path.is_dir():
+        raise ConfigError(
+            "data.path",
+            f"{shown} is a directory, not a CSV file.",
+            "Give the path of a CSV file.",
+        )
+    features = options.get("features")
+    key = (
+        str(path.resolve()),
+        status.st_size,
+        status.st_mtime_ns,
+        options["target"],
+        features,
+        options.get("kind"),
+    )
+    if key not in _CSV_CACHE:
+        table = _read_csv(path, shown, options)
+        while len(_CSV_CACHE) >= _CSV_CACHE_SIZE:
+            del _CSV_CACHE[next(iter(_CSV_CACHE))]
+        _CSV_CACHE[key] = table
+    return _CSV_CACHE[key]
+
+
+def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
+    """Parse the file; every problem is a :class:`ConfigError` naming its row."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ConfigError(
+            "data.path", f"{shown} cannot be read: {error.strerror}."
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")  # a spreadsheet's byte order mark is fine
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            "data.path",
+            f"{shown} is not UTF-8 text: byte 0x{raw[error.start]:02x} in row {line}.",
+            "Save it as UTF-8 (a spreadsheet's 'CSV UTF-8' format).",
+        ) from None
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ConfigError(
+            "data.path",
+            f"{shown} holds a NUL character in row {line}: it is not a text file.",
+            "Give a CSV file saved as UTF-8 text.",
+        )
+    records = _records(text, shown)
+    if not records:
+        raise ConfigError(
+            "data.path",
+            f"{shown} is empty.",
+            "A CSV file needs a header row (the column names), then one row per "
+            "sample.",
+        )
+    header = _header(records[0][1], shown)
+    body = records[1:]
+    if not body:
+        raise ConfigError(
+            "data.path",
+            f"{shown} has a header row but no data rows.",
+            "Add one row per sample below the header.",
+        )
+    for line, cells in body:
+        if len(cells) != len(header):
+            raise ConfigError(
+                "data.path",
+                f"row {line} has {len(cells)} cells, but the header has "
+                f"{len(header)} columns.",
+                f"Give every row one cell per column ({_ROWS_NOTE}).",
+            )
+    target = options["target"]
+    if target not in header:
+        raise _unknown_column("data.target", target, header, shown)
+    chosen = options.get("features")
+    if chosen is None:
+        chosen = tuple(name for name in header if name != target)
+        if not chosen:
+            raise ConfigError(
+                "data.features",
+                f"{shown} has no column besides the target {target!r}.",
+                "Add the feature columns to the file.",
+            )
+    for name in chosen:
+        if name == target:
+            raise ConfigError(
+                "data.features",
+                f"lists the target column {target!r}.",
+                "Leave it out: a model must not see what it predicts.",
+            )
+        if name not in header:
+            raise _unknown_column("data.features", name, header, shown)
+    lines = [line for line, _ in body]
+    columns = [header.index(name) for name in chosen]
+    features = _feature_matrix(body, columns, chosen)
+    kind, target_values, class_names = _target(
+        [cells[header.index(target)].strip() for _, cells in body],
+        lines,
+        target,
+        options.get("kind"),
+    )
+    return Table("csv", kind, features, target_values, chosen, class_names)
+
+
+def _records(text: str, shown: str) -> list[tuple[int, list[str]]]:
+    """``(row, cells)`` per record, rows counted as an editor counts lines (a record
+    with a quoted line break starts on its row); blank records are left out."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    records = []
+    start = 1
+    try:
+        for cells in reader:
+            if "".join(cells).strip():  # blank lines hold no sample
+                records.append((start, cells))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise ConfigError(
+            "data.path",
+            f"{shown}, row {reader.line_num}: {error}.",
+            "It is not a comma-separated file that Python's csv module can read.",
+        ) from None
+    return records
+
+
+def _header(cells: list[str], shown: str) -> tuple[str, ...]:
+    names = tuple(cell.strip() for cell in cells)
+    for index, name in enumerate(names):
+        if not name:
+            raise ConfigError(
+                "data.path",
+                f"{shown}: column {index + 1} of the header row has no name.",
+                "Name every column (pandas writes its index there unnamed: save "
+                "with index=False).",
+            )
+        if name in names[:index]:
+            raise ConfigError(
+                "data.path",
+                f"{shown}: the header names column {name!r} twice.",
+                "Give every column its own name.",
+            )
+    return names
+
+
+def _unknown_column(
+    key: str, name: str, header: Sequence[str], shown: str
+) -> ConfigError:
+    suggestion = closest_name(name, header)
+    guess = f" Did you mean {suggestion!r}?" if suggestion else ""
+    listed = ", ".join(header[:12]) + (
+        f", ... ({len(header)} in all)" if len(header) > 12 else ""
+    )
+    return ConfigError(
+        key, f"no column {name!r} in {shown}.{guess}", f"Its columns: {listed}."
+    )
+
+
+def _feature_matrix(
+    body: Sequence[tuple[int, list[str]]],
+    columns: Sequence[int],
+    names: Sequence[str],
+) -> npt.NDArray[np.float64]:
+    """The feature cells as float64; the first bad cell (in file order) is an
+    error naming its row and column."""
+    import numpy as np
+
+    pick = operator.itemgetter(*columns)
+    cells = [pick(row) for _, row in body]
+    if len(columns) == 1:
+        cells = [(cell,) for cell in cells]  # itemgetter of one item gives the item
+    try:
+        # float() in a C loop: twice as fast as numpy's parsing of a string array.
+        flat = np.fromiter(
+            map(float, itertools.chain.from_iterable(cells)),
+            dtype=np.float64,
+            count=len(cells) * len(columns),
+        )
+        matrix = flat.reshape(len(cells), len(columns))
+    except ValueError:
+        matrix = None
+    if matrix is not None and np.isfinite(matrix).all():
+        return matrix
+    # Locate the first bad cell, in file order, for the message.
+    for (line, _), row in zip(body, cells, strict=True):
+        for name, cell in zip(names, row, strict=True):
+            _cell_number(cell, line, name, "data.path", "Feature columns")
+    raise AssertionError("a bad cell was not found")  # pragma: no cover
+
+
+def _cell_number(cell: str, line: int, column: str, key: str, what: str) -> float:
+    """The number in ``cell``, or a ConfigError naming its row and column."""
+    where = f"row {line}, column {column!r}"
+    if not cell.strip():
+        raise ConfigError(
+            key,
+            f"{where} is empty.",
+            f"Missing values are not filled in: fill the cell or delete the row "
+            f"({_ROWS_NOTE}).",
+        )
+    value = _number(cell)
+    if value is None:
+        raise ConfigError(
+            key,
+            f"{where}: {cell.strip()!r} is not a number.",
+            f"{what} must hold numbers; encode it as numbers or leave it out "
+            f"({_ROWS_NOTE}).",
+        )
+    if not math.isfinite(value):
+        raise ConfigError(
+            key,
+            f"{where}: {cell.strip()!r} is not a finite number (NaN and inf are "
+            "not allowed).",
+            f"Missing values are not filled in: fix the cell or delete the row "
+            f"({_ROWS_NOTE}).",
+        )
+    return value
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _target(
+    cells: Sequence[str], lines: Sequence[int], column: str, kind: str | None
+) -> tuple[str, npt.NDArray[Any], tuple[str, ...] | None]:
+    """``(kind, target, class_names)`` from the target column's cells."""
+    import numpy as np
+
+    key = "data.target"
+    numbers: list[float] | None = []
+    for cell, line in zip(cells, lines, strict=True):
+        if not cell:
+            _cell_number(cell, line, column, key, "The target")
+        value = _number(cell)
+        if value is None:
+            if kind == "regression":
+                raise ConfigError(
+                    key,
+                    f"row {line}, column {column!r}: {cell!r} is not a number, and "
+                    "data.kind is regression.",
+                    "Set data.kind=classification for a column of class labels, or "
+                    f"fix the cell ({_ROWS_NOTE}).",
+                )
+            numbers = None
+        elif not math.isfinite(value):
+            _cell_number(cell, line, column, key, "The target")
+        elif numbers is not None:
+            numbers.append(value)
+    if kind is None:
+        kind = "classification" if _looks_like_classes(numbers) else "regression"
+    if kind == "regression":
+        assert numbers is not None  # a text cell is an error above
+        values = np.asarray(numbers, dtype=np.float64)
+        if np.ptp(values) == 0:
+            raise ConfigError(
+                key,
+                f"column {column!r} holds the same value in every row "
+                f"({values[0]:g}): there is nothing to predict.",
+                "Choose a target column whose values vary.",
+            )
+        return kind, values, None
+    if numbers is not None:
+        labels, index = np.unique(np.asarray(numbers), return_inverse=True)
+        names = tuple(_number_name(float(label)) for label in labels)
+    else:
+        text_labels, index = np.unique(
+            np.asarray(cells, dtype=str), return_inverse=True
+        )
+        names = tuple(str(label) for label in text_labels)
+    if len(names) < 2:
+        raise ConfigError(
+            key,
+            f"column {column!r} holds one class only ({names[0]!r}); a "
+            "classification needs at least two.",
+            "Choose a target column with at least two different values.",
+        )
+    return kind, index.astype(np.int64), names
+
+
+def _looks_like_classes(numbers: Sequence[float] | None) -> bool:
+    """A text target, or a few distinct integers: class labels."""
+    if numbers is None:
+        return True
+    distinct = set(numbers)
+    return (
+        all(value.is_integer() for value in distinct)
+        and len(distinct) <= MAX_INFERRED_CLASSES
+        and 2 * len(distinct) <= len(numbers)
+    )
+
+
+def _number_name(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)

@@ -1,0 +1,734 @@
+"""The train task: fit the network to a data set, evaluate it, and save it.
+
+``task=train data=<set>`` loads the data set (:mod:`annfactory.data`), splits it
+with the run's seed, standardizes the features on the training split, and trains
+the network with the ``optimizer`` group's optimizer, evaluating the validation rows
+after every epoch (:mod:`annfactory.training`).
+
+The loss follows the output activation (:func:`loss_for`): cross-entropy on the
+logits, never a second softmax on a softmax output. The saved network takes raw rows:
+its first layer (``standardize``) holds the training split's feature means and
+scales, and a regression network ends with ``destandardize``, which maps its
+standardized output back to the target's units.
+
+Prints the data, the network and the loss, then progress (a bar on a terminal, a line
+every few epochs elsewhere, nothing per epoch in a sweep) and the result; writes
+``metrics.json`` (a ``train`` section with the final figures and the history),
+``history.csv``, ``curves.png``, ``spec.yaml`` and ``weights.safetensors``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, TextIO
+
+from annfactory.errors import ConfigError
+from annfactory.params import Param, validate_params
+from annfactory.spec import ActivationSpec, RunSpec
+from annfactory.tasks import TaskContext, tasks
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from matplotlib.figure import Figure
+
+    from annfactory.data import Table
+    from annfactory.network import Network
+    from annfactory.training import EpochRecord
+
+# torch, numpy, matplotlib and the data loaders are imported inside the functions that
+# use them: the override check and --help import this module for the task's schema.
+
+__all__ = [
+    "CURVES_FILE",
+    "HISTORY_FILE",
+    "LOSSES",
+    "LossChoice",
+    "TrainOptions",
+    "loss_for",
+    "parse_options",
+    "plot_curves",
+    "run",
+]
+
+#: The losses ``task.loss`` may name; null derives one from the output activation.
+LOSSES: Final = ("cross_entropy", "nll", "bce", "mse")
+#: Schedules of the learning rate, stepped once per epoch.
+SCHEDULES: Final = ("none", "cosine", "step")
+KEEPS: Final = ("best", "last")
+HISTORY_FILE: Final = "history.csv"
+CURVES_FILE: Final = "curves.png"
+#: Names of the preprocessing layers the saved network gets.
+INPUT_LAYER: Final = "standardize"
+OUTPUT_LAYER: Final = "destandardize"
+#: Without a terminal, about this many progress lines per run.
+_PROGRESS_LINES: Final = 20
+_FIGURE_INCHES: Final = (11.0, 4.0)
+_FIGURE_DPI: Final = 100
+_TITLE_WIDTH: Final = 150
+
+_OPTIONS: Final = {
+    "epochs": Param(int, 100, "passes over the training rows", low=1),
+    "batch_size": Param(int, 64, "rows per optimizer step", low=1),
+    "patience": Param(
+        int, None, "stop after this many epochs without a better val_loss", low=1
+    ),
+    "keep": Param(
+        str, "best", "weights saved: of the best val_loss, or the last", choices=KEEPS
+    ),
+    "schedule": Param(str, "none", "learning-rate schedule", choices=SCHEDULES),
+    "step_size": Param(int, 30, "epochs between lr drops (schedule=step)", low=1),
+    "gamma": Param(
+        float, 0.1, "lr factor at each drop (schedule=step)", low=0, low_open=True
+    ),
+    "loss": Param(
+        str, None, "null: from the output activation and the data", choices=LOSSES
+    ),
+    "log_every": Param(
+        int, None, "epochs between progress lines off a terminal (null: auto)", low=1
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The validated options of the train task (``task.*``; conf/task/train.yaml)."""
+
+    epochs: int = 100
+    batch_size: int = 64
+    patience: int | None = None
+    keep: str = "best"
+    schedule: str = "none"
+    step_size: int = 30
+    gamma: float = 0.1
+    loss: str | None = None
+    log_every: int | None = None
+
+
+def parse_options(given: Mapping[str, Any], key: str) -> TrainOptions:
+    """Validate the task's options (the ``task`` node without ``name``).
+
+    Raises:
+        ConfigError: An unknown option (names the closest one) or a bad value; the
+            message names ``<key>.<option>``.
+    """
+    return TrainOptions(**validate_params(given, _OPTIONS, key, "task 'train'"))
+
+
+# ------------------------------------------------------------------------------------
+# The loss
+# ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LossChoice:
+    """How the network is trained: the loss, and what it is computed from.
+
+    Attributes:
+        name: ``cross_entropy``, ``nll``, ``bce`` or ``mse``.
+        formula: One line for the printout and ``metrics.json``.
+        logits: The loss takes the output layer's pre-activation (the network's
+            final activation is skipped while training); False: the output.
+    """
+
+    name: str
+    formula: str
+    logits: bool
+
+
+def loss_for(
+    option: str | None,
+    activation: ActivationSpec,
+    kind: str,
+    out_features: int,
+    classes: int,
+) -> LossChoice:
+    """The loss for an output activation, a kind of data and ``task.loss``.
+
+    Derived (``option`` None): cross-entropy on the logits after an identity output;
+    after softmax, the negative log-likelihood of the log-softmax of the
+    pre-activation (the same value as cross-entropy on the logits, computed stably,
+    never a second softmax); after log_softmax, NLL of the output; one sigmoid unit on
+    two classes: binary cross-entropy on the logits; regression: mean squared error.
+
+    Raises:
+        ConfigError: ``task.loss`` contradicts the output activation or the data, or
+            the output cannot be trained for this data; the message says why.
+    """
+    name = activation.name
+    if kind == "regression":
+        if name in ("softmax", "log_softmax"):
+            raise ConfigError(
+                "model.output_activation",
+                f"a regression network cannot end with {name}: its output is a "
+                "distribution over classes, constant for one unit.",
+                "Use model.output_activation=identity.",
+            )
+        if option not in (None, "mse"):
+            raise ConfigError(
+                "task.loss",
+                f"{option} is a classification loss, and the data is a regression "
+                "target.",
+                "Use task.loss=mse, or leave task.loss out.",
+            )
+        return LossChoice("mse", "mse_loss(output, standardized target)", False)
+    if option == "mse":
+        raise ConfigError(
+            "task.loss",
+            f"mse is a regression loss, and the data has {classes} classes.",
+            "Leave task.loss out: the loss follows the output activation.",
+        )
+    binary = out_features == 1
+    if binary:
+        if name not in ("sigmoid", "identity"):
+            raise ConfigError(
+                "model.output_activation",
+                f"one output unit after {name} cannot give class probabilities.",
+                "Use sigmoid (binary cross-entropy) or 2 output units.",
+            )
+        if option not in (None, "bce"):
+            raise ConfigError(
+                "task.loss",
+                f"{option} needs one output per class; the network has one unit "
+                "for two classes, which takes bce.",
+                "Use task.loss=bce, or leave task.loss out.",
+            )
+        return LossChoice(
+            "bce",
+            "binary_cross_entropy_with_logits(pre-activation)"
+            if name == "sigmoid"
+            else "binary_cross_entropy_with_logits(output as logit)",
+            name == "sigmoid",
+        )
+    if option == "bce":
+        raise ConfigError(
+            "task.loss",
+            f"bce takes one sigmoid unit on two classes; the network has "
+            f"{out_features} output units.",
+            "Leave task.loss out (cross-entropy), or set the output to 1 unit.",
+        )
+    dim = activation.params.get("dim", -1)
+    if dim not in (-1, 1):
+        raise ConfigError(
+            "model.output_activation.dim",
+            f"{name} over dim {dim} does not normalize over the classes.",
+            "Use dim: -1.",
+        )
+    if name == "softmax":
+        if option == "cross_entropy":
+            raise ConfigError(
+                "task.loss",
+                "cross_entropy applies a softmax of its own: after the softmax "
+                "output it would be a second softmax, the classic bug.",
+                "Leave task.loss out: a softmax output trains on NLL of the "
+                "log-softmax of its pre-activation.",
+            )
+        return LossChoice(
+            "nll", f"nll_loss(log_softmax(pre-activation, dim={dim}))", True
+        )
+    if name == "log_softmax":
+        return LossChoice("nll", "nll_loss(output), output = log-probabilities", True)
+    if option == "nll":
+        raise ConfigError(
+            "task.loss",
+            f"nll takes log-probabilities, and a {name} output gives none.",
+            "Leave task.loss out (cross-entropy on the logits), or end with "
+            "log_softmax.",
+        )
+    if name == "identity":
+        return LossChoice("cross_entropy", "cross_entropy(output as logits)", False)
+    if name == "sigmoid":
+        raise ConfigError(
+            "model.output_activation",
+            f"a sigmoid on each of {out_features} units does not give one class "
+            "per row.",
+            "Use identity (cross-entropy on the logits) or softmax.",
+        )
+    return LossChoice("cross_entropy", f"cross_entropy({name} output as logits)", False)
+
+
+def _loss_function(
+    choice: LossChoice, *, binary: bool
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    from torch.nn import functional
+
+    if choice.name == "mse":
+
+        def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return functional.mse_loss(output.reshape(target.shape), target)
+
+        return mse
+    if choice.name == "bce":
+
+        def bce(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return functional.binary_cross_entropy_with_logits(
+                output.reshape(target.shape), target.to(output.dtype)
+            )
+
+        return bce
+    # cross_entropy on logits and nll of log_softmax(pre-activation) are one
+    # computation: log_softmax then nll_loss (what functional.cross_entropy does).
+    return functional.cross_entropy
+
+
+# ------------------------------------------------------------------------------------
+# The task
+# ------------------------------------------------------------------------------------
+
+
+@tasks.register("train", params=_OPTIONS, parse_options=parse_options)
+def run(context: TaskContext) -> dict[str, Any]:
+    """Train the network on the run's data set; print, plot and save the result.
+
+    Raises:
+        ConfigError: No data set is chosen, ``device=meta``, or the loss contradicts
+            the output activation.
+    """
+    import torch
+
+    from annfactory.data import datasets, load_table, split_rows
+    from annfactory.factory import build_network, resolve_device
+    from annfactory.optimizers import build_optimizer, build_schedule, parse_optimizer
+    from annfactory.seeding import seeded_generator
+    from annfactory.training import train
+
+    spec, options = context.spec, context.options
+    assert isinstance(options, TrainOptions)
+    data_spec = spec.extras.get("data")
+    if data_spec is None:
+        raise ConfigError(
+            "data",
+            "task=train needs a data set, and none is chosen.",
+            f"Add data=<name>, one of: {', '.join(datasets.names())}.",
+        )
+    if spec.device == "meta":
+        raise ConfigError(
+            "device",
+            "training needs values, and device=meta allocates none.",
+            "Use device=cpu (or cuda).",
+        )
+    optimizer_spec = spec.extras.get("optimizer") or parse_optimizer("adam")
+    network_spec = spec.network
+    out_layer = network_spec.layers[-1]
+    table = load_table(data_spec, spec.seed)
+    choice = loss_for(
+        options.loss,
+        out_layer.activation,
+        table.kind,
+        network_spec.out_features,
+        table.n_outputs,
+    )
+    train_index, val_index = split_rows(table, data_spec.val_fraction, spec.seed)
+    saved_spec = _saved_spec(spec, table, train_index)
+    device = resolve_device(spec.device)
+    dtype: torch.dtype = getattr(torch, spec.dtype)
+
+    model = build_network(saved_spec)
+    _fit_preprocessing(model, table, train_index, device, dtype)
+    standardize = model.get_submodule(INPUT_LAYER)
+    with torch.no_grad():
+        features = torch.tensor(table.features, dtype=dtype, device=device)
+        x = standardize(features)
+    y = _targets(model, table, device, dtype)
+    to_device = torch.as_tensor
+    x_train, x_val = (
+        x[to_device(train_index, device=device)],
+        x[to_device(val_index, device=device)],
+    )
+    y_train, y_val = (
+        y[to_device(train_index, device=device)],
+        y[to_device(val_index, device=device)],
+    )
+    logits = _core(model, network_spec.layers[-1].name, choice.logits)
+    optimizer = build_optimizer(optimizer_spec, model.parameters(), device)
+    schedule = build_schedule(
+        None if options.schedule == "none" else options.schedule,
+        optimizer,
+        epochs=options.epochs,
+        step_size=options.step_size,
+        gamma=options.gamma,
+    )
+    metric = "r2" if table.kind == "regression" else "accuracy"
+    _print_header(context.out, spec, table, train_index, val_index, choice, options)
+    progress = _Progress(context.out, options, metric)
+    try:
+        result = train(
+            logits=logits,
+            module=model,
+            loss=_loss_function(choice, binary=network_spec.out_features == 1),
+            metric=metric,
+            optimizer=optimizer,
+            schedule=schedule,
+            x_train=x_train,
+            y_train=y_train,
+            x_val=x_val,
+            y_val=y_val,
+            epochs=options.epochs,
+            batch_size=options.batch_size,
+            patience=options.patience,
+            keep=options.keep,
+            generator=seeded_generator(spec.seed, "train.shuffle"),
+            on_epoch=progress.epoch,
+        )
+    finally:
+        progress.close()
+    kept = result.history[
+        (result.best_epoch if options.keep == "best" else result.epochs_run) - 1
+    ]
+    metric_key = f"val_{metric}"
+    summary: dict[str, Any] = {
+        # The sweep table lists these first.
+        metric_key: kept.metric,
+        "val_loss": kept.val_loss,
+        "train_loss": kept.train_loss,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "kept_epoch": kept.epoch,
+        "seconds": result.seconds,
+        "stopped_early": result.stopped_early,
+        "loss": choice.name,
+        "loss_formula": choice.formula,
+        "optimizer": optimizer_spec.to_dict(),
+        "data": data_spec.name,
+        "rows_train": len(train_index),
+        "rows_val": len(val_index),
+        "history": [_history_row(record, metric) for record in result.history],
+    }
+    _print_result(context.out, summary, metric_key)
+    history_path = context.path(HISTORY_FILE)
+    if history_path is not None:
+        history_path.write_text(history_csv(summary["history"]), encoding="utf-8")
+    curves_path = context.path(CURVES_FILE)
+    if curves_path is not None:
+        title = _figure_title(context, summary, metric_key)
+        plot_curves(summary["history"], metric, title, kept.epoch).savefig(
+            curves_path, format="png", metadata={"Title": title}
+        )
+    spec_path = context.path("spec.yaml")
+    if spec_path is not None:
+        from annfactory.runs import save_run
+
+        save_run(spec_path.parent, saved_spec, model)
+    return {
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "output_shape": [len(val_index), *saved_spec.network.output_shape],
+        "train": summary,
+    }
+
+
+def _saved_spec(spec: RunSpec, table: Table, train_index: np.ndarray) -> RunSpec:
+    """The run's spec with the preprocessing layers around its network and the data
+    set's record (sizes, class names, the fitted standardization)."""
+    from annfactory.data import fit_standardization
+    from annfactory.spec import parse_run
+
+    data = spec.to_dict()
+    model = data["model"]
+    taken = [name for name in (INPUT_LAYER, OUTPUT_LAYER) if name in model["layers"]]
+    if taken:
+        raise ConfigError(
+            f"model.layers.{taken[0]}",
+            f"task=train names its preprocessing layer {taken[0]!r}, and the "
+            "network has a layer of that name.",
+            "Rename that layer.",
+        )
+    layers = {INPUT_LAYER: {"type": INPUT_LAYER}, **model["layers"]}
+    if table.kind == "regression":
+        layers[OUTPUT_LAYER] = {"type": OUTPUT_LAYER}
+    model["layers"] = layers
+    train_rows = table.features[train_index]
+    record: dict[str, Any] = {
+        "kind": table.kind,
+        "features": table.n_features,
+        "outputs": table.n_outputs,
+        "rows": {"train": len(train_index), "total": table.rows},
+        "feature_names": list(table.feature_names),
+        "class_names": None if table.class_names is None else list(table.class_names),
+        "standardize": fit_standardization(train_rows).to_dict(),
+    }
+    if table.kind == "regression":
+        record["destandardize"] = fit_standardization(
+            table.target[train_index]
+        ).to_dict()
+    data["data"] = {**spec.extras["data"].to_dict(), "fitted": record}
+    return parse_run(data)
+
+
+def _fit_preprocessing(
+    model: Network,
+    table: Table,
+    train_index: np.ndarray,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> None:
+    """Set the preprocessing layers' buffers to the training split's statistics."""
+    import torch
+
+    from annfactory.data import fit_standardization
+
+    fitted = {INPUT_LAYER: fit_standardization(table.features[train_index])}
+    if table.kind == "regression":
+        fitted[OUTPUT_LAYER] = fit_standardization(table.target[train_index])
+    with torch.no_grad():
+        for name, stats in fitted.items():
+            layer = model.get_submodule(name)
+            for buffer, values in (("mean", stats.mean), ("scale", stats.scale)):
+                target = getattr(layer, buffer)
+                target.copy_(torch.tensor(values).reshape(target.shape))
+
+
+def _targets(
+    model: Network, table: Table, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """The targets as the loss takes them: class indices, or a regression target
+    standardized like the network's standardized output."""
+    import torch
+
+    if table.kind != "regression":
+        return torch.tensor(table.target, dtype=torch.int64, device=device)
+    destandardize = model.get_submodule(OUTPUT_LAYER)
+    mean, scale = destandardize.get_buffer("mean"), destandardize.get_buffer("scale")
+    target = torch.tensor(table.target, dtype=dtype, device=device)
+    with torch.no_grad():
+        return (target - mean.reshape(())) / scale.reshape(())
+
+
+def _core(
+    model: Network, out_layer: str, skip_output_activation: bool
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The network between its preprocessing layers, as the loss takes it: without
+    the output activation when the loss takes the pre-activation.
+
+    The modules are called through ``forward``: the task owns them while training
+    and adds no hooks, and ``nn.Module.__call__``'s bookkeeping would cost more than
+    a small layer's arithmetic.
+    """
+    modules = [
+        module
+        for name, module in model.named_children()
+        if name not in (INPUT_LAYER, OUTPUT_LAYER)
+        and not (skip_output_activation and name == f"{out_layer}_act")
+    ]
+    forwards = tuple(module.forward for module in modules)
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        for forward in forwards:
+            x = forward(x)
+        return x
+
+    return logits
+
+
+# ------------------------------------------------------------------------------------
+# Reporting
+# ------------------------------------------------------------------------------------
+
+
+def _history_row(record: EpochRecord, metric: str) -> dict[str, Any]:
+    return {
+        "epoch": record.epoch,
+        "train_loss": record.train_loss,
+        "val_loss": record.val_loss,
+        f"val_{metric}": record.metric,
+        f"train_{metric}": record.train_metric,
+        "lr": record.lr,
+        "seconds": record.seconds,
+    }
+
+
+def history_csv(history: Sequence[Mapping[str, Any]]) -> str:
+    """The per-epoch table of ``metrics.json``'s history as CSV text."""
+    buffer = io.StringIO()
+    if history:
+        writer = csv.DictWriter(
+            buffer, fieldnames=list(history[0]), lineterminator="\n"
+        )
+        writer.writeheader()
+        writer.writerows(history)
+    return buffer.getvalue()
+
+
+def _print_header(
+    out: TextIO,
+    spec: RunSpec,
+    table: Table,
+    train_index: np.ndarray,
+    val_index: np.ndarray,
+    choice: LossChoice,
+    options: TrainOptions,
+) -> None:
+    what = (
+        f"{table.n_outputs} classes" if table.kind == "classification" else "regression"
+    )
+    print(
+        f"data: {table.name}, {table.rows} rows x {table.n_features} features, "
+        f"{what}; {len(train_index)} train / {len(val_index)} validation rows",
+        file=out,
+    )
+    print(f"network: {spec.network.summary_line()}", file=out)
+    optimizer = spec.extras.get("optimizer")
+    described = (
+        " ".join(f"{k}={v}" for k, v in optimizer.to_dict().items())
+        if optimizer is not None
+        else "adam"
+    )
+    print(f"loss: {choice.formula}", file=out)
+    print(
+        f"optimizer: {described}; {options.epochs} epochs of batch "
+        f"{options.batch_size}, schedule {options.schedule}",
+        file=out,
+    )
+
+
+def _print_result(out: TextIO, summary: Mapping[str, Any], metric_key: str) -> None:
+    stopped = " (stopped early)" if summary["stopped_early"] else ""
+    print(
+        f"trained {summary['epochs_run']} epochs in {summary['seconds']:.2f} s"
+        f"{stopped}; kept epoch {summary['kept_epoch']} "
+        f"(best val_loss at epoch {summary['best_epoch']})",
+        file=out,
+    )
+    print(
+        f"{metric_key}: {summary[metric_key]:.4f}  val_loss: {summary['val_loss']:.4f}"
+        f"  train_loss: {summary['train_loss']:.4f}",
+        file=out,
+    )
+
+
+def _in_sweep() -> bool:
+    """Whether this job is one of a Hydra multirun (nothing printed per epoch)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        return False
+    if not HydraConfig.initialized():
+        return False
+    return bool(HydraConfig.get().mode == RunMode.MULTIRUN)
+
+
+class _Progress:
+    """Per-epoch progress: a bar on a terminal, a line every few epochs elsewhere,
+    nothing in a sweep."""
+
+    def __init__(self, out: TextIO, options: TrainOptions, metric: str) -> None:
+        self._out = out
+        self._metric = metric
+        self._epochs = options.epochs
+        self._bar: Any = None
+        self._every = 0
+        if _in_sweep():
+            return
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(
+                total=options.epochs, unit="epoch", file=sys.stderr, leave=False
+            )
+            return
+        self._every = options.log_every or max(
+            1, math.ceil(options.epochs / _PROGRESS_LINES)
+        )
+
+    def epoch(self, record: EpochRecord) -> None:
+        figures = (
+            f"train_loss {record.train_loss:.4f}  val_loss {record.val_loss:.4f}  "
+            f"val_{self._metric} {record.metric:.4f}"
+        )
+        if self._bar is not None:
+            self._bar.set_postfix_str(figures, refresh=False)
+            self._bar.update(1)
+        elif self._every and (
+            record.epoch % self._every == 0 or record.epoch in (1, self._epochs)
+        ):
+            width = len(str(self._epochs))
+            print(
+                f"epoch {record.epoch:>{width}}/{self._epochs}  {figures}",
+                file=self._out,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _figure_title(
+    context: TaskContext, summary: Mapping[str, Any], metric_key: str
+) -> str:
+    overrides = [
+        item
+        for item in context.overrides
+        if not item.lstrip("+~").startswith(("hydra.", "hydra/"))
+    ]
+    what = " ".join(overrides) if overrides else context.spec.network.summary_line()
+    result = (
+        f"kept epoch {summary['kept_epoch']}: {metric_key} {summary[metric_key]:.4f}, "
+        f"val_loss {summary['val_loss']:.4f} ({summary['loss']})"
+    )
+    return "\n".join([*textwrap.wrap(what, _TITLE_WIDTH), result])
+
+
+def plot_curves(
+    history: Sequence[Mapping[str, Any]],
+    metric: str,
+    title: str,
+    kept: int | None = None,
+) -> Figure:
+    """The figure of ``curves.png``: the train and validation loss against epoch
+    (log scale when they span a decade), and the metric, train and validation.
+
+    Args:
+        history: ``metrics.json``'s per-epoch rows.
+        metric: ``accuracy`` or ``r2``.
+        title: The figure's title.
+        kept: The epoch whose weights were saved (a dotted line), or None.
+    """
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=_FIGURE_INCHES, dpi=_FIGURE_DPI, layout="constrained")
+    loss_axes, metric_axes = figure.subplots(1, 2)
+    epochs = [row["epoch"] for row in history]
+    for column, label, style in (
+        ("train_loss", "train", "-"),
+        ("val_loss", "validation", "-"),
+    ):
+        values = [row[column] for row in history]
+        loss_axes.plot(
+            epochs, values, style, label=label, marker="." if len(epochs) < 30 else None
+        )
+    positive = [row[c] for row in history for c in ("train_loss", "val_loss")]
+    if positive and min(positive) > 0 and max(positive) / min(positive) > 10:
+        loss_axes.set_yscale("log")
+    loss_axes.set_title("loss", fontsize=10)
+    marker = "." if len(epochs) < 30 else None
+    metric_axes.plot(
+        epochs, [row[f"train_{metric}"] for row in history], label="train",
+        marker=marker,
+    )  # fmt: skip
+    metric_axes.plot(
+        epochs, [row[f"val_{metric}"] for row in history], label="validation",
+        marker=marker,
+    )  # fmt: skip
+    if kept is not None:
+        for axes in (loss_axes, metric_axes):
+            axes.axvline(
+                kept, color="0.5", linewidth=0.8, linestyle=":", label="kept weights"
+            )
+    metric_axes.set_title(
+        "accuracy"
+        if metric == "accuracy"
+        else "R\u00b2 (coefficient of determination)",
+        fontsize=10,
+    )
+    for axes in (loss_axes, metric_axes):
+        axes.set_xlabel("epoch")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=8, loc="best")
+    figure.suptitle(title, fontsize=10)
+    return figure

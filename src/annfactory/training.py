@@ -1,0 +1,381 @@
+"""The training loop of ``task=train``: epochs of minibatch steps, validation after
+each, early stopping, and the best epoch's weights kept.
+
+Written for small networks on small tables, where a step's time is mostly Python and
+per-operation overhead rather than arithmetic. So the loop
+
+- gathers the shuffled rows once per epoch and takes contiguous slices of them
+  (``torch.split``), instead of indexing rows at every step;
+- never asks for a value on the host during an epoch: each step's loss stays on the
+  device, and one transfer per epoch brings back the train loss, the validation loss
+  and the metric;
+- drops gradients instead of zeroing them (``zero_grad(set_to_none=True)``);
+- runs torch's kernels on one thread while it trains tiny matrices on the CPU, where
+  waking a second thread costs more than it saves (restored afterwards).
+
+On the CPU the same inputs and the same shuffling generator give a bit-identical
+history. The shuffling generator lives on the CPU, so every device draws the same
+order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from annfactory.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+__all__ = ["KEEPS", "METRICS", "EpochRecord", "TrainResult", "train"]
+
+#: The validation metrics: ``accuracy`` for classification, ``r2`` for regression.
+METRICS: Final = ("accuracy", "r2")
+#: Which weights a run keeps: those of the epoch with the lowest validation loss, or
+#: the last epoch's.
+KEEPS: Final = ("best", "last")
+
+#: Validation rows evaluated in one forward pass (the whole split when it has fewer).
+_VALIDATION_ROWS: Final = 16384
+#: Below this many multiply-adds per step and layer (batch rows x the largest
+#: weight), training on the CPU runs on one thread: see :func:`_cpu_threads`.
+_ONE_THREAD_WORK: Final = 1 << 20
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """What one epoch did.
+
+    Attributes:
+        epoch: Its number, from 1.
+        train_loss: The mean loss over the epoch's steps, each weighted by its rows.
+        val_loss: The loss on the validation rows after the epoch.
+        metric: Validation accuracy (classification) or R² (regression).
+        lr: The learning rate the epoch trained with (its first parameter group's).
+        seconds: Its wall time, validation included.
+        train_metric: The same metric over the epoch's training steps, each row
+            scored by the weights of its step (a running figure, as the train loss).
+    """
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    metric: float
+    lr: float
+    seconds: float
+    train_metric: float = math.nan
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` did.
+
+    Attributes:
+        history: One record per epoch run.
+        best_epoch: The epoch with the lowest validation loss (the first of equals).
+        epochs_run: How many epochs ran (fewer than asked if stopped early).
+        seconds: Wall time of the whole loop.
+        stopped_early: Early stopping ended the run.
+    """
+
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    epochs_run: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def train(
+    *,
+    logits: Callable[[Tensor], Tensor],
+    module: torch.nn.Module,
+    loss: Callable[[Tensor, Tensor], Tensor],
+    metric: str,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None,
+    x_train: Tensor,
+    y_train: Tensor,
+    x_val: Tensor,
+    y_val: Tensor,
+    epochs: int,
+    batch_size: int,
+    patience: int | None,
+    keep: str,
+    generator: torch.Generator,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> TrainResult:
+    """Train ``module`` by minibatch steps and validate it after every epoch.
+
+    Args:
+        logits: Maps a batch of inputs to what ``loss`` takes (the network without
+            its final softmax, log-softmax or sigmoid, whose loss includes it).
+        module: What holds the parameters and buffers: put in train mode for the
+            steps and eval mode for validation; its state is what ``keep`` keeps.
+        loss: ``loss(outputs, targets)``, a mean over the rows.
+        metric: ``"accuracy"``: ``targets`` are class indices; the class is the
+            argmax over the last dimension, or, for a single output unit (binary,
+            sigmoid), ``output > 0``. ``"r2"``: 1 - SS_res / SS_tot over the
+            validation rows, averaged over output columns like scikit-learn's
+            ``r2_score``.
+        optimizer: Steps the parameters of ``module``.
+        schedule: Stepped once after every epoch, or None.
+        x_train: Training inputs, on the device.
+        y_train: Training targets, on the device.
+        x_val: Validation inputs, on the device.
+        y_val: Validation targets, on the device.
+        epochs: The most epochs to run (>= 1).
+        batch_size: Rows per step; the last, partial batch of an epoch is kept.
+        patience: Stop when the validation loss has not improved for this many
+            epochs; None never stops early.
+        keep: ``"best"``: at the end, restore the state of the epoch with the lowest
+            validation loss; ``"last"``: keep the final state.
+        generator: A CPU generator, the stream each epoch's shuffle is drawn from.
+        on_epoch: Called with each epoch's record (progress bars, logs).
+
+    Returns:
+        The history and the summary of the run.
+
+    Raises:
+        ValueError: An argument outside its allowed values.
+        ConfigError: The loss became NaN or infinite (training diverged): names
+            ``optimizer.lr``, the usual cause.
+    """
+    import torch
+
+    _check_arguments(metric, keep, epochs, batch_size, patience, x_train, x_val)
+    rows = x_train.shape[0]
+    device = x_train.device
+    # Each step's loss weighs by its rows; only the last batch of an epoch is short.
+    sizes = [min(batch_size, rows - start) for start in range(0, rows, batch_size)]
+    weights = torch.tensor(sizes, dtype=torch.float32, device=device) / rows
+    evaluate = _validation(logits, loss, metric, x_val, y_val)
+    train_total_squares = _total_squares(y_train) if metric == "r2" else None
+    result = TrainResult()
+    best_loss = math.inf
+    best_state: dict[str, Tensor] | None = None
+    since_best = 0
+    start = time.perf_counter()
+    with _cpu_threads(module, batch_size, device):
+        for epoch in range(1, epochs + 1):
+            epoch_start = time.perf_counter()
+            lr = float(optimizer.param_groups[0]["lr"])
+            module.train()
+            order = torch.randperm(rows, generator=generator).to(device)
+            step_losses = []
+            step_scores = []
+            for inputs, targets in zip(
+                torch.split(x_train.index_select(0, order), batch_size),
+                torch.split(y_train.index_select(0, order), batch_size),
+                strict=True,
+            ):
+                outputs = logits(inputs)
+                step_loss = loss(outputs, targets)
+                step_loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                step_losses.append(step_loss.detach())
+                step_scores.append(_score(outputs.detach(), targets, metric))
+            module.eval()
+            with torch.inference_mode():
+                train_loss = (torch.stack(step_losses).float() * weights).sum()
+                train_value = _metric(
+                    torch.stack(step_scores).sum(0), rows, train_total_squares
+                )
+                val_loss, value = evaluate()
+                # The epoch's one host sync.
+                numbers = torch.stack(
+                    [train_loss.double(), val_loss.double(), value, train_value]
+                ).tolist()
+            if schedule is not None:
+                schedule.step()
+            record = EpochRecord(
+                epoch,
+                numbers[0],
+                numbers[1],
+                numbers[2],
+                lr,
+                time.perf_counter() - epoch_start,
+                numbers[3],
+            )
+            _check_finite(record, optimizer)
+            result.history.append(record)
+            result.epochs_run = epoch
+            if record.val_loss < best_loss:
+                best_loss, result.best_epoch, since_best = record.val_loss, epoch, 0
+                if keep == "best" and epoch < epochs:
+                    best_state = {
+                        name: tensor.detach().clone()
+                        for name, tensor in module.state_dict().items()
+                    }
+            else:
+                since_best += 1
+            if on_epoch is not None:
+                on_epoch(record)
+            if patience is not None and since_best >= patience and epoch < epochs:
+                result.stopped_early = True
+                break
+        if (
+            keep == "best"
+            and best_state is not None
+            and result.best_epoch != result.epochs_run
+        ):
+            module.load_state_dict(best_state)
+    module.eval()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _check_arguments(
+    metric: str,
+    keep: str,
+    epochs: int,
+    batch_size: int,
+    patience: int | None,
+    x_train: Tensor,
+    x_val: Tensor,
+) -> None:
+    """Refuse arguments the loop cannot use (the task validated the config's)."""
+    if metric not in METRICS:
+        raise ValueError(f"metric {metric!r}: expected one of {', '.join(METRICS)}")
+    if keep not in KEEPS:
+        raise ValueError(f"keep {keep!r}: expected one of {', '.join(KEEPS)}")
+    if epochs < 1 or batch_size < 1 or (patience is not None and patience < 1):
+        raise ValueError(
+            f"epochs ({epochs}), batch_size ({batch_size}) and patience ({patience}) "
+            "must be >= 1 (patience may be None)"
+        )
+    if x_train.shape[0] < 1 or x_val.shape[0] < 1:
+        raise ValueError("the training and the validation split need rows")
+
+
+def _validation(
+    logits: Callable[[Tensor], Tensor],
+    loss: Callable[[Tensor, Tensor], Tensor],
+    metric: str,
+    x_val: Tensor,
+    y_val: Tensor,
+) -> Callable[[], tuple[Tensor, Tensor]]:
+    """``evaluate() -> (val_loss, metric)``, both 0-d tensors on the device, computed
+    under ``inference_mode`` in eval mode (the caller's)."""
+    import torch
+
+    rows = x_val.shape[0]
+    chunks = list(
+        zip(
+            torch.split(x_val, _VALIDATION_ROWS),
+            torch.split(y_val, _VALIDATION_ROWS),
+            strict=True,
+        )
+    )
+    weights = [inputs.shape[0] / rows for inputs, _ in chunks]
+    # SS_tot does not change from epoch to epoch.
+    total_squares = _total_squares(y_val) if metric == "r2" else None
+
+    def evaluate() -> tuple[Tensor, Tensor]:
+        losses = []
+        scores = []
+        for (inputs, targets), weight in zip(chunks, weights, strict=True):
+            outputs = logits(inputs)
+            losses.append(loss(outputs, targets).float() * weight)
+            scores.append(_score(outputs, targets, metric))
+        val_loss = torch.stack(losses).sum()
+        return val_loss, _metric(torch.stack(scores).sum(0), rows, total_squares)
+
+    return evaluate
+
+
+def _total_squares(targets: Tensor) -> Tensor:
+    """SS_tot of each output column (float64), for R²."""
+    import torch
+
+    with torch.inference_mode():
+        values = _columns(targets).double()
+        return ((values - values.mean(0)) ** 2).sum(0)
+
+
+def _score(outputs: Tensor, targets: Tensor, metric: str) -> Tensor:
+    """A batch's part of the metric, summed over its rows on the device: the rows
+    classified right, or each output column's squared error (float64)."""
+    if metric == "accuracy":
+        return _correct(outputs, targets).sum()
+    error = _columns(outputs).double() - _columns(targets).double()
+    return (error**2).sum(0)
+
+
+def _metric(score: Tensor, rows: int, total_squares: Tensor | None) -> Tensor:
+    """Accuracy (right / rows, exact in float64) or R² from the summed scores."""
+    if total_squares is None:
+        return score.double() / rows
+    return _r2(score, total_squares)
+
+
+def _correct(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Which rows are classified right: argmax over the last dimension, or, for a
+    single output unit, ``output > 0`` (a logit: probability above one half)."""
+    classes = targets.reshape(-1).long()
+    if outputs.shape[-1] == 1 or outputs.dim() == 1:
+        predicted = (outputs.reshape(-1) > 0).long()
+    else:
+        predicted = outputs.argmax(-1).reshape(-1)
+    return predicted == classes
+
+
+def _columns(values: Tensor) -> Tensor:
+    """Values as a matrix of rows and output columns."""
+    return values.reshape(values.shape[0], -1)
+
+
+def _r2(residual_squares: Tensor, total_squares: Tensor) -> Tensor:
+    """R² per output column, averaged; a constant column scores 1 if predicted
+    exactly, else 0 (scikit-learn's ``r2_score`` with ``force_finite``)."""
+    import torch
+
+    constant = total_squares == 0
+    safe = torch.where(constant, torch.ones_like(total_squares), total_squares)
+    scores = 1 - residual_squares / safe
+    exact = (residual_squares == 0).double()
+    return torch.where(constant, exact, scores).mean()
+
+
+def _check_finite(record: EpochRecord, optimizer: torch.optim.Optimizer) -> None:
+    """Stop a run whose loss became NaN or infinite: its weights are useless."""
+    for name in ("train_loss", "val_loss"):
+        value = getattr(record, name)
+        if not math.isfinite(value):
+            raise ConfigError(
+                "optimizer.lr",
+                f"training diverged: the {name.replace('_', ' ')} of epoch "
+                f"{record.epoch} is {value}.",
+                f"Lower optimizer.lr (now {optimizer.param_groups[0]['lr']:g}) "
+                "or use another optimizer.",
+            )
+
+
+@contextlib.contextmanager
+def _cpu_threads(
+    module: torch.nn.Module, batch_size: int, device: torch.device
+) -> Iterator[None]:
+    """Run torch's CPU kernels on one thread while a small network trains.
+
+    For matrices of a few thousand entries, handing work to a second thread costs
+    more than it saves, and on a busy machine a waiting thread stalls every step.
+    Larger networks keep torch's setting. The setting is restored on exit.
+    """
+    import torch
+
+    largest = max((p.numel() for p in module.parameters()), default=0)
+    if device.type != "cpu" or largest * batch_size >= _ONE_THREAD_WORK:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,286 @@
+"""The training loop: learning, determinism, early stopping, keep=best, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional
+
+from annfactory.errors import ConfigError
+from annfactory.optimizers import build_optimizer, build_schedule, parse_optimizer
+from annfactory.training import EpochRecord, TrainResult, train
+
+CPU = torch.device("cpu")
+
+
+def _blobs(
+    seed: int, rows: int = 200, classes: int = 3, spread: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian blobs around well separated centres: a separable problem."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, classes, (rows,), generator=generator)
+    centres = torch.tensor([[4.0, 0.0], [-4.0, 0.0], [0.0, 4.0]])[:classes]
+    noise = torch.randn(rows, 2, generator=generator) * spread
+    return centres[labels] + noise, labels
+
+
+def _mlp(seed: int = 0, outputs: int = 3, width: int = 16) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(2, width), nn.ReLU(), nn.Linear(width, outputs))
+
+
+def _train(
+    module: nn.Module,
+    data: tuple[torch.Tensor, ...],
+    *,
+    loss: Callable[
+        [torch.Tensor, torch.Tensor], torch.Tensor
+    ] = functional.cross_entropy,
+    metric: str = "accuracy",
+    optimizer: dict[str, Any] | torch.optim.Optimizer | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> TrainResult:
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        spec = parse_optimizer(optimizer or {"name": "adam", "lr": 0.01})
+        optimizer = build_optimizer(spec, module.parameters(), CPU)
+    arguments: dict[str, Any] = {
+        "schedule": None,
+        "epochs": 5,
+        "batch_size": 16,
+        "patience": None,
+        "keep": "last",
+        **options,
+    }
+    return train(
+        logits=module,
+        module=module,
+        loss=loss,
+        metric=metric,
+        optimizer=optimizer,
+        x_train=data[0],
+        y_train=data[1],
+        x_val=data[2],
+        y_val=data[3],
+        generator=torch.Generator().manual_seed(seed),
+        **arguments,
+    )
+
+
+@pytest.fixture(scope="module")
+def blobs() -> tuple[torch.Tensor, ...]:
+    return (*_blobs(0, rows=203), *_blobs(1, rows=60))
+
+
+def test_a_separable_problem_is_learned(blobs: tuple[torch.Tensor, ...]) -> None:
+    seen: list[EpochRecord] = []
+    result = _train(_mlp(), blobs, epochs=8, on_epoch=seen.append)
+    history = result.history
+    assert seen == history
+    assert [record.epoch for record in history] == list(range(1, 9))
+    assert result.epochs_run == 8
+    assert not result.stopped_early
+    assert history[-1].train_loss < history[0].train_loss / 2
+    assert history[-1].val_loss < history[0].val_loss / 2
+    assert history[-1].metric == 1.0
+    assert all(record.lr == 0.01 for record in history)
+    assert all(record.seconds > 0 for record in history)
+    assert result.seconds >= sum(record.seconds for record in history)
+
+
+def test_the_same_seed_gives_a_bit_identical_history(
+    blobs: tuple[torch.Tensor, ...],
+) -> None:
+    def history(shuffle_seed: int) -> list[tuple[float, ...]]:
+        result = _train(_mlp(), blobs, seed=shuffle_seed)
+        return [(r.train_loss, r.val_loss, r.metric) for r in result.history]
+
+    first = history(0)
+    assert history(0) == first  # exact floats
+    assert history(1) != first
+
+
+def test_train_loss_is_the_row_weighted_mean_of_the_steps(
+    blobs: tuple[torch.Tensor, ...],
+) -> None:
+    # With a rate of 0 every step sees the same weights, so the epoch's loss is the
+    # loss over all training rows; 203 rows in batches of 16 leave a batch of 11.
+    module = _mlp()
+    frozen = torch.optim.SGD(module.parameters(), lr=0.0)
+    result = _train(module, blobs, optimizer=frozen, epochs=2)
+    with torch.no_grad():
+        expected = functional.cross_entropy(module(blobs[0]), blobs[1]).item()
+        val = functional.cross_entropy(module(blobs[2]), blobs[3]).item()
+    for record in result.history:
+        assert record.train_loss == pytest.approx(expected, rel=1e-6)
+        assert record.val_loss == pytest.approx(val, rel=1e-6)
+
+
+def test_accuracy_is_the_share_of_argmax_hits(blobs: tuple[torch.Tensor, ...]) -> None:
+    module = _mlp(seed=3)
+    # Three epochs at a small rate: the network is still far from perfect.
+    result = _train(module, blobs, optimizer={"name": "sgd", "lr": 0.001}, epochs=3)
+    with torch.no_grad():
+        outputs = module(blobs[2])
+    hits = sum(
+        int(max(range(3), key=lambda c: float(row[c])) == int(label))
+        for row, label in zip(outputs, blobs[3], strict=True)
+    )
+    assert result.history[-1].metric == pytest.approx(hits / 60, abs=1e-7)
+    assert 0 < result.history[-1].metric < 1
+
+
+def test_a_single_output_unit_is_a_binary_classifier() -> None:
+    x_train, labels = _blobs(0, rows=120, classes=2)
+    x_val, val_labels = _blobs(1, rows=40, classes=2, spread=3.0)
+    data = (x_train, labels.float()[:, None], x_val, val_labels.float()[:, None])
+    module = _mlp(outputs=1)
+    result = _train(
+        module, data, loss=functional.binary_cross_entropy_with_logits, epochs=3
+    )
+    with torch.no_grad():
+        logits = module(x_val)[:, 0].tolist()
+    hits = sum(
+        int((logit > 0) == bool(label))
+        for logit, label in zip(logits, val_labels.tolist(), strict=True)
+    )
+    assert result.history[-1].metric == pytest.approx(hits / 40, abs=1e-7)
+    assert 0.5 < result.history[-1].metric < 1  # overlapping blobs: not all right
+
+
+@pytest.mark.parametrize("outputs", [1, 2])
+def test_r2_is_one_minus_the_residual_over_the_total_squares(outputs: int) -> None:
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(150, 2, generator=generator)
+    weights = torch.tensor([[1.5, -2.0], [0.5, 3.0]])[:, :outputs]
+    y = x @ weights + 0.3 * torch.randn(150, outputs, generator=generator)
+    data = (x[:100], y[:100], x[100:], y[100:])
+    module = _mlp(outputs=outputs)
+    result = _train(module, data, loss=functional.mse_loss, metric="r2", epochs=3)
+    with torch.no_grad():
+        predicted = module(x[100:]).double()
+    truth = y[100:].double()
+    scores = []
+    for column in range(outputs):
+        residual = sum(
+            (p - t) ** 2
+            for p, t in zip(
+                predicted[:, column].tolist(), truth[:, column].tolist(), strict=True
+            )
+        )
+        mean = sum(truth[:, column].tolist()) / 50
+        total = sum((t - mean) ** 2 for t in truth[:, column].tolist())
+        scores.append(1 - residual / total)
+    assert result.history[-1].metric == pytest.approx(sum(scores) / outputs, rel=1e-5)
+    assert result.history[-1].val_loss == pytest.approx(
+        float(((predicted - truth) ** 2).mean()), rel=1e-5
+    )
+
+
+def test_keep_best_restores_the_epoch_with_the_lowest_val_loss() -> None:
+    # Noisy labels and a large rate: the validation loss goes up and down.
+    x_train, labels = _blobs(0, rows=100, spread=3.0)
+    x_val, val_labels = _blobs(1, rows=50, spread=3.0)
+    data = (x_train, labels, x_val, val_labels)
+    sgd = {"name": "sgd", "lr": 0.5, "momentum": 0.9}
+    options: dict[str, Any] = {"optimizer": sgd, "epochs": 12, "batch_size": 8}
+    last = _train(_mlp(width=64), data, keep="last", **options)
+    module = _mlp(width=64)
+    best = _train(module, data, keep="best", **options)
+    assert [r.val_loss for r in best.history] == [r.val_loss for r in last.history]
+    losses = [record.val_loss for record in best.history]
+    assert best.best_epoch == losses.index(min(losses)) + 1
+    assert best.best_epoch < best.epochs_run  # the premise: the last is not the best
+    assert not module.training
+    with torch.no_grad():
+        restored = functional.cross_entropy(module(x_val), val_labels).item()
+    assert restored == pytest.approx(best.history[best.best_epoch - 1].val_loss)
+    assert restored != pytest.approx(best.history[-1].val_loss)
+
+
+def test_patience_stops_when_val_loss_stops_improving(
+    blobs: tuple[torch.Tensor, ...],
+) -> None:
+    # A frozen network never improves after its first epoch.
+    module = _mlp()
+    frozen = torch.optim.SGD(module.parameters(), lr=0.0)
+    result = _train(module, blobs, optimizer=frozen, epochs=10, patience=3)
+    assert result.stopped_early
+    assert result.epochs_run == 4
+    assert len(result.history) == 4
+    assert result.best_epoch == 1
+
+
+def test_patience_does_not_stop_an_improving_run(
+    blobs: tuple[torch.Tensor, ...],
+) -> None:
+    result = _train(_mlp(), blobs, epochs=6, patience=2)
+    losses = [record.val_loss for record in result.history]
+    assert losses == sorted(losses, reverse=True)  # the premise: always improving
+    assert not result.stopped_early
+    assert result.epochs_run == 6
+
+
+def test_the_schedule_sets_each_epoch_s_rate(blobs: tuple[torch.Tensor, ...]) -> None:
+    module = _mlp()
+    optimizer = build_optimizer(
+        parse_optimizer({"name": "sgd", "lr": 0.1}), module.parameters(), CPU
+    )
+    schedule = build_schedule(
+        optimizer=optimizer, name="step", epochs=4, step_size=2, gamma=0.5
+    )
+    result = _train(module, blobs, optimizer=optimizer, schedule=schedule, epochs=4)
+    assert [record.lr for record in result.history] == [0.1, 0.1, 0.05, 0.05]
+
+
+def test_dropout_is_off_during_validation(blobs: tuple[torch.Tensor, ...]) -> None:
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(2, 16), nn.Dropout(0.9), nn.Linear(16, 3))
+    frozen = torch.optim.SGD(module.parameters(), lr=0.0)
+    result = _train(module, blobs, optimizer=frozen, epochs=2)
+    module.eval()
+    with torch.no_grad():
+        val = functional.cross_entropy(module(blobs[2]), blobs[3]).item()
+    # Without dropout the frozen network gives the same validation loss each time.
+    assert [r.val_loss for r in result.history] == pytest.approx([val, val])
+    # With it (training mode), the steps saw other outputs.
+    assert result.history[0].train_loss != result.history[1].train_loss
+
+
+def test_the_thread_count_is_restored(blobs: tuple[torch.Tensor, ...]) -> None:
+    threads = torch.get_num_threads()
+    _train(_mlp(), blobs, epochs=1)
+    assert torch.get_num_threads() == threads
+
+
+def test_a_diverging_run_names_the_learning_rate(
+    blobs: tuple[torch.Tensor, ...],
+) -> None:
+    def exploding(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return functional.cross_entropy(outputs, targets) * float("inf")
+
+    with pytest.raises(
+        ConfigError,
+        match=r"optimizer\.lr: training diverged: the train loss of epoch 1 is ",
+    ):
+        _train(_mlp(), blobs, loss=exploding)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"metric": "f1"}, "metric 'f1'"),
+        ({"keep": "first"}, "keep 'first'"),
+        ({"epochs": 0}, "must be >= 1"),
+        ({"patience": 0}, "must be >= 1"),
+    ],
+)
+def test_bad_arguments_are_refused(
+    blobs: tuple[torch.Tensor, ...], options: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(ValueError, match=words):
+        _train(_mlp(), blobs, **options)
