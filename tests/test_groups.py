@@ -16,6 +16,7 @@ import annfactory
 from annfactory import ConfigError, Param, Registry, UnknownNameError, config
 from annfactory.activations import activations
 from annfactory.config import check_overrides, conf_dir
+from annfactory.data import datasets
 from annfactory.groups import (
     CHOICE_SLOTS,
     KEYS,
@@ -25,7 +26,6 @@ from annfactory.groups import (
     run_keys,
     top_level_groups,
 )
-from annfactory.data import datasets
 from annfactory.inits import inits
 from annfactory.optimizers import optimizers
 from annfactory.params import validate_params
