@@ -21,7 +21,6 @@ from annfactory.data import (
     DataSet,
     DataSpec,
     Table,
-    data_option_keys,
     data_sizes,
     datasets,
     fit_standardization,
@@ -29,7 +28,7 @@ from annfactory.data import (
     parse_data,
     split_rows,
 )
-from annfactory.groups import ConfigGroup, groups
+from annfactory.groups import groups
 from annfactory.params import REQUIRED, Param
 
 DATA_CONF = conf_dir() / "data"
@@ -309,15 +308,6 @@ def test_csv_kind_is_classification_regression_or_null() -> None:
 
 
 def test_the_override_check_knows_val_fraction_through_data_option_keys() -> None:
-    groups.register(
-        "data",
-        ConfigGroup(
-            registry=datasets,
-            parse=parse_data,
-            choice=True,
-            option_keys=data_option_keys,
-        ),
-    )
     group = groups.get("data")
     group.check_option_keys("moons", ["name", "val_fraction", "noise"], "data")
     with pytest.raises(UnknownNameError, match=r"data\.val_fractoin: .*'val_fraction'"):

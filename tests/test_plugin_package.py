@@ -95,7 +95,7 @@ def test_help_lists_the_plugin_s_group_task_and_model(run_cli: Any) -> None:
     assert result.returncode == 0, result.stderr
     assert "\nmodel: demo, mlp, tower\n" in result.stdout
     assert "\nnoise: gaussian, uniform\n" in result.stdout
-    assert "\ntask: activations, diagnose, forward, init_report, probe\n" in (
+    assert "\ntask: activations, diagnose, forward, init_report, probe, train\n" in (
         result.stdout
     )
 
@@ -114,7 +114,7 @@ BAD = [
     (
         ["task=prbe"],
         "task: unknown task 'prbe'. Did you mean 'probe'?\n"
-        "  Valid tasks: activations, diagnose, forward, init_report, probe.",
+        "  Valid tasks: activations, diagnose, forward, init_report, probe, train.",
     ),
     (
         ["task=probe", "task.repeets=3"],
@@ -134,8 +134,8 @@ BAD = [
     (
         ["noize=gaussian"],
         "noize: unknown key 'noize' in the config. Did you mean 'noise'?\n"
-        "  Valid keys: activation, batch_size, compile, device, dtype, init, model, "
-        "noise, seed, task.",
+        "  Valid keys: activation, batch_size, compile, data, device, dtype, init, "
+        "model, noise, optimizer, seed, task.",
     ),
 ]
 

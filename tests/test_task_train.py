@@ -277,6 +277,26 @@ def test_progress_is_a_line_every_few_epochs_off_a_terminal() -> None:
     ]  # fmt: skip
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    out = io.StringIO()
+    train(["model=mlp", "data=iris", "task.epochs=5"], out=out)
+    bar = terminal.getvalue()
+    assert "5/5" in bar
+    assert "val_accuracy" in bar
+    assert "epoch" in bar
+    # No per-epoch lines in the report (run.log) when the bar shows the progress.
+    assert not [
+        line for line in out.getvalue().splitlines() if line.startswith("epoch")
+    ]
+
+
 def test_optimizer_options_reach_the_optimizer() -> None:
     metrics = train(
         ["model=mlp", "data=iris", "task.epochs=2", "optimizer=sgd",

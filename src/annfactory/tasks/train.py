@@ -629,7 +629,7 @@ class _Progress:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=options.epochs, unit="epoch", file=sys.stderr, leave=False
+                total=options.epochs, unit="epoch", file=sys.stderr, leave=True
             )
             return
         self._every = options.log_every or max(
