@@ -617,6 +617,13 @@ json.dump({"val_accuracy": accuracy}, open(OUT, "w"))
 """
 )
 
+#: The same loop on one torch thread: what the thread count alone is worth (torch's
+#: default, one thread per core, costs more than it gives on matrices this small and
+#: far more on a busy machine; annfactory's loop takes one thread for small networks).
+PLAIN_TRAIN_ONE_THREAD = PLAIN_TRAIN.replace(
+    "torch.manual_seed(0)\n", "torch.manual_seed(0)\ntorch.set_num_threads(1)\n"
+)
+
 #: scikit-learn's MLPClassifier with the same layers and batch; ``n_iter_no_change``
 #: at ``max_iter`` so that it runs every epoch it is given (its own stopping rule
 #: would end some runs early and lower its cost per epoch).
@@ -659,6 +666,8 @@ def train_speed(repeats: int) -> list[Figure]:
         plain.write_text(PLAIN_TRAIN)
         sklearn = Path(folder) / "sklearn_train.py"
         sklearn.write_text(SKLEARN_TRAIN)
+        one_thread = Path(folder) / "plain_train_one_thread.py"
+        one_thread.write_text(PLAIN_TRAIN_ONE_THREAD)
         commands: dict[str, list[str]] = {}
         outputs: dict[str, Path] = {}
         for epochs in TRAIN_EPOCHS:
@@ -671,7 +680,11 @@ def train_speed(repeats: int) -> list[Figure]:
                 f"hydra.run.dir={run_dir}",
             ]
             outputs[f"ours{epochs}"] = run_dir / "metrics.json"
-            for side, script in (("plain", plain), ("sklearn", sklearn)):
+            for side, script in (
+                ("plain", plain),
+                ("plain1", one_thread),
+                ("sklearn", sklearn),
+            ):
                 out = Path(folder) / f"{side}{epochs}.json"
                 commands[f"{side}{epochs}"] = [
                     PYTHON,
@@ -682,7 +695,7 @@ def train_speed(repeats: int) -> list[Figure]:
                 outputs[f"{side}{epochs}"] = out
         samples = process_rotation(commands, repeats)
         accuracy = {}
-        for side in ("ours", "plain", "sklearn"):
+        for side in ("ours", "plain", "plain1", "sklearn"):
             report = json.loads(outputs[f"{side}{TRAIN_EPOCHS[1]}"].read_text())
             accuracy[side] = report.get("train", report)["val_accuracy"]
     span = TRAIN_EPOCHS[1] - TRAIN_EPOCHS[0]
@@ -705,6 +718,7 @@ def train_speed(repeats: int) -> list[Figure]:
     figures = []
     for side, target, words in (
         ("plain", 0.85, "a plain PyTorch loop (Adam, loss.item() every step)"),
+        ("plain1", None, "the same plain loop on one torch thread (information)"),
         ("sklearn", 1.0, "scikit-learn's MLPClassifier((32, 32), batch_size=64)"),
     ):
         figures.append(

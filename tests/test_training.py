@@ -284,3 +284,70 @@ def test_bad_arguments_are_refused(
 ) -> None:
     with pytest.raises(ValueError, match=words):
         _train(_mlp(), blobs, **options)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("adam", {"lr": 0.01}), ("adamw", {"lr": 0.01, "weight_decay": 0.1})],
+)
+def test_the_fast_adam_step_updates_exactly_as_optimizer_step(
+    name: str, options: dict[str, float]
+) -> None:
+    """The loop's stepper calls torch's functional adam on the optimizer's own state
+    after the first step: the weights, moments and step counts equal those of
+    ``optimizer.step()`` bit for bit, through an lr change between steps."""
+    from annfactory.optimizers import build_optimizer, parse_optimizer
+    from annfactory.training import _Stepper
+
+    def run(fast: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(5, 4), torch.nn.Tanh(), torch.nn.Linear(4, 3)
+        )
+        optimizer = build_optimizer(
+            parse_optimizer({"name": name, **options}),
+            model.parameters(),
+            torch.device("cpu"),
+        )
+        assert optimizer.param_groups[0]["fused"]
+        stepper = _Stepper(optimizer)
+        generator = torch.Generator().manual_seed(1)
+        for index in range(6):
+            x = torch.randn(8, 5, generator=generator)
+            target = torch.randint(0, 3, (8,), generator=generator)
+            torch.nn.functional.cross_entropy(model(x), target).backward()
+            if index == 3:
+                optimizer.param_groups[0]["lr"] = 0.003
+            if fast:
+                stepper()
+            else:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        state = [
+            tensor
+            for parameter in model.parameters()
+            for tensor in optimizer.state[parameter].values()
+        ]
+        return [p.detach().clone() for p in model.parameters()], state
+
+    fast_weights, fast_state = run(fast=True)
+    plain_weights, plain_state = run(fast=False)
+    for fast, plain in zip(fast_weights + fast_state, plain_weights + plain_state,
+                           strict=True):  # fmt: skip
+        assert torch.equal(fast, plain)
+
+
+def test_the_fast_step_is_taken_for_fused_adam_and_not_for_sgd() -> None:
+    from annfactory.optimizers import build_optimizer, parse_optimizer
+    from annfactory.training import _Stepper
+
+    model = torch.nn.Linear(3, 2)
+    for name, fast in (("adam", True), ("adamw", True), ("sgd", False)):
+        optimizer = build_optimizer(
+            parse_optimizer(name), model.parameters(), torch.device("cpu")
+        )
+        stepper = _Stepper(optimizer)
+        model(torch.ones(1, 3)).sum().backward()
+        stepper()  # the first step creates the state
+        assert (stepper._fast_groups() is not None) is fast, name
+        assert all(p.grad is None for p in model.parameters())
