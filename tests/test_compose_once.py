@@ -1,5 +1,6 @@
-"""A run composes its config once (``annfactory.config.composed_once``), and the
-config it runs with is the one Hydra's own second composition would give."""
+"""What a run costs before its task: it composes its config once
+(``annfactory.config.composed_once``), with the config that Hydra's own second
+composition would give, and the override checks read each bundled file once."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from hydra.errors import ConfigCompositionException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from annfactory.config import CONFIG_NAME, _bundled_hydra, composed_once
+from annfactory.config import (
+    CONFIG_NAME,
+    _bundled_hydra,
+    _bundled_yaml,
+    composed_once,
+    conf_dir,
+)
 
 MODE_OVERRIDE = {RunMode.RUN: "hydra.mode=RUN", RunMode.MULTIRUN: "hydra.mode=MULTIRUN"}
 
@@ -205,3 +212,17 @@ def test_a_cli_run_composes_once(
         "hydra.mode=RUN",
     ]
     assert "output shape: [5, 2]" in (run_dir / "run.log").read_text()
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(conf_dir().rglob("*.yaml")),
+    ids=lambda path: str(path.relative_to(conf_dir())),
+)
+def test_the_checks_read_each_bundled_file_as_pyyaml_does(path: Path) -> None:
+    # The override checks read the bundled files with libyaml's loader where PyYAML
+    # has one; the data must be the pure Python safe loader's.
+    import yaml
+
+    assert _bundled_yaml(path) == yaml.safe_load(path.read_text("utf-8"))
+    assert _bundled_yaml(path) is _bundled_yaml(path)  # read once
