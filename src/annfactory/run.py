@@ -29,15 +29,16 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from annfactory.cli import precheck_argv, run_task
+from annfactory.config import composed_once
 
 __all__ = ["check_command_flags", "group_options", "main", "parse_hydra_flags"]
 
 #: How the running command was typed, for the examples of ``--help``.
 _command = "annfactory"
 #: Whether this command shows the help. OmegaConf evaluates the help's resolvers
-#: whenever Hydra merges the hydra config (four times a composition, two compositions
-#: a run), and listing the options takes about 0.1 s, so the help's resolvers do
-#: their work only for ``--help``.
+#: whenever Hydra merges the hydra config (four times a composition), and listing
+#: the options takes about 0.1 s, so the help's resolvers do their work only for
+#: ``--help``.
 _help_requested = False
 
 
@@ -62,7 +63,8 @@ def main(command: str = "annfactory") -> None:
         _help_requested = bool(args.help)
         check_command_flags(args)
         sys.argv[1:] = precheck_argv(argv)
-    _app()
+    with composed_once():
+        _app()
 
 
 #: Hydra's flags that each choose what the command does; Hydra takes one at most.
