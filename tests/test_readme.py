@@ -25,7 +25,7 @@ MODEL_BLOCKS = [block for block in BLOCKS if re.search(r"^model = ", block, re.M
 #: what it prints, where a line ``...`` stands for any lines and ``...`` inside a line
 #: for any text.
 TASK_OUTPUTS = re.findall(
-    r"```\n\$ python scripts/run\.py (task=(?:activations|init_report|diagnose)\b.*?)"
+    r"```\n\$ python scripts/run\.py (task=(?:activations|init_report|diagnose|train)\b.*?)"
     r"\n(.*?)```",
     README.read_text(),
     flags=re.DOTALL,
@@ -168,7 +168,7 @@ def _output_pattern(shown: str) -> str:
 
 def test_the_readme_shows_the_task_examples() -> None:
     commands = [command for command, _ in TASK_OUTPUTS]
-    for task in ("activations", "init_report", "diagnose"):
+    for task in ("activations", "init_report", "diagnose", "train"):
         assert any(command.startswith(f"task={task} ") or command == f"task={task}"
                    for command in commands), task  # fmt: skip
 

@@ -573,11 +573,9 @@ def _print_header(
     )
     print(f"network: {spec.network.summary_line()}", file=out)
     optimizer = spec.extras.get("optimizer")
-    described = (
-        " ".join(f"{k}={v}" for k, v in optimizer.to_dict().items())
-        if optimizer is not None
-        else "adam"
-    )
+    node = optimizer.to_dict() if optimizer is not None else {"name": "adam"}
+    name = node.pop("name")
+    described = f"{name}({', '.join(f'{k}={v}' for k, v in node.items())})"
     print(f"loss: {choice.formula}", file=out)
     print(
         f"optimizer: {described}; {options.epochs} epochs of batch "
