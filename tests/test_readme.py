@@ -25,7 +25,8 @@ MODEL_BLOCKS = [block for block in BLOCKS if re.search(r"^model = ", block, re.M
 #: what it prints, where a line ``...`` stands for any lines and ``...`` inside a line
 #: for any text.
 TASK_OUTPUTS = re.findall(
-    r"```\n\$ python scripts/run\.py (task=(?:activations|init_report|diagnose|train)\b.*?)"
+    r"```\n\$ python scripts/run\.py "
+    r"(task=(?:activations|init_report|diagnose|train)\b.*?)"
     r"\n(.*?)```",
     README.read_text(),
     flags=re.DOTALL,
