@@ -123,6 +123,11 @@ def test_a_csv_file_trains_and_keeps_its_class_names(tmp_path: Path) -> None:
     assert fitted["feature_names"] == ["x", "y", "constant"]
     # The constant feature is left unscaled (scale 1), not divided by zero.
     assert fitted["standardize"]["scale"][2] == 1.0
+    # The saved run needs the data file no more: its sizes are in data.fitted.
+    path.unlink()
+    model = annfactory.load_run(run_dir)
+    cat = torch.tensor([[2.0, 2.0, 1.5]])
+    assert model(cat).argmax(-1).item() == fitted["class_names"].index("cat")
 
 
 # ------------------------------------------------------------------------------------
