@@ -335,8 +335,9 @@ def table_layout(records: Iterable[JobRecord]) -> TableLayout:
 
 
 def _same(metric: Any, override: str | None) -> bool:
-    if metric is None or override is None:
-        return metric is None and override is None
+    # A failed job has no metrics: its override alone says the value.
+    if metric is None:
+        return True
     return str(metric) == override
 
 

@@ -346,6 +346,7 @@ def _objective_against(
         categories = sorted({x for _, _, x in given})
         xs = [float(categories.index(x)) for _, _, x in given]
         axes.set_xticks(range(len(categories)))
+        axes.set_xlim(-0.5, len(categories) - 0.5)
         axes.set_xticklabels(categories, rotation=20, ha="right", fontsize=7)
         axes.set_xlabel(parameter)
     axes.scatter(
@@ -385,7 +386,7 @@ def _legend(figure: Figure, axes: Axes, count: int) -> None:
         figure.legend(
             *axes.get_legend_handles_labels(),
             loc="outside lower center",
-            ncols=min(count, 3),
+            ncols=min(count, 4),
             fontsize=7,
             frameon=False,
         )
