@@ -127,9 +127,13 @@ def test_a_failed_job_in_the_middle_is_a_row_and_the_rest_run(
     assert record["status"] == "error"
     assert not (sweep / "1" / "metrics.json").exists()
     assert "Sweep summary" in result.stdout
-    assert "| 1 | model=demo model.layers.linear1.out_features=0 | error |" in (
-        result.stdout
+    # One line per job, then the table: varying columns first, constants above.
+    assert (
+        "#1 model=demo model.layers.linear1.out_features=0: error: "
+        "model.layers.linear1.out_features: 0 is out of range." in result.stdout
     )
+    assert "| 1 | 0 | error |" in result.stdout
+    assert "Same in every job: model=demo  output_shape=[5, 2]" in result.stdout
     # The README shows this sweep's table as printed (wall times aside).
     assert _printed_rows(result.stdout) == _printed_rows(_readme_sweep_output())
 
@@ -141,14 +145,16 @@ def _readme_sweep_output() -> str:
     """The output the README's Sweeps section shows for the out_features sweep."""
     text = README.read_text()
     command = text.index("-m model=demo model.layers.linear1.out_features=3,0,4\n")
-    start = text.index("```\nSweep summary", command)
+    start = text.index("```text\n", command)
     return text[start : text.index("```", start + 3)]
 
 
 def _printed_rows(output: str) -> list[list[str]]:
-    """The printed summary table's cells, without the wall-time column."""
+    """The printed summary table's cells, without the wall-time column if shown."""
     lines = [line for line in output.splitlines() if line.startswith("| ")]
     cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    if "wall_time_s" not in cells[0]:
+        return cells
     wall = cells[0].index("wall_time_s")
     return [row[:wall] + row[wall + 1 :] for row in cells]
 

@@ -383,10 +383,16 @@ def _log_scale_if_wide(axes: Axes, which: str, values: Sequence[float] = ()) -> 
 
 def _legend(figure: Figure, axes: Axes, count: int) -> None:
     if count <= _MAX_LEGEND:
+        handles, labels = axes.get_legend_handles_labels()
+        # As many columns as fit the figure's width (about 16 characters an inch at
+        # this font size, plus the line sample).
+        longest = max((len(label) for label in labels), default=1)
+        fit = int(figure.get_figwidth() * 16 / (longest + 6))
         figure.legend(
-            *axes.get_legend_handles_labels(),
+            handles,
+            labels,
             loc="outside lower center",
-            ncols=min(count, 4),
+            ncols=max(1, min(count, fit)),
             fontsize=7,
             frameon=False,
         )
