@@ -396,7 +396,8 @@ def test_multirun_sweeps_the_top_level_init(run_cli: RunCli) -> None:
                 layer,
             )
         biases.append({k: v for k, v in parameters.items() if k.endswith(".bias")})
-        assert f"#{index} : model=demo init={init}" in result.stdout
+        # The job's one line in the sweep (its report is in run.log).
+        assert f"#{index} model=demo init={init}: ok total_params=26" in result.stdout
     # Each parameter draws from its own generator: biases do not move with the init.
     assert biases[0] == biases[1] == biases[2]
     xavier = read_metrics(sweep_dir / "0")["parameters"]

@@ -65,26 +65,31 @@ def test_write_summary_writes_csv_and_markdown(tmp_path: Path) -> None:
     assert table[0]["total_params"] == "26"
     assert table[1]["total_params"] == ""
     markdown = (tmp_path / "summary.md").read_text().splitlines()
-    assert markdown[0].startswith("| job | overrides | status | error |")
-    assert len(markdown) == 2 + len(records)
+    # Constant columns once above the table; the varying ones in it.
+    assert markdown[0] == "Same in every job: total_params=26  output_shape=[5, 2]"
+    assert markdown[2].startswith("| job | seed | status | error | wall_time_s |")
+    assert len(markdown) == 4 + len(records)
     assert printed == "\n".join(markdown)
     assert not list(tmp_path.glob(".*.tmp"))
 
 
 def test_wide_tables_print_the_first_columns_and_say_so(tmp_path: Path) -> None:
-    metrics = {f"metric{i}": i for i in range(20)}
-    printed = write_summary(tmp_path, [_record(0, **metrics)])
-    assert "metric4" in printed
-    assert "metric19" not in printed.splitlines()[0]
-    assert "more columns in summary.csv" in printed
-    assert "metric19" in (tmp_path / "summary.md").read_text()
+    records = [
+        _record(job, **{f"metric{i}": i + job for i in range(20)}) for job in (0, 1)
+    ]
+    printed = write_summary(tmp_path, records)
+    header = next(line for line in printed.splitlines() if line.startswith("| job"))
+    assert "metric4" in header
+    assert "metric19" not in header
+    assert "(11 more columns in summary.csv and summary.md)" in printed
+    assert "| metric19 |" in (tmp_path / "summary.md").read_text()
 
 
 def test_markdown_cells_escape_pipes_and_newlines(tmp_path: Path) -> None:
     record = _record(0, "error")
     record["error"] = "a | b\n  c"
-    write_summary(tmp_path, [record])
-    row = (tmp_path / "summary.md").read_text().splitlines()[2]
+    write_summary(tmp_path, [record, _record(1)])
+    row = (tmp_path / "summary.md").read_text().splitlines()[-2]
     assert "a \\| b c" in row
 
 
@@ -122,9 +127,13 @@ def test_a_failed_job_in_the_middle_is_a_row_and_the_rest_run(
     assert record["status"] == "error"
     assert not (sweep / "1" / "metrics.json").exists()
     assert "Sweep summary" in result.stdout
-    assert "| 1 | model=demo model.layers.linear1.out_features=0 | error |" in (
-        result.stdout
+    # One line per job, then the table: varying columns first, constants above.
+    assert (
+        "#1 model=demo model.layers.linear1.out_features=0: error: "
+        "model.layers.linear1.out_features: 0 is out of range." in result.stdout
     )
+    assert "| 1 | 0 | error |" in result.stdout
+    assert "Same in every job: model=demo  output_shape=[5, 2]" in result.stdout
     # The README shows this sweep's table as printed (wall times aside).
     assert _printed_rows(result.stdout) == _printed_rows(_readme_sweep_output())
 
@@ -136,14 +145,16 @@ def _readme_sweep_output() -> str:
     """The output the README's Sweeps section shows for the out_features sweep."""
     text = README.read_text()
     command = text.index("-m model=demo model.layers.linear1.out_features=3,0,4\n")
-    start = text.index("```\nSweep summary", command)
+    start = text.index("```text\n", command)
     return text[start : text.index("```", start + 3)]
 
 
 def _printed_rows(output: str) -> list[list[str]]:
-    """The printed summary table's cells, without the wall-time column."""
+    """The printed summary table's cells, without the wall-time column if shown."""
     lines = [line for line in output.splitlines() if line.startswith("| ")]
     cells = [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
+    if "wall_time_s" not in cells[0]:
+        return cells
     wall = cells[0].index("wall_time_s")
     return [row[:wall] + row[wall + 1 :] for row in cells]
 

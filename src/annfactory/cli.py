@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -11,7 +14,7 @@ import traceback
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from hydra.experimental.callback import Callback
 
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LOG_FILE",
+    "QuietJobs",
     "RemoveFailedRunDir",
     "check_output_dir",
     "precheck_argv",
@@ -217,22 +221,62 @@ class RemoveFailedRunDir(Callback):
                 break
 
 
+#: The loggers of the launchers that log one line per job as they launch it.
+_LAUNCHER_LOGGERS = (
+    "hydra._internal.core_plugins.basic_launcher",
+    "hydra_plugins.hydra_joblib_launcher._core",
+    "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
+)
+#: Such a line: ``\t#3 : model=demo seed=2``.
+_LAUNCH_LINE = re.compile(r"^\t#\d+ : ")
+
+
+class QuietJobs(Callback):
+    """A Hydra callback: a sweep prints one line per job, the job's own.
+
+    Hydra's launchers log ``#3 : model=demo seed=2`` as they start each job; the job
+    then prints its one line with the same number and overrides, and its result
+    (:func:`run_task`). This hides the launchers' per-job line and keeps their
+    others (``Launching 6 jobs locally``). Registered in ``hydra.callbacks`` of
+    annfactory's config.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        for name in _LAUNCHER_LOGGERS:
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _HideLaunchLines) for f in logger.filters):
+                logger.addFilter(_HideLaunchLines())
+
+
+class _HideLaunchLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _LAUNCH_LINE.match(record.getMessage())
+
+
 def run_task(cfg: DictConfig) -> dict[str, Any]:
     """One job: validate ``cfg`` into a spec and run its task (``task=forward`` by
     default) in Hydra's output directory.
 
-    In a sweep run by annfactory's sweeper, a failing job does not raise: it prints its
-    message (no traceback), writes ``job.json`` (and ``error.txt`` with the traceback
-    for unexpected errors), and returns its record with ``status: error``, so the other
-    jobs go on and the sweep's summary lists it. Elsewhere errors propagate as usual.
+    A job of a sweep (``-m``) is quiet: its report goes to its ``run.log`` only, and
+    it prints one line (:func:`annfactory.sweep.job_line`: its number, overrides,
+    ok or error, key metric). It writes its record to ``job.json``, from which any
+    sweeper's summary is made (:class:`annfactory.sweep.SummaryCallback`).
+
+    Under annfactory's sweepers a failing job does not raise: it writes ``job.json``
+    (and ``error.txt`` with the traceback for unexpected errors) and returns its
+    record with ``status: error``, so the other jobs go on and the sweep's summary
+    lists it. Elsewhere errors propagate as usual (after ``job.json`` in a sweep).
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from annfactory.sweep import JOB_FILE, job_line, writes_own_summary
+
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
-    if hydra_cfg.mode != RunMode.MULTIRUN or not _annfactory_sweeper(hydra_cfg):
+    if hydra_cfg.mode != RunMode.MULTIRUN:
         return _run(cfg, output_dir)
+    isolated = writes_own_summary(hydra_cfg.sweeper)
     start = time.perf_counter()
     record: dict[str, Any] = {
         "job": hydra_cfg.job.num,
@@ -242,22 +286,36 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
         "wall_time_s": 0.0,
         "metrics": {},
     }
+    failure: Exception | None = None
     try:
-        record["metrics"] = _run(cfg, output_dir)
+        record["metrics"] = _run(cfg, output_dir, out=_Discard())
     except Exception as error:
+        failure = error
         record["status"] = "error"
         if isinstance(error, AnnFactoryError):
             record["error"] = str(error)
         else:
             record["error"] = f"{type(error).__name__}: {error}"
-            write_atomic(output_dir / "error.txt", traceback.format_exc())
-        print(f"Job {record['job']} failed: {record['error']}", file=sys.stderr)
+            if isolated:
+                write_atomic(output_dir / "error.txt", traceback.format_exc())
     record["wall_time_s"] = time.perf_counter() - start
-    write_atomic(output_dir / "job.json", json.dumps(record, indent=2, default=str))
+    write_atomic(output_dir / JOB_FILE, json.dumps(record, indent=2, default=str))
+    if failure is not None and not isolated:
+        raise failure  # the sweeper decides; Hydra reports it
+    print(job_line(record), flush=True)  # type: ignore[arg-type]  # a JobRecord
     return record
 
 
-def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+class _Discard(io.StringIO):
+    """Where a sweep job's report goes besides its ``run.log``: nowhere."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
+def _run(
+    cfg: DictConfig, output_dir: Path, out: TextIO | None = None
+) -> dict[str, Any]:
     spec = to_spec(cfg)
     from omegaconf import OmegaConf
 
@@ -272,6 +330,7 @@ def _run(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         node,
         spec,
         output_dir,
+        out=sys.stdout if out is None else out,
         record=_hydra_record(cfg),
         overrides=overrides,
         log_file=LOG_FILE,
@@ -294,8 +353,3 @@ def _hydra_record(cfg: DictConfig) -> dict[str, str]:
         ".hydra/hydra.yaml": OmegaConf.to_yaml({"hydra": hydra_cfg}),
         ".hydra/overrides.yaml": OmegaConf.to_yaml(list(hydra_cfg.overrides.task)),
     }
-
-
-def _annfactory_sweeper(hydra_cfg: Any) -> bool:
-    target = str(hydra_cfg.sweeper.get("_target_", ""))
-    return target.endswith(".AnnFactorySweeper")

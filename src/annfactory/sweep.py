@@ -1,10 +1,13 @@
-"""Sweep results: one record per job, and the summary table of a whole sweep.
+"""Sweep results: one record per job, and the summary of a whole sweep.
 
-A job of a sweep (``scripts/run.py -m ...``) never raises: it returns a
-:class:`JobRecord`-shaped dict (status, error, wall time, metrics) and writes it to
-``job.json`` in its directory. The annfactory sweeper collects the records, writes
-``summary.csv`` and ``summary.md`` in the sweep directory, prints the table, and fails
-the sweep (non-zero exit, no traceback) if any job failed. No torch here.
+A job of a sweep (``scripts/run.py -m ...``) prints one line (:func:`job_line`) and
+writes a :class:`JobRecord`-shaped dict (status, error, wall time, metrics) to
+``job.json`` in its directory. Under annfactory's sweepers a job never raises: the
+sweeper collects the records, writes ``summary.csv``, ``summary.md`` and
+``summary.png`` in the sweep directory (:func:`write_summary`), prints the table, and
+fails the sweep (non-zero exit, no traceback) if any job failed. Under any other
+sweeper, :class:`SummaryCallback` writes the same files from the ``job.json`` files
+when the sweep ends. No torch here; matplotlib only for the picture.
 """
 
 from __future__ import annotations
@@ -13,22 +16,51 @@ import csv
 import io
 import json
 import math
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from hydra.experimental.callback import Callback
 
 from annfactory.errors import AnnFactoryError
 from annfactory.files import write_atomic
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from omegaconf import DictConfig
+
 __all__ = [
+    "ANNFACTORY_SWEEPERS",
+    "JOB_FILE",
+    "SUMMARY_FIGURE",
     "ComposeOnce",
     "JobRecord",
+    "SummaryCallback",
     "SweepFailedError",
+    "TableLayout",
     "flatten",
+    "job_line",
+    "key_metric",
+    "override_cells",
+    "plot_search",
+    "plot_summary",
+    "read_job_records",
     "summary_rows",
+    "table_layout",
     "write_summary",
+    "writes_own_summary",
 ]
+
+#: A job's record in its directory.
+JOB_FILE = "job.json"
+#: The picture of a sweep, in the sweep directory.
+SUMMARY_FIGURE = "summary.png"
+#: The ``_target_`` prefix of annfactory's sweepers (the ``annfactory_sweeper``
+#: plugin package): they isolate failed jobs and write the summary themselves.
+ANNFACTORY_SWEEPERS = "hydra_plugins.annfactory_sweeper."
 
 #: The columns every summary starts with, in order.
 FIXED_COLUMNS = (
@@ -42,6 +74,8 @@ FIXED_COLUMNS = (
 )
 #: Columns printed when the table is too wide for a terminal.
 _PRINTED_MAX_COLUMNS = 12
+#: Width of the "Same in every job" paragraph.
+_CONSTANTS_WIDTH = 100
 
 
 class JobRecord(TypedDict):
@@ -159,9 +193,25 @@ def summary_rows(
     return [*FIXED_COLUMNS, *extra], rows
 
 
-def write_summary(sweep_dir: Path, records: Sequence[JobRecord]) -> str:
-    """Write ``summary.csv`` and ``summary.md`` to ``sweep_dir``; return the table to
-    print (all columns, or the first ones with a note when it is wide)."""
+def write_summary(
+    sweep_dir: Path, records: Sequence[JobRecord], *, plot: bool = True
+) -> str:
+    """Write ``summary.csv``, ``summary.md`` and ``summary.png`` to ``sweep_dir``;
+    return the table to print.
+
+    The CSV has every column, numbers at full precision. ``summary.md`` and the
+    returned text list the columns with one value in every job once, above the table
+    (``Same in every job: model=demo task=forward ...``), and start the table with the
+    columns that vary: the job's number, its varying overrides (one column per key),
+    status and error when a job failed, then the varying metrics. The printed table
+    has the first 12 of those columns, with a note when there are more.
+
+    Args:
+        sweep_dir: The sweep directory.
+        records: One record per job, any order.
+        plot: Also write ``summary.png`` (:func:`plot_summary`); a search writes its
+            own picture instead (:func:`plot_search`).
+    """
     columns, rows = summary_rows(records)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     buffer = io.StringIO()
@@ -170,21 +220,299 @@ def write_summary(sweep_dir: Path, records: Sequence[JobRecord]) -> str:
     for row in rows:
         writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
     write_atomic(sweep_dir / "summary.csv", buffer.getvalue())
-    write_atomic(sweep_dir / "summary.md", _markdown(columns, rows) + "\n")
-    if len(columns) <= _PRINTED_MAX_COLUMNS:
-        return _markdown(columns, rows)
-    shown = columns[:_PRINTED_MAX_COLUMNS]
-    note = f"({len(columns) - len(shown)} more columns in summary.csv and summary.md)"
-    return _markdown(shown, rows) + "\n" + note
+    layout = table_layout(records)
+    constants = _constants_text(layout.constants)
+    write_atomic(
+        sweep_dir / "summary.md",
+        constants + _markdown(layout.columns, layout.rows) + "\n",
+    )
+    if plot:
+        from annfactory.sweep_figures import plot_summary
+
+        figure = plot_summary(records)
+        if figure is not None:
+            figure.savefig(sweep_dir / SUMMARY_FIGURE, format="png")
+    if len(layout.columns) <= _PRINTED_MAX_COLUMNS:
+        return constants + _markdown(layout.columns, layout.rows)
+    shown = layout.columns[:_PRINTED_MAX_COLUMNS]
+    note = (
+        f"({len(layout.columns) - len(shown)} more columns in summary.csv and "
+        "summary.md)"
+    )
+    return constants + _markdown(shown, layout.rows) + "\n" + note
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """What ``summary.md`` shows: the varying columns, and the constant ones."""
+
+    #: The table's columns: ``job``, the varying overrides' keys, ``status`` and
+    #: ``error`` when a job failed, the varying metrics (``wall_time_s`` last).
+    columns: list[str]
+    #: One dict per job (job order), column -> value; overrides by their key.
+    rows: list[dict[str, Any]]
+    #: ``name=value`` of each column with one value in every job, in column order:
+    #: overrides as given (``model=demo``), then metrics (``task=forward``).
+    constants: list[str]
+    #: The keys of the overrides that vary, in the order the jobs give them.
+    varying_overrides: list[str]
+    #: The metric columns that vary, in table order.
+    varying_metrics: list[str]
+
+
+def override_cells(overrides: Iterable[str]) -> dict[str, str]:
+    """One job's overrides as key -> value: ``["model.width=32"]`` ->
+    ``{"model.width": "32"}``; a deletion (``~key``) has an empty value."""
+    cells: dict[str, str] = {}
+    for override in overrides:
+        key, _, value = override.partition("=")
+        cells[key] = value
+    return cells
+
+
+def table_layout(records: Iterable[JobRecord]) -> TableLayout:
+    """Split a sweep's columns into the ones that vary and the ones that do not.
+
+    An override varies if any two jobs give it different values, or some job does
+    not give it. A metric varies if its jobs report different values; the empty
+    cells of failed jobs do not count, and a column empty in every job is left out
+    (the CSV keeps it). A metric with the same values as an override of the same
+    name (``seed``) is shown once, as the override.
+    """
+    records = sorted(records, key=lambda r: r["job"])
+    columns, rows = summary_rows(records)
+    cells = [override_cells(record["overrides"]) for record in records]
+    keys = list(dict.fromkeys(key for job in cells for key in job))
+    varying_overrides: list[str] = []
+    constants: list[str] = []
+    for key in keys:
+        values = {job.get(key) for job in cells}
+        if len(values) > 1:
+            varying_overrides.append(key)
+        else:
+            constants.append(key if key.startswith("~") else f"{key}={values.pop()}")
+    failed = any(row["status"] != "ok" for row in rows)
+    varying_metrics: list[str] = []
+    for column in columns:
+        if column in ("job", "overrides", "status", "error"):
+            continue
+        if column in varying_overrides and all(
+            _same(row.get(column), job.get(column))
+            for row, job in zip(rows, cells, strict=True)
+        ):
+            continue
+        present = [row.get(column) for row in rows if row.get(column) is not None]
+        if not present:
+            continue
+        if len({_cell_key(value) for value in present}) > 1:
+            varying_metrics.append(column)
+        else:
+            constants.append(f"{column}={_cell(present[0])}")
+    if not failed:
+        constants.insert(len(keys) - len(varying_overrides), "status=ok")
+    # The time a job took is the least telling of its numbers: last.
+    varying_metrics.sort(key=lambda column: column == "wall_time_s")
+    constants = list(dict.fromkeys(constants))
+    # A metric named like a varying override, with other values: told apart.
+    names = {
+        column: f"metrics.{column}" if column in varying_overrides else column
+        for column in ("status", "error", *varying_metrics)
+    }
+    varying_metrics = [names[column] for column in varying_metrics]
+    shown = [
+        "job",
+        *varying_overrides,
+        *(("status", "error") if failed else ()),
+        *varying_metrics,
+    ]
+    table_rows = []
+    for row, job in zip(rows, cells, strict=True):
+        table_row: dict[str, Any] = {"job": row["job"]}
+        table_row.update((key, job.get(key)) for key in varying_overrides)
+        table_row.update((names[column], row.get(column)) for column in names)
+        table_rows.append(table_row)
+    return TableLayout(shown, table_rows, constants, varying_overrides, varying_metrics)
+
+
+def _same(metric: Any, override: str | None) -> bool:
+    # A failed job has no metrics: its override alone says the value.
+    if metric is None:
+        return True
+    return str(metric) == override
+
+
+def _cell_key(value: Any) -> Any:
+    # 1 and 1.0 and True are equal in Python; in a table they are different cells.
+    return (type(value).__name__, repr(value))
+
+
+def _constants_text(constants: Sequence[str]) -> str:
+    """The constant columns as a wrapped paragraph above the table (empty: none)."""
+    if not constants:
+        return ""
+    # Wrapped between items, never inside one (a value may hold spaces).
+    lines = ["Same in every job:"]
+    for item in (_cell(item) for item in constants):
+        if len(lines[-1]) + 2 + len(item) > _CONSTANTS_WIDTH and lines[-1].strip():
+            lines.append(item)
+        else:
+            lines[-1] += ("  " if lines[-1] != "Same in every job:" else " ") + item
+    # A blank line before the table: Markdown needs it.
+    return "\n".join(lines) + "\n\n"
+
+
+def key_metric(metrics: Mapping[str, Any]) -> str:
+    """A job's headline result for its one line in a sweep, e.g.
+    ``total_params=26``, ``verdict=healthy``, ``val_accuracy=0.9611``.
+
+    The first of the task's headline metrics that the job reported, or empty.
+    """
+    flat = flatten(metrics)
+    task = str(metrics.get("task", ""))
+    for name in _KEY_METRICS.get(task, ()) + _KEY_METRICS[""]:
+        value = flat.get(name)
+        if value is not None:
+            return f"{name.rpartition('.')[2]}={_cell(value)}"
+    return ""
+
+
+#: Per task, the metrics a job's line shows (the first one reported);
+#: "" applies to every task (a plugin's task shows its size).
+_KEY_METRICS: dict[str, tuple[str, ...]] = {
+    "train": ("train.val_accuracy", "train.val_r2", "train.val_loss"),
+    "diagnose": ("diagnose.verdict",),
+    "init_report": ("all_agree",),
+    "activations": (),
+    "": ("total_params",),
+}
+
+
+def job_line(record: JobRecord) -> str:
+    """The one line a job of a sweep prints: its number, its overrides, ok or error,
+    and its key metric (:func:`key_metric`) or its error message on one line.
+
+    Example: ``#1 model=demo seed=2: ok total_params=26 (0.21 s)``.
+    """
+    overrides = " ".join(record["overrides"]) or "(no overrides)"
+    head = f"#{record['job']} {overrides}:"
+    if record["status"] != "ok":
+        return f"{head} error: {' '.join(str(record['error']).split())}"
+    metrics = record["metrics"]
+    result = key_metric(metrics)
+    if not result and "activations" in metrics:
+        result = "activations=" + ",".join(metrics["activations"])
+    seconds = f"({record['wall_time_s']:.2f} s)"
+    return " ".join(part for part in (head, "ok", result, seconds) if part)
+
+
+def read_job_records(sweep_dir: Path, since: float | None = None) -> list[JobRecord]:
+    """The records (``job.json``) the jobs of a sweep wrote under ``sweep_dir``.
+
+    Args:
+        sweep_dir: The sweep directory; job directories may be nested.
+        since: Only files written at or after this time (``time.time()``), so that
+            a sweep run again into the same directory ignores the earlier one's
+            leftovers. For a job number found twice, the newest file wins.
+    """
+    newest: dict[int, tuple[float, JobRecord]] = {}
+    for path in sweep_dir.rglob(JOB_FILE):
+        try:
+            written = path.stat().st_mtime
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # half-written or gone: not this sweep's
+            continue
+        if since is not None and written < since:
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("job"), int):
+            continue
+        job = record["job"]
+        if job not in newest or newest[job][0] <= written:
+            newest[job] = (written, record)  # type: ignore[assignment]
+    return [newest[job][1] for job in sorted(newest)]
+
+
+def plot_search(
+    records: Sequence[JobRecord],
+    objective: str,
+    direction: str,
+    sweep_dir: Path | None = None,
+) -> Figure:
+    """The picture of a search: the optimization history and the objective against
+    each searched parameter. See :func:`annfactory.sweep_figures.plot_search`.
+
+    Args:
+        records: One record per trial; a trial's number is its ``job``.
+        objective: The objective's dotted path into the metrics (``train.val_loss``).
+        direction: ``minimize`` or ``maximize``.
+        sweep_dir: Where to write it as ``summary.png``; None writes nothing.
+    """
+    from annfactory.sweep_figures import plot_search as plot
+
+    figure = plot(records, objective, direction)
+    if sweep_dir is not None:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        figure.savefig(sweep_dir / SUMMARY_FIGURE, format="png")
+    return figure
+
+
+def plot_summary(records: Sequence[JobRecord]) -> Figure | None:
+    """The picture of a sweep (``summary.png``); see
+    :func:`annfactory.sweep_figures.plot_summary`."""
+    from annfactory.sweep_figures import plot_summary as plot
+
+    return plot(records)
+
+
+class SummaryCallback(Callback):
+    """A Hydra callback: every sweep ends with ``summary.csv``, ``summary.md`` and
+    ``summary.png`` in its sweep directory, and the table printed.
+
+    Hydra calls ``on_multirun_end`` when the sweeper returns, whichever sweeper it
+    is (``hydra/sweeper=basic``, a third-party one), so their sweeps get the table
+    when all their jobs succeed. The rows come from the ``job.json`` files the jobs
+    wrote (:func:`annfactory.cli.run_task`): with process launchers the jobs run
+    elsewhere, so files, not memory. annfactory's own sweepers write a richer table
+    themselves (failed jobs, search results); under them this callback does nothing.
+    Registered in ``hydra.callbacks`` of annfactory's config.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started: float | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Seconds of slack: a file system's clock may round times down.
+        self._started = time.time() - 2.0
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if writes_own_summary(config.hydra.sweeper):
+            return
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        records = read_job_records(sweep_dir, self._started)
+        if not records:
+            return
+        table = write_summary(sweep_dir, records)
+        print(f"\nSweep summary ({sweep_dir / 'summary.md'}):\n{table}", flush=True)
+
+
+def writes_own_summary(sweeper: Any) -> bool:
+    """Whether the sweeper of a ``hydra.sweeper`` node is one of annfactory's, which
+    record failed jobs and write the summary themselves."""
+    target = str(sweeper.get("_target_", "")) if sweeper is not None else ""
+    return target.startswith(ANNFACTORY_SWEEPERS)
+
+
+def _cell(value: Any) -> str:
+    """A value as one table cell: floats to 6 significant digits, on one line."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return " ".join(str(value).split()).replace("|", "\\|")
 
 
 def _markdown(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> str:
-    def cell(value: Any) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, float):
-            return f"{value:.6g}"
-        return " ".join(str(value).split()).replace("|", "\\|")
+    cell = _cell
 
     lines = [
         "| " + " | ".join(columns) + " |",

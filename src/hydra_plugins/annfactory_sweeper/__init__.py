@@ -7,8 +7,9 @@ basic sweeper:
   message; the other jobs still run, with their usual job numbers.
 - Jobs report a record instead of raising (see ``annfactory.cli.run_task``), so one bad
   job never stops a batch, whatever the launcher.
-- At the end, ``summary.csv`` and ``summary.md`` are written to the sweep directory and
-  the table is printed; if any job failed, the sweep exits non-zero without a traceback.
+- At the end, ``summary.csv``, ``summary.md`` and ``summary.png`` are written to the
+  sweep directory and the table is printed; if any job failed, the sweep exits
+  non-zero without a traceback.
 
 Kept light: Hydra imports every plugin module at start-up, so annfactory is imported
 only when a sweep runs.
@@ -122,6 +123,7 @@ class AnnFactorySweeper(BasicSweeper):
         that fail instead of stopping the sweep."""
         from annfactory.config import check_overrides, rerender
         from annfactory.errors import ConfigError
+        from annfactory.sweep import job_line
 
         assert self.config is not None
         failed: dict[int, Any] = {}
@@ -135,10 +137,8 @@ class AnnFactorySweeper(BasicSweeper):
                 except ConfigError as ours:
                     message = str(ours)
                 job = first_job + index
-                log.error(
-                    "Job %d (%s) is invalid: %s", job, " ".join(overrides), message
-                )
                 failed[job] = _error_record(job, overrides, message)
+                print(job_line(failed[job]), flush=True)  # as a job that ran
         return failed
 
 
