@@ -297,5 +297,6 @@ def _hydra_record(cfg: DictConfig) -> dict[str, str]:
 
 
 def _annfactory_sweeper(hydra_cfg: Any) -> bool:
+    # AnnFactorySweeper and OptunaSweeper: both collect records instead of raising.
     target = str(hydra_cfg.sweeper.get("_target_", ""))
-    return target.endswith(".AnnFactorySweeper")
+    return target.startswith("hydra_plugins.annfactory_sweeper.")
