@@ -613,10 +613,17 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
-        import optuna
-
+        from annfactory.errors import ConfigError
         from annfactory.sweep import ComposeOnce, SweepFailedError, write_summary
 
+        try:
+            import optuna
+        except ImportError:
+            raise ConfigError(
+                "hydra/sweeper",
+                "optuna needs the optuna package (>= 4), which is not installed.",
+                'Install it: pip install "optuna>=4" (or the "search" extra).',
+            ) from None
         assert self.config is not None
         assert self.hydra_context is not None
         self._check_counts()
