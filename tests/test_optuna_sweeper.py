@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from annfactory.errors import ConfigError, UnknownNameError
 from hydra_plugins.annfactory_sweeper.optuna_sweeper import (
     _consecutive,
+    _objective_never_produced,
     choose_objective,
     grid_of,
     make_sampler,
@@ -252,6 +253,15 @@ def test_a_storage_that_cannot_be_opened_hides_the_password() -> None:
         open_storage("not a url")
 
 
+def test_a_search_stops_when_no_job_reports_the_objective() -> None:
+    missing = _job("error", "the job's metrics have no 'train.val_r2'.", val_loss=1.0)
+    failed = _job("error", "it broke")
+    failed["metrics"] = {}
+    assert _objective_never_produced([missing, missing])
+    assert not _objective_never_produced([missing, _job(val_loss=1.0)])
+    assert not _objective_never_produced([failed])
+
+
 def test_jobs_launch_in_runs_of_consecutive_trial_numbers() -> None:
     jobs = [(4, ["a=4"]), (2, ["a=2"]), (5, ["a=5"]), (7, ["a=7"])]
     assert _consecutive(jobs) == [
@@ -365,12 +375,17 @@ def test_a_search_agrees_with_its_study_and_resumes(tmp_path: Path) -> None:
 def test_two_processes_share_one_sqlite_study(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment.pop("HYDRA_FULL_ERROR", None)
     processes = [
         subprocess.Popen(
             _command(
                 tmp_path / name,
-                *SEARCH,
+                *SEARCH[:6],  # task=train on iris, 3 epochs
+                # Three trials at once over two values: each batch repeats a set of
+                # overrides, and each repeated job still runs on its own.
+                "model.width=choice(4,8)",
                 "hydra.sweeper.n_trials=3",
+                "hydra.sweeper.n_jobs=3",
                 f"hydra.sweeper.storage={url}",
                 "hydra.sweeper.study_name=shared",
             ),
@@ -389,8 +404,12 @@ def test_two_processes_share_one_sqlite_study(tmp_path: Path) -> None:
     # No trial lost or duplicated: six trials, numbered once each, all complete.
     assert sorted(t.number for t in trials) == list(range(6))
     assert all(t.state == TrialState.COMPLETE for t in trials)
-    jobs = [int(row["job"]) for name in ("a", "b") for row in _rows(tmp_path / name)]
-    assert sorted(jobs) == list(range(6))
+    rows = [row for name in ("a", "b") for row in _rows(tmp_path / name)]
+    assert sorted(int(row["job"]) for row in rows) == list(range(6))
+    assert all(row["status"] == "ok" for row in rows)
+    for name in ("a", "b"):
+        overrides = [row["overrides"] for row in _rows(tmp_path / name)]
+        assert len(set(overrides)) < len(overrides) == 3
     run_dirs = {t.user_attrs["run_dir"] for t in trials}
     assert len(run_dirs) == 6
     assert all(Path(run_dir, "metrics.json").is_file() for run_dir in run_dirs)
