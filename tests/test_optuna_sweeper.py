@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,10 @@ from optuna.trial import TrialState
 
 from annfactory.errors import ConfigError, UnknownNameError
 from hydra_plugins.annfactory_sweeper.optuna_sweeper import (
+    _Batch,
     _consecutive,
     _objective_never_produced,
+    _terminate_as_exit,
     choose_objective,
     grid_of,
     make_sampler,
@@ -260,6 +263,29 @@ def test_a_search_stops_when_no_job_reports_the_objective() -> None:
     assert _objective_never_produced([missing, missing])
     assert not _objective_never_produced([missing, _job(val_loss=1.0)])
     assert not _objective_never_produced([failed])
+
+
+def test_a_cut_short_batch_leaves_no_trial_running() -> None:
+    study = optuna.create_study()
+    space = search_space(["model.width=choice(4,8)"])
+    trials = [study.ask(space.distributions) for _ in range(3)]
+    batch = _Batch(study, trials, "train.val_loss")
+    batch.tell(trials[0].number, _job(val_loss=0.5))
+    batch.tell(trials[1].number, _job(val_loss=float("inf")))
+    batch.fail_untold()  # trials[2] never ran
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.FAIL]
+    assert study.best_value == 0.5
+    assert [r["status"] for r in batch.records] == ["ok", "error"]
+    assert "is inf (training diverged?)" in str(batch.records[1]["error"])
+
+
+def test_sigterm_during_a_batch_raises_system_exit() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as caught, _terminate_as_exit():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert caught.value.code == 128 + signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_jobs_launch_in_runs_of_consecutive_trial_numbers() -> None:

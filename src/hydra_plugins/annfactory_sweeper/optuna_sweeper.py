@@ -27,8 +27,11 @@ are imported only when a search runs.
 import importlib
 import logging
 import math
+import signal
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -666,7 +669,8 @@ class OptunaSweeper(Sweeper):
                 break
             batch = _Batch(study, trials, objective)
             try:
-                self._run(batch, space, loader, returns)
+                with _terminate_as_exit():
+                    self._run(batch, space, loader, returns)
             finally:
                 batch.fail_untold()  # interrupted: no trial is left RUNNING
                 loader.forget()
@@ -917,6 +921,24 @@ def _tell(
         # works inside study.optimize(); the trial is stored all the same.
         if "Study.stop" not in str(error):
             raise
+
+
+@contextmanager
+def _terminate_as_exit() -> Iterator[None]:
+    """Within: SIGTERM (``kill``, a scheduler's time limit) raises SystemExit, so
+    the trials of the batch are told FAIL instead of staying RUNNING in the study."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _objective_never_produced(records: Sequence["JobRecord"]) -> bool:
