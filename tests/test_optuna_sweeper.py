@@ -29,6 +29,7 @@ from hydra_plugins.annfactory_sweeper.optuna_sweeper import (
     _objective_never_produced,
     _terminate_as_exit,
     choose_objective,
+    grid_left,
     grid_of,
     make_sampler,
     objective_value,
@@ -246,6 +247,18 @@ def test_the_grid_lists_every_value_and_refuses_intervals() -> None:
     assert grid_of(space) == {"a": ["x", "y"], "b": [1, 3, 5], "c": [0.5, 1.0, 1.5]}
     with pytest.raises(ConfigError, match=r"lr: sampler=grid needs a finite set"):
         grid_of(search_space(["lr=interval(0.1,1)"]))
+
+
+def test_grid_left_counts_the_combinations_no_trial_took() -> None:
+    space = search_space(["a=choice(x,y)", "b=range(1,3)"])
+    grid = grid_of(space)
+    study = optuna.create_study(sampler=make_sampler("grid", 0, space))
+    assert grid_left(study, grid) == 4
+    done = study.ask(space.distributions)
+    study.tell(done, 1.0)
+    study.ask(space.distributions)  # still running: taken too
+    assert grid_left(study, grid) == 2
+    assert grid_left(study, {"a": ["x", "y"], "b": [1, 2, 3]}) == 4
 
 
 def test_a_storage_that_cannot_be_opened_hides_the_password() -> None:

@@ -523,6 +523,18 @@ def grid_of(space: SearchSpace) -> dict[str, list[Any]]:
     return grid
 
 
+def grid_left(study: "optuna.Study", grid: Mapping[str, Sequence[Any]]) -> int:
+    """How many combinations of ``grid`` no trial of ``study`` has taken yet
+    (finished or running)."""
+    taken = set()
+    for trial in study.get_trials(deepcopy=False):
+        if set(trial.params) == set(grid) and all(
+            trial.params[key] in values for key, values in grid.items()
+        ):
+            taken.add(tuple(trial.params[key] for key in grid))
+    return math.prod(len(values) for values in grid.values()) - len(taken)
+
+
 def open_storage(url: str) -> "optuna.storages.RDBStorage":
     """Optuna's database storage at ``url``, waiting for a busy SQLite file.
 
@@ -620,7 +632,7 @@ class OptunaSweeper(Sweeper):
         from annfactory.sweep import ComposeOnce, SweepFailedError, write_summary
 
         try:
-            import optuna
+            importlib.import_module("optuna")
         except ImportError:
             raise ConfigError(
                 "hydra/sweeper",
@@ -652,21 +664,19 @@ class OptunaSweeper(Sweeper):
         # The launcher shares this context: each job is composed once, not twice.
         loader = ComposeOnce(self.hydra_context.config_loader)
         self.hydra_context.config_loader = loader  # type: ignore[assignment]  # a proxy
-        n_trials = self.n_trials
-        if isinstance(sampler, optuna.samplers.GridSampler):
-            n_trials = min(n_trials, math.prod(len(v) for v in grid_of(space).values()))
+        grid = grid_of(space) if self.sampler == "grid" else None
         records: list[JobRecord] = []
         returns: list[Any] = []
-        while len(records) < n_trials:
-            trials: list[optuna.Trial] = []
-            for _ in range(min(self.n_jobs, n_trials - len(records))):
-                if isinstance(sampler, optuna.samplers.GridSampler) and (
-                    sampler.is_exhausted(study)
-                ):
-                    break  # a resumed grid, or another process took the rest
-                trials.append(study.ask(space.distributions))
-            if not trials:
+        while len(records) < self.n_trials:
+            size = min(self.n_jobs, self.n_trials - len(records))
+            if grid is not None:
+                # Combinations not started yet (a resumed grid, or another process
+                # took some): the grid sampler would repeat running ones instead.
+                size = min(size, grid_left(study, grid))
+            if size == 0:
+                log.info("Every combination of the grid has a trial in the study.")
                 break
+            trials = [study.ask(space.distributions) for _ in range(size)]
             batch = _Batch(study, trials, objective)
             try:
                 with _terminate_as_exit():
@@ -684,8 +694,10 @@ class OptunaSweeper(Sweeper):
                 break
 
         records.sort(key=lambda record: record["job"])
-        table = write_summary(sweep_dir, records)
-        print(f"\nSearch summary ({sweep_dir / 'summary.md'}):\n{table}", flush=True)
+        if records:
+            table = write_summary(sweep_dir, records)
+            where = sweep_dir / "summary.md"
+            print(f"\nSearch summary ({where}):\n{table}", flush=True)
         self._report(study, sweep_dir, url, objective, direction)
         errors = [record for record in records if record["status"] != "ok"]
         if errors:
