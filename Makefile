@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,launchers]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,launchers,search]"
 	touch $(STAMP)
 
 # Bytecode for the package's own sources: an editable install leaves none, and where

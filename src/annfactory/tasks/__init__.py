@@ -138,6 +138,9 @@ class Task:
         other_options: Options that only ``parse_options`` reads (lists, mappings),
             by name: with ``params`` they are the keys a ``task`` node may hold.
         compiles: The task honours ``compile=true``.
+        objectives: The metrics a search may optimize (``hydra/sweeper=optuna``):
+            dotted path into the returned metrics -> ``"minimize"`` or
+            ``"maximize"``. The first one is the search's default objective.
         doc: One line for listings.
     """
 
@@ -146,6 +149,7 @@ class Task:
     parse_options: ParseOptions | None = None
     other_options: tuple[str, ...] = ()
     compiles: bool = False
+    objectives: Mapping[str, str] = field(default_factory=dict)
     doc: str = ""
 
     @property

@@ -282,7 +282,19 @@ def _loss_function(
 # ------------------------------------------------------------------------------------
 
 
-@tasks.register("train", params=_OPTIONS, parse_options=parse_options)
+@tasks.register(
+    "train",
+    params=_OPTIONS,
+    parse_options=parse_options,
+    # What a search (hydra/sweeper=optuna) may optimize; the first is its default.
+    # val_accuracy comes with classification data, val_r2 with regression.
+    objectives={
+        "train.val_loss": "minimize",
+        "train.val_accuracy": "maximize",
+        "train.val_r2": "maximize",
+        "train.train_loss": "minimize",
+    },
+)
 def run(context: TaskContext) -> dict[str, Any]:
     """Train the network on the run's data set; print, plot and save the result.
 

@@ -178,3 +178,7 @@ def _error_record(job: int, overrides: Sequence[str], message: str) -> Any:
         "wall_time_s": 0.0,
         "metrics": {},
     }
+
+
+# The search sweeper (hydra/sweeper=optuna); below the helpers it imports lazily.
+from .optuna_sweeper import OptunaSweeper  # noqa: E402, F401
