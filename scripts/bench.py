@@ -741,6 +741,46 @@ def train_speed(repeats: int) -> list[Figure]:
     return figures
 
 
+#: The sweep sizes whose difference gives the cost of one more job.
+SWEEP_JOBS = (2, 40)
+
+
+def sweep_overhead(repeats: int) -> Figure:
+    """Issue 12's per-job cost of a sweep: ``(wall of a 40-job model=demo sweep -
+    wall of a 2-job one) / 38``, whole processes, against the time of ``import torch``
+    in a fresh process (the unit the target is written in)."""
+    with tempfile.TemporaryDirectory() as folder:
+        commands = {
+            f"sweep{jobs}": [
+                PYTHON,
+                RUN_PY,
+                "-m",
+                "model=demo",
+                f"seed=range(0,{jobs})",
+                f"hydra.sweep.dir={Path(folder) / str(jobs)}",
+            ]
+            for jobs in SWEEP_JOBS
+        }
+        commands["torch"] = [PYTHON, "-c", "import torch"]
+        samples = process_rotation(commands, repeats)
+    small, large = (samples[f"sweep{jobs}"] for jobs in SWEEP_JOBS)
+    extra = SWEEP_JOBS[1] - SWEEP_JOBS[0]
+    per_job = (large.wall - small.wall) / extra
+    return Figure(
+        "sweep: cost per extra job",
+        f"run.py -m model=demo seed=range(0,N): (wall at N={SWEEP_JOBS[1]} - at "
+        f"N={SWEEP_JOBS[0]}) / {extra}, against python -c 'import torch'",
+        per_job * 1e3,
+        samples["torch"].wall * 1e3,
+        "ms",
+        0.03,
+        {
+            "cpu_per_job_ms": (large.cpu - small.cpu) / extra * 1e3,
+            "import_torch_cpu_ms": samples["torch"].cpu * 1e3,
+        },
+    )
+
+
 def compiled(repeats: int) -> Figure:
     import torch
 
@@ -781,6 +821,7 @@ FIGURES: dict[str, Callable[[int], Figure | list[Figure]]] = {
     "config_only": config_only,
     "end_to_end": end_to_end,
     "train": train_speed,
+    "sweep": sweep_overhead,
 }
 
 
