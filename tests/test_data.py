@@ -307,7 +307,7 @@ def test_csv_kind_is_classification_regression_or_null() -> None:
     }
 
 
-def test_the_override_check_knows_val_fraction_through_data_option_keys() -> None:
+def test_the_override_check_knows_val_fraction_through_the_option_names() -> None:
     group = groups.get("data")
     group.check_option_keys("moons", ["name", "val_fraction", "noise"], "data")
     with pytest.raises(UnknownNameError, match=r"data\.val_fractoin: .*'val_fraction'"):

@@ -56,8 +56,6 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from annfactory.groups import OptionKeys
-
 __all__ = [
     "KINDS",
     "MAX_INFERRED_CLASSES",
@@ -68,7 +66,6 @@ __all__ = [
     "DataSpec",
     "Standardization",
     "Table",
-    "data_option_keys",
     "data_sizes",
     "datasets",
     "fit_standardization",
@@ -176,15 +173,6 @@ datasets: Registry[DataSet] = Registry(
     "data set", coerce=_dataset_from, on_miss=load_plugins
 )
 """The data set registry: ``data=<name>`` loads the entry called ``name``."""
-
-
-def data_option_keys(entry: DataSet) -> OptionKeys:
-    """The keys a ``data`` node may hold for ``entry`` (its params and
-    ``val_fraction``), for ``ConfigGroup(option_keys=...)``: the override check then
-    knows ``data.val_fraction`` as the spec does."""
-    from annfactory.groups import OptionKeys  # groups imports this module
-
-    return OptionKeys(entry.option_names)
 
 
 # ------------------------------------------------------------------------------------

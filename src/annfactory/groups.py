@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.activations import activations
-from annfactory.data import data_option_keys, datasets, parse_data
+from annfactory.data import datasets, parse_data
 from annfactory.errors import (
     ConfigError,
     RegistrationError,
@@ -81,7 +81,9 @@ class OptionKeys:
 
 
 def _params_of(entry: Any) -> OptionKeys:
-    return OptionKeys(entry.params)
+    # Entries with options beyond their scalar params (a data set's val_fraction, an
+    # optimizer's betas) list them all as option_names.
+    return OptionKeys(getattr(entry, "option_names", entry.params))
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,8 @@ class ConfigGroup:
             group (``weight_init``): a string there is the group's option with its
             defaults.
         option_keys: The keys an option's node may hold, from the option's registry
-            entry (default: the entry's ``params`` beside ``name``).
+            entry (default: the entry's ``option_names``, or its ``params``, beside
+            ``name``).
         tasks: The tasks whose option file declares the group in its defaults list
             (``data`` and ``optimizer``: ``train``); empty: the primary config
             declares it, for every task. The override check refuses the group's
@@ -186,10 +189,6 @@ def _task_keys(task: Task) -> OptionKeys:
     return OptionKeys(task.option_names, kind="key")
 
 
-def _optimizer_keys(optimizer: Any) -> OptionKeys:
-    return OptionKeys(optimizer.option_names)
-
-
 def _layer_keys(layer_type: Any) -> OptionKeys:
     from annfactory.spec import LAYER_FIELDS
 
@@ -234,7 +233,6 @@ groups.register(
         registry=datasets,
         parse=parse_data,
         choice=True,
-        option_keys=data_option_keys,
         tasks=("train",),
     ),
 )
@@ -245,7 +243,6 @@ groups.register(
         registry=optimizers,
         parse=parse_optimizer,
         choice=True,
-        option_keys=_optimizer_keys,
         tasks=("train",),
     ),
 )

@@ -72,6 +72,16 @@ class TaskContext:
     overrides: tuple[str, ...] = ()
     _staging: Path | None = None
 
+    @property
+    def own_overrides(self) -> tuple[str, ...]:
+        """The command line's overrides without Hydra's own settings
+        (``hydra.run.dir=...``): what tells the runs of a sweep apart, for titles."""
+        return tuple(
+            item
+            for item in self.overrides
+            if not item.lstrip("+~").startswith(("hydra.", "hydra/"))
+        )
+
     def path(self, name: str) -> Path | None:
         """Where to write the output file ``name`` (None: the run writes no files).
 

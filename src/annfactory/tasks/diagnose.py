@@ -548,11 +548,7 @@ _TITLE_WIDTH: Final = 170
 def figure_title(context: TaskContext, verdict_text: str) -> str:
     """The run's overrides (what tells the figures of a sweep apart), then the
     verdict; Hydra's own settings (``hydra.run.dir=...``) are left out."""
-    overrides = [
-        item
-        for item in context.overrides
-        if not item.lstrip("+~").startswith(("hydra.", "hydra/"))
-    ]
+    overrides = context.own_overrides
     what = " ".join(overrides) if overrides else _describe_network(context.spec)
     lines = textwrap.wrap(what, _TITLE_WIDTH) + textwrap.wrap(
         verdict_text, _TITLE_WIDTH

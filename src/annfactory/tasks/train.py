@@ -29,16 +29,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
+from annfactory.optimizers import SCHEDULES
 from annfactory.params import Param, validate_params
 from annfactory.spec import ActivationSpec, RunSpec
 from annfactory.tasks import TaskContext, tasks
+from annfactory.training import KEEPS
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from matplotlib.figure import Figure
 
-    from annfactory.data import Table
+    from annfactory.data import Standardization, Table
     from annfactory.network import Network
     from annfactory.training import EpochRecord
 
@@ -60,8 +62,6 @@ __all__ = [
 #: The losses ``task.loss`` may name; null derives one from the output activation.
 LOSSES: Final = ("cross_entropy", "nll", "bce", "mse")
 #: Schedules of the learning rate, stepped once per epoch.
-SCHEDULES: Final = ("none", "cosine", "step")
-KEEPS: Final = ("best", "last")
 HISTORY_FILE: Final = "history.csv"
 CURVES_FILE: Final = "curves.png"
 #: Names of the preprocessing layers the saved network gets.
@@ -254,7 +254,7 @@ def loss_for(
 
 
 def _loss_function(
-    choice: LossChoice, *, binary: bool
+    choice: LossChoice,
 ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     from torch.nn import functional
 
@@ -337,30 +337,26 @@ def run(context: TaskContext) -> dict[str, Any]:
         table.n_outputs,
     )
     train_index, val_index = split_rows(table, data_spec.val_fraction, spec.seed)
-    saved_spec = _saved_spec(spec, table, train_index)
+    fitted = _fit(table, train_index)
+    saved_spec = _saved_spec(spec, table, train_index, fitted)
     device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
 
     model = build_network(saved_spec)
-    _fit_preprocessing(model, table, train_index, device, dtype)
+    _set_buffers(model, fitted)
     standardize = model.get_submodule(INPUT_LAYER)
     with torch.no_grad():
         features = torch.tensor(table.features, dtype=dtype, device=device)
         x = standardize(features)
     y = _targets(model, table, device, dtype)
-    to_device = torch.as_tensor
-    x_train, x_val = (
-        x[to_device(train_index, device=device)],
-        x[to_device(val_index, device=device)],
-    )
-    y_train, y_val = (
-        y[to_device(train_index, device=device)],
-        y[to_device(val_index, device=device)],
-    )
+    train_rows = torch.as_tensor(train_index, device=device)
+    val_rows = torch.as_tensor(val_index, device=device)
+    x_train, x_val = x[train_rows], x[val_rows]
+    y_train, y_val = y[train_rows], y[val_rows]
     logits = _core(model, network_spec.layers[-1].name, choice.logits)
     optimizer = build_optimizer(optimizer_spec, model.parameters(), device)
     schedule = build_schedule(
-        None if options.schedule == "none" else options.schedule,
+        options.schedule,
         optimizer,
         epochs=options.epochs,
         step_size=options.step_size,
@@ -373,7 +369,7 @@ def run(context: TaskContext) -> dict[str, Any]:
         result = train(
             logits=logits,
             module=model,
-            loss=_loss_function(choice, binary=network_spec.out_features == 1),
+            loss=_loss_function(choice),
             metric=metric,
             optimizer=optimizer,
             schedule=schedule,
@@ -434,10 +430,25 @@ def run(context: TaskContext) -> dict[str, Any]:
     }
 
 
-def _saved_spec(spec: RunSpec, table: Table, train_index: np.ndarray) -> RunSpec:
+def _fit(table: Table, train_index: np.ndarray) -> dict[str, Standardization]:
+    """The preprocessing layers' statistics, fitted on the training split: the
+    features' for ``standardize``, a regression target's for ``destandardize``."""
+    from annfactory.data import fit_standardization
+
+    fitted = {INPUT_LAYER: fit_standardization(table.features[train_index])}
+    if table.kind == "regression":
+        fitted[OUTPUT_LAYER] = fit_standardization(table.target[train_index])
+    return fitted
+
+
+def _saved_spec(
+    spec: RunSpec,
+    table: Table,
+    train_index: np.ndarray,
+    fitted: Mapping[str, Standardization],
+) -> RunSpec:
     """The run's spec with the preprocessing layers around its network and the data
     set's record (sizes, class names, the fitted standardization)."""
-    from annfactory.data import fit_standardization
     from annfactory.spec import parse_run
 
     data = spec.to_dict()
@@ -454,7 +465,6 @@ def _saved_spec(spec: RunSpec, table: Table, train_index: np.ndarray) -> RunSpec
     if table.kind == "regression":
         layers[OUTPUT_LAYER] = {"type": OUTPUT_LAYER}
     model["layers"] = layers
-    train_rows = table.features[train_index]
     record: dict[str, Any] = {
         "kind": table.kind,
         "features": table.n_features,
@@ -462,31 +472,16 @@ def _saved_spec(spec: RunSpec, table: Table, train_index: np.ndarray) -> RunSpec
         "rows": {"train": len(train_index), "total": table.rows},
         "feature_names": list(table.feature_names),
         "class_names": None if table.class_names is None else list(table.class_names),
-        "standardize": fit_standardization(train_rows).to_dict(),
+        **{name: stats.to_dict() for name, stats in fitted.items()},
     }
-    if table.kind == "regression":
-        record["destandardize"] = fit_standardization(
-            table.target[train_index]
-        ).to_dict()
     data["data"] = {**spec.extras["data"].to_dict(), "fitted": record}
     return parse_run(data)
 
 
-def _fit_preprocessing(
-    model: Network,
-    table: Table,
-    train_index: np.ndarray,
-    device: torch.device,
-    dtype: torch.dtype,
-) -> None:
+def _set_buffers(model: Network, fitted: Mapping[str, Standardization]) -> None:
     """Set the preprocessing layers' buffers to the training split's statistics."""
     import torch
 
-    from annfactory.data import fit_standardization
-
-    fitted = {INPUT_LAYER: fit_standardization(table.features[train_index])}
-    if table.kind == "regression":
-        fitted[OUTPUT_LAYER] = fit_standardization(table.target[train_index])
     with torch.no_grad():
         for name, stats in fitted.items():
             layer = model.get_submodule(name)
@@ -671,11 +666,7 @@ class _Progress:
 def _figure_title(
     context: TaskContext, summary: Mapping[str, Any], metric_key: str
 ) -> str:
-    overrides = [
-        item
-        for item in context.overrides
-        if not item.lstrip("+~").startswith(("hydra.", "hydra/"))
-    ]
+    overrides = context.own_overrides
     what = " ".join(overrides) if overrides else context.spec.network.summary_line()
     result = (
         f"kept epoch {summary['kept_epoch']}: {metric_key} {summary[metric_key]:.4f}, "

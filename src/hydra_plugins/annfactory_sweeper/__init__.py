@@ -18,7 +18,7 @@ only when a sweep runs.
 # No "from __future__ import annotations": Hydra loads plugin modules without
 # registering them in sys.modules, and OmegaConf needs real types on the dataclass.
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -121,8 +121,6 @@ class AnnFactorySweeper(BasicSweeper):
         """Compose each job's config up front (as the basic sweeper does) and keep it
         for the launcher (``loader`` is the sweep's ``ComposeOnce``); record the ones
         that fail instead of stopping the sweep."""
-        from annfactory.config import check_overrides, rerender
-        from annfactory.errors import ConfigError
         from annfactory.sweep import job_line
 
         assert self.config is not None
@@ -131,31 +129,47 @@ class AnnFactorySweeper(BasicSweeper):
             try:
                 loader.compose(self.config, list(overrides))
             except Exception as error:
-                try:  # our checks name the closest valid name; Hydra's do not
-                    check_overrides(list(overrides))
-                    message = str(rerender(error))
-                except ConfigError as ours:
-                    message = str(ours)
+                message = _compose_message(error, overrides)
                 job = first_job + index
                 failed[job] = _error_record(job, overrides, message)
                 print(job_line(failed[job]), flush=True)  # as a job that ran
         return failed
 
 
+def _compose_message(error: Exception, overrides: Sequence[str]) -> str:
+    """A job's composition error, as annfactory's checks word it (with the closest
+    valid name) when they catch it, else Hydra's, re-rendered."""
+    from annfactory.config import check_overrides, rerender
+    from annfactory.errors import ConfigError
+
+    try:
+        check_overrides(list(overrides))
+    except ConfigError as ours:
+        return str(ours)
+    return str(rerender(error))
+
+
+def _consecutive(
+    jobs: Iterable[tuple[int, Sequence[str]]],
+) -> list[tuple[int, list[Sequence[str]]]]:
+    """Numbered jobs in runs of consecutive numbers, each run launched at once, so
+    that each job keeps its number (and run directory) whatever was left out or
+    taken by another process in between."""
+    runs: list[tuple[int, list[Sequence[str]]]] = []
+    for number, overrides in sorted(jobs, key=lambda job: job[0]):
+        if runs and runs[-1][0] + len(runs[-1][1]) == number:
+            runs[-1][1].append(overrides)
+        else:
+            runs.append((number, [overrides]))
+    return runs
+
+
 def _runs_of_valid_jobs(
     batch: Sequence[Sequence[str]], first_job: int, failed: dict[int, Any]
 ) -> list[tuple[int, list[Sequence[str]]]]:
     """Consecutive valid jobs, so that each keeps its number in the sweep."""
-    runs: list[tuple[int, list[Sequence[str]]]] = []
-    for index, overrides in enumerate(batch):
-        job = first_job + index
-        if job in failed:
-            continue
-        if runs and runs[-1][0] + len(runs[-1][1]) == job:
-            runs[-1][1].append(overrides)
-        else:
-            runs.append((job, [overrides]))
-    return runs
+    numbered = enumerate(batch, start=first_job)
+    return _consecutive((job, o) for job, o in numbered if job not in failed)
 
 
 def _record_of(result: JobReturn, job: int, overrides: Sequence[str]) -> Any:

@@ -30,7 +30,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +49,9 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+
+# The package's shared helpers; its __init__ defines them before importing this module.
+from . import _compose_message, _consecutive
 
 if TYPE_CHECKING:
     import optuna
@@ -809,9 +812,10 @@ class OptunaSweeper(Sweeper):
             except Exception as error:  # the launcher itself (no srun, sbatch...)
                 message = f"{type(self.launcher).__name__} failed: {error}"
                 log.error(message)
-                for index, overrides in enumerate(run):
+                for index, job_overrides in enumerate(run):
                     batch.tell(
-                        start + index, _error_record(start + index, overrides, message)
+                        start + index,
+                        _error_record(start + index, job_overrides, message),
                     )
                 continue
             returns.append(results)
@@ -963,34 +967,6 @@ def _objective_never_produced(records: Sequence["JobRecord"]) -> bool:
     return bool(ran) and all(
         r["status"] != "ok" and "metrics have no" in (r["error"] or "") for r in ran
     )
-
-
-def _consecutive(
-    jobs: Iterable[tuple[int, list[str]]],
-) -> list[tuple[int, list[list[str]]]]:
-    """Jobs in runs of consecutive trial numbers, so that each job's number (and run
-    directory) is its trial's number even when another process asked trials in
-    between."""
-    runs: list[tuple[int, list[list[str]]]] = []
-    for number, overrides in sorted(jobs):
-        if runs and runs[-1][0] + len(runs[-1][1]) == number:
-            runs[-1][1].append(overrides)
-        else:
-            runs.append((number, [overrides]))
-    return runs
-
-
-def _compose_message(error: Exception, overrides: Sequence[str]) -> str:
-    """One trial's composition error, as annfactory's checks word it (with the
-    closest valid name) when they catch it, else Hydra's, re-rendered."""
-    from annfactory.config import check_overrides, rerender
-    from annfactory.errors import ConfigError
-
-    try:
-        check_overrides(list(overrides))
-    except ConfigError as ours:
-        return str(ours)
-    return str(rerender(error))
 
 
 def _output_dir(result: Any) -> Optional[str]:  # noqa: UP045
