@@ -476,6 +476,8 @@ def test_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
         assert not (result.run_dir / name).exists(), name
     if result.run_dir.exists():
         assert not list(result.run_dir.glob(".staging-*"))
+    # Nor beside it: the staging folder goes with the process.
+    assert not list(result.run_dir.parent.glob(".staging-*"))
 
 
 # ------------------------------------------------------------------------------------

@@ -717,6 +717,7 @@ def test_a_task_that_fails_after_writing_leaves_earlier_files(
         run_named_task(None, other, demo_run, out=io.StringIO())
     assert snapshot(demo_run) == before
     assert not list(demo_run.glob(".staging-*"))
+    assert not list(demo_run.parent.glob(".staging-*"))  # failed: not kept
 
 
 FAILING_RUNS = [
@@ -752,6 +753,7 @@ def test_a_failed_run_leaves_the_earlier_run_s_files(
     assert "Traceback" not in failed.stderr
     assert snapshot(failed.run_dir) == before
     assert not list(failed.run_dir.glob(".staging-*"))
+    assert not list(failed.run_dir.parent.glob(".staging-*"))
     assert_identical(
         load_run(first.run_dir).state_dict(),
         build_network(annfactory.to_spec(annfactory.compose([]))).state_dict(),
@@ -909,3 +911,32 @@ def test_no_file_descriptors_are_left_open(demo_run: Path) -> None:
         load_run(demo_run)
     after = len(os.listdir("/proc/self/fd")) if Path("/proc/self/fd").exists() else 0
     assert after <= before
+
+
+def test_runs_of_one_process_share_a_staging_folder_removed_at_exit(
+    tmp_path: Path,
+) -> None:
+    # In a sweep every job would otherwise make and remove its own staging folder;
+    # removing a folder is slow on some file systems.
+    script = f"""
+import io, pathlib, annfactory
+from annfactory.tasks import run_named_task
+spec = annfactory.to_spec(annfactory.compose([]))
+root = pathlib.Path({str(tmp_path)!r})
+for job in range(3):
+    run_named_task(None, spec, root / str(job), out=io.StringIO())
+    print(sorted(p.name for p in root.glob(".staging-*")))
+"""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert len(set(lines)) == 1  # one folder, the same for every run
+    assert lines[0].startswith("['.staging-")
+    assert not list(tmp_path.glob(".staging-*"))  # gone with the process
+    for job in range(3):
+        assert (tmp_path / str(job) / SPEC_FILE).is_file()

@@ -27,7 +27,7 @@ from annfactory.config import (
     to_spec,
 )
 from annfactory.errors import AnnFactoryError, ConfigError
-from annfactory.files import write_atomic
+from annfactory.files import to_yaml, write_atomic
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -348,8 +348,11 @@ def _hydra_record(cfg: DictConfig) -> dict[str, str]:
     from omegaconf import OmegaConf
 
     hydra_cfg = HydraConfig.get()
+    # Not OmegaConf.to_yaml({"hydra": hydra_cfg}): wrapping the node in a new config
+    # copies it first (most of a sweep job's cost of these files).
+    hydra_data = OmegaConf.to_container(hydra_cfg, enum_to_str=True)
     return {
-        ".hydra/config.yaml": OmegaConf.to_yaml(cfg),
-        ".hydra/hydra.yaml": OmegaConf.to_yaml({"hydra": hydra_cfg}),
-        ".hydra/overrides.yaml": OmegaConf.to_yaml(list(hydra_cfg.overrides.task)),
+        ".hydra/config.yaml": to_yaml(cfg),
+        ".hydra/hydra.yaml": to_yaml({"hydra": hydra_data}),
+        ".hydra/overrides.yaml": to_yaml(list(hydra_cfg.overrides.task)),
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.errors import ConfigError
-from annfactory.files import write_atomic
+from annfactory.files import to_yaml, write_atomic
 from annfactory.spec import FORMAT_KEY, RunSpec, parse_run
 
 if TYPE_CHECKING:
@@ -74,12 +74,11 @@ def save_run(
     Returns:
         The paths written.
     """
-    from omegaconf import OmegaConf
 
     folder = Path(directory)
     spec_path = folder / SPEC_FILE
     data = {FORMAT_KEY: FORMAT_VERSION, **spec.to_dict()}
-    write_atomic(spec_path, OmegaConf.to_yaml(OmegaConf.create(data)))
+    write_atomic(spec_path, to_yaml(data))
     written = [spec_path]
     if spec.device != "meta":
         written.append(_save_weights(folder / WEIGHTS_FILE, model))

@@ -187,7 +187,7 @@ class ComposeOnce:
             self._templates[choices] = template
         cfg = copy.deepcopy(template)
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        cfg.hydra.overrides.task = [override.input_line for override in parsed]
+        cfg.hydra.overrides.task = [str(override.input_line) for override in parsed]
         naming = cfg.hydra.job.config.override_dirname
         cfg.hydra.job.override_dirname = get_overrides_dirname(
             overrides=parsed,
@@ -240,7 +240,7 @@ def _split_overrides(
         # is a config override.
         is_group = loader.repository.group_exists(override.key_or_group)
         if is_group and not isinstance(override.value(), dict):
-            choices.append(override.input_line)
+            choices.append(str(override.input_line))
         elif override.package is None:
             values.append(override)
         else:
