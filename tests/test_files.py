@@ -84,9 +84,8 @@ def test_spec_yaml_is_the_text_omegaconf_writes(
     overrides: list[str], tmp_path: Any
 ) -> None:
     import annfactory
-    from annfactory.runs import FORMAT_KEY, FORMAT_VERSION, SPEC_FILE, save_run
-
     from annfactory.config import to_spec
+    from annfactory.runs import FORMAT_KEY, FORMAT_VERSION, SPEC_FILE, save_run
 
     spec = to_spec(annfactory.compose(overrides))
     model = annfactory.build_network(spec)
