@@ -211,3 +211,39 @@ def test_a_worker_process_composes_with_hydra(
     assert compositions == [["hydra.mode=MULTIRUN", "model=mlp", "seed=4"]]  # Hydra
     own = hydra_app.config_loader.load_sweep_config(sweep, ["model=mlp", "seed=4"])
     assert described(mine) == described(own)
+
+
+def _nodes(node: Any) -> Iterator[Any]:
+    yield node
+    if OmegaConf.is_dict(node):
+        for key in node._content if isinstance(node._content, dict) else ():
+            yield from _nodes(node._get_node(key))
+    elif OmegaConf.is_list(node) and isinstance(node._content, list):
+        for index in range(len(node._content)):
+            yield from _nodes(node._get_node(index))
+
+
+@pytest.mark.parametrize(
+    "hydra_overrides",
+    [[], ["hydra/sweeper=optuna"], ["hydra/launcher=basic"]],
+    ids=["annfactory", "optuna sweeper", "basic launcher"],
+)
+def test_templates_are_copied_from_their_pickle(
+    hydra_app: Any, hydra_overrides: list[str]
+) -> None:
+    # The plugin configs (annfactory's sweepers and launcher) pickle: their classes
+    # live in a module Hydra's plugin scan does not run twice.
+    sweep = master(hydra_app, hydra_overrides)
+    loader = ComposeOnce(hydra_app.config_loader)
+    first = loader.compose(sweep, ["model=mlp", "seed=1"])
+    second = loader.compose(sweep, ["model=mlp", "seed=2"])
+    ((template, pickled),) = loader._templates.values()  # type: ignore[union-attr]
+    assert isinstance(pickled, bytes)
+    for cfg in (first, second):
+        nodes = list(_nodes(cfg))
+        assert len(nodes) > 100
+        assert all(node._get_root() is cfg for node in nodes)
+        assert not any(node is other for node in nodes for other in _nodes(template))
+    assert (first.seed, second.seed) == (1, 2)
+    own = hydra_app.config_loader.load_sweep_config(sweep, ["model=mlp", "seed=2"])
+    assert described(second) == described(own)

@@ -224,6 +224,7 @@ class RemoveFailedRunDir(Callback):
 #: The loggers of the launchers that log one line per job as they launch it.
 _LAUNCHER_LOGGERS = (
     "hydra._internal.core_plugins.basic_launcher",
+    "hydra_plugins.annfactory_sweeper.launcher",
     "hydra_plugins.hydra_joblib_launcher._core",
     "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
 )

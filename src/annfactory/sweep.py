@@ -122,9 +122,10 @@ class ComposeOnce:
         self.loader = loader
         # Per overrides, the configs composed and not yet launched, in job order.
         self._kept: dict[tuple[str, ...], deque[Any]] = {}
-        # Per group choices (in order), Hydra's composition of them alone; None in a
-        # launcher's worker process (see __getstate__).
-        self._templates: dict[tuple[str, ...], Any] | None = {}
+        # Per group choices (in order), Hydra's composition of them alone and its
+        # pickle (None where it does not pickle); None in a launcher's worker
+        # process (see __getstate__).
+        self._templates: dict[tuple[str, ...], tuple[Any, bytes | None]] | None = {}
 
     def compose(self, master_config: Any, sweep_overrides: list[str]) -> Any:
         """Compose one job's config (raises if it does not compose) and keep it for
@@ -172,8 +173,6 @@ class ComposeOnce:
     ) -> Any:
         """What ``ConfigLoaderImpl._load_configuration_impl`` does after building the
         config, on a copy of the job's template (its group choices composed)."""
-        import copy
-
         from hydra._internal.config_loader_impl import (
             ConfigLoaderImpl,
             get_overrides_dirname,
@@ -181,11 +180,11 @@ class ComposeOnce:
         from omegaconf import OmegaConf
 
         assert self._templates is not None
-        template = self._templates.get(choices)
-        if template is None:
+        kept = self._templates.get(choices)
+        if kept is None:
             template = self.loader.load_sweep_config(master_config, list(choices))
-            self._templates[choices] = template
-        cfg = copy.deepcopy(template)
+            kept = self._templates[choices] = (template, _pickled(template))
+        cfg = _copy(*kept)
         ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
         cfg.hydra.overrides.task = [str(override.input_line) for override in parsed]
         naming = cfg.hydra.job.config.override_dirname
@@ -210,6 +209,27 @@ class ComposeOnce:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+
+
+def _pickled(cfg: Any) -> bytes | None:
+    """``cfg`` pickled, or None where it holds something that does not pickle (the
+    config class of a plugin loaded outside ``sys.modules``)."""
+    import pickle
+
+    try:
+        return pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
+
+
+def _copy(cfg: Any, pickled: bytes | None) -> Any:
+    """A copy of ``cfg``: from its pickle, several times faster than
+    ``copy.deepcopy`` (the same nodes, flags and metadata: OmegaConf pickles them
+    all), else ``copy.deepcopy``."""
+    import copy
+    import pickle
+
+    return copy.deepcopy(cfg) if pickled is None else pickle.loads(pickled)
 
 
 def _split_overrides(

@@ -19,15 +19,16 @@ only when a sweep runs.
 # registering them in sys.modules, and OmegaConf needs real types on the dataclass.
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
+
+from hydra_plugins.annfactory_sweeper._conf import AnnFactorySweeperConf
 
 if TYPE_CHECKING:
     from annfactory.sweep import ComposeOnce
@@ -36,15 +37,6 @@ log = logging.getLogger(__name__)
 
 
 __all__ = ["AnnFactorySweeper", "AnnFactorySweeperConf"]
-
-
-@dataclass
-class AnnFactorySweeperConf:
-    _target_: str = "hydra_plugins.annfactory_sweeper.AnnFactorySweeper"
-    # Jobs launched at once (None: the whole sweep in one batch, as Hydra's default).
-    max_batch_size: Optional[int] = None  # noqa: UP045 (OmegaConf needs Optional)
-    # Sweep parameters, as the basic sweeper takes them ({"seed": "range(0,5)"}).
-    params: Optional[dict[str, str]] = None  # noqa: UP045
 
 
 ConfigStore.instance().store(
@@ -195,4 +187,6 @@ def _error_record(job: int, overrides: Sequence[str], message: str) -> Any:
 
 
 # The search sweeper (hydra/sweeper=optuna); below the helpers it imports lazily.
+# The default launcher (hydra/launcher=annfactory).
+from .launcher import AnnFactoryLauncher  # noqa: E402, F401
 from .optuna_sweeper import OptunaSweeper  # noqa: E402, F401

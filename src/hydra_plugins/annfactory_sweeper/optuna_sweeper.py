@@ -51,6 +51,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 # The package's shared helpers; its __init__ defines them before importing this module.
+from hydra_plugins.annfactory_sweeper._conf import OptunaSweeperConf
+
 from . import _compose_message, _consecutive
 
 if TYPE_CHECKING:
@@ -88,31 +90,6 @@ RESULTS_FILE = "optimization_results.yaml"
 #: concurrent processes write to one file; Optuna's default (5 s) is too short when
 #: jobs finish together.
 _SQLITE_TIMEOUT_S = 60
-
-
-@dataclass
-class OptunaSweeperConf:
-    _target_: str = "hydra_plugins.annfactory_sweeper.optuna_sweeper.OptunaSweeper"
-    # Trials this run adds to the study.
-    n_trials: int = 20
-    # Trials asked and launched at once, through the launcher.
-    n_jobs: int = 1
-    # minimize | maximize (null: the objective's natural direction).
-    direction: Optional[str] = None  # noqa: UP045 (OmegaConf needs Optional)
-    # A dotted path into each job's metrics (null: the task's default, e.g.
-    # train.val_loss for task=train).
-    objective: Optional[str] = None  # noqa: UP045
-    # tpe | random | grid | cmaes
-    sampler: str = "tpe"
-    # Seed of the sampler (null: a different search each run).
-    seed: Optional[int] = None  # noqa: UP045
-    # An Optuna storage URL (null: sqlite:///<sweep dir>/optuna.db).
-    storage: Optional[str] = None  # noqa: UP045
-    # The study in the storage: an existing one gets more trials (null: a new one).
-    study_name: Optional[str] = None  # noqa: UP045
-    # The search space as a mapping, e.g. {"model.width": "choice(16,32)"}; the
-    # command line's overrides of the same keys win.
-    params: Optional[dict[str, str]] = None  # noqa: UP045
 
 
 ConfigStore.instance().store(
