@@ -264,7 +264,10 @@ def test_the_readme_onnxruntime_lines_run_on_an_export(
         for block in re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
         if "onnxruntime.InferenceSession" in block
     ]
-    assert len(block.strip().splitlines()) <= 7  # the imports and five lines
+    code = [
+        line for line in block.splitlines() if line and not line.startswith("import")
+    ]
+    assert len(code) == 5, code
     directory, _ = demo
     monkeypatch.chdir(directory)
     namespace: dict[str, Any] = {}
@@ -272,6 +275,39 @@ def test_the_readme_onnxruntime_lines_run_on_an_export(
     y = namespace["y"]
     assert y.shape == (7, 2)
     np.testing.assert_allclose(y.sum(axis=1), 1.0, rtol=1e-6)  # softmax rows
+    assert namespace["session"].get_inputs()[0].shape == ["batch", 3]
+
+
+def test_the_readme_shows_what_the_export_of_a_trained_run_prints(
+    tmp_path: Path,
+) -> None:
+    """The README's export of a digits run, as printed (the run's path aside; the
+    ONNX difference is onnxruntime's summation order, so its digits may vary)."""
+    ((readme_dir, expected),) = re.findall(
+        r"```\n\$ python scripts/run\.py task=export task\.run=(\S+)\n(.*?)```",
+        README.read_text(),
+        re.S,
+    )
+    cfg = annfactory.compose(["task=train", "model=mlp", "data=digits"])
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(cfg.task, resolve=True)
+    run_dir = tmp_path / "trained"
+    run_named_task(node, annfactory.to_spec(cfg), run_dir, out=io.StringIO())
+    out = io.StringIO()
+    export(spec_of(["task=export"]), tmp_path / "exported", out=out, run=str(run_dir))
+    printed = out.getvalue().replace(str(run_dir), readme_dir).splitlines()
+    lines = expected.splitlines()
+    assert len(printed) == len(lines)
+    for got, want in zip(printed, lines, strict=True):
+        if "model.onnx in onnxruntime" in want:
+            assert re.fullmatch(
+                r"  model\.onnx in onnxruntime [\d.]+: max \|difference\| = "
+                r"[\d.e+-]+",
+                got,
+            ), got
+        else:
+            assert got == want
 
 
 # ------------------------------------------------------------------------------------
