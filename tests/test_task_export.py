@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -415,6 +416,19 @@ def test_the_tolerance_grows_with_the_dtype_and_the_output() -> None:
     assert ordered == sorted(ordered)
     assert tolerance("bfloat16", 1.0) > tolerance("float16", 1.0)
     assert set(TOLERANCES) == {"float32", "float64", "float16", "bfloat16"}
+
+
+def test_equal_infinities_and_nans_do_not_count_as_differences() -> None:
+    inf, nan = float("inf"), float("nan")
+    eager = torch.tensor([[inf, nan, 1.0], [-inf, 2.0, 3.0]])
+    assert export_task._difference(eager + 0.0, eager) == 0.0
+    shifted = eager + torch.tensor([[0.0, 0.0, 0.5], [0.0, -0.25, 0.0]])
+    assert export_task._difference(shifted, eager) == 0.5
+    assert math.isnan(export_task._difference(eager.nan_to_num(), eager))
+    assert math.isnan(export_task._difference(eager[:1], eager))
+    flipped = eager.clone()
+    flipped[0, 0] = -inf
+    assert export_task._difference(flipped, eager) == inf
 
 
 def test_an_export_beyond_the_tolerance_fails_and_saves_nothing(

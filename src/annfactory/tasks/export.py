@@ -593,19 +593,21 @@ def _from_numpy(array: Any) -> torch.Tensor:
 
 
 def _difference(exported: torch.Tensor, eager: torch.Tensor) -> float:
-    """max |exported - eager| in float64 (NaN where they differ in NaNs or shape)."""
+    """max |exported - eager| in float64: NaN if the shapes differ or one holds a
+    NaN where the other does not; values that are equal (an inf in both, a NaN in
+    both) differ by 0."""
     import torch
 
     a = exported.detach().cpu().double()
     b = eager.detach().cpu().double()
     if a.shape != b.shape:
         return float("nan")
-    nan = torch.isnan(a) | torch.isnan(b)
     if bool((torch.isnan(a) != torch.isnan(b)).any()):
         return float("nan")
     if not a.numel():
         return 0.0
-    return float((a - b).abs().masked_fill(nan, 0.0).max())
+    same = (a == b) | (torch.isnan(a) & torch.isnan(b))
+    return float((a - b).abs().masked_fill(same, 0.0).max())
 
 
 def _max_abs(tensor: torch.Tensor) -> float:
@@ -692,9 +694,13 @@ def _load(run_dir: str, device: str) -> tuple[RunSpec, nn.Module]:
         ConfigError: Keyed ``task.run``: no such directory, or the run does not load
             (a missing or tampered file; the reason of :func:`load_run`).
     """
+    from hydra.utils import to_absolute_path
+
     from annfactory.runs import SPEC_FILE, WEIGHTS_FILE, load_run, load_spec
 
-    path = Path(run_dir)
+    # Under hydra.job.chdir=true a job runs in its run directory; a relative path
+    # still means one from where the command was typed (outside Hydra: the cwd).
+    path = Path(to_absolute_path(run_dir))
     hint = (
         f"Give the directory of a saved run (it holds {SPEC_FILE} and "
         f"{WEIGHTS_FILE}), e.g. task.run=outputs/2026-11-30/12-00-00."
