@@ -449,6 +449,11 @@ def test_an_export_beyond_the_tolerance_fails_and_saves_nothing(
     ):
         export(spec_of(["model=demo"]), tmp_path)
     assert not list(tmp_path.iterdir())
+    # Called directly, export_files removes the files it wrote.
+    spec = spec_of(["model=demo"])
+    with pytest.raises(ConfigError, match=r"model\.onnx disagrees"):
+        export_files(annfactory.build_network(spec).eval(), spec, tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_an_export_of_a_single_row_batch_checks_that_row(tmp_path: Path) -> None:

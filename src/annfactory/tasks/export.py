@@ -220,7 +220,7 @@ def export_files(
     Raises:
         ConfigError: A layer (or activation) cannot be exported: the message names
             it and gives the exporter's reason. Or an export disagrees with the eager
-            network by more than :func:`tolerance`.
+            network by more than :func:`tolerance` (the files are removed).
     """
     import torch
 
@@ -273,11 +273,10 @@ def export_files(
         "onnx_runner": runner,
         "seed": spec.seed,
     }
-    for name, difference in (
-        ("model.onnx", onnx_difference),
-        ("model.pt2", pt2_difference),
-    ):
+    for name, difference in ((ONNX_FILE, onnx_difference), (PT2_FILE, pt2_difference)):
         if not difference <= allowed:
+            for path in (pt2_path, onnx_path, _external_data(onnx_path)):
+                path.unlink(missing_ok=True)
             raise ConfigError(
                 "model",
                 f"{name} disagrees with the eager network: max |difference| = "
@@ -619,8 +618,13 @@ def _max_abs(tensor: torch.Tensor) -> float:
 def _size(path: Path) -> int:
     """The ONNX file's bytes, with its external data file if it has one (a model
     over 2 GB)."""
-    external = path.with_name(path.name + ".data")
+    external = _external_data(path)
     return path.stat().st_size + (external.stat().st_size if external.exists() else 0)
+
+
+def _external_data(path: Path) -> Path:
+    """Where ``ONNXProgram.save`` puts the weights of a model over 2 GB."""
+    return path.with_name(path.name + ".data")
 
 
 # ------------------------------------------------------------------------------------
