@@ -49,7 +49,10 @@ FRAMING = (
 OVERRIDES_PREFIX = "Error in the overrides: "
 
 #: Outputs that a failed run must not leave.
-OUTPUTS = ("metrics.json", "weights.safetensors", "spec.yaml", "summary.txt")
+OUTPUTS = (
+    "metrics.json", "weights.safetensors", "spec.yaml", "summary.txt",
+    "model.onnx", "model.pt2",
+)  # fmt: skip
 
 #: The huge mlp: 8 hidden layers of 200,000 units, 280 billion parameters (1.1 TB in
 #: float32). On the meta device it builds in about two seconds.
@@ -371,7 +374,27 @@ TRAIN_CASES = [
          value="task=train only", fix="task=train optimizer.lr=0.1"),
 ]  # fmt: skip
 
-CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES
+RUNS = BAD_INPUTS / "runs"
+
+EXPORT_CASES = [
+    case("export-on-meta", "task=export", "device=meta", key="device",
+         value="device=meta allocates no values", fix="Use device=cpu"),
+    case("export-missing-run", "task=export", "task.run=no/such/run", key="task.run",
+         value="'no/such/run' does not exist", fix="Give the directory of a saved run"),
+    case("export-run-is-a-file", "task=export", f"task.run={BAD_INPUTS / 'README.md'}",
+         key="task.run", value="README.md' is a file, not a directory",
+         fix="Give the directory of a saved run"),
+    case("export-run-with-a-bad-spec", "task=export",
+         f"task.run={RUNS / 'unknown_layer_type'}", key="task.run",
+         value="does not load: model.layers.fc1.type: unknown layer type 'lineer'",
+         fix="Did you mean 'linear'?"),
+    case("export-opset-too-old", "task=export", "task.opset=11", key="task.opset",
+         value="11 is out of range", fix="an integer >= 18"),
+    case("export-unknown-option", "task=export", "task.rum=outputs/x", key="task.rum",
+         value="'rum'", fix="Did you mean 'run'?"),
+]  # fmt: skip
+
+CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES
 
 
 def physical_memory() -> int:
@@ -442,11 +465,11 @@ def fail_in_process(bad: Bad) -> None:
         overrides = [*overrides, f"hydra.searchpath=[file://{BAD_INPUTS}]"]
     cfg = annfactory.compose(overrides)
     spec = annfactory.to_spec(cfg)
-    if "task=train" not in overrides:
+    if not {"task=train", "task=export"} & set(overrides):
         annfactory.build_network(spec)
         return
-    # The train task's own checks (a data set is chosen, the loss, the device), made
-    # before it builds the network.
+    # The train and export tasks' own checks (a data set is chosen, the loss, the
+    # device, the run to export), made before they build the network.
     from omegaconf import OmegaConf
 
     from annfactory.tasks import run_named_task

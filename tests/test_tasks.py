@@ -25,7 +25,7 @@ from annfactory.tasks import (
     tasks,
 )
 
-BUILT_IN = ("activations", "diagnose", "forward", "init_report", "train")
+BUILT_IN = ("activations", "diagnose", "export", "forward", "init_report", "train")
 
 
 def _spec(*overrides: str) -> annfactory.RunSpec:

@@ -376,6 +376,7 @@ class _Report(io.StringIO):
 from annfactory.tasks import (  # noqa: E402, F401
     activations,
     diagnose,
+    export,
     forward,
     init_report,
     train,
