@@ -831,3 +831,20 @@ def test_a_missing_onnxruntime_says_how_to_install_it_on_the_command_line(
     )
     assert "pip install onnxruntime onnxscript" in result.stderr
     assert not (result.run_dir / "model.onnx").exists()
+
+
+def test_the_files_name_no_path_of_this_machine(tmp_path: Path) -> None:
+    # The exporters record each node's Python stack (file paths); the same network
+    # must give the same files on every machine, and a shared file must not show
+    # where it was made.
+    export(spec_of(["model=demo"]), tmp_path)
+    source = str(Path(annfactory.__file__).resolve().parent.parent)
+    for name in ("model.onnx", "model.pt2"):
+        data = (tmp_path / name).read_bytes()
+        if name.endswith(".pt2"):
+            import zipfile
+
+            with zipfile.ZipFile(tmp_path / name) as archive:
+                data = b"".join(archive.read(item) for item in archive.namelist())
+        assert source.encode() not in data, name
+        assert b"site-packages" not in data, name

@@ -239,9 +239,13 @@ def export_files(
     pt2_path, onnx_path = directory / PT2_FILE, directory / ONNX_FILE
     with _quiet_exporter():
         program = _exported(model, model, spec, example, _TORCH_EXPORT)
+        for node in program.graph.nodes:
+            # This machine's file paths (see _drop_stack_traces), in the .pt2 too.
+            node.meta.pop("stack_trace", None)
         torch.export.save(program, pt2_path)
         onnx_program = _exported(program, model, spec, example, _onnx_step(opset))
         _name_batch_dimension(onnx_program)
+        _drop_stack_traces(onnx_program)
         onnx_program.save(str(onnx_path))
     written_opset = int(onnx_program.model.opset_imports.get("", opset))
     with torch.inference_mode():
@@ -493,6 +497,20 @@ def _quiet_exporter() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+#: The exporter's metadata key for the Python stack that made a node: absolute paths of
+#: this installation's files.
+_STACK_TRACE_KEY = "pkg.torch.onnx.stack_trace"
+
+
+def _drop_stack_traces(onnx_program: Any) -> None:
+    """Remove each node's Python stack trace from the ONNX graph: it names this
+    machine's file paths, so the same network would give other bytes elsewhere (and
+    a shared file would show where it was made). The ONNX exporter copies them from
+    the exported program's nodes, which lose theirs before ``model.pt2`` is saved."""
+    for node in onnx_program.model.graph.all_nodes():
+        node.metadata_props.pop(_STACK_TRACE_KEY, None)
 
 
 def _name_batch_dimension(onnx_program: Any) -> None:
