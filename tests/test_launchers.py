@@ -336,12 +336,20 @@ def test_help_lists_every_sweeper_and_launcher_hydra_accepts(
             for option in groups["hydra/sweeper"]
         ],
         "hydra/launcher": [
-            option + " (selected)" * (option == "basic")
+            option + " (selected)" * (option == "annfactory")
             for option in groups["hydra/launcher"]
         ],
     }
     assert {"annfactory", "basic"} <= set(groups["hydra/sweeper"])
-    assert {"basic", *SCHEMAS} <= set(groups["hydra/launcher"])
+    assert {"annfactory", "basic", *SCHEMAS} <= set(groups["hydra/launcher"])
+
+
+def test_the_readme_shows_what_help_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    text, _ = composed_help([], monkeypatch)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = re.search(r"```\n(hydra/sweeper: .*?\nhydra/launcher: .*?)\n```", readme)
+    assert shown is not None
+    assert help_lines(shown.group(1)) == help_lines(text)
 
 
 def test_help_marks_a_launcher_whose_plugin_is_missing(
