@@ -358,7 +358,7 @@ def _layer_shape(layer: _Layer) -> LayerShape:
             layer.entry.path,
             f"layer type {layer.type_name!r} cannot take the input shape "
             f"{list(layer.input_shape)}: {error}.",
-            "Change the layer before it, or the model's input shape.",
+            "Change its options, the layers before it, or the model's input shape.",
         ) from error
 
 

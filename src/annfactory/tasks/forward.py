@@ -7,6 +7,7 @@ parameter with its init and statistics; writes ``summary.txt``, ``metrics.json``
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -114,7 +115,11 @@ def run(context: TaskContext) -> dict[str, Any]:
             metrics["compile"] = compiled
     _print_report(out, spec, x, y, summary_text, parameters, total)
     if dead:
-        widths = {layer.name: layer.out_features for layer in spec.network.layers}
+        # A unit is one value of a sample's output: a feature, or a channel at one
+        # position of an image.
+        widths = {
+            layer.name: math.prod(layer.output_shape) for layer in spec.network.layers
+        }
         listing = ", ".join(
             f"{name} {count}/{widths[name.removesuffix('_act')]}"
             for name, count in dead.items()
@@ -195,10 +200,11 @@ def _compiled_forward(
 
 
 def _count_dead_units(name: str, dead: dict[str, int]) -> Any:
-    """A forward hook that records how many output units are 0 for every row."""
+    """A forward hook that records how many output units (values of a sample) are 0
+    for every row."""
 
     def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
-        if output.is_meta or output.dim() != 2:
+        if output.is_meta or output.dim() < 2:
             return
         count = int((output == 0).all(dim=0).sum())
         if count:
