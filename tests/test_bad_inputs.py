@@ -667,6 +667,15 @@ SHAPE_CASES = [
          "model.layers.conv.kernel_size=[3,3,3]",
          key="model.layers.conv.kernel_size", value="[3, 3, 3]",
          fix="a list of 2 of them"),
+    case("cnn-pool-larger-than-input", "model=cnn", "model.layers.pool1.kernel_size=16",
+         key="model.layers.pool1", value="kernel_size 16 > input 8x8", fix=SHAPE_FIX),
+    case("cnn-conv-out-channels-zero", "model=cnn", "model.layers.conv2.out_channels=0",
+         key="model.layers.conv2.out_channels", value="0 is out of range",
+         fix="an integer >= 1"),
+    case("cnn-on-data-without-images", *TRAIN[:1], "model=cnn", "data=iris",
+         "task.epochs=1", key="model.input_shape",
+         value="input of shape [1, 8, 8], and data=iris has 4 features",
+         fix="Set model.input_shape to [4]"),
 ]  # fmt: skip
 # The corpus's file list includes these model files.
 FILE_CASES.extend(param for param in SHAPE_CASES if param.id.startswith("file-"))

@@ -136,7 +136,8 @@ def test_every_layer_option_composes_into_a_network(option: str) -> None:
 def test_every_model_option_builds(option: str) -> None:
     model = annfactory.build_model(compose([f"model={option}"]))
     spec = model.spec
-    assert model(torch.randn(2, spec.in_features)).shape == (2, spec.out_features)
+    output = model(torch.randn(2, *spec.input_shape))
+    assert output.shape == (2, *spec.output_shape)
 
 
 def test_string_shorthand_means_the_option_with_its_defaults() -> None:

@@ -462,3 +462,42 @@ def test_a_conv_stack_builds_exactly_when_torch_runs_it(
     assert spec.network.num_params == sum(p.numel() for p in reference.parameters())
     network = annfactory.build_network(spec).eval()
     assert network(torch.randn(2, *input_shape)).shape == expected.shape
+
+
+# ------------------------------------------------------------------------------------
+# The README's model files
+# ------------------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+MODEL_FILES = re.findall(
+    r"```yaml\n# my_configs/model/(\w+)\.yaml.*?\n(.*?)```",
+    README.read_text(),
+    flags=re.DOTALL,
+)
+
+
+@pytest.mark.parametrize(("name", "text"), MODEL_FILES, ids=[n for n, _ in MODEL_FILES])
+def test_the_readme_model_files_compose_and_build(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / f"{name}.yaml").write_text(text)
+    cfg = annfactory.compose(
+        [
+            f"model={name}",
+            f"hydra.searchpath=[file://{tmp_path}]",
+            "init=kaiming_uniform",
+        ]
+    )
+    model = annfactory.build_model(cfg).eval()
+    spec = model.spec
+    x = torch.randn(2, *spec.input_shape)
+    assert model(x).shape == (2, *spec.output_shape)
+    assert sum(p.numel() for p in model.parameters()) == spec.num_params
+
+
+def test_the_readme_shows_a_cnn_model_file() -> None:
+    names = [name for name, _ in MODEL_FILES]
+    assert "small_cnn" in names
+    spec_text = dict(MODEL_FILES)["small_cnn"]
+    assert "conv2d" in spec_text

@@ -381,7 +381,8 @@ def _norm_default(
 def _build_standardize(input_shape: Shape) -> nn.Module:
     from annfactory.preprocessing import Standardize
 
-    return Standardize(input_shape[-1])
+    # Per feature of a vector; per channel of a sample of more dimensions.
+    return Standardize(input_shape)
 
 
 def _build_destandardize(input_shape: Shape) -> nn.Module:
@@ -438,7 +439,8 @@ layers.register("layer_norm", LayerType(
 layers.register("standardize", LayerType(
     build=_build_standardize,
     shape=_same_shape,
-    doc="(x - mean) / scale per feature; task=train fits the buffers on training rows",
+    doc="(x - mean) / scale per feature (per channel of an image); task=train fits "
+    "the buffers on training rows",
 ))  # fmt: skip
 layers.register("destandardize", LayerType(
     build=_build_destandardize,
