@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from annfactory import layers
-from annfactory.params import REQUIRED
 
 #: Input shapes of one sample: vectors, [channels, length] and [channels, height,
 #: width] samples.
@@ -34,17 +33,41 @@ REQUIRED_EXAMPLES: dict[str, Any] = {
 }
 
 
+#: The layers of a nested layer type (a residual block) in the examples: one that
+#: keeps any shape.
+NESTED_EXAMPLE: dict[str, Any] = {"inner": {"type": "layer_norm"}}
+
+
 def example_options(name: str, **given: Any) -> dict[str, Any]:
     """The layer type's options: its defaults, an example for each required one,
     and ``given``."""
     options = {
-        option: REQUIRED_EXAMPLES[option]
-        if param.default is REQUIRED
-        else param.default
+        option: REQUIRED_EXAMPLES[option] if param.required else param.default
         for option, param in layers.get(name).params.items()
         if option not in given
     }
     return {**options, **given}
+
+
+def example_node(name: str) -> dict[str, Any]:
+    """A layer node of the type with its example options (and, for a nested type,
+    :data:`NESTED_EXAMPLE` as its layers)."""
+    node = {"type": name, **example_options(name)}
+    if layers.get(name).nested:
+        node["layers"] = NESTED_EXAMPLE
+    return node
+
+
+def rule_options(
+    name: str, input_shape: tuple[int, ...], **given: Any
+) -> dict[str, Any]:
+    """What the type's shape rule and build take besides the input shape: its
+    options, and for a nested type the shape its layers give (the input's, as with
+    :data:`NESTED_EXAMPLE`)."""
+    options = example_options(name, **given)
+    if layers.get(name).nested:
+        options["body_shape"] = input_shape
+    return options
 
 
 def shapes_taken(name: str, options: dict[str, Any]) -> list[tuple[int, ...]]:
@@ -54,7 +77,7 @@ def shapes_taken(name: str, options: dict[str, Any]) -> list[tuple[int, ...]]:
     taken = []
     for shape in SAMPLE_SHAPES:
         try:
-            rule(shape, options)
+            rule(shape, rule_options(name, shape, **options))
         except ValueError:
             continue
         taken.append(shape)

@@ -225,7 +225,7 @@ OVERRIDE_CASES = [
          fix="Valid inits: constant"),
     case("target-on-a-layer", f"+{LAYER}._target_=os.system",
          key=f"{LAYER}._target_", value="_target_ is never imported",
-         fix=f"Use {LAYER}.type with one of: batch_norm"),
+         fix=f"Use {LAYER}.type with one of: adaptive_avg_pool2d"),
     # A network too large for this machine, caught before allocation.
     case("network-too-large", *HUGE_MLP,
          key="model",
@@ -676,6 +676,17 @@ SHAPE_CASES = [
          "task.epochs=1", key="model.input_shape",
          value="input of shape [1, 8, 8], and data=iris has 4 features",
          fix="Set model.input_shape to [4]"),
+    user_file("residual_mismatch", key="model.layers.block",
+              value="adds its input, of shape [16], to its layers' output, of shape "
+              "[8]", fix="Set model.layers.block.projection=true"),
+    case("resmlp-block-changes-the-width", "model=resmlp",
+         "model.layers.block1.layers.fc2.out_features=16", key="model.layers.block1",
+         value="of shape [32], to its layers' output, of shape [16]",
+         fix="Set model.layers.block1.projection=true"),
+    case("resmlp-nested-type-typo", "model=resmlp",
+         "model.layers.block2.layers.fc1.type=lineer",
+         key="model.layers.block2.layers.fc1.type", value="'lineer'",
+         fix="Did you mean 'linear'?"),
 ]  # fmt: skip
 # The corpus's file list includes these model files.
 FILE_CASES.extend(param for param in SHAPE_CASES if param.id.startswith("file-"))

@@ -117,6 +117,8 @@ def test_every_layer_option_composes_into_a_network(option: str) -> None:
         f"model.layers.extra.{name}={example_options(option)[name]}"
         for name in required
     ]
+    if layers.get(option).nested:
+        overrides.append("+model.layers.extra.layers={inner: {type: layer_norm}}")
     vectors = (4,) in shapes_taken(option, example_options(option))
     if not vectors:
         # A layer that does not take the demo's output (2 values): alone, on a

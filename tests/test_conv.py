@@ -496,8 +496,79 @@ def test_the_readme_model_files_compose_and_build(
     assert sum(p.numel() for p in model.parameters()) == spec.num_params
 
 
-def test_the_readme_shows_a_cnn_model_file() -> None:
-    names = [name for name, _ in MODEL_FILES]
-    assert "small_cnn" in names
-    spec_text = dict(MODEL_FILES)["small_cnn"]
-    assert "conv2d" in spec_text
+def test_the_readme_shows_a_cnn_and_a_residual_block() -> None:
+    files = dict(MODEL_FILES)
+    assert "type: conv2d" in files["small_cnn"]
+    assert "type: residual" in files["res_cnn"]
+
+
+# ------------------------------------------------------------------------------------
+# The dry run scales: a 10-billion-parameter conv net on the meta device
+# ------------------------------------------------------------------------------------
+
+#: 3x1024x1024 images, a 4096-channel conv of stride 2 ([4096, 512, 512]), then a
+#: linear head on the flattened 1,073,741,824 values.
+CONV_10B = """\
+type: sequential
+input_shape: [3, 1024, 1024]
+layers:
+  conv: {type: conv2d, out_channels: 4096, kernel_size: 3, stride: 2, padding: 1,
+         activation: relu}
+  flat: {type: flatten}
+  head: {type: linear, out_features: 10}
+"""
+CONV_10B_PARAMS = (4096 * 3 * 9 + 4096) + (10 * 4096 * 512 * 512 + 10)
+
+
+def _conv_10b(tmp_path: Path) -> Path:
+    (tmp_path / "cfg" / "model").mkdir(parents=True)
+    (tmp_path / "cfg" / "model" / "conv10b.yaml").write_text(CONV_10B)
+    return tmp_path / "cfg"
+
+
+def test_the_10b_conv_net_is_counted_from_its_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from annfactory import factory
+
+    cfg = annfactory.compose(
+        ["model=conv10b", f"hydra.searchpath=[file://{_conv_10b(tmp_path)}]"]
+    )
+    spec = annfactory.to_spec(cfg)
+    assert spec.network.num_params == CONV_10B_PARAMS == 10_737_532_938
+    assert [layer.output_shape for layer in spec.network.layers] == [
+        (4096, 512, 512),
+        (4096 * 512 * 512,),
+        (10,),
+    ]
+    # The memory guard counts every image activation: the input, the conv's output
+    # and its relu's, the flattened copy, the head's output; 5 rows in float32.
+    conv = 4096 * 512 * 512
+    assert factory.batch_bytes(spec) == 5 * 4 * (3 * 1024 * 1024 + 2 * conv + conv + 10)
+    monkeypatch.setattr(factory, "available_bytes", lambda device: 100e9)
+    with pytest.raises(
+        MemoryError,
+        match=r"^batch_size: the run needs 107\.4 GB: 43\.0 GB for the network's "
+        r"parameters .* and 64\.5 GB for a batch of 5 rows and its activations",
+    ):
+        factory.check_memory(spec, factory._meta_layers(spec))
+
+
+@pytest.mark.slow
+def test_the_10b_conv_net_dry_runs_on_meta_in_little_memory(tmp_path: Path) -> None:
+    from test_bad_inputs import run_measured
+
+    config_dir = _conv_10b(tmp_path)
+    (tmp_path / "run").mkdir()
+    result = run_measured(
+        ["--config-dir", str(config_dir), "model=conv10b", "device=meta"],
+        tmp_path / "run" / "meta",
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"parameters={CONV_10B_PARAMS:,}" in result.stdout
+    assert "input shape:  [5, 3, 1024, 1024]" in result.stdout
+    assert "output shape: [5, 10]" in result.stdout
+    assert "conv(4096x512x512, relu) -> flat(1073741824, identity)" in result.stdout
+    assert re.search(r"Linear \(head\)\s+10,737,418,250", result.stdout)
+    # Python, Hydra and torch take a few hundred MB; the parameters would take 43 GB.
+    assert result.peak_rss_bytes < 1.5e9, result.peak_rss_bytes

@@ -21,7 +21,7 @@ import annfactory
 from annfactory import ConfigError, UnknownNameError, activations, inits, layers
 from annfactory.inits import NONLINEARITIES
 from annfactory.params import REQUIRED
-from layer_samples import REQUIRED_EXAMPLES, first_shape
+from layer_samples import NESTED_EXAMPLE, REQUIRED_EXAMPLES, first_shape
 from specs import one_linear_layer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -190,6 +190,8 @@ def test_every_layer_config_file_is_a_registered_layer_type_that_parses(
         key: REQUIRED_EXAMPLES[key] if value is REQUIRED else value
         for key, value in _yaml_values(config, ()).items()
     }
+    if layers.get(stem).nested:
+        fields["layers"] = NESTED_EXAMPLE
     model = {"input_shape": list(first_shape(stem)), "layers": {"only": fields}}
     spec = annfactory.parse_run({"model": model})
     assert spec.network.layers[0].type == stem

@@ -18,8 +18,10 @@ from annfactory import ConfigError, LayerType, layers
 from annfactory.layers import LayerShape
 from layer_samples import (
     REQUIRED_EXAMPLES,
+    example_node,
     example_options,
     first_shape,
+    rule_options,
     shapes_taken,
 )
 
@@ -46,8 +48,10 @@ def test_the_shape_rule_matches_the_module_torch_builds(name: str, flags: bool) 
         name, **{k: flags for k, p in entry.params.items() if p.kind is bool}
     )
     for input_shape in shapes_taken(name, options):
-        shape = entry.shape(input_shape, options)
-        module = entry.build(input_shape, **options).eval()
+        given = rule_options(name, input_shape, **options)
+        shape = entry.shape(input_shape, given)
+        body = {"body": []} if entry.nested else {}  # an empty body: x + x
+        module = entry.build(input_shape, **given, **body).eval()
         declared = {k: tuple(v) for k, v in shape.parameters.items()}
         assert declared == {k: tuple(p.shape) for k, p in module.named_parameters()}
         output = module(torch.randn(2, *input_shape))
@@ -81,7 +85,7 @@ def test_the_built_in_shape_rules_do_not_import_torch() -> None:
     models = {
         name: {
             "input_shape": list(first_shape(name)),
-            "layers": {"only": {"type": name, **example_options(name)}},
+            "layers": {"only": example_node(name)},
         }
         for name in layers.names()
     }

@@ -93,7 +93,7 @@ def build_network(
     """
     device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
-    modules = _meta_layers(spec)
+    modules = _meta_layers(spec, device, dtype)
     check_memory(spec, modules)
     blocks = [
         (layer.name, module, _activation(layer, device, dtype))
@@ -178,7 +178,9 @@ def state_layout(spec: RunSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype]
     meta = torch.device("meta")
     blocks = [
         (layer.name, module, _activation(layer, meta, dtype))
-        for layer, module in zip(spec.network.layers, _meta_layers(spec), strict=True)
+        for layer, module in zip(
+            spec.network.layers, _meta_layers(spec, meta, dtype), strict=True
+        )
     ]
     return {
         name: (
@@ -189,16 +191,51 @@ def state_layout(spec: RunSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype]
     }
 
 
-def _meta_layers(spec: RunSpec) -> list[nn.Module]:
-    """Every layer built on the meta device and checked against its spec."""
+def _meta_layers(
+    spec: RunSpec,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> list[nn.Module]:
+    """Every layer built on the meta device and checked against its spec.
+
+    The activations inside nested layers (residual blocks) are built for real on
+    ``device`` (default: the CPU) in ``dtype``, as the network's own are.
+    """
     _check_describable(spec)
+    device = torch.device("cpu") if device is None else device
+    dtype = torch.get_default_dtype() if dtype is None else dtype
     modules = []
     for layer in spec.network.layers:
-        with torch.device("meta"):
-            module = layers.get(layer.type).build(layer.input_shape, **layer.options)
+        module = _meta_layer(layer, device, dtype)
         _check_parameters(module, layer)
         modules.append(module)
     return modules
+
+
+def _meta_layer(
+    layer: LayerSpec, device: torch.device, dtype: torch.dtype
+) -> nn.Module:
+    """One layer built on the meta device; a nested one gets its layers built first,
+    each with its activation."""
+    build = layers.get(layer.type).build
+    if not layer.layers:
+        with torch.device("meta"):
+            return build(layer.input_shape, **layer.options)
+    body = [
+        (
+            child.name,
+            _meta_layer(child, device, dtype),
+            _activation(child, device, dtype),
+        )
+        for child in layer.layers
+    ]
+    with torch.device("meta"):
+        return build(
+            layer.input_shape,
+            body=body,
+            body_shape=layer.layers[-1].output_shape,
+            **layer.options,
+        )
 
 
 def _activation(

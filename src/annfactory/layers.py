@@ -157,6 +157,11 @@ class LayerType:
             ``activation`` groups apply to (linear; soon convolutions).
         doc: One line for listings.
         dense: The former name of ``weighted``, still accepted.
+        nested: The layer holds layers of its own: a ``layers`` mapping in the same
+            format as a model's (a residual block). They are resolved first; the
+            shape rule gets the output shape of the last of them as the option
+            ``body_shape``, and ``build`` gets them built, in order, as ``body``: a
+            list of ``(name, module, activation or None)``.
     """
 
     build: Callable[..., nn.Module]
@@ -165,6 +170,7 @@ class LayerType:
     default_init: DefaultInit | None
     weighted: bool
     doc: str
+    nested: bool
 
     def __init__(
         self,
@@ -176,6 +182,7 @@ class LayerType:
         doc: str = "",
         *,
         dense: bool | None = None,
+        nested: bool = False,
     ) -> None:
         # A frozen dataclass sets its fields through object.__setattr__ (as the
         # generated __init__ does); this one adds the former name of ``weighted``.
@@ -186,6 +193,7 @@ class LayerType:
             "default_init": default_init,
             "weighted": weighted if dense is None else dense,
             "doc": doc,
+            "nested": nested,
         }
         for name, value in fields.items():
             object.__setattr__(self, name, value)
@@ -698,4 +706,97 @@ layers.register("flatten", LayerType(
     },
     shape=_flatten_shape,
     doc="joins dimensions into one: [C, H, W] -> [C*H*W] (torch.nn.Flatten)",
+))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------
+# Residual blocks: x + body(x), the body a mapping of layers of its own
+# ------------------------------------------------------------------------------------
+
+#: The name of a residual block's projection of its input (a child module).
+PROJECTION: Final = "projection"
+
+
+def _projection_strides(
+    input_shape: Shape, body_shape: Shape
+) -> tuple[int, ...] | None:
+    """The strides of a 1x1 convolution that maps each spatial size of the input to
+    the body's (None if there are none): ``(size - 1) // stride + 1 == target``."""
+    strides = []
+    for size, target in zip(input_shape[1:], body_shape[1:], strict=True):
+        fits = [s for s in range(1, size + 1) if (size - 1) // s + 1 == target]
+        if not fits:
+            return None
+        strides.append(fits[0])
+    return tuple(strides)
+
+
+def _residual_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
+    # x + body(x): the body's shape, and the projection's parameters if it maps x.
+    body_shape = tuple(options["body_shape"])
+    if body_shape == tuple(input_shape) or not options["projection"]:
+        return LayerShape(body_shape)
+    if len(body_shape) != len(input_shape) or len(input_shape) > 3:
+        raise ValueError(
+            f"no projection maps the input {list(input_shape)} to the body's output "
+            f"{list(body_shape)}: a linear or 1x1 convolution keeps the rank"
+        )
+    if len(input_shape) > 1 and _projection_strides(input_shape, body_shape) is None:
+        raise ValueError(
+            f"no 1x1 convolution maps the input's size {list(input_shape[1:])} to "
+            f"the body's {list(body_shape[1:])}"
+        )
+    kernel = (1,) * (len(input_shape) - 1)
+    return LayerShape(
+        body_shape,
+        {
+            f"{PROJECTION}.weight": (body_shape[0], input_shape[0], *kernel),
+            f"{PROJECTION}.bias": (body_shape[0],),
+        },
+    )
+
+
+def _build_residual(
+    input_shape: Shape,
+    *,
+    projection: bool,
+    body: Sequence[tuple[str, nn.Module, nn.Module | None]],
+    body_shape: Shape,
+) -> nn.Module:
+    from torch import nn
+
+    from annfactory.network import Residual
+
+    shortcut: nn.Module | None = None
+    if projection and tuple(body_shape) != tuple(input_shape):
+        if len(input_shape) == 1:
+            shortcut = nn.Linear(input_shape[0], body_shape[0])
+        else:
+            strides: Any = _projection_strides(input_shape, body_shape)
+            cls = nn.Conv1d if len(input_shape) == 2 else nn.Conv2d
+            shortcut = cls(input_shape[0], body_shape[0], 1, stride=strides)
+    return Residual(body, shortcut)
+
+
+def _residual_default(
+    parameter: str, shape: LayerShape, options: Mapping[str, Any]
+) -> InitChoice:
+    # The projection is an nn.Linear or nn.ConvNd: torch's default init of either.
+    name = parameter.removeprefix(f"{PROJECTION}.")
+    weight = shape.parameters[f"{PROJECTION}.weight"]
+    return _linear_default(name, LayerShape(shape.output, {"weight": weight}), options)
+
+
+layers.register("residual", LayerType(
+    build=_build_residual,
+    params={
+        "projection": Param(
+            bool, False, "project the input (a linear or 1x1 convolution) when the "
+            "body changes its shape"
+        ),
+    },
+    shape=_residual_shape,
+    default_init=_residual_default,
+    nested=True,
+    doc="x + body(x), the body its own mapping of layers (a ResNet block)",
 ))  # fmt: skip

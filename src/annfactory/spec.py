@@ -155,7 +155,10 @@ class ParameterSpec:
 class LayerSpec:
     """One layer: its type, shapes, options, activation and inits.
 
-    Shapes are of one sample: the batch dimension is not part of them.
+    Shapes are of one sample: the batch dimension is not part of them. A nested
+    layer (a residual block) holds its own layers in ``layers``; its ``parameters``
+    are theirs, named by their path in it (``fc1.weight``), then its own
+    (``projection.weight``).
     """
 
     name: str
@@ -167,6 +170,7 @@ class LayerSpec:
     weight_init: InitSpec
     bias_init: InitSpec
     parameters: tuple[ParameterSpec, ...]
+    layers: tuple[LayerSpec, ...] = ()
 
     @property
     def in_features(self) -> int:
@@ -183,13 +187,16 @@ class LayerSpec:
         return sum(parameter.numel for parameter in self.parameters)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "type": self.type,
             **self.options,
             "activation": self.activation.to_dict(),
             "weight_init": self.weight_init.to_dict(),
             "bias_init": self.bias_init.to_dict(),
         }
+        if self.layers:
+            data["layers"] = {layer.name: layer.to_dict() for layer in self.layers}
+        return data
 
 
 @dataclass(frozen=True)
