@@ -405,3 +405,13 @@ def test_a_meta_build_materializes_to_the_same_weights(model: str) -> None:
     assert list(materialized) == list(direct)
     for name, tensor in direct.items():
         assert torch.equal(materialized[name], tensor), name
+
+
+def test_the_memory_guard_counts_the_outputs_of_nested_layers() -> None:
+    from annfactory import factory
+
+    spec = annfactory.parse_run(
+        {"model": _model(("block", _block(activation="relu"))), "batch_size": 2}
+    )
+    # The input (6), fc1 and its relu (8 + 8), fc2 (6), the block and its relu (6 + 6).
+    assert factory.batch_bytes(spec) == 2 * 4 * (6 + 16 + 6 + 12)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -372,7 +372,7 @@ def _check_describable(spec: RunSpec) -> None:
                 )
     rows = spec.batch_size
     shapes = [spec.network.input_shape]
-    shapes += [layer.output_shape for layer in spec.network.layers]
+    shapes += [layer.output_shape for layer in _every_layer(spec.network.layers)]
     widest = max(shapes, key=math.prod)
     values = rows * math.prod(widest)
     if values * itemsize > _MAX_TENSOR_BYTES:
@@ -417,7 +417,8 @@ def available_bytes(device: torch.device) -> int | None:
 
 def batch_bytes(spec: RunSpec) -> int:
     """Bytes that a forward pass of ``spec.batch_size`` rows holds at most: the input
-    batch and the output of every layer and of every activation.
+    batch and the output of every layer and of every activation (those in residual
+    blocks too).
 
     Each output is counted, as autograd keeps them all for a backward pass; a pass
     without gradients frees them as it goes, so this is an upper bound for it.
@@ -429,10 +430,17 @@ def batch_bytes(spec: RunSpec) -> int:
     total = inputs * sampling_dtype(dtype).itemsize
     if sampling_dtype(dtype) != dtype:
         total += inputs * dtype.itemsize
-    for layer in spec.network.layers:
+    for layer in _every_layer(spec.network.layers):
         outputs = 1 if layer.activation.name == "identity" else 2
         total += rows * math.prod(layer.output_shape) * dtype.itemsize * outputs
     return total
+
+
+def _every_layer(layers: Sequence[LayerSpec]) -> Iterator[LayerSpec]:
+    """Every layer, those nested in blocks included (each before its block)."""
+    for layer in layers:
+        yield from _every_layer(layer.layers)
+        yield layer
 
 
 def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:

@@ -154,7 +154,7 @@ class LayerType:
         default_init: ``default_init(parameter, shape, options)``: the layer's own
             PyTorch init of that parameter, used where the config says ``default``.
         weighted: A layer with a weight that the top-level ``init`` and
-            ``activation`` groups apply to (linear; soon convolutions).
+            ``activation`` groups apply to (linear, conv1d and conv2d).
         doc: One line for listings.
         dense: The former name of ``weighted``, still accepted.
         nested: The layer holds layers of its own: a ``layers`` mapping in the same
@@ -522,6 +522,10 @@ def _window(
 
 
 def _conv_shape(dims: int) -> ShapeRule:
+    """The shape rule of a ``dims``-D convolution: ``[out_channels, *sizes]``,
+    each size as torch.nn.ConvNd computes it; weight ``[out_channels,
+    in_channels / groups, *kernel]``, bias ``[out_channels]``."""
+
     def shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
         in_channels, spatial = _spatial(input_shape, dims)
         out_channels, groups = options["out_channels"], options["groups"]
@@ -556,6 +560,9 @@ def _conv_shape(dims: int) -> ShapeRule:
 
 
 def _build_conv(dims: int) -> Callable[..., nn.Module]:
+    """``build(input_shape, **options)`` of torch.nn.Conv1d or Conv2d, its
+    in_channels the input's channels."""
+
     def build(input_shape: Shape, **options: Any) -> nn.Module:
         from torch import nn
 
@@ -569,6 +576,9 @@ def _build_conv(dims: int) -> Callable[..., nn.Module]:
 
 
 def _pool_shape(dims: int) -> ShapeRule:
+    """The shape rule of a ``dims``-D max or average pool: the channels kept, each
+    size as torch.nn computes it (``stride: null`` is the kernel_size)."""
+
     def shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
         channels, spatial = _spatial(input_shape, dims)
         kernel = _sizes(options["kernel_size"], dims)
@@ -587,6 +597,8 @@ def _pool_shape(dims: int) -> ShapeRule:
 
 
 def _build_pool(kind: str, dims: int) -> Callable[..., nn.Module]:
+    """``build(input_shape, **options)`` of torch.nn's ``<kind>Pool<dims>d``."""
+
     def build(input_shape: Shape, **options: Any) -> nn.Module:
         from torch import nn
 
