@@ -228,7 +228,7 @@ OVERRIDE_CASES = [
          fix="Valid inits: constant"),
     case("target-on-a-layer", f"+{LAYER}._target_=os.system",
          key=f"{LAYER}._target_", value="_target_ is never imported",
-         fix=f"Use {LAYER}.type with one of: batch_norm"),
+         fix=f"Use {LAYER}.type with one of: adaptive_avg_pool2d"),
     # A network too large for this machine, caught before allocation.
     case("network-too-large", *HUGE_MLP,
          key="model",
@@ -665,3 +665,67 @@ def test_available_memory_is_known_on_this_machine() -> None:
     assert available is not None
     assert 0 < available <= physical_memory()
     assert available_bytes(torch.device("meta")) is None
+
+
+# ------------------------------------------------------------------------------------
+# Shapes (issue 13): layers that do not fit their input name the layer and the shapes
+# ------------------------------------------------------------------------------------
+
+SHAPE_FIX = "Change its options, the layers before it, or the model's input shape"
+
+SHAPE_CASES = [
+    user_file("conv_on_vector", key="model.layers.conv",
+              value="'conv2d' cannot take the input shape [64]",
+              fix="give the model an input_shape such as [1, 8, 8]"),
+    user_file("pool_larger_than_input", key="model.layers.pool",
+              value="kernel_size 16 > input 8x8", fix=SHAPE_FIX),
+    user_file("zero_out_channels", key="model.layers.conv.out_channels",
+              value="0 is out of range", fix="an integer >= 1 (output channels)"),
+    user_file("conv_padding_typo", key="model.layers.conv.padding",
+              value="'sme'", fix="Did you mean 'same'?"),
+    case("conv-after-vector-layers", "+layer@model.layers.conv=conv2d",
+         "model.layers.conv.out_channels=4", "model.layers.conv.kernel_size=3",
+         key="model.layers.conv", value="input shape [2]",
+         fix="[channels, height, width]"),
+    case("conv-kernel-list-too-long", "--config-dir", str(BAD_INPUTS),
+         "model=conv_padding_typo", "model.layers.conv.padding=1",
+         "model.layers.conv.kernel_size=[3,3,3]",
+         key="model.layers.conv.kernel_size", value="[3, 3, 3]",
+         fix="a list of 2 of them"),
+    case("cnn-pool-larger-than-input", "model=cnn", "model.layers.pool1.kernel_size=16",
+         key="model.layers.pool1", value="kernel_size 16 > input 8x8", fix=SHAPE_FIX),
+    case("cnn-conv-out-channels-zero", "model=cnn", "model.layers.conv2.out_channels=0",
+         key="model.layers.conv2.out_channels", value="0 is out of range",
+         fix="an integer >= 1"),
+    case("cnn-on-data-without-images", *TRAIN[:1], "model=cnn", "data=iris",
+         "task.epochs=1", key="model.input_shape",
+         value="input of shape [1, 8, 8], and data=iris has 4 features",
+         fix="Set model.input_shape to [4]"),
+    user_file("residual_mismatch", key="model.layers.block",
+              value="adds its input, of shape [16], to its layers' output, of shape "
+              "[8]", fix="Set model.layers.block.projection=true"),
+    case("resmlp-block-changes-the-width", "model=resmlp",
+         "model.layers.block1.layers.fc2.out_features=16", key="model.layers.block1",
+         value="of shape [32], to its layers' output, of shape [16]",
+         fix="Set model.layers.block1.projection=true"),
+    case("resmlp-nested-type-typo", "model=resmlp",
+         "model.layers.block2.layers.fc1.type=lineer",
+         key="model.layers.block2.layers.fc1.type", value="'lineer'",
+         fix="Did you mean 'linear'?"),
+]  # fmt: skip
+# The corpus's file list includes these model files.
+FILE_CASES.extend(param for param in SHAPE_CASES if param.id.startswith("file-"))
+
+
+@pytest.mark.parametrize("bad", SHAPE_CASES)
+@pytest.mark.usefixtures("no_allocation")
+def test_shape_bad_input_in_process(bad: Bad) -> None:
+    with pytest.raises(ConfigError) as info:
+        fail_in_process(bad)
+    assert_names_the_problem(str(info.value).splitlines(), bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", SHAPE_CASES)
+def test_shape_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
+    test_bad_input_on_the_command_line(run_cli, bad)

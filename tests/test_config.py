@@ -15,6 +15,8 @@ from omegaconf import OmegaConf
 import annfactory
 from annfactory import ConfigError, UnknownNameError, compose, to_spec
 from annfactory.config import conf_dir, group_options
+from annfactory.layers import layers
+from layer_samples import example_options, first_shape, shapes_taken
 
 
 def _options(group: str) -> list[str]:
@@ -110,25 +112,34 @@ def test_every_activation_option_composes_and_builds(option: str) -> None:
 @pytest.mark.parametrize("option", _options("layer"))
 def test_every_layer_option_composes_into_a_network(option: str) -> None:
     overrides = [f"+layer@model.layers.extra={option}"]
-    if option == "linear":
-        overrides.append("+model.layers.extra.out_features=4")
-    model = annfactory.build_model(compose(overrides))
-    assert [layer.name for layer in model.spec.layers] == [
-        "linear1",
-        "linear2",
-        "out",
-        "extra",
+    required = [name for name, p in layers.get(option).params.items() if p.required]
+    overrides += [
+        f"model.layers.extra.{name}={example_options(option)[name]}"
+        for name in required
     ]
+    if layers.get(option).nested:
+        overrides.append("+model.layers.extra.layers={inner: {type: layer_norm}}")
+    vectors = (4,) in shapes_taken(option, example_options(option))
+    if not vectors:
+        # A layer that does not take the demo's output (2 values): alone, on a
+        # sample shape it takes.
+        overrides += [f"~model.layers.{name}" for name in ("linear1", "linear2", "out")]
+        shape = list(first_shape(option))
+        overrides += ["~model.in_features", f"+model.input_shape={shape}"]
+    model = annfactory.build_model(compose(overrides))
+    names = [layer.name for layer in model.spec.layers]
+    assert names == (["linear1", "linear2", "out", "extra"] if vectors else ["extra"])
     model.eval()
-    y = model(torch.randn(6, 3))
-    assert y.shape == (6, model.spec.out_features)
+    y = model(torch.randn(6, *model.spec.input_shape))
+    assert y.shape == (6, *model.spec.output_shape)
 
 
 @pytest.mark.parametrize("option", _options("model"))
 def test_every_model_option_builds(option: str) -> None:
     model = annfactory.build_model(compose([f"model={option}"]))
     spec = model.spec
-    assert model(torch.randn(2, spec.in_features)).shape == (2, spec.out_features)
+    output = model(torch.randn(2, *spec.input_shape))
+    assert output.shape == (2, *spec.output_shape)
 
 
 def test_string_shorthand_means_the_option_with_its_defaults() -> None:

@@ -21,6 +21,7 @@ import annfactory
 from annfactory import ConfigError, UnknownNameError, activations, inits, layers
 from annfactory.inits import NONLINEARITIES
 from annfactory.params import REQUIRED
+from layer_samples import NESTED_EXAMPLE, REQUIRED_EXAMPLES, first_shape
 from specs import one_linear_layer
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -186,10 +187,12 @@ def test_every_layer_config_file_is_a_registered_layer_type_that_parses(
     config = _load(CONF / "layer" / f"{stem}.yaml")
     assert config.type == stem
     fields = {
-        key: 5 if value is REQUIRED else value
+        key: REQUIRED_EXAMPLES[key] if value is REQUIRED else value
         for key, value in _yaml_values(config, ()).items()
     }
-    model = {"in_features": 5, "layers": {"only": fields}}
+    if layers.get(stem).nested:
+        fields["layers"] = NESTED_EXAMPLE
+    model = {"input_shape": list(first_shape(stem)), "layers": {"only": fields}}
     spec = annfactory.parse_run({"model": model})
     assert spec.network.layers[0].type == stem
 

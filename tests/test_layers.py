@@ -16,23 +16,14 @@ from torch import nn
 import annfactory
 from annfactory import ConfigError, LayerType, layers
 from annfactory.layers import LayerShape
-from annfactory.params import REQUIRED
-
-#: Input shapes (one sample) that every built-in layer type takes, and the 2-D ones
-#: that each takes as torch does: a linear layer and a layer norm act on the last
-#: dimension, a batch norm takes [channels, length].
-VECTOR_SHAPES = [(1,), (4,), (9,)]
-SAMPLE_SHAPES = [(3, 4), (2, 5)]
-
-
-def _options(name: str, **given: Any) -> dict[str, Any]:
-    """The layer type's options: its defaults, 5 for a required one."""
-    params = layers.get(name).params
-    options = {
-        option: 5 if param.default is REQUIRED else param.default
-        for option, param in params.items()
-    }
-    return {**options, **given}
+from layer_samples import (
+    REQUIRED_EXAMPLES,
+    example_node,
+    example_options,
+    first_shape,
+    rule_options,
+    shapes_taken,
+)
 
 
 def _sequential(layer: dict[str, Any], **model: Any) -> dict[str, Any]:
@@ -40,49 +31,75 @@ def _sequential(layer: dict[str, Any], **model: Any) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("name", layers.names())
-@pytest.mark.parametrize("input_shape", VECTOR_SHAPES + SAMPLE_SHAPES)
+def test_every_required_layer_option_has_an_example(name: str) -> None:
+    required = [o for o, p in layers.get(name).params.items() if p.required]
+    missing = [option for option in required if option not in REQUIRED_EXAMPLES]
+    assert not missing, f"add {missing} to tests/layer_samples.py REQUIRED_EXAMPLES"
+    assert shapes_taken(name, example_options(name)), "no sample shape fits it"
+
+
+@pytest.mark.parametrize("name", layers.names())
 @pytest.mark.parametrize("flags", [True, False])
-def test_the_shape_rule_matches_the_module_torch_builds(
-    name: str, input_shape: tuple[int, ...], flags: bool
-) -> None:
+def test_the_shape_rule_matches_the_module_torch_builds(name: str, flags: bool) -> None:
     entry = layers.get(name)
     assert entry.shape is not None
     # Each boolean option (bias, affine, ...) set to ``flags``.
-    options = _options(
-        name,
-        **{k: flags for k, p in entry.params.items() if p.kind is bool},
+    options = example_options(
+        name, **{k: flags for k, p in entry.params.items() if p.kind is bool}
     )
-    shape = entry.shape(input_shape, options)
-    module = entry.build(input_shape, **options).eval()
-    declared = {k: tuple(v) for k, v in shape.parameters.items()}
-    assert declared == {k: tuple(p.shape) for k, p in module.named_parameters()}
-    output = module(torch.randn(2, *input_shape))
-    assert tuple(output.shape) == (2, *shape.output)
+    for input_shape in shapes_taken(name, options):
+        given = rule_options(name, input_shape, **options)
+        shape = entry.shape(input_shape, given)
+        body = {"body": []} if entry.nested else {}  # an empty body: x + x
+        module = entry.build(input_shape, **given, **body).eval()
+        declared = {k: tuple(v) for k, v in shape.parameters.items()}
+        assert declared == {k: tuple(p.shape) for k, p in module.named_parameters()}
+        output = module(torch.randn(2, *input_shape))
+        assert tuple(output.shape) == (2, *shape.output), input_shape
 
 
-def test_a_batch_norm_takes_at_most_channels_and_length() -> None:
+def test_a_batch_norm_takes_at_most_channels_height_and_width() -> None:
+    for input_shape, cls in (([4], nn.BatchNorm1d), ([4, 3], nn.BatchNorm1d),
+                             ([4, 3, 2], nn.BatchNorm2d)):  # fmt: skip
+        spec = annfactory.parse_run(
+            _sequential({"type": "batch_norm"}, input_shape=input_shape)
+        )
+        network = annfactory.build_network(spec)
+        assert type(network.l1) is cls
+        assert network.l1.num_features == 4
+        assert network(torch.randn(5, *input_shape)).shape == (5, *input_shape)
     with pytest.raises(
         ConfigError,
         match=r"^model\.layers\.l1: layer type 'batch_norm' cannot take the input "
-        r"shape \[2, 3, 4\]: it takes \[features\] or \[channels, length\], not 3 "
-        r"dimensions\.\n  Change the layer before it",
+        r"shape \[2, 3, 4, 5\]: it takes \[features\], \[channels, length\] or "
+        r"\[channels, height, width\], not 4 dimensions\.\n  Change its options, the "
+        r"layers before it",
     ):
-        annfactory.parse_run(_sequential({"type": "batch_norm"}, input_shape=[2, 3, 4]))
+        annfactory.parse_run(
+            _sequential({"type": "batch_norm"}, input_shape=[2, 3, 4, 5])
+        )
 
 
 def test_the_built_in_shape_rules_do_not_import_torch() -> None:
+    # Every built-in type, on the first sample shape it takes, in one network each.
+    models = {
+        name: {
+            "input_shape": list(first_shape(name)),
+            "layers": {"only": example_node(name)},
+        }
+        for name in layers.names()
+    }
     code = (
         "import sys, annfactory\n"
-        "layers = {n: {'type': n, 'out_features': 3} if n == 'linear' else {'type': n}"
-        " for n in annfactory.layers.names()}\n"
-        "spec = annfactory.parse_run({'model': {'input_shape': [4, 3], 'layers': "
-        "layers}})\n"
-        "print(spec.network.layers[-1].output_shape, 'torch' in sys.modules)\n"
+        f"models = {models!r}\n"
+        "shapes = [annfactory.parse_run({'model': m}).network.output_shape"
+        " for m in models.values()]\n"
+        "print(len(shapes), 'torch' in sys.modules)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["(4,", "3)", "False"]
+    assert result.stdout.split() == [str(len(models)), "False"]
 
 
 # ------------------------------------------------------------------------------------

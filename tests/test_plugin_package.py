@@ -93,7 +93,7 @@ def test_the_plugin_s_group_is_parsed_into_the_spec_and_round_trips() -> None:
 def test_help_lists_the_plugin_s_group_task_and_model(run_cli: Any) -> None:
     result = run_cli("--help", env=ENV)
     assert result.returncode == 0, result.stderr
-    assert "\nmodel: demo, mlp, tower\n" in result.stdout
+    assert "\nmodel: cnn, demo, mlp, resmlp, tower\n" in result.stdout
     assert "\nnoise: gaussian, uniform\n" in result.stdout
     assert "\ntask: activations, diagnose, forward, init_report, probe, train\n" in (
         result.stdout
@@ -104,7 +104,7 @@ BAD = [
     (
         ["model=towr"],
         "model: unknown model 'towr'. Did you mean 'tower'?\n"
-        "  Valid models: demo, mlp, tower.",
+        "  Valid models: cnn, demo, mlp, resmlp, tower.",
     ),
     (
         ["model=tower", "model.florrs=2"],

@@ -66,6 +66,7 @@ __all__ = [
     "DataSpec",
     "Standardization",
     "Table",
+    "data_image_shape",
     "data_sizes",
     "datasets",
     "fit_standardization",
@@ -122,6 +123,9 @@ class DataSet:
             (which still documents it).
         check: ``check(options, key)``: rules between options (at least one row per
             class), on the validated options; raises :class:`ConfigError`.
+        image_shape: The shape of one row as an image, channels first (``(1, 8, 8)``
+            for digits), which a model that takes images gets its rows in; None: the
+            rows are vectors only.
     """
 
     load: LoadFunction
@@ -131,6 +135,7 @@ class DataSet:
     sizes: Callable[[Mapping[str, Any]], tuple[int, int]] | None = None
     checks: Mapping[str, OptionCheck] = field(default_factory=dict)
     check: Callable[[Mapping[str, Any], str], None] | None = None
+    image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in (None, *KINDS):
@@ -444,6 +449,12 @@ def data_sizes(spec: DataSpec, seed: int) -> tuple[int, int, str]:
     return table.n_features, table.n_outputs, table.kind
 
 
+def data_image_shape(spec: DataSpec) -> tuple[int, ...] | None:
+    """The shape of one row of the data set ``spec`` names as an image, channels
+    first (``(1, 8, 8)`` for digits); None if its rows are vectors only."""
+    return datasets.get(spec.name, key="data.name").image_shape
+
+
 # ------------------------------------------------------------------------------------
 # Splitting and standardization
 # ------------------------------------------------------------------------------------
@@ -570,11 +581,19 @@ class Standardization:
         return np.asarray(values, dtype=np.float64) * self.scale + self.mean
 
 
-def fit_standardization(values: npt.ArrayLike) -> Standardization:
+def fit_standardization(
+    values: npt.ArrayLike, sample_shape: tuple[int, ...] | None = None
+) -> Standardization:
     """The mean and scale of ``values`` (``[rows, columns]`` or ``[rows]``).
 
     A column whose values are all equal, or whose spread is within rounding of its
     mean, gets scale 1.0: dividing by (almost) zero would blow it up.
+
+    Args:
+        values: The rows.
+        sample_shape: With a shape of more than one dimension (``(1, 8, 8)``), the
+            rows are samples of that shape, channels first, and each channel gets one
+            mean and scale over all its positions, as images are standardized.
 
     Raises:
         ValueError: No rows.
@@ -582,6 +601,11 @@ def fit_standardization(values: npt.ArrayLike) -> Standardization:
     import numpy as np
 
     array = np.asarray(values, dtype=np.float64)
+    if sample_shape is not None and len(sample_shape) > 1:
+        # [rows, C, positions] -> [rows * positions, C]: one column per channel.
+        channels = sample_shape[0]
+        array = array.reshape(len(array), channels, -1).transpose(0, 2, 1)
+        array = array.reshape(-1, channels)
     if array.ndim not in (1, 2) or array.shape[0] == 0:
         raise ValueError(f"cannot standardize values of shape {array.shape}")
     mean = array.mean(axis=0)
@@ -620,7 +644,9 @@ def _known(n_features: int, n_outputs: int) -> Callable[[Mapping[str, Any]], Any
     return lambda options: (n_features, n_outputs)
 
 
-@datasets.register("digits", kind="classification", sizes=_known(64, 10))
+@datasets.register(
+    "digits", kind="classification", sizes=_known(64, 10), image_shape=(1, 8, 8)
+)
 def digits(options: Mapping[str, Any], seed: int) -> Table:
     """8x8 images of handwritten digits: 1797 rows, 64 pixels (0 to 16), 10 classes."""
     return _bundled("digits", "classification")

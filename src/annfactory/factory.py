@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -93,7 +93,7 @@ def build_network(
     """
     device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
-    modules = _meta_layers(spec)
+    modules = _meta_layers(spec, device, dtype)
     check_memory(spec, modules)
     blocks = [
         (layer.name, module, _activation(layer, device, dtype))
@@ -178,7 +178,9 @@ def state_layout(spec: RunSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype]
     meta = torch.device("meta")
     blocks = [
         (layer.name, module, _activation(layer, meta, dtype))
-        for layer, module in zip(spec.network.layers, _meta_layers(spec), strict=True)
+        for layer, module in zip(
+            spec.network.layers, _meta_layers(spec, meta, dtype), strict=True
+        )
     ]
     return {
         name: (
@@ -189,16 +191,51 @@ def state_layout(spec: RunSpec) -> dict[str, tuple[tuple[int, ...], torch.dtype]
     }
 
 
-def _meta_layers(spec: RunSpec) -> list[nn.Module]:
-    """Every layer built on the meta device and checked against its spec."""
+def _meta_layers(
+    spec: RunSpec,
+    device: torch.device | None = None,
+    dtype: torch.dtype | None = None,
+) -> list[nn.Module]:
+    """Every layer built on the meta device and checked against its spec.
+
+    The activations inside nested layers (residual blocks) are built for real on
+    ``device`` (default: the CPU) in ``dtype``, as the network's own are.
+    """
     _check_describable(spec)
+    device = torch.device("cpu") if device is None else device
+    dtype = torch.get_default_dtype() if dtype is None else dtype
     modules = []
     for layer in spec.network.layers:
-        with torch.device("meta"):
-            module = layers.get(layer.type).build(layer.input_shape, **layer.options)
+        module = _meta_layer(layer, device, dtype)
         _check_parameters(module, layer)
         modules.append(module)
     return modules
+
+
+def _meta_layer(
+    layer: LayerSpec, device: torch.device, dtype: torch.dtype
+) -> nn.Module:
+    """One layer built on the meta device; a nested one gets its layers built first,
+    each with its activation."""
+    build = layers.get(layer.type).build
+    if not layer.layers:
+        with torch.device("meta"):
+            return build(layer.input_shape, **layer.options)
+    body = [
+        (
+            child.name,
+            _meta_layer(child, device, dtype),
+            _activation(child, device, dtype),
+        )
+        for child in layer.layers
+    ]
+    with torch.device("meta"):
+        return build(
+            layer.input_shape,
+            body=body,
+            body_shape=layer.layers[-1].output_shape,
+            **layer.options,
+        )
 
 
 def _activation(
@@ -335,7 +372,7 @@ def _check_describable(spec: RunSpec) -> None:
                 )
     rows = spec.batch_size
     shapes = [spec.network.input_shape]
-    shapes += [layer.output_shape for layer in spec.network.layers]
+    shapes += [layer.output_shape for layer in _every_layer(spec.network.layers)]
     widest = max(shapes, key=math.prod)
     values = rows * math.prod(widest)
     if values * itemsize > _MAX_TENSOR_BYTES:
@@ -380,7 +417,8 @@ def available_bytes(device: torch.device) -> int | None:
 
 def batch_bytes(spec: RunSpec) -> int:
     """Bytes that a forward pass of ``spec.batch_size`` rows holds at most: the input
-    batch and the output of every layer and of every activation.
+    batch and the output of every layer and of every activation (those in residual
+    blocks too).
 
     Each output is counted, as autograd keeps them all for a backward pass; a pass
     without gradients frees them as it goes, so this is an upper bound for it.
@@ -392,10 +430,17 @@ def batch_bytes(spec: RunSpec) -> int:
     total = inputs * sampling_dtype(dtype).itemsize
     if sampling_dtype(dtype) != dtype:
         total += inputs * dtype.itemsize
-    for layer in spec.network.layers:
+    for layer in _every_layer(spec.network.layers):
         outputs = 1 if layer.activation.name == "identity" else 2
         total += rows * math.prod(layer.output_shape) * dtype.itemsize * outputs
     return total
+
+
+def _every_layer(layers: Sequence[LayerSpec]) -> Iterator[LayerSpec]:
+    """Every layer, those nested in blocks included (each before its block)."""
+    for layer in layers:
+        yield from _every_layer(layer.layers)
+        yield layer
 
 
 def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:

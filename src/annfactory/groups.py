@@ -192,7 +192,10 @@ def _task_keys(task: Task) -> OptionKeys:
 def _layer_keys(layer_type: Any) -> OptionKeys:
     from annfactory.spec import LAYER_FIELDS
 
-    return OptionKeys([*LAYER_FIELDS, *layer_type.params], "layer key", beside=())
+    nested = ["layers"] if getattr(layer_type, "nested", False) else []
+    return OptionKeys(
+        [*LAYER_FIELDS, *nested, *layer_type.params], "layer key", beside=()
+    )
 
 
 groups.register(

@@ -10,8 +10,8 @@ declares no shape rule).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from annfactory.activations import activations
@@ -23,7 +23,7 @@ from annfactory.errors import (
     non_ascii_character,
 )
 from annfactory.inits import InitScheme, Nonlinearity, inits
-from annfactory.layers import LayerShape, LayerType, layers
+from annfactory.layers import PROJECTION, LayerShape, LayerType, layers
 from annfactory.models import LayerEntry, model_types
 from annfactory.params import require_mapping, validate_params
 from annfactory.registry import Registry
@@ -88,14 +88,14 @@ def parse_network(
     resolved = []
     shape = expansion.input_shape
     for entry in expansion.layers:
-        layer = parse_layer(entry, shape)
+        layer = parse_layer(entry, shape, init=init, activation=activation)
         resolved.append(layer)
         shape = layer.output_shape
-    _check_activation_names(resolved, key)
+    _check_activation_names(resolved, f"{key}.layers")
     return NetworkSpec(input_shape=expansion.input_shape, layers=tuple(resolved))
 
 
-def _check_activation_names(resolved: list[LayerSpec], key: str) -> None:
+def _check_activation_names(resolved: Sequence[LayerSpec], key: str) -> None:
     """No layer may be named like another layer's activation module.
 
     The network adds each activation other than identity as a child named
@@ -114,7 +114,7 @@ def _check_activation_names(resolved: list[LayerSpec], key: str) -> None:
             if f"{generated}{n}" not in names
         )
         raise ConfigError(
-            f"{key}.layers.{generated}",
+            f"{key}.{generated}",
             f"the layer name {generated!r} is taken by the activation "
             f"({layer.activation.name}) of layer {layer.name!r}.",
             f"Give the layer another name, e.g. {other}: each activation is a "
@@ -138,15 +138,38 @@ def layers_set_by_groups(model: Mapping[str, Any]) -> tuple[list[str], list[str]
     require_mapping(model, "model", "a model")
     model_type = model_types.get(model.get("type", "sequential"), key="model.type")
     entries = model_type.expand(model, "model").layers
-    weighted = [entry.name for entry in entries if _is_weighted(entry)]
-    return weighted, weighted[:-1]
+    by_init: list[str] = []
+    by_activation: list[str] = []
+    _collect_set_by_groups(entries, "", by_init, by_activation)
+    return by_init, by_activation
+
+
+def _collect_set_by_groups(
+    entries: Sequence[LayerEntry],
+    prefix: str,
+    by_init: list[str],
+    by_activation: list[str],
+) -> None:
+    """The weighted layers among ``entries`` and in their nested layers (named
+    ``block.layers.fc1``), as :func:`layers_set_by_groups` returns them."""
+    weighted = [f"{prefix}{entry.name}" for entry in entries if _is_weighted(entry)]
+    by_init.extend(weighted)
+    by_activation.extend(weighted[:-1])
+    for entry in entries:
+        children = _nested_entries(entry, quiet=True)
+        if children:
+            prefix_here = f"{prefix}{entry.name}.layers."
+            _collect_set_by_groups(children, prefix_here, by_init, by_activation)
 
 
 def _apply_global_choices(
-    entries: list[LayerEntry], init: Any, activation: Any
+    entries: Sequence[LayerEntry], init: Any, activation: Any
 ) -> None:
-    """The top-level groups: ``init`` for every weighted layer's weight,
-    ``activation`` for every weighted layer but the output one."""
+    """The top-level groups: ``init`` for every weighted layer's weight (and a
+    residual block's projection), ``activation`` for every weighted layer but the
+    last one. Nested layers get them when their block is parsed, by the same rule:
+    the last weighted layer of a block, whose output is added to the block's input,
+    keeps its own activation like the network's output layer."""
     if init is None and activation is None:
         return
     weighted = [entry for entry in entries if _is_weighted(entry)]
@@ -156,16 +179,72 @@ def _apply_global_choices(
         if activation is not None and index < len(weighted) - 1:
             entry.fields["activation"] = activation
             entry.keys["activation"] = "activation"
+    if init is not None:
+        for entry in entries:
+            if entry.fields.get("projection") is True and _is_nested(entry):
+                entry.fields["weight_init"], entry.keys["weight_init"] = init, "init"
 
 
 def _is_weighted(entry: LayerEntry) -> bool:
+    layer_type = _entry_type(entry)
+    return layer_type is not None and layer_type.weighted
+
+
+def _is_nested(entry: LayerEntry) -> bool:
+    layer_type = _entry_type(entry)
+    return layer_type is not None and layer_type.nested
+
+
+def _entry_type(entry: LayerEntry) -> LayerType | None:
+    """The entry's layer type, None if it names none (reported with its path when
+    the layer is parsed)."""
     layer_type = entry.fields.get("type")
     if not isinstance(layer_type, str):
-        return False  # reported with its path when the layer is parsed
+        return None
     try:
-        return layers.get(layer_type).weighted  # may load a plugin that provides it
+        return layers.get(layer_type)  # may load a plugin that provides it
     except UnknownNameError:
-        return False
+        return None
+
+
+def _nested_entries(entry: LayerEntry, quiet: bool = False) -> list[LayerEntry]:
+    """The layers a nested layer (a residual block) holds, before resolution, each
+    field's config path under ``<block>.layers.<name>``.
+
+    Raises:
+        ConfigError: ``layers`` is missing, empty or not a mapping of layers (with
+            ``quiet``, an empty list instead).
+    """
+    if not _is_nested(entry):
+        return []
+    key = f"{entry.path}.layers"
+    nodes = entry.fields.get("layers")
+    if quiet and not (isinstance(nodes, Mapping) and nodes):
+        return []
+    if nodes is None or (isinstance(nodes, Mapping) and not nodes):
+        raise ConfigError(
+            key,
+            f"the {entry.fields['type']} block {entry.name!r} has no layers.",
+            f"Add at least one, e.g. {key}.fc1={{type: linear, out_features: 16}}.",
+        )
+    require_mapping(nodes, key, "a mapping of layer names to layers")
+    children = []
+    for name, node in nodes.items():
+        layer_key = f"{key}.{name}"
+        if quiet and not isinstance(node, Mapping):
+            continue
+        require_mapping(node, layer_key, "a layer")
+        if name == PROJECTION:
+            raise ConfigError(
+                layer_key,
+                f"the layer name {PROJECTION!r} is taken by the block's projection.",
+                "Give the layer another name.",
+            )
+        child = LayerEntry(str(name))
+        child.keys["type"] = f"{layer_key}.type"  # its path, even without a type
+        child.update(node, layer_key)
+        children.append(child)
+    return children
 
 
 # ------------------------------------------------------------------------------------
@@ -187,18 +266,33 @@ class _Layer:
         return str(self.entry.fields["type"])
 
 
-def parse_layer(entry: LayerEntry, input_shape: tuple[int, ...]) -> LayerSpec:
+def parse_layer(
+    entry: LayerEntry,
+    input_shape: tuple[int, ...],
+    *,
+    init: Any = None,
+    activation: Any = None,
+) -> LayerSpec:
     """Validate one layer and resolve it into a :class:`LayerSpec`.
 
     Args:
         entry: The layer as its model type expanded it.
         input_shape: The shape of its input (one sample, no batch dimension).
+        init: The top-level ``init`` choice, for the layers a nested layer holds.
+        activation: The top-level ``activation`` choice, likewise.
 
     Raises:
         ConfigError: Anything is wrong; the message names the config path.
     """
     layer_type = _layer_type(entry)
-    layer = _Layer(entry, layer_type, input_shape, _options(entry, layer_type))
+    options = _options(entry, layer_type)
+    body: tuple[LayerSpec, ...] = ()
+    rule_options = options
+    if layer_type.nested:
+        body = _parse_body(entry, input_shape, init, activation)
+        _check_residual_shapes(entry, options, input_shape, body[-1].output_shape)
+        rule_options = {**options, "body_shape": body[-1].output_shape}
+    layer = _Layer(entry, layer_type, input_shape, rule_options)
     activation = parse_choice(
         activations,
         entry.fields.get("activation", "identity"),
@@ -214,16 +308,59 @@ def parse_layer(entry: LayerEntry, input_shape: tuple[int, ...]) -> LayerSpec:
     }
     shape = _layer_shape(layer)
     parameters = _parameters(layer, shape, chosen)
+    # A nested layer's own parameters follow its layers', as its module registers
+    # them; each of theirs is named by its path in the block (fc1.weight).
+    nested = tuple(
+        replace(parameter, name=f"{child.name}.{parameter.name}")
+        for child in body
+        for parameter in child.parameters
+    )
     return LayerSpec(
         name=entry.name,
         type=layer.type_name,
         input_shape=input_shape,
         output_shape=tuple(shape.output),
-        options=layer.options,
+        options=options,
         activation=activation,
         weight_init=chosen["weight_init"],
         bias_init=chosen["bias_init"],
-        parameters=parameters,
+        parameters=nested + parameters,
+        layers=body,
+    )
+
+
+def _parse_body(
+    entry: LayerEntry, input_shape: tuple[int, ...], init: Any, activation: Any
+) -> tuple[LayerSpec, ...]:
+    """The layers of a nested layer, resolved in order from its input shape."""
+    children = _nested_entries(entry)
+    _apply_global_choices(children, init, activation)
+    resolved = []
+    shape = input_shape
+    for child in children:
+        layer = parse_layer(child, shape, init=init, activation=activation)
+        resolved.append(layer)
+        shape = layer.output_shape
+    _check_activation_names(resolved, f"{entry.path}.layers")
+    return tuple(resolved)
+
+
+def _check_residual_shapes(
+    entry: LayerEntry,
+    options: Mapping[str, Any],
+    input_shape: tuple[int, ...],
+    body_shape: tuple[int, ...],
+) -> None:
+    """x + body(x) needs both of one shape, unless the block projects x."""
+    if body_shape == input_shape or options.get("projection"):
+        return
+    kind = "linear" if len(input_shape) == 1 else "1x1 convolution"
+    raise ConfigError(
+        entry.path,
+        f"residual block {entry.name!r} adds its input, of shape {list(input_shape)}, "
+        f"to its layers' output, of shape {list(body_shape)}: they differ.",
+        f"Set {entry.path}.projection=true (a {kind} projection of the input), or "
+        "make its last layer give the input's shape.",
     )
 
 
@@ -244,14 +381,22 @@ def _layer_type(entry: LayerEntry) -> LayerType:
 
 def _options(entry: LayerEntry, layer_type: LayerType) -> dict[str, Any]:
     """The layer type's options, validated, with their defaults filled in."""
-    given = {k: v for k, v in entry.fields.items() if k not in LAYER_FIELDS}
+    given = {
+        k: v
+        for k, v in entry.fields.items()
+        if k not in LAYER_FIELDS and not (layer_type.nested and k == "layers")
+    }
     for option in given:
         if option not in layer_type.params:
             raise UnknownNameError(
                 entry.key(option),
                 "layer key",
                 option,
-                [*LAYER_FIELDS, *layer_type.params],
+                [
+                    *LAYER_FIELDS,
+                    *(["layers"] if layer_type.nested else []),
+                    *layer_type.params,
+                ],
                 where=f" for layer type {entry.fields['type']!r}",
             )
     options = {}
@@ -282,15 +427,22 @@ def _parameters(
     """
     entry = layer.entry
     parameters = []
+    # A residual block's weight_init and bias_init set its projection's.
+    prefix = f"{PROJECTION}." if layer.layer_type.nested else ""
     for parameter in shape.parameters:
-        field = _PARAMETER_FIELDS.get(parameter)
+        field = _PARAMETER_FIELDS.get(parameter.removeprefix(prefix))
         choice = chosen[field] if field else InitSpec("default", {})
         key = entry.key(field) if field else entry.path
         parameters.append(
             _resolve_parameter(layer, shape, parameter, choice=choice, key=key)
         )
     for parameter, field in _PARAMETER_FIELDS.items():
-        if parameter not in shape.parameters and chosen[field].name != "default":
+        if entry.key(field) == "init":
+            continue  # the top-level group: for the layers that have a weight
+        if (
+            f"{prefix}{parameter}" not in shape.parameters
+            and chosen[field].name != "default"
+        ):
             key = entry.key(field)
             raise ConfigError(
                 key,
@@ -358,7 +510,7 @@ def _layer_shape(layer: _Layer) -> LayerShape:
             layer.entry.path,
             f"layer type {layer.type_name!r} cannot take the input shape "
             f"{list(layer.input_shape)}: {error}.",
-            "Change the layer before it, or the model's input shape.",
+            "Change its options, the layers before it, or the model's input shape.",
         ) from error
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from annfactory.errors import RegistrationError
+from annfactory.errors import ConfigError, RegistrationError, UnknownNameError
 from annfactory.inits import fan_in_and_fan_out
 from annfactory.params import REQUIRED, Param, params_from_arguments
 from annfactory.plugins import load_plugins
@@ -30,6 +30,7 @@ __all__ = [
     "LayerShape",
     "LayerType",
     "ShapeRule",
+    "SizeParam",
     "in_features_first",
     "layers",
 ]
@@ -53,6 +54,76 @@ class LayerShape:
 
     output: Shape
     parameters: Mapping[str, Shape] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SizeParam(Param):
+    """An option with one integer per spatial dimension, as torch.nn takes it: an
+    integer for every dimension or a list of ``dims`` integers (``kernel_size: 3`` or
+    ``[3, 5]``).
+
+    Args:
+        dims: The number of spatial dimensions (2 for ``conv2d``).
+        words: Strings it also takes (``padding: same``).
+        null_means: What ``null`` means, in words; empty: ``null`` is refused.
+    """
+
+    dims: int = 1
+    words: tuple[str, ...] = ()
+    null_means: str = ""
+
+    def allowed(self) -> str:
+        """What values are allowed, in words."""
+        text = "an integer"
+        if self.low is not None:
+            text += f" >= {int(self.low)}"
+        if self.dims > 1:
+            text += f" or a list of {self.dims} of them"
+        if self.words:
+            text += ", or " + " or ".join(repr(word) for word in self.words)
+        if self.null_means:
+            text += f", or null ({self.null_means})"
+        return text
+
+    def validate(self, value: Any, key: str) -> Any:
+        """``value`` as an int, a list of ints, one of the words or None; else a
+        :class:`ConfigError` naming ``key``."""
+        if value is None and self.null_means:
+            return None
+        if isinstance(value, str):
+            if value in self.words:
+                return value
+            if self.words:
+                raise UnknownNameError(
+                    key,
+                    key.rpartition(".")[2] or "value",
+                    value,
+                    self.words,
+                    advice=f"or give {self.allowed().partition(', or ')[0]}.",
+                )
+        if isinstance(value, list | tuple):
+            sizes = list(value)
+            good = len(sizes) == self.dims and all(
+                isinstance(size, int)
+                and not isinstance(size, bool)
+                and (self.low is None or size >= self.low)
+                for size in sizes
+            )
+            if not good:
+                low = "" if self.low is None else f" >= {int(self.low)}"
+                raise ConfigError(
+                    key,
+                    f"{sizes!r} is not a list of {self.dims} integers{low}.",
+                    f"Allowed: {self.allowed()}.",
+                )
+            return sizes
+        if value is None or isinstance(value, str):
+            raise ConfigError(
+                key,
+                f"{value!r} is not {self.allowed()}.",
+                f"Allowed: {self.allowed()}.",
+            )
+        return Param(int, low=self.low, doc=self.doc).validate(value, key)
 
 
 ShapeRule = Callable[[Shape, Mapping[str, Any]], LayerShape]
@@ -83,9 +154,14 @@ class LayerType:
         default_init: ``default_init(parameter, shape, options)``: the layer's own
             PyTorch init of that parameter, used where the config says ``default``.
         weighted: A layer with a weight that the top-level ``init`` and
-            ``activation`` groups apply to (linear; soon convolutions).
+            ``activation`` groups apply to (linear, conv1d and conv2d).
         doc: One line for listings.
         dense: The former name of ``weighted``, still accepted.
+        nested: The layer holds layers of its own: a ``layers`` mapping in the same
+            format as a model's (a residual block). They are resolved first; the
+            shape rule gets the output shape of the last of them as the option
+            ``body_shape``, and ``build`` gets them built, in order, as ``body``: a
+            list of ``(name, module, activation or None)``.
     """
 
     build: Callable[..., nn.Module]
@@ -94,6 +170,7 @@ class LayerType:
     default_init: DefaultInit | None
     weighted: bool
     doc: str
+    nested: bool
 
     def __init__(
         self,
@@ -105,6 +182,7 @@ class LayerType:
         doc: str = "",
         *,
         dense: bool | None = None,
+        nested: bool = False,
     ) -> None:
         # A frozen dataclass sets its fields through object.__setattr__ (as the
         # generated __init__ does); this one adds the former name of ``weighted``.
@@ -115,6 +193,7 @@ class LayerType:
             "default_init": default_init,
             "weighted": weighted if dense is None else dense,
             "doc": doc,
+            "nested": nested,
         }
         for name, value in fields.items():
             object.__setattr__(self, name, value)
@@ -214,9 +293,10 @@ def _linear_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
 def _linear_default(
     parameter: str, shape: LayerShape, options: Mapping[str, Any]
 ) -> InitChoice:
-    # nn.Linear.reset_parameters: kaiming_uniform(a=sqrt(5)) on the weight, which is
-    # U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias, with the
-    # weight's fan_in (torch.nn.init._calculate_fan_in_and_fan_out).
+    # nn.Linear.reset_parameters and nn.ConvNd's: kaiming_uniform(a=sqrt(5)) on the
+    # weight, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the
+    # bias, with the weight's fan_in (torch.nn.init._calculate_fan_in_and_fan_out:
+    # in_channels / groups times the kernel's elements for a convolution).
     if parameter == "weight":
         return "kaiming_uniform", {
             "a": math.sqrt(5),
@@ -248,7 +328,10 @@ def _build_batch_norm(
 ) -> nn.Module:
     from torch import nn
 
-    return nn.BatchNorm1d(
+    # Over the channels: BatchNorm1d for [features] and [channels, length],
+    # BatchNorm2d for [channels, height, width].
+    cls = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
+    return cls(
         input_shape[0],
         eps=eps,
         momentum=momentum,
@@ -258,10 +341,11 @@ def _build_batch_norm(
 
 
 def _batch_norm_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
-    # nn.BatchNorm1d normalizes each feature of [N, C] or channel of [N, C, L].
-    if len(input_shape) > 2:
+    # BatchNorm1d normalizes each feature of [N, C] or channel of [N, C, L];
+    # BatchNorm2d each channel of [N, C, H, W].
+    if len(input_shape) > 3:
         raise ValueError(
-            "it takes [features] or [channels, length], "
+            "it takes [features], [channels, length] or [channels, height, width], "
             f"not {len(input_shape)} dimensions"
         )
     return _affine_shape(input_shape, input_shape[0], options["affine"], True)
@@ -305,7 +389,8 @@ def _norm_default(
 def _build_standardize(input_shape: Shape) -> nn.Module:
     from annfactory.preprocessing import Standardize
 
-    return Standardize(input_shape[-1])
+    # Per feature of a vector; per channel of a sample of more dimensions.
+    return Standardize(input_shape)
 
 
 def _build_destandardize(input_shape: Shape) -> nn.Module:
@@ -346,7 +431,7 @@ layers.register("batch_norm", LayerType(
     },
     shape=_batch_norm_shape,
     default_init=_norm_default,
-    doc="normalizes each feature over the batch (torch.nn.BatchNorm1d)",
+    doc="normalizes each feature or channel over the batch (torch.nn.BatchNorm1d/2d)",
 ))  # fmt: skip
 layers.register("layer_norm", LayerType(
     build=_build_layer_norm,
@@ -362,10 +447,368 @@ layers.register("layer_norm", LayerType(
 layers.register("standardize", LayerType(
     build=_build_standardize,
     shape=_same_shape,
-    doc="(x - mean) / scale per feature; task=train fits the buffers on training rows",
+    doc="(x - mean) / scale per feature (per channel of an image); task=train fits "
+    "the buffers on training rows",
 ))  # fmt: skip
 layers.register("destandardize", LayerType(
     build=_build_destandardize,
     shape=_same_shape,
     doc="x * scale + mean per feature: a standardized regression output in its units",
+))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------
+# Convolutions, pooling and flatten: samples of [channels, length] (1-D) and
+# [channels, height, width] (2-D), channels first as torch.nn takes them.
+# ------------------------------------------------------------------------------------
+
+_SPATIAL_NAMES: Final = {1: "length", 2: "height, width"}
+
+
+def _sizes(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
+    """One size per spatial dimension: an int stands for all of them."""
+    return (value,) * dims if isinstance(value, int) else tuple(value)
+
+
+def _as_torch(value: Any) -> Any:
+    """A list option as the tuple torch.nn takes."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _spatial(input_shape: Shape, dims: int) -> tuple[int, tuple[int, ...]]:
+    """``(channels, spatial sizes)`` of a sample with ``dims`` spatial dimensions."""
+    if len(input_shape) != dims + 1:
+        expected = f"[channels, {_SPATIAL_NAMES[dims]}]"
+        example = [1] + [8] * dims
+        raise ValueError(
+            f"it takes {expected} ({dims + 1} dimensions), not "
+            f"{len(input_shape)}; give the model an input_shape such as {example}"
+        )
+    return input_shape[0], tuple(input_shape[1:])
+
+
+def _size_text(sizes: Sequence[int]) -> str:
+    """``8x8``; ``3`` for a size that is the same in every dimension."""
+    return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
+
+
+def _window(
+    spatial: tuple[int, ...],
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    padding: tuple[int, ...],
+    dilation: tuple[int, ...],
+) -> tuple[int, ...]:
+    """The output's spatial sizes of a sliding window, as torch.nn computes them:
+    ``floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1``.
+
+    Raises:
+        ValueError: The window is larger than the (padded) input: names both.
+    """
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
+    padded = [size + 2 * p for size, p in zip(spatial, padding, strict=True)]
+    if any(span > size for span, size in zip(spans, padded, strict=True)):
+        text = f"kernel_size {_size_text(kernel)}"
+        if any(d != 1 for d in dilation):
+            text += f" with dilation {_size_text(dilation)} spans {_size_text(spans)}"
+        text += f" > input {'x'.join(map(str, spatial))}"
+        if any(padding):
+            text += f" padded to {'x'.join(map(str, padded))}"
+        raise ValueError(text)
+    return tuple(
+        (size - span) // s + 1
+        for size, span, s in zip(padded, spans, stride, strict=True)
+    )
+
+
+def _conv_shape(dims: int) -> ShapeRule:
+    """The shape rule of a ``dims``-D convolution: ``[out_channels, *sizes]``,
+    each size as torch.nn.ConvNd computes it; weight ``[out_channels,
+    in_channels / groups, *kernel]``, bias ``[out_channels]``."""
+
+    def shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
+        in_channels, spatial = _spatial(input_shape, dims)
+        out_channels, groups = options["out_channels"], options["groups"]
+        for which, channels in (("in", in_channels), ("out", out_channels)):
+            if channels % groups:
+                raise ValueError(
+                    f"groups {groups} does not divide its {which}_channels {channels}"
+                )
+        kernel = _sizes(options["kernel_size"], dims)
+        stride = _sizes(options["stride"], dims)
+        dilation = _sizes(options["dilation"], dims)
+        padding = options["padding"]
+        if padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(
+                    "padding 'same' needs stride 1 (torch does not pad strided "
+                    "convolutions to the same size)"
+                )
+            # torch pads dilation * (kernel - 1) in all, so every size stays.
+            output = spatial
+        else:
+            pads = (0,) * dims if padding == "valid" else _sizes(padding, dims)
+            output = _window(spatial, kernel, stride, pads, dilation)
+        parameters: dict[str, Shape] = {
+            "weight": (out_channels, in_channels // groups, *kernel)
+        }
+        if options["bias"]:
+            parameters["bias"] = (out_channels,)
+        return LayerShape((out_channels, *output), parameters)
+
+    return shape
+
+
+def _build_conv(dims: int) -> Callable[..., nn.Module]:
+    """``build(input_shape, **options)`` of torch.nn.Conv1d or Conv2d, its
+    in_channels the input's channels."""
+
+    def build(input_shape: Shape, **options: Any) -> nn.Module:
+        from torch import nn
+
+        cls = nn.Conv1d if dims == 1 else nn.Conv2d
+        torch_options = {name: _as_torch(value) for name, value in options.items()}
+        module: nn.Module = cls(input_shape[0], **torch_options)
+        return module
+
+    build.__name__ = build.__qualname__ = f"build_conv{dims}d"
+    return build
+
+
+def _pool_shape(dims: int) -> ShapeRule:
+    """The shape rule of a ``dims``-D max or average pool: the channels kept, each
+    size as torch.nn computes it (``stride: null`` is the kernel_size)."""
+
+    def shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
+        channels, spatial = _spatial(input_shape, dims)
+        kernel = _sizes(options["kernel_size"], dims)
+        given = options["stride"]
+        stride = kernel if given is None else _sizes(given, dims)
+        padding = _sizes(options["padding"], dims)
+        if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
+            raise ValueError(
+                f"padding {_size_text(padding)} is more than half of kernel_size "
+                f"{_size_text(kernel)}"
+            )
+        output = _window(spatial, kernel, stride, padding, (1,) * dims)
+        return LayerShape((channels, *output))
+
+    return shape
+
+
+def _build_pool(kind: str, dims: int) -> Callable[..., nn.Module]:
+    """``build(input_shape, **options)`` of torch.nn's ``<kind>Pool<dims>d``."""
+
+    def build(input_shape: Shape, **options: Any) -> nn.Module:
+        from torch import nn
+
+        cls = getattr(nn, f"{kind}Pool{dims}d")
+        module: nn.Module = cls(
+            **{name: _as_torch(value) for name, value in options.items()}
+        )
+        return module
+
+    build.__name__ = build.__qualname__ = f"build_{kind.lower()}_pool{dims}d"
+    return build
+
+
+def _adaptive_avg_pool2d_shape(
+    input_shape: Shape, options: Mapping[str, Any]
+) -> LayerShape:
+    channels, _ = _spatial(input_shape, 2)
+    return LayerShape((channels, *_sizes(options["output_size"], 2)))
+
+
+def _build_adaptive_avg_pool2d(input_shape: Shape, *, output_size: Any) -> nn.Module:
+    from torch import nn
+
+    return nn.AdaptiveAvgPool2d(_as_torch(output_size))
+
+
+def _flatten_dims(input_shape: Shape, options: Mapping[str, Any]) -> tuple[int, int]:
+    """The sample's dimensions ``[first, last)`` that flatten joins (torch.nn's
+    ``start_dim`` and ``end_dim`` count the batch dimension)."""
+    rank = len(input_shape) + 1
+    start, end = options["start_dim"], options["end_dim"]
+    last = end + rank if end < 0 else end
+    if not start <= last < rank:
+        raise ValueError(
+            f"start_dim {start} and end_dim {end} select no dimensions of a "
+            f"[batch, {', '.join(map(str, input_shape))}] input"
+        )
+    return start - 1, last
+
+
+def _flatten_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
+    first, last = _flatten_dims(input_shape, options)
+    joined = math.prod(input_shape[first:last])
+    return LayerShape((*input_shape[:first], joined, *input_shape[last:]))
+
+
+def _build_flatten(input_shape: Shape, *, start_dim: int, end_dim: int) -> nn.Module:
+    from torch import nn
+
+    return nn.Flatten(start_dim, end_dim)
+
+
+def _kernel(dims: int, doc: str) -> SizeParam:
+    return SizeParam(int, REQUIRED, doc, low=1, dims=dims)
+
+
+def _conv_params(dims: int) -> dict[str, Param]:
+    return {
+        "out_channels": Param(int, REQUIRED, "output channels", low=1),
+        "kernel_size": _kernel(dims, "size of the convolving kernel"),
+        "stride": SizeParam(int, 1, "step of the kernel", low=1, dims=dims),
+        "padding": SizeParam(
+            int, 0, "zeros added to both sides", low=0, dims=dims,
+            words=("same", "valid"),
+        ),
+        "dilation": SizeParam(int, 1, "spacing of the kernel's elements", low=1,
+                              dims=dims),
+        "groups": Param(int, 1, "blocked connections from input to output channels",
+                        low=1),
+        "bias": Param(bool, True, "learn an additive bias per output channel"),
+    }  # fmt: skip
+
+
+def _pool_params(dims: int) -> dict[str, Param]:
+    return {
+        "kernel_size": _kernel(dims, "size of the window"),
+        "stride": SizeParam(
+            int, None, "step of the window", low=1, dims=dims,
+            null_means="the kernel_size",
+        ),
+        "padding": SizeParam(int, 0, "implicit padding on both sides", low=0,
+                             dims=dims),
+    }  # fmt: skip
+
+
+for _dims in (1, 2):
+    layers.register(f"conv{_dims}d", LayerType(
+        build=_build_conv(_dims),
+        params=_conv_params(_dims),
+        shape=_conv_shape(_dims),
+        default_init=_linear_default,
+        weighted=True,
+        doc=f"{_dims}-D convolution over [channels, {_SPATIAL_NAMES[_dims]}] "
+        f"(torch.nn.Conv{_dims}d)",
+    ))  # fmt: skip
+    for _kind in ("Max", "Avg"):
+        layers.register(f"{_kind.lower()}_pool{_dims}d", LayerType(
+            build=_build_pool(_kind, _dims),
+            params=_pool_params(_dims),
+            shape=_pool_shape(_dims),
+            doc=f"{_kind.lower()} over each window of every channel "
+            f"(torch.nn.{_kind}Pool{_dims}d)",
+        ))  # fmt: skip
+layers.register("adaptive_avg_pool2d", LayerType(
+    build=_build_adaptive_avg_pool2d,
+    params={"output_size": SizeParam(int, REQUIRED, "the output's height and width",
+                                     low=1, dims=2)},
+    shape=_adaptive_avg_pool2d_shape,
+    doc="averages each channel to output_size (torch.nn.AdaptiveAvgPool2d)",
+))  # fmt: skip
+layers.register("flatten", LayerType(
+    build=_build_flatten,
+    params={
+        "start_dim": Param(int, 1, "first dimension to join (0 is the batch's)",
+                           low=1),
+        "end_dim": Param(int, -1, "last dimension to join (-1: the last)"),
+    },
+    shape=_flatten_shape,
+    doc="joins dimensions into one: [C, H, W] -> [C*H*W] (torch.nn.Flatten)",
+))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------
+# Residual blocks: x + body(x), the body a mapping of layers of its own
+# ------------------------------------------------------------------------------------
+
+#: The name of a residual block's projection of its input (a child module).
+PROJECTION: Final = "projection"
+
+
+def _projection_strides(
+    input_shape: Shape, body_shape: Shape
+) -> tuple[int, ...] | None:
+    """The strides of a 1x1 convolution that maps each spatial size of the input to
+    the body's (None if there are none): ``(size - 1) // stride + 1 == target``."""
+    strides = []
+    for size, target in zip(input_shape[1:], body_shape[1:], strict=True):
+        fits = [s for s in range(1, size + 1) if (size - 1) // s + 1 == target]
+        if not fits:
+            return None
+        strides.append(fits[0])
+    return tuple(strides)
+
+
+def _residual_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
+    # x + body(x): the body's shape, and the projection's parameters if it maps x.
+    body_shape = tuple(options["body_shape"])
+    if body_shape == tuple(input_shape) or not options["projection"]:
+        return LayerShape(body_shape)
+    if len(body_shape) != len(input_shape) or len(input_shape) > 3:
+        raise ValueError(
+            f"no projection maps the input {list(input_shape)} to the body's output "
+            f"{list(body_shape)}: a linear or 1x1 convolution keeps the rank"
+        )
+    if len(input_shape) > 1 and _projection_strides(input_shape, body_shape) is None:
+        raise ValueError(
+            f"no 1x1 convolution maps the input's size {list(input_shape[1:])} to "
+            f"the body's {list(body_shape[1:])}"
+        )
+    kernel = (1,) * (len(input_shape) - 1)
+    return LayerShape(
+        body_shape,
+        {
+            f"{PROJECTION}.weight": (body_shape[0], input_shape[0], *kernel),
+            f"{PROJECTION}.bias": (body_shape[0],),
+        },
+    )
+
+
+def _build_residual(
+    input_shape: Shape,
+    *,
+    projection: bool,
+    body: Sequence[tuple[str, nn.Module, nn.Module | None]],
+    body_shape: Shape,
+) -> nn.Module:
+    from torch import nn
+
+    from annfactory.network import Residual
+
+    shortcut: nn.Module | None = None
+    if projection and tuple(body_shape) != tuple(input_shape):
+        if len(input_shape) == 1:
+            shortcut = nn.Linear(input_shape[0], body_shape[0])
+        else:
+            strides: Any = _projection_strides(input_shape, body_shape)
+            cls = nn.Conv1d if len(input_shape) == 2 else nn.Conv2d
+            shortcut = cls(input_shape[0], body_shape[0], 1, stride=strides)
+    return Residual(body, shortcut)
+
+
+def _residual_default(
+    parameter: str, shape: LayerShape, options: Mapping[str, Any]
+) -> InitChoice:
+    # The projection is an nn.Linear or nn.ConvNd: torch's default init of either.
+    name = parameter.removeprefix(f"{PROJECTION}.")
+    weight = shape.parameters[f"{PROJECTION}.weight"]
+    return _linear_default(name, LayerShape(shape.output, {"weight": weight}), options)
+
+
+layers.register("residual", LayerType(
+    build=_build_residual,
+    params={
+        "projection": Param(
+            bool, False, "project the input (a linear or 1x1 convolution) when the "
+            "body changes its shape"
+        ),
+    },
+    shape=_residual_shape,
+    default_init=_residual_default,
+    nested=True,
+    doc="x + body(x), the body its own mapping of layers (a ResNet block)",
 ))  # fmt: skip

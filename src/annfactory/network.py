@@ -11,7 +11,7 @@ from torch.nn.modules import module as _module
 
 from annfactory.spec import NetworkSpec
 
-__all__ = ["Network"]
+__all__ = ["Network", "Residual"]
 
 #: torch's process-wide hooks (``nn.modules.module.register_module_forward_hook`` and
 #: the like), which ``nn.Module._call_impl`` reads on every call.
@@ -134,3 +134,42 @@ class Network(nn.Module):
         if len(spec.input_shape) == 1 and len(spec.output_shape) == 1:
             return f"in_features={spec.in_features}, out_features={spec.out_features}"
         return f"input_shape={spec.input_shape}, output_shape={spec.output_shape}"
+
+
+class Residual(nn.Module):
+    """A residual block: ``x + body(x)``, or ``projection(x) + body(x)`` where the body
+    changes the shape.
+
+    The body's layers are children under their config names, each followed by its
+    activation (``<layer>_act``) as in :class:`Network`, so the state dict reads
+    ``block.fc1.weight``; the projection, if any, is the child ``projection``.
+
+    Args:
+        body: The body's layers in order: ``(name, layer, activation or None)``.
+        projection: A module that maps the input to the body's output shape (a
+            linear layer or a 1x1 convolution), or None.
+    """
+
+    def __init__(
+        self,
+        body: Sequence[tuple[str, nn.Module, nn.Module | None]],
+        projection: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        order: list[str] = []
+        for name, layer, activation in body:
+            self.add_module(name, layer)
+            order.append(name)
+            if activation is not None:
+                self.add_module(f"{name}_act", activation)
+                order.append(f"{name}_act")
+        self._order = tuple(order)
+        self.projection = projection
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        modules = self._modules
+        for name in self._order:
+            y = modules[name](y)  # type: ignore[misc]
+        shortcut = x if self.projection is None else self.projection(x)
+        return shortcut + y

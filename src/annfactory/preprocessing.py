@@ -17,15 +17,25 @@ __all__ = ["Destandardize", "Standardize"]
 
 
 class _Affine(nn.Module):
-    """A per-feature ``mean`` and ``scale``, as buffers (saved with the weights)."""
+    """A ``mean`` and ``scale`` per feature, or per channel of an image, as buffers
+    (saved with the weights).
+
+    Args:
+        shape: The shape of one sample: ``[features]``, or ``[channels, ...]`` for a
+            sample of more dimensions, whose buffers then have shape
+            ``[channels, 1, ...]`` and broadcast over the positions (images are
+            standardized per channel).
+    """
 
     mean: torch.Tensor
     scale: torch.Tensor
 
-    def __init__(self, features: int) -> None:
+    def __init__(self, shape: int | tuple[int, ...]) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.zeros(features))
-        self.register_buffer("scale", torch.ones(features))
+        sample = (shape,) if isinstance(shape, int) else tuple(shape)
+        buffer_shape = (sample[0],) + (1,) * (len(sample) - 1)
+        self.register_buffer("mean", torch.zeros(buffer_shape))
+        self.register_buffer("scale", torch.ones(buffer_shape))
 
     def reset_running_stats(self) -> None:
         """The identity map: mean 0, scale 1 (the factory calls this after it gives
@@ -35,7 +45,9 @@ class _Affine(nn.Module):
             self.scale.fill_(1.0)
 
     def extra_repr(self) -> str:
-        return f"features={self.mean.shape[0]}"
+        if self.mean.dim() == 1:
+            return f"features={self.mean.shape[0]}"
+        return f"channels={self.mean.shape[0]}"
 
 
 class Standardize(_Affine):

@@ -155,7 +155,10 @@ class ParameterSpec:
 class LayerSpec:
     """One layer: its type, shapes, options, activation and inits.
 
-    Shapes are of one sample: the batch dimension is not part of them.
+    Shapes are of one sample: the batch dimension is not part of them. A nested
+    layer (a residual block) holds its own layers in ``layers``; its ``parameters``
+    are theirs, named by their path in it (``fc1.weight``), then its own
+    (``projection.weight``).
     """
 
     name: str
@@ -167,6 +170,7 @@ class LayerSpec:
     weight_init: InitSpec
     bias_init: InitSpec
     parameters: tuple[ParameterSpec, ...]
+    layers: tuple[LayerSpec, ...] = ()
 
     @property
     def in_features(self) -> int:
@@ -183,13 +187,16 @@ class LayerSpec:
         return sum(parameter.numel for parameter in self.parameters)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "type": self.type,
             **self.options,
             "activation": self.activation.to_dict(),
             "weight_init": self.weight_init.to_dict(),
             "bias_init": self.bias_init.to_dict(),
         }
+        if self.layers:
+            data["layers"] = {layer.name: layer.to_dict() for layer in self.layers}
+        return data
 
 
 @dataclass(frozen=True)
@@ -325,11 +332,13 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
     }
     model = data["model"]
     sizes = None
+    image = None
     if extras.get("data") is not None:
-        from annfactory.data import data_sizes
+        from annfactory.data import data_image_shape, data_sizes
 
         sizes = data_sizes(extras["data"], values["seed"])
-        model = _sized_by_data(model, sizes)
+        image = data_image_shape(extras["data"])
+        model = _sized_by_data(model, sizes, image)
     network = parse_network(
         model,
         key="model",
@@ -337,13 +346,17 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
         activation=data.get("activation"),
     )
     if sizes is not None:
-        _check_data_sizes(network, extras["data"].name, sizes)
+        _check_data_sizes(network, extras["data"].name, sizes, image)
     return RunSpec(network=network, **values, extras=extras)
 
 
-def _sized_by_data(model: Any, sizes: tuple[int, int, str]) -> Any:
-    """The model node with its null ``in_features`` and ``out_features`` set from the
-    data (features, and classes or 1 for regression): an mlp's, by default."""
+def _sized_by_data(
+    model: Any, sizes: tuple[int, int, str], image_shape: tuple[int, ...] | None
+) -> Any:
+    """The model node with its null sizes set from the data: ``in_features`` and
+    ``out_features`` (features, and classes or 1 for regression; an mlp's, by
+    default), and ``input_shape`` (the data's image shape if it has one, else
+    ``[features]``)."""
     if not isinstance(model, Mapping):
         return model
     features, outputs, _ = sizes
@@ -351,29 +364,41 @@ def _sized_by_data(model: Any, sizes: tuple[int, int, str]) -> Any:
     for name, size in (("in_features", features), ("out_features", outputs)):
         if name in filled and filled[name] is None:
             filled[name] = size
+    if "input_shape" in filled and filled["input_shape"] is None:
+        filled["input_shape"] = list(image_shape or (features,))
     return filled
 
 
 def _check_data_sizes(
-    network: NetworkSpec, data: str, sizes: tuple[int, int, str]
+    network: NetworkSpec,
+    data: str,
+    sizes: tuple[int, int, str],
+    image_shape: tuple[int, ...] | None,
 ) -> None:
-    """The network takes the data's rows and gives one output per class (or one unit
-    for two classes, or one value for regression).
+    """The network takes the data's rows (as vectors, or as images of the data's
+    image shape) and gives one output per class (or one unit for two classes, or
+    one value for regression).
 
     Raises:
         ConfigError: Names both numbers and the key to change.
     """
     features, outputs, kind = sizes
-    if network.input_shape != (features,):
-        took = (
-            f"{network.input_shape[0]} inputs"
-            if len(network.input_shape) == 1
-            else f"input of shape {list(network.input_shape)}"
-        )
+    if network.input_shape not in ((features,), image_shape):
+        if len(network.input_shape) == 1:
+            raise ConfigError(
+                "model.in_features",
+                f"the network takes {network.input_shape[0]} inputs, and "
+                f"data={data} has {features} features.",
+                f"Set model.in_features={features} (an mlp's null takes the data's).",
+            )
+        shapes = f"[{features}]"
+        if image_shape is not None:
+            shapes = f"{list(image_shape)} (images) or {shapes}"
         raise ConfigError(
-            "model.in_features",
-            f"the network takes {took}, and data={data} has {features} features.",
-            f"Set model.in_features={features} (an mlp's null takes the data's).",
+            "model.input_shape",
+            f"the network takes input of shape {list(network.input_shape)}, and "
+            f"data={data} has {features} features.",
+            f"Set model.input_shape to {shapes} (null takes the data's).",
         )
     out = network.output_shape
     fits = len(out) == 1 and (

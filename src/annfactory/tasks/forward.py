@@ -7,7 +7,9 @@ parameter with its init and statistics; writes ``summary.txt``, ``metrics.json``
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from annfactory.seeding import random_input
@@ -17,12 +19,12 @@ if TYPE_CHECKING:
     import torch
 
     from annfactory.network import Network
-    from annfactory.spec import RunSpec
+    from annfactory.spec import LayerSpec, RunSpec
 
 # torch, torchinfo and the factory are imported inside the functions that use them:
 # the override check and --help import this module for the task's schema.
 
-__all__ = ["parameter_table", "random_input", "run"]
+__all__ = ["parameter_table", "random_input", "run", "summary_depth"]
 
 
 def parameter_table(model: Network) -> dict[str, dict[str, Any]]:
@@ -48,6 +50,14 @@ def parameter_table(model: Network) -> dict[str, dict[str, Any]]:
     return table
 
 
+def summary_depth(layers: Sequence[LayerSpec]) -> int:
+    """How deep torchinfo's summary goes to show every layer: 2 for a flat network
+    (its layers and what they hold, such as a plugin's child modules), one more for
+    each level of nested blocks."""
+    nested = [summary_depth(layer.layers) for layer in layers if layer.layers]
+    return max([2, *(depth + 1 for depth in nested)])
+
+
 # No options of its own; it honours compile=true (off the meta device).
 @tasks.register("forward", compiles=True)
 def run(context: TaskContext) -> dict[str, Any]:
@@ -70,7 +80,11 @@ def run(context: TaskContext) -> dict[str, Any]:
         # neither the forward pass nor the summary runs one.
         y = torch.empty(spec.batch_size, *spec.network.output_shape, device="meta")
         summary = torchinfo.summary(
-            model, col_names=("num_params",), row_settings=("var_names",), verbose=0
+            model,
+            col_names=("num_params",),
+            row_settings=("var_names",),
+            depth=summary_depth(spec.network.layers),
+            verbose=0,
         )
     else:
         hooks = [
@@ -89,7 +103,7 @@ def run(context: TaskContext) -> dict[str, Any]:
             input_data=[x],
             col_names=("input_size", "output_size", "num_params"),
             row_settings=("var_names",),
-            depth=2,
+            depth=summary_depth(spec.network.layers),
             verbose=0,
         )
     summary_text = _summary_text(summary)
@@ -114,7 +128,11 @@ def run(context: TaskContext) -> dict[str, Any]:
             metrics["compile"] = compiled
     _print_report(out, spec, x, y, summary_text, parameters, total)
     if dead:
-        widths = {layer.name: layer.out_features for layer in spec.network.layers}
+        # A unit is one value of a sample's output: a feature, or a channel at one
+        # position of an image.
+        widths = {
+            layer.name: math.prod(layer.output_shape) for layer in spec.network.layers
+        }
         listing = ", ".join(
             f"{name} {count}/{widths[name.removesuffix('_act')]}"
             for name, count in dead.items()
@@ -195,10 +213,11 @@ def _compiled_forward(
 
 
 def _count_dead_units(name: str, dead: dict[str, int]) -> Any:
-    """A forward hook that records how many output units are 0 for every row."""
+    """A forward hook that records how many output units (values of a sample) are 0
+    for every row."""
 
     def hook(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
-        if output.is_meta or output.dim() != 2:
+        if output.is_meta or output.dim() < 2:
             return
         count = int((output == 0).all(dim=0).sum())
         if count:

@@ -337,7 +337,7 @@ def run(context: TaskContext) -> dict[str, Any]:
         table.n_outputs,
     )
     train_index, val_index = split_rows(table, data_spec.val_fraction, spec.seed)
-    fitted = _fit(table, train_index)
+    fitted = _fit(table, train_index, network_spec.input_shape)
     saved_spec = _saved_spec(spec, table, train_index, fitted)
     device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
@@ -347,6 +347,8 @@ def run(context: TaskContext) -> dict[str, Any]:
     standardize = model.get_submodule(INPUT_LAYER)
     with torch.no_grad():
         features = torch.tensor(table.features, dtype=dtype, device=device)
+        # Rows as the network takes them: vectors, or images ([rows, 1, 8, 8]).
+        features = features.reshape(table.rows, *network_spec.input_shape)
         x = standardize(features)
     y = _targets(model, table, device, dtype)
     train_rows = torch.as_tensor(train_index, device=device)
@@ -430,12 +432,16 @@ def run(context: TaskContext) -> dict[str, Any]:
     }
 
 
-def _fit(table: Table, train_index: np.ndarray) -> dict[str, Standardization]:
+def _fit(
+    table: Table, train_index: np.ndarray, input_shape: tuple[int, ...]
+) -> dict[str, Standardization]:
     """The preprocessing layers' statistics, fitted on the training split: the
-    features' for ``standardize``, a regression target's for ``destandardize``."""
+    features' for ``standardize`` (each channel's, over all its pixels, for images
+    of ``input_shape``), a regression target's for ``destandardize``."""
     from annfactory.data import fit_standardization
 
-    fitted = {INPUT_LAYER: fit_standardization(table.features[train_index])}
+    features = table.features[train_index]
+    fitted = {INPUT_LAYER: fit_standardization(features, input_shape)}
     if table.kind == "regression":
         fitted[OUTPUT_LAYER] = fit_standardization(table.target[train_index])
     return fitted
