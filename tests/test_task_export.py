@@ -31,7 +31,6 @@ from torch import nn
 
 import annfactory
 from annfactory import ConfigError, layers
-from annfactory.params import REQUIRED
 from annfactory.runs import load_run
 from annfactory.seeding import random_input
 from annfactory.spec import RunSpec
@@ -49,6 +48,7 @@ from annfactory.tasks.export import (
     parse_options,
     tolerance,
 )
+from layer_samples import example_node, first_shape
 
 RunCli = Callable[..., Any]
 
@@ -329,25 +329,15 @@ def test_every_bundled_model_exports_and_runs(model: str, tmp_path: Path) -> Non
 
 #: Input shapes (one sample) to try, in order, for a layer type: the first one it
 #: takes is used (a vector for the dense types, an image for a 2-D convolution).
-SAMPLE_SHAPES = [(6,), (3, 6), (2, 6, 6)]
-
-
 def single_layer_spec(name: str, dtype: str = "float32") -> RunSpec:
-    """A network of one layer of type ``name``: its default options (5 for a
-    required one) on the first input shape of :data:`SAMPLE_SHAPES` it takes."""
-    params = layers.get(name).params
-    options = {
-        option: 5 if param.default is REQUIRED else param.default
-        for option, param in params.items()
+    """A network of one layer of type ``name`` with its example options (tests'
+    ``layer_samples``, which every registered type must have; a residual block gets
+    its example body) on the first sample input shape it takes."""
+    model = {
+        "input_shape": list(first_shape(name)),
+        "layers": {"x": example_node(name)},
     }
-    problems = []
-    for shape in SAMPLE_SHAPES:
-        model = {"input_shape": list(shape), "layers": {"x": {"type": name, **options}}}
-        try:
-            return annfactory.parse_run({"model": model, "dtype": dtype})
-        except ConfigError as error:
-            problems.append(str(error).splitlines()[0])
-    raise AssertionError(f"no sample shape for layer type {name!r}: {problems}")
+    return annfactory.parse_run({"model": model, "dtype": dtype})
 
 
 def randomize_buffers(network: nn.Module) -> None:
