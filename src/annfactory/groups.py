@@ -200,7 +200,7 @@ def _layer_keys(layer_type: Any) -> OptionKeys:
 
 groups.register(
     "model",
-    ConfigGroup(doc="the network: demo, mlp, or a model file of yours"),
+    ConfigGroup(doc="the network: demo, mlp, cnn, resmlp, or a model file of yours"),
 )
 groups.register(
     "init",
