@@ -199,6 +199,8 @@ def test_joblib_sweep_runs_jobs_in_worker_processes(
         # loky ran the job in a worker, not in the launching process. (Whether the
         # two jobs got two workers is up to loky's scheduling, so it is not checked.)
         assert (sweep / str(job) / "job.pid").read_text() != launcher_pid
+    # Each worker's staging folder went with it.
+    assert not list(sweep.glob(".staging-*"))
 
 
 @pytest.mark.slow
