@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +83,19 @@ def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         return CliResult(done.returncode, done.stdout, done.stderr, run_dir)
 
     return run
+
+
+@pytest.fixture
+def compositions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The overrides of every composition Hydra makes (each builds a defaults list)."""
+    from hydra._internal import config_loader_impl
+
+    made: list[list[str]] = []
+    original = config_loader_impl.create_defaults_list
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        made.append([o.input_line for o in kwargs["overrides_list"]])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(config_loader_impl, "create_defaults_list", counted)
+    return made

@@ -28,22 +28,6 @@ MODE_OVERRIDE = {RunMode.RUN: "hydra.mode=RUN", RunMode.MULTIRUN: "hydra.mode=MU
 
 
 @pytest.fixture
-def compositions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The overrides of every composition Hydra makes (each builds a defaults list)."""
-    from hydra._internal import config_loader_impl
-
-    made: list[list[str]] = []
-    original = config_loader_impl.create_defaults_list
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        made.append([o.input_line for o in kwargs["overrides_list"]])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(config_loader_impl, "create_defaults_list", counted)
-    return made
-
-
-@pytest.fixture
 def hydra_app() -> Iterator[Any]:
     """Hydra initialized with the bundled config, as ``@hydra.main`` has it."""
     with _bundled_hydra():

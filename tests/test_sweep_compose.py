@@ -18,22 +18,6 @@ from annfactory.config import CONFIG_NAME, _bundled_hydra
 from annfactory.sweep import ComposeOnce
 
 
-@pytest.fixture
-def compositions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The overrides of every composition Hydra makes (each builds a defaults list)."""
-    from hydra._internal import config_loader_impl
-
-    made: list[list[str]] = []
-    original = config_loader_impl.create_defaults_list
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        made.append([o.input_line for o in kwargs["overrides_list"]])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(config_loader_impl, "create_defaults_list", counted)
-    return made
-
-
 @pytest.fixture(scope="module")
 def hydra_app() -> Iterator[Any]:
     with _bundled_hydra():

@@ -73,18 +73,11 @@ class Network(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec
-        order: list[str] = []
-        for name, layer, activation in blocks:
-            self.add_module(name, layer)
-            order.append(name)
-            if activation is not None:
-                self.add_module(f"{name}_act", activation)
-                order.append(f"{name}_act")
-        self._order = tuple(order)
+        self._order = _add_layers(self, blocks)
         # Decided once: a child that overrides __call__ (or is not a plain
         # nn.Module) is called through it, and so are all children then.
         self._fast = _FAST_PATH and all(
-            _called_plainly(self.get_submodule(name)) for name in order
+            _called_plainly(self.get_submodule(name)) for name in self._order
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -156,14 +149,7 @@ class Residual(nn.Module):
         projection: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        order: list[str] = []
-        for name, layer, activation in body:
-            self.add_module(name, layer)
-            order.append(name)
-            if activation is not None:
-                self.add_module(f"{name}_act", activation)
-                order.append(f"{name}_act")
-        self._order = tuple(order)
+        self._order = _add_layers(self, body)
         self.projection = projection
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,3 +159,18 @@ class Residual(nn.Module):
             y = modules[name](y)  # type: ignore[misc]
         shortcut = x if self.projection is None else self.projection(x)
         return shortcut + y
+
+
+def _add_layers(
+    module: nn.Module, layers: Sequence[tuple[str, nn.Module, nn.Module | None]]
+) -> tuple[str, ...]:
+    """Add each layer to ``module`` under its name, followed by its activation as
+    ``<name>_act``; return the children's names in the order they run."""
+    order: list[str] = []
+    for name, layer, activation in layers:
+        module.add_module(name, layer)
+        order.append(name)
+        if activation is not None:
+            module.add_module(f"{name}_act", activation)
+            order.append(f"{name}_act")
+    return tuple(order)

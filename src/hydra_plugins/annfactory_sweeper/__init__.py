@@ -51,7 +51,7 @@ class AnnFactorySweeper(BasicSweeper):
     """Hydra's basic sweeper, with failed jobs recorded and a summary at the end."""
 
     def sweep(self, arguments: list[str]) -> Any:
-        from annfactory.sweep import ComposeOnce, SweepFailedError, write_summary
+        from annfactory.sweep import ComposeOnce, write_summary
 
         assert self.config is not None
         assert self.launcher is not None
@@ -98,13 +98,7 @@ class AnnFactorySweeper(BasicSweeper):
         records.sort(key=lambda record: record["job"])
         table = write_summary(sweep_dir, records)
         print(f"\nSweep summary ({sweep_dir / 'summary.md'}):\n{table}", flush=True)
-        errors = [r for r in records if r["status"] != "ok"]
-        if errors:
-            raise SweepFailedError(
-                f"{len(errors)} of {len(records)} jobs failed "
-                f"(jobs {', '.join(str(r['job']) for r in errors)}); "
-                f"see {sweep_dir / 'summary.md'}"
-            )
+        _raise_for_failures(records, "job", sweep_dir / "summary.md")
         return returns
 
     def _invalid_jobs(
@@ -139,6 +133,22 @@ def _compose_message(error: Exception, overrides: Sequence[str]) -> str:
     except ConfigError as ours:
         return str(ours)
     return str(rerender(error))
+
+
+def _raise_for_failures(
+    records: Sequence[Any], noun: str, summary: Path, note: str = ""
+) -> None:
+    """End a sweep whose jobs (or trials: ``noun``) failed with a
+    ``SweepFailedError`` naming them: a non-zero exit without a traceback."""
+    from annfactory.sweep import SweepFailedError
+
+    errors = [record for record in records if record["status"] != "ok"]
+    if errors:
+        numbers = ", ".join(str(record["job"]) for record in errors)
+        raise SweepFailedError(
+            f"{len(errors)} of {len(records)} {noun}s failed ({noun}s {numbers})"
+            f"{note}; see {summary}"
+        )
 
 
 def _consecutive(

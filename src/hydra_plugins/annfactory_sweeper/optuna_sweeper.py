@@ -53,7 +53,7 @@ from omegaconf import DictConfig, OmegaConf
 # The package's shared helpers; its __init__ defines them before importing this module.
 from hydra_plugins.annfactory_sweeper._conf import OptunaSweeperConf
 
-from . import _compose_message, _consecutive
+from . import _compose_message, _consecutive, _raise_for_failures
 
 if TYPE_CHECKING:
     import optuna
@@ -611,7 +611,6 @@ class OptunaSweeper(Sweeper):
         from annfactory.errors import ConfigError
         from annfactory.sweep import (
             ComposeOnce,
-            SweepFailedError,
             plot_search,
             write_summary,
         )
@@ -686,13 +685,9 @@ class OptunaSweeper(Sweeper):
             where = sweep_dir / "summary.md"
             print(f"\nSearch summary ({where}):\n{table}", flush=True)
         self._report(study, sweep_dir, url, objective, direction)
-        errors = [record for record in records if record["status"] != "ok"]
-        if errors:
-            raise SweepFailedError(
-                f"{len(errors)} of {len(records)} trials failed (trials "
-                f"{', '.join(str(r['job']) for r in errors)}); they are FAIL in the "
-                f"study; see {sweep_dir / 'summary.md'}"
-            )
+        _raise_for_failures(
+            records, "trial", sweep_dir / "summary.md", "; they are FAIL in the study"
+        )
         return returns
 
     def _check_counts(self) -> None:
