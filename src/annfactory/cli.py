@@ -24,6 +24,7 @@ from annfactory.config import (
     config_dirs_from_argv,
     full_error_requested,
     overrides_from_argv,
+    quote_free_text,
     to_spec,
 )
 from annfactory.errors import AnnFactoryError, ConfigError
@@ -82,7 +83,7 @@ def precheck_argv(argv: Sequence[str]) -> list[str]:
     try:
         overrides = overrides_from_argv(argv)
         check_overrides(overrides, config_dirs_from_argv(argv), skip_sweeps=True)
-        check_output_dir(argv, overrides)
+        check_output_dir(argv, quote_free_text(overrides))
     except AnnFactoryError as error:
         if full_error_requested():
             raise

@@ -25,6 +25,7 @@ from annfactory.errors import (
     non_ascii_character,
 )
 from annfactory.groups import (
+    CHOICE_SLOTS,
     ConfigGroup,
     choice_group,
     groups,
@@ -50,6 +51,7 @@ __all__ = [
     "conf_dir",
     "group_options",
     "overrides_for_hydra",
+    "quote_free_text",
     "rerender",
     "to_spec",
 ]
@@ -301,7 +303,7 @@ def check_overrides(
         ConfigError: Names the override, the bad value and the fix (the closest valid
             name where there is one).
     """
-    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
+    overrides = quote_free_text(overrides)
     config_dirs = list(config_dirs)
     _check_config_dirs(config_dirs)
     parsed = _parse_overrides(overrides)
@@ -334,7 +336,7 @@ def overrides_for_hydra(overrides: Sequence[str] | str) -> list[str]:
     It becomes ``++key=null ++key={...}``; ``++activation={...}`` for the top-level
     groups. Every other override is passed on as written.
     """
-    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
+    overrides = quote_free_text(overrides)
     return _for_hydra(_parse_overrides(overrides), overrides)
 
 
@@ -395,6 +397,7 @@ def argv_for_hydra(argv: Sequence[str]) -> list[str]:
 
 def _for_each(overrides: list[str]) -> list[list[str]]:
     """What each override becomes for Hydra (one or two overrides)."""
+    overrides = quote_free_text(overrides)
     try:
         parsed = _parse_overrides(overrides)
     except ConfigError:
@@ -422,6 +425,84 @@ def _check_config_dirs(config_dirs: list[Path]) -> None:
         )
 
 
+def quote_free_text(overrides: Sequence[str] | str) -> list[str]:
+    """The overrides, with non-ASCII free text quoted for Hydra's grammar.
+
+    Hydra's grammar takes only ASCII in an unquoted value, but a path, a column name
+    or a directory may be in any script (``data.target=ラベル``): where the value of
+    such a key is refused for a non-ASCII character, its text is quoted
+    (``data.target='ラベル'``). Names of registry entries stay as written, so that a
+    look-alike letter there (``activation=relu`` typed with a Cyrillic e) is
+    reported.
+    """
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
+    return [_quoted_text(line) or line for line in overrides]
+
+
+def _quoted_text(line: str) -> str | None:
+    """``line`` with its non-ASCII text quoted, or None if it is left as it is."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if line.isascii():
+        return None
+    key, equals, value = line.partition("=")
+    name = key.lstrip("+~")
+    if not equals or "@" in name or not name.isascii() or not _holds_text(name):
+        return None
+    parser = OverridesParser.create()
+    try:
+        parser.parse_overrides([line])
+        return None  # already quoted where it must be
+    except HydraException:
+        pass
+    if value.lstrip().startswith(("[", "{")):
+        # Quote each element: [größe, höhe] -> ['größe', 'höhe'].
+        quoted = _ELEMENT.sub(_quote_element, value)
+    else:
+        quoted = _quote_element(value.strip())
+    candidate = f"{key}={quoted}"
+    try:
+        parser.parse_overrides([candidate])
+    except HydraException:
+        return None  # something else is wrong: reported as it is
+    return candidate
+
+
+#: An unquoted element of a list or mapping: the text between its separators.
+_ELEMENT = re.compile(r"""(?<=[\[{,:])[^\[\]{},:'"]+(?=[\]},:])""")
+
+
+def _quote_element(match: re.Match[str] | str) -> str:
+    text = match if isinstance(match, str) else match.group()
+    core = text.strip()
+    if core.isascii() or (("'" in core) and ('"' in core)):
+        return text
+    quote = '"' if "'" in core else "'"
+    return text.replace(core, f"{quote}{core}{quote}", 1)
+
+
+def _holds_text(key: str) -> bool:
+    """Whether the value at ``key`` is free text: a directory of Hydra's
+    (``hydra.run.dir``), or a string option of a group's entries that names no
+    registry entry (``data.path``, ``data.target``, ``data.features``,
+    ``task.run``)."""
+    if key.startswith("hydra."):
+        return True
+    group_name, dot, option = key.partition(".")
+    if not dot or "." in option or option in CHOICE_SLOTS:
+        return False
+    group = groups.get(group_name) if group_name in groups else None
+    registry = group.options() if group is not None else None
+    if registry is None:
+        return False
+    for _, entry in registry.items():
+        param = getattr(entry, "params", {}).get(option)
+        if param is not None and param.kind is str and param.choices is None:
+            return True
+    return False
+
+
 def _parse_overrides(overrides: list[str]) -> list[Any]:
     """Hydra's parse of the overrides; an error names the override that fails."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -443,6 +524,15 @@ def _unparsable(line: str, error: Exception) -> ConfigError:
     """The error for an override that Hydra's grammar rejects."""
     key, equals, value = line.partition("=")
     key = key.lstrip("+~") or line
+    if value.startswith("~") and _holds_text(key):
+        # The shell expands ~ only at the start of a word, and Hydra's grammar
+        # refuses it unquoted: give the path the user meant.
+        return ConfigError(
+            key,
+            f"{value!r}: '~' is not expanded here (the shell expands it only at the "
+            "start of a word).",
+            f"Give the absolute path: {_shell(f'{key}={os.path.expanduser(value)}')}",
+        )
     odd = non_ascii_character(line)
     if odd is not None:
         # Unquoted names must be ASCII in Hydra's grammar: a look-alike letter

@@ -409,12 +409,18 @@ def _frozen(values: npt.ArrayLike, dtype: type[np.generic]) -> npt.NDArray[Any]:
     return array
 
 
-def load_table(spec: DataSpec, seed: int) -> Table:
+def load_table(spec: DataSpec, seed: int, dtype: str | None = None) -> Table:
     """Load the data set ``spec`` names (generated ones are drawn from ``seed``).
 
+    Args:
+        spec: The data set.
+        seed: The run seed.
+        dtype: The dtype the values go into (``"float32"``); a value too large for
+            it is an error. None: not checked.
+
     Raises:
-        ConfigError: The data cannot be loaded (a missing file, a bad cell); the
-            message names ``data.<option>``.
+        ConfigError: The data cannot be loaded (a missing file, a bad cell, a value
+            that the dtype cannot hold); the message names ``data.<option>``.
     """
     table = datasets.get(spec.name, key="data.name").load(spec.options, seed)
     if table.name != spec.name:
@@ -426,7 +432,45 @@ def load_table(spec: DataSpec, seed: int) -> Table:
             table.feature_names,
             table.class_names,
         )
+    if dtype is not None:
+        _check_range(table, spec, dtype)
     return table
+
+
+def _check_range(table: Table, spec: DataSpec, dtype: str) -> None:
+    """Every feature (and a regression target) fits ``dtype``: 1e300 is finite in
+    float64 but infinite in float32, where training would only diverge."""
+    import numpy as np
+    import torch
+
+    largest = float(torch.finfo(getattr(torch, dtype)).max)
+    columns = [table.features]
+    names = list(table.feature_names)
+    if table.kind == "regression":
+        columns.append(table.target.reshape(-1, 1))
+        names.append("<target>")
+    values = np.concatenate(columns, axis=1)
+    too_large = np.abs(values) > largest
+    if not too_large.any():
+        return
+    row, column = (int(i) for i in np.argwhere(too_large)[0])  # first in file order
+    allowed = f"{dtype}, the run's dtype (it holds values within ±{largest:.2g})"
+    if spec.name == "csv":
+        line, name, cell = _csv_cell(spec, row, column, names)
+        raise ConfigError(
+            "data.target" if name == spec.options["target"] else "data.path",
+            f"{spec.options['path']!r}, row {line}, column {name!r}: {cell} is too "
+            f"large for {allowed}.",
+            f"Rescale the column (e.g. to other units), or fix the cell "
+            f"({_ROWS_NOTE}).",
+        )
+    name = names[column] if names[column] != "<target>" else "the target"
+    raise ConfigError(
+        "data",
+        f"data={spec.name}, row {row + 1}, {name!r}: {values[row, column]:g} is too "
+        f"large for {allowed}.",
+        "Rescale the data set's values.",
+    )
 
 
 def data_sizes(spec: DataSpec, seed: int) -> tuple[int, int, str]:
@@ -818,6 +862,35 @@ def _kind(value: Any, key: str) -> str | None:
     )
 
 
+#: What ``data.delimiter=tab`` stands for, and the separators a file is sniffed for.
+_DELIMITER_WORDS: Final = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+_SNIFFED: Final = ",;\t|"
+
+
+def _delimiter(value: Any, key: str) -> str:
+    if isinstance(value, str) and value.lower() in _DELIMITER_WORDS:
+        return _DELIMITER_WORDS[value.lower()]
+    if isinstance(value, str) and len(value) == 1 and value not in '"\r\n':
+        return value
+    raise ConfigError(
+        key,
+        f"{value!r} is not one character to separate cells.",
+        f"Give one character, or one of: {', '.join(_DELIMITER_WORDS)} "
+        f"(e.g. {key}=semicolon).",
+    )
+
+
+def _delimiter_name(delimiter: str) -> str:
+    """``';'``, or ``tab``: how a message shows a delimiter."""
+    return "tab" if delimiter == "\t" else repr(delimiter)
+
+
+def _delimiter_override(delimiter: str) -> str:
+    """The override that sets ``delimiter``, with nothing to quote in a shell."""
+    words = {char: word for word, char in _DELIMITER_WORDS.items()}
+    return f"data.delimiter={words.get(delimiter, delimiter)}"
+
+
 _CSV_PARAMS: Final = {
     "path": Param(str, REQUIRED, "the CSV file; relative to the directory you run in"),
     "target": Param(str, REQUIRED, "the column to predict"),
@@ -830,6 +903,9 @@ _CSV_PARAMS: Final = {
         "classification, regression, or null: inferred from the target",
         choices=KINDS,
     ),
+    "delimiter": Param(
+        str, ",", "the character between cells; comma, semicolon, tab or pipe name one"
+    ),
 }
 
 #: Tables read from CSV files, by file (path, size, modification time) and options,
@@ -841,7 +917,12 @@ _CSV_CACHE_SIZE: Final = 4
 @datasets.register(
     "csv",
     params=_CSV_PARAMS,
-    checks={"target": _column_name, "features": _feature_list, "kind": _kind},
+    checks={
+        "target": _column_name,
+        "features": _feature_list,
+        "kind": _kind,
+        "delimiter": _delimiter,
+    },
 )
 def csv_file(options: Mapping[str, Any], seed: int) -> Table:
     """A CSV file of yours: a header row, numeric features, a target column."""
@@ -875,6 +956,7 @@ def csv_file(options: Mapping[str, Any], seed: int) -> Table:
         options["target"],
         features,
         options.get("kind"),
+        options.get("delimiter", ","),
     )
     if key not in _CSV_CACHE:
         table = _read_csv(path, shown, options)
@@ -908,7 +990,8 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
             f"{shown} holds a NUL character in row {line}: it is not a text file.",
             "Give a CSV file saved as UTF-8 text.",
         )
-    records = _records(text, shown)
+    delimiter = options.get("delimiter", ",")
+    records = _records(text, shown, delimiter)
     if not records:
         raise ConfigError(
             "data.path",
@@ -916,7 +999,7 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
             "A CSV file needs a header row (the column names), then one row per "
             "sample.",
         )
-    header = _header(records[0][1], shown)
+    header = _header(records, shown, delimiter)
     body = records[1:]
     if not body:
         raise ConfigError(
@@ -926,14 +1009,27 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
         )
     for line, cells in body:
         if len(cells) != len(header):
+            _raise_layout_error(text, records, shown, delimiter)
+            ends = len(cells) == len(header) + 1 and not cells[-1].strip()
             raise ConfigError(
                 "data.path",
                 f"row {line} has {len(cells)} cells, but the header has "
-                f"{len(header)} columns.",
-                f"Give every row one cell per column ({_ROWS_NOTE}).",
+                f"{len(header)} columns"
+                + (
+                    f": the row ends with a {_delimiter_name(delimiter)}."
+                    if ends
+                    else "."
+                ),
+                (
+                    f"Delete the {_delimiter_name(delimiter)} at the end of the row"
+                    if ends
+                    else "Give every row one cell per column"
+                )
+                + f" ({_ROWS_NOTE}).",
             )
     target = options["target"]
     if target not in header:
+        _raise_layout_error(text, records, shown, delimiter)
         raise _unknown_column("data.target", target, header, shown)
     chosen = options.get("features")
     if chosen is None:
@@ -952,6 +1048,7 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
                 "Leave it out: a model must not see what it predicts.",
             )
         if name not in header:
+            _raise_layout_error(text, records, shown, delimiter)
             raise _unknown_column("data.features", name, header, shown)
     lines = [line for line, _ in body]
     columns = [header.index(name) for name in chosen]
@@ -962,13 +1059,18 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
         target,
         options.get("kind"),
     )
+    if class_names is not None:
+        _note_case_variants(class_names, target)
     return Table("csv", kind, features, target_values, chosen, class_names)
 
 
-def _records(text: str, shown: str) -> list[tuple[int, list[str]]]:
+def _records(text: str, shown: str, delimiter: str) -> list[tuple[int, list[str]]]:
     """``(row, cells)`` per record, rows counted as an editor counts lines (a record
-    with a quoted line break starts on its row); blank records are left out."""
-    reader = csv.reader(io.StringIO(text, newline=""))
+    with a quoted line break starts on its row); blank records are left out. Spaces
+    after a delimiter are skipped, so that ``1, "yes"`` is the cell ``yes``."""
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True
+    )
     records = []
     start = 1
     try:
@@ -980,20 +1082,88 @@ def _records(text: str, shown: str) -> list[tuple[int, list[str]]]:
         raise ConfigError(
             "data.path",
             f"{shown}, row {reader.line_num}: {error}.",
-            "It is not a comma-separated file that Python's csv module can read.",
+            "It is not a delimited text file that Python's csv module can read.",
         ) from None
+    if records:
+        line, cells = records[-1]
+        # A quote that is never closed takes the rest of the file into one cell.
+        rest = "\n".join(text.splitlines()[line - 1 :])
+        if any("\n" in cell for cell in cells) and rest.count('"') % 2:
+            raise ConfigError(
+                "data.path",
+                f'{shown}, row {line}: a quote (") opens a cell that is never '
+                "closed, so the rest of the file became one cell.",
+                "Close the quote or delete it (a quote inside a quoted cell is "
+                'written twice: "").',
+            )
     return records
 
 
-def _header(cells: list[str], shown: str) -> tuple[str, ...]:
-    names = tuple(cell.strip() for cell in cells)
+def _raise_layout_error(
+    text: str, records: Sequence[tuple[int, list[str]]], shown: str, delimiter: str
+) -> None:
+    """Raise the cause of a header that does not fit, if it is the file's layout:
+    a comment line above the header, or another delimiter than ``delimiter``."""
+    line = records[0][0]
+    lines = text.splitlines()
+    raw = lines[line - 1].lstrip("\ufeff")
+    if raw.lstrip().startswith("#"):
+        raise ConfigError(
+            "data.path",
+            f"{shown}, row {line}: {_shorten(raw)!r} looks like a comment, and a CSV "
+            "file has none: its first row must be the header.",
+            "Delete the comment lines, so that the column names are row 1.",
+        )
+    sample = "\n".join(lines[line - 1 : line + 19])
+    try:
+        found = csv.Sniffer().sniff(sample, delimiters=_SNIFFED).delimiter
+    except csv.Error:
+        counts = {char: raw.count(char) for char in _SNIFFED if char != delimiter}
+        found = max(counts, key=counts.__getitem__)
+        if not counts[found]:
+            return
+    if found == delimiter:
+        return
+    columns = next(csv.reader([raw], delimiter=found))
+    if len(columns) > len(records[0][1]):
+        raise ConfigError(
+            "data.delimiter",
+            f"is {_delimiter_name(delimiter)}, but {shown} looks separated by "
+            f"{_delimiter_name(found)}: its header row is {_shorten(raw)!r}.",
+            f"Set {_delimiter_override(found)}.",
+        )
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _header(
+    records: Sequence[tuple[int, list[str]]], shown: str, delimiter: str
+) -> tuple[str, ...]:
+    names = tuple(cell.strip() for cell in records[0][1])
     for index, name in enumerate(names):
+        if not name and index == len(names) - 1 and index > 0:
+            mark = _delimiter_name(delimiter)
+            rows_too = all(not cells[-1].strip() for _, cells in records[1:])
+            raise ConfigError(
+                "data.path",
+                f"{shown}: the header row ends with a {mark}, so its last column "
+                f"({index + 1}) has no name.",
+                f"Delete the {mark} at the end of "
+                + ("every row" if rows_too and len(records) > 1 else "the header row")
+                + ", or name the column.",
+            )
         if not name:
             raise ConfigError(
                 "data.path",
                 f"{shown}: column {index + 1} of the header row has no name.",
-                "Name every column (pandas writes its index there unnamed: save "
-                "with index=False).",
+                "Name every column"
+                + (
+                    " (pandas writes its index there unnamed: save with index=False)."
+                    if index == 0
+                    else "."
+                ),
             )
         if name in names[:index]:
             raise ConfigError(
@@ -1002,6 +1172,23 @@ def _header(cells: list[str], shown: str) -> tuple[str, ...]:
                 "Give every column its own name.",
             )
     return names
+
+
+def _csv_cell(
+    spec: DataSpec, row: int, column: int, names: Sequence[str]
+) -> tuple[int, str, str]:
+    """``(line, column name, cell text)`` of the ``row``-th data row's cell in
+    ``names[column]`` (``<target>``: the target), read again from the file for a
+    message."""
+    options = spec.options
+    path = Path(os.path.expanduser(options["path"]))
+    text = path.read_bytes().decode("utf-8-sig")
+    delimiter = options.get("delimiter", ",")
+    records = _records(text, repr(options["path"]), delimiter)
+    header = [cell.strip() for cell in records[0][1]]
+    name = options["target"] if names[column] == "<target>" else names[column]
+    line, cells = records[1 + row]
+    return line, name, cells[header.index(name)].strip()
 
 
 def _unknown_column(
@@ -1092,6 +1279,7 @@ def _target(
     import numpy as np
 
     key = "data.target"
+    given_kind = kind
     numbers: list[float] | None = []
     for cell, line in zip(cells, lines, strict=True):
         if not cell:
@@ -1139,7 +1327,41 @@ def _target(
             "classification needs at least two.",
             "Choose a target column with at least two different values.",
         )
+    if len(names) > MAX_INFERRED_CLASSES and 2 * len(names) > len(cells):
+        # Fewer than two rows a class: a continuous target, or an identifier.
+        where = "data.kind" if given_kind == "classification" else key
+        said = "is classification, but " if where == "data.kind" else ""
+        fix = (
+            "Set data.kind=regression (or leave it out: it is inferred), or choose "
+            "a column of class labels."
+            if numbers is not None
+            else "Choose a column of class labels."
+        )
+        raise ConfigError(
+            where,
+            f"{said}target column {column!r} has {len(names)} distinct values in "
+            f"{len(cells)} rows: fewer than two rows a class.",
+            fix,
+        )
     return kind, index.astype(np.int64), names
+
+
+def _note_case_variants(class_names: Sequence[str], column: str) -> None:
+    """Print a note naming the classes that differ only in case (``yes``, ``Yes``):
+    they stay apart, and are most often one class typed two ways."""
+    import sys
+
+    by_folded: dict[str, list[str]] = {}
+    for name in class_names:
+        by_folded.setdefault(name.casefold(), []).append(name)
+    variants = [sorted(names) for names in by_folded.values() if len(names) > 1]
+    if variants:
+        listed = ", ".join(" and ".join(map(repr, names)) for names in variants)
+        print(
+            f"note: data.target: column {column!r} has classes that differ only in "
+            f"case, kept apart: {listed}. Fix the cells if they are one class.",
+            file=sys.stderr,
+        )
 
 
 def _looks_like_classes(numbers: Sequence[float] | None) -> bool:

@@ -328,7 +328,7 @@ def run(context: TaskContext) -> dict[str, Any]:
     optimizer_spec = spec.extras.get("optimizer") or parse_optimizer("adam")
     network_spec = spec.network
     out_layer = network_spec.layers[-1]
-    table = load_table(data_spec, spec.seed)
+    table = load_table(data_spec, spec.seed, spec.dtype)
     choice = loss_for(
         options.loss,
         out_layer.activation,
