@@ -394,7 +394,40 @@ EXPORT_CASES = [
          value="'rum'", fix="Did you mean 'run'?"),
 ]  # fmt: skip
 
-CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES
+#: Issue 19: CSV files whose layout is not what data=csv expects, values that the
+#: run's dtype cannot hold, a continuous target as classes, ~ in a path, and a
+#: look-alike letter in a group option (still refused: it is a name, not data).
+DATA19_CASES = [
+    csv_case("csv-semicolon-separated", "semicolon.csv", key="data.delimiter",
+             value="looks separated by ';'", fix="Set data.delimiter=semicolon"),
+    csv_case("csv-tab-separated", "tab_separated.csv", key="data.delimiter",
+             value="looks separated by tab", fix="Set data.delimiter=tab"),
+    csv_case("csv-comment-line", "comment_line.csv", key="data.path",
+             value="row 1: '# measured on 2024-05-01' looks like a comment",
+             fix="Delete the comment lines"),
+    csv_case("csv-unterminated-quote", "unterminated_quote.csv", key="data.path",
+             value="row 3: a quote (\") opens a cell that is never closed",
+             fix="Close the quote or delete it"),
+    csv_case("csv-trailing-comma", "trailing_comma.csv", key="data.path",
+             value="the header row ends with a ','",
+             fix="Delete the ',' at the end of every row"),
+    csv_case("csv-value-too-large-for-float32", "huge_value.csv", key="data.path",
+             value="row 4, column 'weight': 1e300 is too large for float32",
+             fix="Rescale the column"),
+    train_case("csv-continuous-target-as-classes", "data=csv",
+               f"data.path={DATA / 'continuous.csv'}", "data.target=label",
+               "data.kind=classification", key="data.kind",
+               value="has 105 distinct values in 120 rows",
+               fix="Set data.kind=regression"),
+    train_case("csv-tilde-path", "data=csv", "data.path=~/no/such.csv",
+               "data.target=label", key="data.path",
+               value="'~' is not expanded here",
+               fix=f"Give the absolute path: data.path={Path.home()}/no/such.csv"),
+    case("lookalike-activation-group", f"activation=r{CYRILLIC_IE}lu",
+         key="activation", value="U+0435", fix="Type it in ASCII: activation=relu"),
+]  # fmt: skip
+
+CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + DATA19_CASES
 
 
 def physical_memory() -> int:

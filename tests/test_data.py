@@ -304,6 +304,7 @@ def test_csv_kind_is_classification_regression_or_null() -> None:
         "target": "3",
         "features": ("1", "b"),
         "kind": None,
+        "delimiter": ",",
     }
 
 

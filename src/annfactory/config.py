@@ -456,21 +456,21 @@ def _quoted_text(line: str) -> str | None:
         return None  # already quoted where it must be
     except HydraException:
         pass
-    if value.lstrip().startswith(("[", "{")):
-        # Quote each element: [größe, höhe] -> ['größe', 'höhe'].
-        quoted = _ELEMENT.sub(_quote_element, value)
-    else:
-        quoted = _quote_element(value.strip())
-    candidate = f"{key}={quoted}"
-    try:
-        parser.parse_overrides([candidate])
-    except HydraException:
-        return None  # something else is wrong: reported as it is
-    return candidate
+    # Each element quoted (a list, a sweep, choice(...)): [größe, höhe] ->
+    # ['größe', 'höhe']; else the whole value (a path with a colon or parentheses).
+    for quoted in (_ELEMENT.sub(_quote_element, value), _quote_element(value)):
+        candidate = f"{key}={quoted}"
+        try:
+            parser.parse_overrides([candidate])
+        except HydraException:
+            continue
+        return candidate
+    return None  # something else is wrong: reported as it is
 
 
-#: An unquoted element of a list or mapping: the text between its separators.
-_ELEMENT = re.compile(r"""(?<=[\[{,:])[^\[\]{},:'"]+(?=[\]},:])""")
+#: An unquoted element of a value, a list, a mapping or a sweep: the text between
+#: separators.
+_ELEMENT = re.compile(r"""(?:^|(?<=[\[{(,:]))[^\[\]{}(),:'"]+(?=[\]}),:]|$)""")
 
 
 def _quote_element(match: re.Match[str] | str) -> str:
