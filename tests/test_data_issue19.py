@@ -42,13 +42,15 @@ def csv_table(
     path: str, target: str = "label", dtype: str | None = None, **options: Any
 ):  # type: ignore[no-untyped-def]
     spec = parse_data({"name": "csv", "path": path, "target": target, **options})
-    return load_table(spec, 0, dtype)
+    return load_table(spec, 0) if dtype is None else load_table(spec, 0, dtype)
 
 
-def load_error(path: str, target: str = "label", **options: Any) -> str:
+def load_error(
+    path: str, target: str = "label", dtype: str | None = None, **options: Any
+) -> str:
     """The message of the ConfigError that loading the file raises (<= 3 lines)."""
     with pytest.raises(ConfigError) as caught:
-        csv_table(path, target, "float32", **options)
+        csv_table(path, target, dtype, **options)
     message = str(caught.value)
     assert len(message.splitlines()) <= 3, message
     return message
@@ -176,7 +178,7 @@ def test_a_cell_too_large_for_float32_names_file_row_column_and_value(
     tmp_path: Path,
 ) -> None:
     path = write(tmp_path / "big.csv", SMALL.replace("3,4,a", "3,1e300,a"))
-    message = load_error(path)
+    message = load_error(path, dtype="float32")
     assert message.startswith(
         f"data.path: {path!r}, row 4, column 'y': 1e300 is too large for float32, "
         "the run's dtype (it holds values within ±3.4e+38)."
@@ -192,7 +194,7 @@ def test_a_regression_target_too_large_for_float32_names_the_target(
 ) -> None:
     rows = "".join(f"{i},{i * 1.5}\n" for i in range(10)).replace("4.5", "-5e38")
     path = write(tmp_path / "reg.csv", "x,label\n" + rows)
-    assert load_error(path).startswith(
+    assert load_error(path, dtype="float32").startswith(
         f"data.target: {path!r}, row 5, column 'label': -5e38 is too large for float32"
     )
 
