@@ -381,3 +381,31 @@ def test_no_note_without_case_variants(
 ) -> None:
     csv_table(write(tmp_path / "n.csv", SMALL))
     assert capsys.readouterr().err == ""
+
+
+def test_a_comment_line_with_the_header_s_commas_is_named(tmp_path: Path) -> None:
+    # The comment becomes the header, and the real header a row of text cells.
+    path = write(tmp_path / "c.csv", "# x,y,label\n" + SMALL)
+    assert "row 1: '# x,y,label' looks like a comment" in load_error(path)
+
+
+def test_a_quote_closed_rows_later_names_the_cell_that_spans_lines(
+    tmp_path: Path,
+) -> None:
+    text = SMALL.replace("2,3,b", '2,"3,b').replace("4,5,b", '4,5",b')
+    message = load_error(write(tmp_path / "q.csv", text))
+    assert message.startswith(
+        "data.path: row 3, column 'y': a quoted cell runs over several lines "
+        "('3,b\\n3,4,a\\n4,5'), so a quote (\") is not closed where it should be."
+    )
+
+
+def test_a_cell_too_large_for_float16_suggests_float32(tmp_path: Path) -> None:
+    path = write(tmp_path / "h.csv", SMALL.replace("3,4,a", "3,70000,a"))
+    message = load_error(path, dtype="float16")
+    assert "70000 is too large for float16" in message
+    assert "±6.6e+04" in message
+    assert "or use dtype=float32" in message
+    assert "dtype=float32" not in load_error(
+        write(tmp_path / "b.csv", SMALL.replace("3,4,a", "3,1e39,a")), dtype="float32"
+    )

@@ -457,11 +457,12 @@ def _check_range(table: Table, spec: DataSpec, dtype: str) -> None:
     allowed = f"{dtype}, the run's dtype (it holds values within ±{largest:.2g})"
     if spec.name == "csv":
         line, name, cell = _csv_cell(spec, row, column, names)
+        wider = " or use dtype=float32," if largest < 1e38 else ""
         raise ConfigError(
             "data.target" if name == spec.options["target"] else "data.path",
             f"{spec.options['path']!r}, row {line}, column {name!r}: {cell} is too "
             f"large for {allowed}.",
-            f"Rescale the column (e.g. to other units), or fix the cell "
+            f"Rescale the column (e.g. to other units),{wider} or fix the cell "
             f"({_ROWS_NOTE}).",
         )
     name = names[column] if names[column] != "<target>" else "the target"
@@ -1010,6 +1011,14 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
     for line, cells in body:
         if len(cells) != len(header):
             _raise_layout_error(text, records, shown, delimiter)
+            if any("\n" in cell for cell in cells):
+                raise ConfigError(
+                    "data.path",
+                    f"{shown}, row {line}: a quoted cell runs over several lines, so "
+                    f"the row has {len(cells)} cells and the header {len(header)}.",
+                    'Close the quote (") that opens it where the cell ends, or '
+                    f"delete it ({_ROWS_NOTE}).",
+                )
             ends = len(cells) == len(header) + 1 and not cells[-1].strip()
             raise ConfigError(
                 "data.path",
@@ -1052,13 +1061,19 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
             raise _unknown_column("data.features", name, header, shown)
     lines = [line for line, _ in body]
     columns = [header.index(name) for name in chosen]
-    features = _feature_matrix(body, columns, chosen)
-    kind, target_values, class_names = _target(
-        [cells[header.index(target)].strip() for _, cells in body],
-        lines,
-        target,
-        options.get("kind"),
-    )
+    try:
+        features = _feature_matrix(body, columns, chosen)
+        kind, target_values, class_names = _target(
+            [cells[header.index(target)].strip() for _, cells in body],
+            lines,
+            target,
+            options.get("kind"),
+        )
+    except ConfigError:
+        # A bad cell may come from the file's layout: a comment line above the
+        # header that has as many commas, a file separated by semicolons.
+        _raise_layout_error(text, records, shown, delimiter)
+        raise
     if class_names is not None:
         _note_case_variants(class_names, target)
     return Table("csv", kind, features, target_values, chosen, class_names)
@@ -1247,6 +1262,14 @@ def _cell_number(cell: str, line: int, column: str, key: str, what: str) -> floa
             f"({_ROWS_NOTE}).",
         )
     value = _number(cell)
+    if value is None and "\n" in cell.strip():
+        raise ConfigError(
+            key,
+            f"{where}: a quoted cell runs over several lines "
+            f'({_shorten(cell.strip(), 30)!r}), so a quote (") is not closed where '
+            "it should be.",
+            f"Close the quote where the cell ends, or delete it ({_ROWS_NOTE}).",
+        )
     if value is None:
         raise ConfigError(
             key,
