@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
-from collections.abc import Callable, Sequence
+import subprocess
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,10 @@ from omegaconf import OmegaConf
 import annfactory
 from annfactory import ConfigError
 from annfactory.config import check_overrides
-from annfactory.data import load_table, parse_data
+from annfactory.data import Table, load_table, parse_data
 from annfactory.tasks import run_named_task
 
-RunCli = Callable[..., Any]
+RUN_PY = Path(__file__).resolve().parents[1] / "scripts" / "run.py"
 
 CYRILLIC_IE = "\N{CYRILLIC SMALL LETTER IE}"
 
@@ -40,7 +43,7 @@ def write(path: Path, text: str) -> str:
 
 def csv_table(
     path: str, target: str = "label", dtype: str | None = None, **options: Any
-):  # type: ignore[no-untyped-def]
+) -> Table:
     spec = parse_data({"name": "csv", "path": path, "target": target, **options})
     return load_table(spec, 0) if dtype is None else load_table(spec, 0, dtype)
 
@@ -86,10 +89,9 @@ def test_non_ascii_paths_columns_and_directories_are_accepted(
     if key.startswith("hydra."):
         assert for_hydra[-1] == f"{key}='{value}'"
         return
-    cfg = annfactory.compose(overrides)
-    assert OmegaConf.to_container(cfg, resolve=False)["data"][key.split(".")[1]] == (
-        value
-    )
+    data = OmegaConf.to_container(annfactory.compose(overrides).data)
+    assert isinstance(data, dict)
+    assert data[key.split(".")[1]] == value
 
 
 def test_a_sweep_over_non_ascii_columns_stays_a_sweep() -> None:
@@ -146,23 +148,34 @@ def test_a_csv_with_non_ascii_directory_and_columns_trains_in_process(
 
 @pytest.mark.slow
 def test_a_csv_with_non_ascii_directory_and_columns_trains_on_the_command_line(
-    run_cli: RunCli, tmp_path: Path
+    tmp_path: Path,
 ) -> None:
     path = write(tmp_path / "Données" / "clean.csv", UNICODE_CSV)
-    result = run_cli(
-        "task=train",
-        "model=mlp",
-        "data=csv",
-        f"data.path={path}",
-        "data.target=ラベル",
-        "data.features=[größe]",
-        "task.epochs=1",
-        f"hydra.run.dir={tmp_path / 'ünï'}",
+    run_dir = tmp_path / "ünï"
+    # Not the run_cli fixture: it sets hydra.run.dir itself.
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(RUN_PY),
+            "task=train",
+            "model=mlp",
+            "data=csv",
+            f"data.path={path}",
+            "data.target=ラベル",
+            "data.features=[größe]",
+            "task.epochs=1",
+            f"hydra.run.dir={run_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},
     )
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((tmp_path / "ünï" / "metrics.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["train"]["epochs_run"] == 1
-    spec = (tmp_path / "ünï" / "spec.yaml").read_text(encoding="utf-8")
+    spec = (run_dir / "spec.yaml").read_text(encoding="utf-8")
     assert "target: ラベル" in spec
     assert "- größe" in spec
 
