@@ -422,3 +422,12 @@ def test_a_cell_too_large_for_float16_suggests_float32(tmp_path: Path) -> None:
     assert "dtype=float32" not in load_error(
         write(tmp_path / "b.csv", SMALL.replace("3,4,a", "3,1e39,a")), dtype="float32"
     )
+
+
+def test_a_decimal_comma_is_named_once_the_delimiter_is_right(tmp_path: Path) -> None:
+    text = "x;y;label\n1,5;2;a\n2;3;b\n3;4;a\n"
+    message = load_error(write(tmp_path / "d.csv", text), delimiter="semicolon")
+    assert message.startswith(
+        "data.path: row 2, column 'x': '1,5' is not a number: it has a decimal comma."
+    )
+    assert "Write decimals with a point (1.5)" in message

@@ -36,6 +36,7 @@ import itertools
 import math
 import operator
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1269,6 +1270,13 @@ def _cell_number(cell: str, line: int, column: str, key: str, what: str) -> floa
             f'({_shorten(cell.strip(), 30)!r}), so a quote (") is not closed where '
             "it should be.",
             f"Close the quote where the cell ends, or delete it ({_ROWS_NOTE}).",
+        )
+    if value is None and re.fullmatch(r"[+-]?\d*,\d+", cell.strip()):
+        raise ConfigError(
+            key,
+            f"{where}: {cell.strip()!r} is not a number: it has a decimal comma.",
+            "Write decimals with a point (1.5): save the file with '.' as the decimal "
+            f"separator ({_ROWS_NOTE}).",
         )
     if value is None:
         raise ConfigError(
