@@ -431,3 +431,12 @@ def test_a_decimal_comma_is_named_once_the_delimiter_is_right(tmp_path: Path) ->
         "data.path: row 2, column 'x': '1,5' is not a number: it has a decimal comma."
     )
     assert "Write decimals with a point (1.5)" in message
+
+
+def test_a_bad_cell_under_a_header_that_starts_with_a_hash_is_named_as_it_is(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path / "h.csv", SMALL.replace("x,y", "#id,y").replace("3,4", "3,z")
+    )
+    assert load_error(path).startswith("data.path: row 4, column 'y': 'z' is not a")

@@ -1011,7 +1011,7 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
         )
     for line, cells in body:
         if len(cells) != len(header):
-            _raise_layout_error(text, records, shown, delimiter)
+            _raise_layout_error(text, records, shown, options)
             if any("\n" in cell for cell in cells):
                 raise ConfigError(
                     "data.path",
@@ -1039,7 +1039,7 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
             )
     target = options["target"]
     if target not in header:
-        _raise_layout_error(text, records, shown, delimiter)
+        _raise_layout_error(text, records, shown, options)
         raise _unknown_column("data.target", target, header, shown)
     chosen = options.get("features")
     if chosen is None:
@@ -1058,7 +1058,7 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
                 "Leave it out: a model must not see what it predicts.",
             )
         if name not in header:
-            _raise_layout_error(text, records, shown, delimiter)
+            _raise_layout_error(text, records, shown, options)
             raise _unknown_column("data.features", name, header, shown)
     lines = [line for line, _ in body]
     columns = [header.index(name) for name in chosen]
@@ -1073,7 +1073,7 @@ def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
     except ConfigError:
         # A bad cell may come from the file's layout: a comment line above the
         # header that has as many commas, a file separated by semicolons.
-        _raise_layout_error(text, records, shown, delimiter)
+        _raise_layout_error(text, records, shown, options)
         raise
     if class_names is not None:
         _note_case_variants(class_names, target)
@@ -1116,14 +1116,24 @@ def _records(text: str, shown: str, delimiter: str) -> list[tuple[int, list[str]
 
 
 def _raise_layout_error(
-    text: str, records: Sequence[tuple[int, list[str]]], shown: str, delimiter: str
+    text: str,
+    records: Sequence[tuple[int, list[str]]],
+    shown: str,
+    options: Mapping[str, Any],
 ) -> None:
     """Raise the cause of a header that does not fit, if it is the file's layout:
-    a comment line above the header, or another delimiter than ``delimiter``."""
+    a comment line above the header, or another delimiter than ``data.delimiter``."""
+    delimiter, target = options.get("delimiter", ","), options["target"]
     line = records[0][0]
     lines = text.splitlines()
     raw = lines[line - 1].lstrip("\ufeff")
-    if raw.lstrip().startswith("#"):
+    # A header may name a column "#id": a comment is a first row without the
+    # target, or one above a row that names it.
+    below = records[1][1] if len(records) > 1 else []
+    names_target = target in (cell.strip() for cell in records[0][1])
+    if raw.lstrip().startswith("#") and (
+        not names_target or target in (cell.strip() for cell in below)
+    ):
         raise ConfigError(
             "data.path",
             f"{shown}, row {line}: {_shorten(raw)!r} looks like a comment, and a CSV "
