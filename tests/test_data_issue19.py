@@ -440,3 +440,9 @@ def test_a_bad_cell_under_a_header_that_starts_with_a_hash_is_named_as_it_is(
         tmp_path / "h.csv", SMALL.replace("x,y", "#id,y").replace("3,4", "3,z")
     )
     assert load_error(path).startswith("data.path: row 4, column 'y': 'z' is not a")
+
+
+def test_a_non_ascii_run_directory_to_export_is_accepted() -> None:
+    assert check_overrides(["task=export", "task.run=/runs/ünï"])[-1] == (
+        "task.run='/runs/ünï'"
+    )
