@@ -77,7 +77,10 @@ _OPTIONS: Final = {
     "epochs": Param(int, 100, "passes over the training rows", low=1),
     "batch_size": Param(int, 64, "rows per optimizer step", low=1),
     "patience": Param(
-        int, None, "stop after this many epochs without a better val_loss", low=1
+        int,
+        None,
+        "stop after this many epochs without a better val_loss; null: never stop",
+        low=1,
     ),
     "keep": Param(
         str, "best", "weights saved: of the best val_loss, or the last", choices=KEEPS
@@ -91,7 +94,10 @@ _OPTIONS: Final = {
         str, None, "null: from the output activation and the data", choices=LOSSES
     ),
     "log_every": Param(
-        int, None, "epochs between progress lines off a terminal (null: auto)", low=1
+        int,
+        None,
+        "epochs between progress lines off a terminal; null: about 20 lines a run",
+        low=1,
     ),
 }
 
