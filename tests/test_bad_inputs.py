@@ -374,6 +374,13 @@ TRAIN_CASES = [
          value="task=train only", fix="task=train optimizer.lr=0.1"),
 ]  # fmt: skip
 
+#: Issue 19's training cases.
+TRAIN19_CASES = [
+    train_case("top-level-batch-size-with-train", "data=iris", "batch_size=7",
+               key="batch_size", value="does not read the top-level batch_size (7)",
+               fix="Use task.batch_size=7 instead"),
+]  # fmt: skip
+
 RUNS = BAD_INPUTS / "runs"
 
 EXPORT_CASES = [
@@ -394,7 +401,7 @@ EXPORT_CASES = [
          value="'rum'", fix="Did you mean 'run'?"),
 ]  # fmt: skip
 
-CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES
+CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + TRAIN19_CASES
 
 
 def physical_memory() -> int:

@@ -91,9 +91,7 @@ def test_only_parameters_derived_from_an_activation_say_so() -> None:
         *(datasets.get(name).params for name in datasets.names()),
         *(inits.get(name).params for name in inits.names()),
     ]
-    nullable = [
-        param for schema in schemas for param in schema.values() if param.auto
-    ]
+    nullable = [param for schema in schemas for param in schema.values() if param.auto]
     assert len(nullable) >= 8
     for param in nullable:
         allowed = param.allowed()

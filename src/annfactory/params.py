@@ -79,6 +79,16 @@ class Param:
     def auto(self) -> bool:
         return self.default is None
 
+    @property
+    def meaning(self) -> str:
+        """What the parameter means: its doc without what null means."""
+        return _doc_parts(self.doc)[0]
+
+    @property
+    def null_means(self) -> str:
+        """What null means, from the doc's ``null: ...`` part (empty if unsaid)."""
+        return _doc_parts(self.doc)[1]
+
     def allowed(self) -> str:
         """What values are allowed, in words."""
         if self.choices is not None:
@@ -93,8 +103,7 @@ class Param:
             if bounds:
                 text += " " + " and ".join(bounds)
         if self.auto:
-            meaning = _doc_parts(self.doc)[1]
-            text += f", or null ({meaning})" if meaning else ", or null"
+            text += f", or null ({self.null_means})" if self.null_means else ", or null"
         return text
 
     def validate(self, value: Any, key: str) -> Any:
@@ -128,8 +137,7 @@ class Param:
                 key, key.rpartition(".")[2] or "value", value, self.choices
             )
         if self.kind in (int, float) and not self._in_bounds(value):
-            doc = _doc_parts(self.doc)[0]
-            meaning = f" ({doc})" if doc else ""
+            meaning = f" ({self.meaning})" if self.meaning else ""
             raise ConfigError(
                 key,
                 f"{value!r} is out of range.",

@@ -292,6 +292,8 @@ def _loss_function(
     "train",
     params=_OPTIONS,
     parse_options=parse_options,
+    # Rows per step are task.batch_size; a top-level batch_size is refused.
+    reads_batch_size=False,
     # What a search (hydra/sweeper=optuna) may optimize; the first is its default.
     # val_accuracy comes with classification data, val_r2 with regression.
     objectives={
