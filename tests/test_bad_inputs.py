@@ -379,6 +379,10 @@ TRAIN19_CASES = [
     train_case("top-level-batch-size-with-train", "data=iris", "batch_size=7",
                key="batch_size", value="does not read the top-level batch_size (7)",
                fix="Use task.batch_size=7 instead"),
+    case("one-row-steps-with-batch-norm", "task=train", "model=cnn", "data=digits",
+         "task.batch_size=1", "task.epochs=1", key="task.batch_size",
+         value="1 row per step: the network's batch norm needs 2 or more rows",
+         fix="Use task.batch_size=2 or more"),
 ]  # fmt: skip
 
 RUNS = BAD_INPUTS / "runs"
