@@ -582,3 +582,21 @@ def test_patience_counts_the_epochs_since_the_last_improvement() -> None:
     assert result["epochs_run"] == stop
     assert result["epochs_run"] - result["best_epoch"] == patience
     assert history_without_time(early) == history_without_time(full)[:stop]
+
+
+@pytest.mark.parametrize("epochs", [2, 3, 7])
+def test_curves_of_a_short_run_tick_whole_epochs(epochs: int) -> None:
+    from annfactory.tasks.train import plot_curves
+
+    history = [
+        {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.1 / epoch,
+         "val_accuracy": 0.5, "train_accuracy": 0.5, "lr": 0.001, "seconds": 0.1}
+        for epoch in range(1, epochs + 1)
+    ]  # fmt: skip
+    figure = plot_curves(history, "accuracy", "title", kept=epochs)
+    figure.canvas.draw()
+    for axes in figure.axes:
+        low, high = axes.get_xlim()
+        ticks = [tick for tick in axes.get_xticks() if low <= tick <= high]
+        assert ticks, axes.get_title()
+        assert all(float(tick).is_integer() for tick in ticks), ticks

@@ -768,6 +768,7 @@ def plot_curves(
         kept: The epoch whose weights were saved (a dotted line), or None.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=_FIGURE_INCHES, dpi=_FIGURE_DPI, layout="constrained")
     loss_axes, metric_axes = figure.subplots(1, 2)
@@ -806,6 +807,8 @@ def plot_curves(
     )
     for axes in (loss_axes, metric_axes):
         axes.set_xlabel("epoch")
+        # Epochs are whole: no tick at 1.5 in a short run.
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8, loc="best")
     figure.suptitle(title, fontsize=10)
