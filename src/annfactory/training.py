@@ -354,10 +354,15 @@ def _seeded_dropout(seed: int | None, device: torch.device) -> Iterator[None]:
         return
     import torch
 
-    accelerator = device.type not in ("cpu", "meta")
-    devices = [device.index or 0] if accelerator else []
-    with torch.random.fork_rng(devices=devices, device_type=device.type):
-        torch.manual_seed(seed)
+    # Only the generator of the training device: torch.manual_seed would also seed
+    # (lazily) every CUDA device of a CPU run, and fork_rng would not restore them.
+    cuda = device.type == "cuda"
+    devices = [device.index or 0] if cuda else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
         yield
 
 

@@ -395,10 +395,11 @@ def run(context: TaskContext) -> dict[str, Any]:
             + f"; saved in {spec.dtype}",
             file=context.out,
         )
-    sizes = batch_sizes(len(train_index), options.batch_size, batch_norm=False)
-    if has_batch_norm(model) and len(sizes) > 1 and sizes[-1] == 1:
+    rows = len(train_index)
+    steps = batch_sizes(rows, options.batch_size, batch_norm=has_batch_norm(model))
+    if steps != batch_sizes(rows, options.batch_size, batch_norm=False):
         print(
-            f"note: {len(train_index)} training rows leave 1 row for the last batch "
+            f"note: {rows} training rows leave 1 row for the last batch "
             "of an epoch, and batch norm needs 2 or more: it joins the batch before "
             f"it ({options.batch_size + 1} rows).",
             file=context.out,
