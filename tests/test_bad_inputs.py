@@ -374,6 +374,17 @@ TRAIN_CASES = [
          value="task=train only", fix="task=train optimizer.lr=0.1"),
 ]  # fmt: skip
 
+#: Issue 19's training cases.
+TRAIN19_CASES = [
+    train_case("top-level-batch-size-with-train", "data=iris", "batch_size=7",
+               key="batch_size", value="does not read the top-level batch_size (7)",
+               fix="Use task.batch_size=7 instead"),
+    case("one-row-steps-with-batch-norm", "task=train", "model=cnn", "data=digits",
+         "task.batch_size=1", "task.epochs=1", key="task.batch_size",
+         value="1 row per step: the network's batch norm needs 2 or more rows",
+         fix="Use task.batch_size=2 or more"),
+]  # fmt: skip
+
 RUNS = BAD_INPUTS / "runs"
 
 EXPORT_CASES = [
@@ -427,7 +438,10 @@ DATA19_CASES = [
          key="activation", value="U+0435", fix="Type it in ASCII: activation=relu"),
 ]  # fmt: skip
 
-CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + DATA19_CASES
+CASES = (
+    OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + DATA19_CASES
+    + TRAIN19_CASES
+)  # fmt: skip
 
 
 def physical_memory() -> int:

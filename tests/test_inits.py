@@ -546,7 +546,8 @@ def test_a_negative_gain_is_refused(name: str) -> None:
     with pytest.raises(
         ConfigError,
         match=r"^model\.layers\.l1\.weight_init\.gain: -1\.0 is out of range\.\n"
-        r"  Allowed: a number >= 0, or null \(derived from the layer's activation\)",
+        r"  Allowed: a number >= 0, or null \(the gain of the layer's activation\) "
+        r"\(scale factor\)\.$",
     ):
         _spec(weight_init={"name": name, "gain": -1.0})
 

@@ -52,3 +52,49 @@ def test_anything_else_is_a_config_error_naming_the_key(
         require_mapping(node, key, **words)
     assert str(info.value) == expected
     assert info.value.key == (key or "<root>")
+
+
+# ------------------------------------------------------------------------------------
+# What null means (issue 19): each parameter's message says it of itself
+# ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "null_means", "meaning"),
+    [
+        ("patience", "never stop", "stop after this many epochs"),
+        ("log_every", "about 20 lines a run", "epochs between progress lines"),
+    ],
+)
+def test_a_task_option_says_what_its_own_null_means(
+    option: str, null_means: str, meaning: str
+) -> None:
+    from annfactory.tasks import parse_task_options
+
+    with pytest.raises(ConfigError) as info:
+        parse_task_options("train", {option: 0})
+    message = str(info.value)
+    assert message.startswith(f"task.{option}: 0 is out of range.\n")
+    assert f"or null ({null_means}) ({meaning}" in message
+    assert "activation" not in message
+
+
+def test_only_parameters_derived_from_an_activation_say_so() -> None:
+    """Every task option, data option and init parameter that may be null says
+    what null means, in its own words."""
+    from annfactory.data import datasets
+    from annfactory.inits import inits
+    from annfactory.tasks import tasks
+
+    schemas = [
+        *(task.params for _, task in tasks.items()),
+        *(datasets.get(name).params for name in datasets.names()),
+        *(inits.get(name).params for name in inits.names()),
+    ]
+    nullable = [param for schema in schemas for param in schema.values() if param.auto]
+    assert len(nullable) >= 8
+    for param in nullable:
+        allowed = param.allowed()
+        assert "or null (" in allowed, (param, allowed)
+        if "activation" in allowed:
+            assert "activation" in param.doc, param

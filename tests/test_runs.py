@@ -140,10 +140,12 @@ def test_load_run_rebuilds_the_same_state_and_outputs(
     assert annfactory.load_spec(run) == spec
     assert_identical(fresh.state_dict(), loaded.state_dict())
     assert torch.equal(outputs(fresh, spec), outputs(loaded, spec))
-    # requires_grad, train/eval and the module tree are those of a fresh build.
+    # requires_grad and the module tree are those of a fresh build; a loaded run
+    # is for inference, so it is in eval mode.
     assert [p.requires_grad for p in loaded.parameters()] == [
         p.requires_grad for p in fresh.parameters()
     ]
+    assert not any(module.training for module in loaded.modules())
     assert [n for n, _ in loaded.named_modules()] == [
         n for n, _ in fresh.named_modules()
     ]
@@ -166,6 +168,37 @@ def test_load_run_keeps_trained_buffers(tmp_path: Path) -> None:
     assert int(norm.num_batches_tracked) == 1
     assert not torch.equal(norm.running_mean, torch.zeros(8))
     assert torch.equal(outputs(model, spec), outputs(loaded, spec))
+
+
+def test_a_loaded_run_is_in_eval_mode_and_train_fine_tunes_it(
+    tmp_path: Path,
+) -> None:
+    """A forward pass of a loaded run changes nothing in it (issue 19): its batch
+    norm uses the saved running statistics; ``.train()`` makes it trainable again."""
+    spec = annfactory.parse_run(NORMS)
+    model = build_network(spec)
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(16, 6, generator=torch.Generator().manual_seed(1)))
+    save_run(tmp_path, spec, model)
+    loaded = load_run(tmp_path)
+    saved = {name: tensor.clone() for name, tensor in loaded.state_dict().items()}
+    row = torch.randn(1, 6, generator=torch.Generator().manual_seed(2))
+
+    with torch.no_grad():
+        first, second = loaded(row), loaded(row)
+
+    assert not loaded.training
+    assert torch.equal(first, second)
+    assert_identical(saved, loaded.state_dict())
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(first, model(row))
+    # Fine-tuning: .train() turns batch statistics and dropout back on.
+    loaded.train()
+    assert all(module.training for module in loaded.modules())
+    loaded(torch.randn(4, 6))
+    assert int(loaded.get_submodule("bn1").num_batches_tracked) == 2
 
 
 # ------------------------------------------------------------------------------------
@@ -885,8 +918,21 @@ def test_cuda_is_refused_on_every_path_without_a_cuda_device(
         build_network(on_cuda)
     with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
         materialize(build_network(replace(demo_spec, device="meta")), on_cuda)
-    with pytest.raises(annfactory.DeviceError, match=r"^device: 'cuda' is not"):
-        load_run(make_run(tmp_path / "run", demo_spec), device="cuda")
+    # In Python the fix is load_run's argument, not the command line's device=cpu.
+    run = make_run(tmp_path / "run", demo_spec)
+    with pytest.raises(
+        annfactory.DeviceError,
+        match=r"^device: 'cuda' is not available on this machine .*\.\n"
+        r'  Pass device="cpu": load_run\(".*run", device="cpu"\)\.$',
+    ):
+        load_run(run, device="cuda")
+    # A run saved on cuda names the device it used.
+    edit_spec(run, lambda data: data.update(device="cuda"))
+    with pytest.raises(
+        annfactory.DeviceError, match=r"\(the device the run used\)\.\n.*device="
+    ):
+        load_run(run)
+    assert load_run(run, device="cpu").spec == demo_spec.network
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

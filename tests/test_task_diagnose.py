@@ -379,9 +379,13 @@ def test_batch_size_null_takes_the_top_level_batch_size() -> None:
         {"name": "diagnose", "batch_size": None}, spec, None, out=io.StringIO()
     )
     assert metrics["output_shape"] == [7, 2]
-    metrics = run_named_task({"name": "diagnose"}, spec, None, out=io.StringIO())
-    assert metrics["output_shape"] == [256, 2]
     assert metrics["total_params"] == spec.network.num_params
+    # With task.batch_size set (256 by default) the top-level one would be ignored:
+    # refused, not ignored (issue 19).
+    with pytest.raises(
+        ConfigError, match=r"^batch_size: task 'diagnose' does not read the top-level"
+    ):
+        run_named_task({"name": "diagnose"}, spec, None, out=io.StringIO())
 
 
 # ------------------------------------------------------------------------------------

@@ -140,6 +140,68 @@ def test_compile_is_refused_naming_every_task_that_compiles(tmp_path: Path) -> N
         run_named_task({"name": "init_report"}, spec, tmp_path, out=io.StringIO())
 
 
+# ------------------------------------------------------------------------------------
+# The top-level batch_size: read by some tasks, refused by the others (issue 19)
+# ------------------------------------------------------------------------------------
+
+
+def test_each_built_in_task_declares_whether_it_reads_the_top_level_batch_size() -> (
+    None
+):
+    diagnose = tasks.get("diagnose")
+    assert tasks.get("forward").reads_batch_size is True
+    assert tasks.get("export").reads_batch_size is True
+    for name in ("train", "activations", "init_report"):
+        assert tasks.get(name).reads_batch_size is False, name
+    # diagnose reads it with task.batch_size=null only.
+    assert diagnose.reads_batch_size_with(parse_task_options("diagnose", {})) is False
+    assert diagnose.reads_batch_size_with(
+        parse_task_options("diagnose", {"batch_size": None})
+    )
+
+
+def test_a_top_level_batch_size_that_train_would_ignore_is_refused(
+    tmp_path: Path,
+) -> None:
+    node = {"name": "train", "epochs": 1}
+    with pytest.raises(
+        ConfigError,
+        match=r"^batch_size: task 'train' does not read the top-level batch_size "
+        r"\(7\): task\.batch_size sets its rows \(rows per optimizer step\)\.\n"
+        r"  Use task\.batch_size=7 instead\.$",
+    ):
+        run_named_task(node, _spec("batch_size=7"), tmp_path, out=io.StringIO())
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_batch_size_named_with_its_default_value_is_refused_too() -> None:
+    """``batch_size=5`` on the command line is as ignored as ``batch_size=7``."""
+    spec = _spec("batch_size=5")
+    with pytest.raises(
+        ConfigError,
+        match=r"^batch_size: task 'init_report' draws no batch of rows, so "
+        r"batch_size=5 would do nothing\.\n"
+        r"  Leave batch_size out, or use it with task=export or task=forward\.$",
+    ):
+        run_named_task(
+            {"name": "init_report"}, spec, None, out=io.StringIO(),
+            overrides=["task=init_report", "batch_size=5"],
+        )  # fmt: skip
+    # Without the override, the default value is no setting at all.
+    assert run_named_task({"name": "init_report"}, spec, None, out=io.StringIO())
+
+
+def test_a_task_reads_the_batch_size_unless_it_declares_otherwise() -> None:
+    """A plugin task that says nothing keeps reading spec.batch_size."""
+    tasks.register("rows", lambda context: {"rows": context.spec.batch_size})
+    tasks.register("no_rows", lambda context: {}, reads_batch_size=False)
+    spec = _spec("batch_size=9")
+    assert run_named_task({"name": "rows"}, spec, None)["rows"] == 9
+    assert run_named_task({"name": "diagnose", "batch_size": None}, spec, None)
+    with pytest.raises(ConfigError, match=r"^batch_size: task 'no_rows' draws no"):
+        run_named_task({"name": "no_rows"}, spec, None)
+
+
 def test_registration_takes_a_task_or_a_run_function() -> None:
     entry = Task(run=lambda context: {}, doc="does nothing")
     assert tasks.register("nothing", entry) is entry

@@ -310,17 +310,18 @@ def test_the_fast_adam_step_updates_exactly_as_optimizer_step(
             torch.device("cpu"),
         )
         assert optimizer.param_groups[0]["fused"]
-        stepper = _Stepper(optimizer)
+        stepper = _Stepper(optimizer, None)
         generator = torch.Generator().manual_seed(1)
         for index in range(6):
             x = torch.randn(8, 5, generator=generator)
             target = torch.randint(0, 3, (8,), generator=generator)
-            torch.nn.functional.cross_entropy(model(x), target).backward()
+            loss = torch.nn.functional.cross_entropy(model(x), target)
             if index == 3:
                 optimizer.param_groups[0]["lr"] = 0.003
             if fast:
-                stepper()
+                stepper(loss)
             else:
+                loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
         state = [
@@ -346,8 +347,77 @@ def test_the_fast_step_is_taken_for_fused_adam_and_not_for_sgd() -> None:
         optimizer = build_optimizer(
             parse_optimizer(name), model.parameters(), torch.device("cpu")
         )
-        stepper = _Stepper(optimizer)
-        model(torch.ones(1, 3)).sum().backward()
-        stepper()  # the first step creates the state
+        stepper = _Stepper(optimizer, None)
+        stepper(model(torch.ones(1, 3)).sum())  # the first step creates the state
         assert (stepper._fast_groups() is not None) is fast, name
         assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    ("rows", "batch_norm", "sizes"),
+    [
+        (65, False, [64, 1]),
+        (65, True, [65]),  # one row cannot be normalized by batch statistics
+        (129, True, [64, 65]),
+        (66, True, [64, 2]),
+        (64, True, [64]),
+        (1, False, [1]),
+    ],
+)
+def test_a_last_batch_of_one_row_joins_the_one_before_with_batch_norm(
+    rows: int, batch_norm: bool, sizes: list[int]
+) -> None:
+    from annfactory.training import batch_sizes
+
+    assert batch_sizes(rows, 64, batch_norm=batch_norm) == sizes
+
+
+def test_batch_norm_is_found_anywhere_in_the_module() -> None:
+    from annfactory.training import has_batch_norm
+
+    inner = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4))
+    assert has_batch_norm(nn.Sequential(nn.Linear(2, 2), nn.Sequential(inner)))
+    assert has_batch_norm(nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)))
+    assert not has_batch_norm(nn.Sequential(nn.Linear(2, 4), nn.LayerNorm(4)))
+
+
+def test_one_row_left_for_the_last_batch_trains_with_batch_norm() -> None:
+    x, labels = _blobs(0, rows=33)
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.Linear(8, 3))
+    result = _train(module, (x, labels, x[:8], labels[:8]), batch_size=16, epochs=2)
+    assert result.epochs_run == 2
+
+
+def test_float16_mixed_precision_keeps_float32_weights_and_learns(
+    blobs: tuple[torch.Tensor, ...],
+) -> None:
+    """With ``autocast``, the module stays float32 (the master weights), the losses
+    are float32, and the run learns what float32 learns."""
+    module = _mlp()
+    half = _train(module, blobs, autocast=torch.float16, epochs=8)
+    full = _train(_mlp(), blobs, epochs=8)
+    assert {p.dtype for p in module.parameters()} == {torch.float32}
+    assert half.history[-1].metric >= full.history[-1].metric - 0.02
+    assert half.history[0].train_loss == pytest.approx(
+        full.history[0].train_loss, rel=0.01
+    )
+
+
+def test_dropout_is_seeded_by_the_dropout_seed(
+    blobs: tuple[torch.Tensor, ...],
+) -> None:
+    """The same dropout_seed gives the same history whatever torch's global
+    generator holds, and the caller's generator state is restored."""
+
+    def run(global_seed: int, dropout_seed: int) -> list[float]:
+        torch.manual_seed(0)
+        module = nn.Sequential(nn.Linear(2, 16), nn.Dropout(0.5), nn.Linear(16, 3))
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        result = _train(module, blobs, dropout_seed=dropout_seed, epochs=3)
+        assert torch.equal(torch.get_rng_state(), state)
+        return [record.train_loss for record in result.history]
+
+    assert run(1, dropout_seed=7) == run(2, dropout_seed=7)
+    assert run(1, dropout_seed=7) != run(1, dropout_seed=8)

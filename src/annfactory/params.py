@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -38,7 +39,7 @@ REQUIRED: Final[Any] = _Sentinel("REQUIRED")
 """Default of a parameter that the config must give."""
 
 AUTO: Final[None] = None
-"""Default of a parameter derived from the layer's activation (written ``null``)."""
+"""Default of a parameter that may be ``null``; its ``doc`` says what null means."""
 
 _KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
 
@@ -50,8 +51,10 @@ class Param:
     Args:
         kind: ``bool``, ``int``, ``float`` or ``str``.
         default: The value used when the config omits it; :data:`REQUIRED` if it must be
-            given; ``None`` (:data:`AUTO`) if it is derived from the layer's activation.
-        doc: One line that says what the parameter means.
+            given; ``None`` (:data:`AUTO`) if it may be null.
+        doc: One line that says what the parameter means, and for a parameter that
+            may be null what null means, after ``null:`` (``"stop after this many
+            epochs; null: never stop early"``): messages quote that part.
         choices: The allowed values of a string parameter.
         low: Smallest allowed value (numbers).
         high: Largest allowed value (numbers).
@@ -76,6 +79,16 @@ class Param:
     def auto(self) -> bool:
         return self.default is None
 
+    @property
+    def meaning(self) -> str:
+        """What the parameter means: its doc without what null means."""
+        return _doc_parts(self.doc)[0]
+
+    @property
+    def null_means(self) -> str:
+        """What null means, from the doc's ``null: ...`` part (empty if unsaid)."""
+        return _doc_parts(self.doc)[1]
+
     def allowed(self) -> str:
         """What values are allowed, in words."""
         if self.choices is not None:
@@ -90,7 +103,7 @@ class Param:
             if bounds:
                 text += " " + " and ".join(bounds)
         if self.auto:
-            text += ", or null (derived from the layer's activation)"
+            text += f", or null ({self.null_means})" if self.null_means else ", or null"
         return text
 
     def validate(self, value: Any, key: str) -> Any:
@@ -124,7 +137,7 @@ class Param:
                 key, key.rpartition(".")[2] or "value", value, self.choices
             )
         if self.kind in (int, float) and not self._in_bounds(value):
-            meaning = f" ({self.doc})" if self.doc else ""
+            meaning = f" ({self.meaning})" if self.meaning else ""
             raise ConfigError(
                 key,
                 f"{value!r} is out of range.",
@@ -262,6 +275,21 @@ def require_mapping(
     if not isinstance(node, Mapping):
         raise ConfigError(key or "<root>", f"{node!r} is not {what}.", fix)
     return node
+
+
+#: Where a parameter's doc says what null means: ``; null: ...``, ``(null: ...)``
+#: or ``, or null: ...``, to the end or the closing parenthesis.
+_NULL_MEANS: Final = re.compile(r"\s*[;(]?\s*(?:or )?null: ([^)]*)\)?")
+
+
+def _doc_parts(doc: str) -> tuple[str, str]:
+    """A parameter's doc split into what it means and what null means (empty when
+    the doc does not say)."""
+    match = _NULL_MEANS.search(doc)
+    if match is None:
+        return doc, ""
+    meaning = (doc[: match.start()] + doc[match.end() :]).strip(" ;,")
+    return meaning, match.group(1).strip()
 
 
 def _join(key: str, name: str) -> str:

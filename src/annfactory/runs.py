@@ -211,7 +211,12 @@ def _check_format(file: Path, version: Any) -> None:
 
 
 def load_run(path: str | Path, device: str | None = None) -> Network:
-    """Rebuild the model a run saved: identical state dict, identical outputs.
+    """Rebuild the model a run saved, in eval mode: identical state dict, identical
+    outputs.
+
+    A loaded run is for inference, so it comes in eval mode: batch norms use their
+    saved running statistics and dropout is off, and a forward pass changes nothing
+    in the model. Call ``.train()`` on it to fine-tune.
 
     The spec is validated exactly like a fresh config, so a spec naming anything
     unregistered (or a ``_target_``) is refused before anything is built. The weights
@@ -228,8 +233,16 @@ def load_run(path: str | Path, device: str | None = None) -> Network:
     Raises:
         ConfigError: The spec is invalid, or the weights are missing, are not a
             safetensors file, or do not match the spec (names, shapes, dtypes).
+        DeviceError: The device is not on this machine (names ``device="cpu"``).
         MemoryLimitError: The model would not fit in the device's memory.
     """
+    model = _load_run(path, device)
+    model.eval()
+    return model
+
+
+def _load_run(path: str | Path, device: str | None) -> Network:
+    """:func:`load_run` without the switch to eval mode."""
     from dataclasses import replace
 
     from safetensors import SafetensorError, safe_open
@@ -240,6 +253,7 @@ def load_run(path: str | Path, device: str | None = None) -> Network:
     spec = load_spec(path)
     if device is not None:
         spec = replace(spec, device=validate_device(device))
+    _check_device(path, spec.device, device is None)
     _, weights_file = _run_files(path)
     if not weights_file.exists() and spec.device == "meta":
         # Shapes only: the spec is all a meta model needs.
@@ -269,6 +283,27 @@ def load_run(path: str | Path, device: str | None = None) -> Network:
         _refuse_pickle(weights_file)
         raise ConfigError(
             str(weights_file), f"cannot be read: {error}", "Restore the file."
+        ) from None
+
+
+def _check_device(path: str | Path, device: str, saved: bool) -> None:
+    """Refuse a device this machine lacks, in Python's words: the fix is the
+    ``device`` argument of :func:`load_run`, not a command-line override."""
+    import torch
+
+    from annfactory.errors import DeviceError
+    from annfactory.factory import resolve_device
+
+    try:
+        resolve_device(device)
+    except DeviceError as error:
+        where = " (the device the run used)" if saved else ""
+        usable = "cuda:0" if torch.cuda.is_available() else "cpu"
+        raise DeviceError(
+            "device",
+            f"{error.problem.removesuffix('.')}{where}.",
+            f'Pass device="{usable}": '
+            f'load_run({json.dumps(str(path))}, device="{usable}").',
         ) from None
 
 

@@ -5,7 +5,11 @@ seeded from ``(seed, stream name)`` by :func:`parameter_seed`:
 
 - each parameter, under its state_dict path (``linear1.weight``);
 - the random input batch, under ``input`` (:func:`random_input`);
-- the random class labels, under ``labels`` (:func:`random_labels`).
+- the random class labels, under ``labels`` (:func:`random_labels`);
+- with ``task=train``: the data split (``data.split``), the shuffle of each epoch's
+  batches (``train.shuffle``) and dropout's draws (``train.dropout``,
+  :data:`DROPOUT_STREAM`: the training loop seeds torch's global generator, which
+  dropout draws from, with it for the loop and restores it afterwards).
 
 Parameter paths always hold a dot, so they never collide with the other streams.
 Drawing one thing never moves another's generator, so adding a layer or a draw
@@ -14,8 +18,6 @@ leaves every other value as it was, and values are drawn on the CPU in
 promise across releases: ``tests/test_factory.py`` pins :func:`parameter_seed` and
 ``tests/fixtures/runs/`` holds runs saved by earlier releases.
 
-Later issues add the data split and the shuffling of training batches here, as
-further named streams of the run seed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from annfactory.spec import RunSpec
 
 __all__ = [
+    "DROPOUT_STREAM",
     "INPUT_STREAM",
     "LABELS_STREAM",
     "parameter_seed",
@@ -42,6 +45,9 @@ __all__ = [
 INPUT_STREAM = "input"
 #: The stream of the random class labels.
 LABELS_STREAM = "labels"
+#: The stream of dropout's draws while training (the seed of torch's global
+#: generator during the training loop).
+DROPOUT_STREAM = "train.dropout"
 
 
 def parameter_seed(seed: int, path: str) -> int:

@@ -13,9 +13,20 @@ per-operation overhead rather than arithmetic. So the loop
 - runs torch's kernels on one thread while it trains tiny matrices on the CPU, where
   waking a second thread costs more than it saves (restored afterwards).
 
-On the CPU the same inputs and the same shuffling generator give a bit-identical
-history. The shuffling generator lives on the CPU, so every device draws the same
-order.
+On the CPU the same inputs, the same shuffling generator and the same dropout seed
+give a bit-identical history. The shuffling generator lives on the CPU, so every
+device draws the same order. Dropout draws from torch's global generator, which the
+loop seeds from ``dropout_seed`` inside :func:`torch.random.fork_rng`: the caller's
+generator state is the same afterwards.
+
+Batch norm cannot compute statistics over one row: where the network has a batch
+norm, a last batch of one row joins the batch before it (:func:`batch_sizes`).
+
+Half precision trains as mixed precision (``autocast``): the module's parameters and
+the optimizer's state stay float32, the forward passes run under
+:class:`torch.autocast` in float16 or bfloat16, losses are computed in float32, and
+float16 gradients are scaled (:class:`torch.amp.GradScaler`) so that small ones do
+not underflow. The caller casts the trained module to the half dtype.
 """
 
 from __future__ import annotations
@@ -33,14 +44,30 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor
 
-__all__ = ["KEEPS", "METRICS", "EpochRecord", "TrainResult", "train"]
+__all__ = [
+    "AUTOCAST_DTYPES",
+    "KEEPS",
+    "METRICS",
+    "EpochRecord",
+    "TrainResult",
+    "batch_sizes",
+    "has_batch_norm",
+    "train",
+]
 
 #: The validation metrics: ``accuracy`` for classification, ``r2`` for regression.
 METRICS: Final = ("accuracy", "r2")
 #: Which weights a run keeps: those of the epoch with the lowest validation loss, or
 #: the last epoch's.
 KEEPS: Final = ("best", "last")
+#: The dtypes trained as mixed precision (float32 weights, autocast forward passes).
+AUTOCAST_DTYPES: Final = ("float16", "bfloat16")
 
+#: The first loss scale of float16 training. With torch's default (2**16) the scaled
+#: gradients of a small network overflow for its first steps, each then skipped
+#: while the scale halves: about 6 steps, half an epoch of a small data set. 2**10
+#: still lifts gradients down to about 6e-11 above float16's smallest value.
+_INITIAL_LOSS_SCALE: Final = 2.0**10
 #: Validation rows evaluated in one forward pass (the whole split when it has fewer).
 _VALIDATION_ROWS: Final = 16384
 #: Below this many multiply-adds per step and layer (batch rows x the largest
@@ -109,6 +136,8 @@ def train(
     keep: str,
     generator: torch.Generator,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    dropout_seed: int | None = None,
+    autocast: torch.dtype | None = None,
 ) -> TrainResult:
     """Train ``module`` by minibatch steps and validate it after every epoch.
 
@@ -130,13 +159,23 @@ def train(
         x_val: Validation inputs, on the device.
         y_val: Validation targets, on the device.
         epochs: The most epochs to run (>= 1).
-        batch_size: Rows per step; the last, partial batch of an epoch is kept.
+        batch_size: Rows per step; the last, partial batch of an epoch is kept (one
+            row joins the batch before it where ``module`` has a batch norm).
         patience: Stop when the validation loss has not improved for this many
             epochs; None never stops early.
         keep: ``"best"``: at the end, restore the state of the epoch with the lowest
             validation loss; ``"last"``: keep the final state.
         generator: A CPU generator, the stream each epoch's shuffle is drawn from.
         on_epoch: Called with each epoch's record (progress bars, logs).
+        dropout_seed: Seeds torch's global generator, which dropout draws from, for
+            the loop (the caller's generator state is restored afterwards); None
+            leaves it as it is.
+        autocast: ``torch.float16`` or ``torch.bfloat16``: mixed precision. The
+            module and the inputs stay float32 (the master weights, and the
+            optimizer's state with them); forward passes run under
+            :class:`torch.autocast` in this dtype, the losses are computed in
+            float32, and float16 gradients are scaled by a
+            :class:`torch.amp.GradScaler`. None: every value in the module's dtype.
 
     Returns:
         The history and the summary of the run.
@@ -152,17 +191,26 @@ def train(
     rows = x_train.shape[0]
     device = x_train.device
     # Each step's loss weighs by its rows; only the last batch of an epoch is short.
-    sizes = [min(batch_size, rows - start) for start in range(0, rows, batch_size)]
+    sizes = batch_sizes(rows, batch_size, batch_norm=has_batch_norm(module))
     weights = torch.tensor(sizes, dtype=torch.float32, device=device) / rows
-    evaluate = _validation(logits, loss, metric, x_val, y_val)
-    step = _Stepper(optimizer)
+    forward = _forward(logits, loss, device, autocast)
+    evaluate = _validation(forward, metric, x_val, y_val)
+    scaler = (
+        torch.amp.GradScaler(device.type, init_scale=_INITIAL_LOSS_SCALE)
+        if autocast == torch.float16
+        else None
+    )
+    step = _Stepper(optimizer, scaler)
     train_total_squares = _total_squares(y_train) if metric == "r2" else None
     result = TrainResult()
     best_loss = math.inf
     best_state: dict[str, Tensor] | None = None
     since_best = 0
     start = time.perf_counter()
-    with _cpu_threads(module, batch_size, device):
+    with (
+        _cpu_threads(module, batch_size, device),
+        _seeded_dropout(dropout_seed, device),
+    ):
         for epoch in range(1, epochs + 1):
             epoch_start = time.perf_counter()
             lr = float(optimizer.param_groups[0]["lr"])
@@ -171,14 +219,12 @@ def train(
             step_losses = []
             step_scores = []
             for inputs, targets in zip(
-                torch.split(x_train.index_select(0, order), batch_size),
-                torch.split(y_train.index_select(0, order), batch_size),
+                torch.split(x_train.index_select(0, order), sizes),
+                torch.split(y_train.index_select(0, order), sizes),
                 strict=True,
             ):
-                outputs = logits(inputs)
-                step_loss = loss(outputs, targets)
-                step_loss.backward()  # type: ignore[no-untyped-call]
-                step()
+                outputs, step_loss = forward(inputs, targets)
+                step(step_loss)
                 step_losses.append(step_loss.detach())
                 step_scores.append(_score(outputs.detach(), targets, metric))
             module.eval()
@@ -254,15 +300,81 @@ def _check_arguments(
         raise ValueError("the training and the validation split need rows")
 
 
-def _validation(
+def has_batch_norm(module: torch.nn.Module) -> bool:
+    """Whether ``module`` holds a batch norm anywhere (residual blocks included)."""
+    from torch import nn
+
+    kinds = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+    return any(isinstance(child, kinds) for child in module.modules())
+
+
+def batch_sizes(rows: int, batch_size: int, *, batch_norm: bool) -> list[int]:
+    """The rows of each step of an epoch: ``batch_size`` each, the last one what is
+    left. With ``batch_norm``, a last batch of one row joins the batch before it
+    (``batch_size + 1`` rows): batch norm cannot normalize one row by statistics
+    over the batch, and dropping the row would leave it out of that epoch."""
+    sizes = [min(batch_size, rows - start) for start in range(0, rows, batch_size)]
+    if batch_norm and len(sizes) > 1 and sizes[-1] == 1:
+        last = sizes.pop()
+        sizes[-1] += last
+    return sizes
+
+
+def _forward(
     logits: Callable[[Tensor], Tensor],
     loss: Callable[[Tensor, Tensor], Tensor],
+    device: torch.device,
+    autocast: torch.dtype | None,
+) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """``forward(inputs, targets) -> (outputs, loss)``: under :class:`torch.autocast`
+    for mixed precision, the loss then computed in float32."""
+    if autocast is None:
+
+        def plain(inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+            outputs = logits(inputs)
+            return outputs, loss(outputs, targets)
+
+        return plain
+    import torch
+
+    def mixed(inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        with torch.autocast(device.type, dtype=autocast):
+            outputs = logits(inputs)
+        return outputs, loss(outputs.float(), targets)
+
+    return mixed
+
+
+@contextlib.contextmanager
+def _seeded_dropout(seed: int | None, device: torch.device) -> Iterator[None]:
+    """Seed torch's global generator (dropout's) for the loop, and restore the
+    caller's state on exit (:func:`torch.random.fork_rng`)."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    # Only the generator of the training device: torch.manual_seed would also seed
+    # (lazily) every CUDA device of a CPU run, and fork_rng would not restore them.
+    cuda = device.type == "cuda"
+    devices = [device.index or 0] if cuda else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+        torch.default_generator.manual_seed(seed)
+        if cuda:
+            with torch.cuda.device(device):
+                torch.cuda.manual_seed(seed)
+        yield
+
+
+def _validation(
+    forward: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
     metric: str,
     x_val: Tensor,
     y_val: Tensor,
 ) -> Callable[[], tuple[Tensor, Tensor]]:
     """``evaluate() -> (val_loss, metric)``, both 0-d tensors on the device, computed
-    under ``inference_mode`` in eval mode (the caller's)."""
+    under ``inference_mode`` in eval mode (the caller's), in float32 (the loss of a
+    mixed-precision forward pass as well)."""
     import torch
 
     rows = x_val.shape[0]
@@ -281,8 +393,8 @@ def _validation(
         losses = []
         scores = []
         for (inputs, targets), weight in zip(chunks, weights, strict=True):
-            outputs = logits(inputs)
-            losses.append(loss(outputs, targets).float() * weight)
+            outputs, chunk_loss = forward(inputs, targets)
+            losses.append(chunk_loss.float() * weight)
             scores.append(_score(outputs, targets, metric))
         val_loss = torch.stack(losses).sum()
         return val_loss, _metric(torch.stack(scores).sum(0), rows, total_squares)
@@ -382,7 +494,12 @@ def _cpu_threads(
 
 
 class _Stepper:
-    """``optimizer.step()`` then ``zero_grad(set_to_none=True)``, with less Python.
+    """``loss.backward()``, ``optimizer.step()`` then ``zero_grad(set_to_none=True)``,
+    with less Python.
+
+    With a :class:`torch.amp.GradScaler` (float16 mixed precision), the loss is
+    scaled before the backward pass, and the scaler steps the optimizer (skipping a
+    step whose gradients overflowed) and updates its scale.
 
     For a fused Adam or AdamW (what :func:`annfactory.optimizers.build_optimizer`
     makes), after the first step has created the optimizer's state, each step calls
@@ -394,8 +511,11 @@ class _Stepper:
     or a step where a parameter has no gradient, goes through ``optimizer.step()``.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+    ) -> None:
         self._optimizer = optimizer
+        self._scaler = scaler
         self._parameters = [
             parameter
             for group in optimizer.param_groups
@@ -404,11 +524,18 @@ class _Stepper:
         self._groups: list[tuple[dict[str, Any], list[list[Tensor]]]] | None = None
         self._steps = 0
 
-    def __call__(self) -> None:
-        groups = self._fast_groups() if self._steps else None
-        self._steps += 1
-        if groups is None or not self._step_fast(groups):
-            self._optimizer.step()
+    def __call__(self, loss: Tensor) -> None:
+        scaler = self._scaler
+        if scaler is not None:
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            scaler.step(self._optimizer)
+            scaler.update()
+        else:
+            loss.backward()  # type: ignore[no-untyped-call]
+            groups = self._fast_groups() if self._steps else None
+            self._steps += 1
+            if groups is None or not self._step_fast(groups):
+                self._optimizer.step()
         for parameter in self._parameters:
             parameter.grad = None
 

@@ -14,6 +14,9 @@ runs (:func:`parse_task_options`). ``run`` prints its report to ``context.out``,
 writes files through ``context.path(...)``, and returns the metrics for
 ``metrics.json``. A task with ``compiles=True`` honours ``compile=true`` (runs the
 network through ``torch.compile``); with any other task ``compile=true`` is refused.
+Likewise a task declares whether it reads the top-level ``batch_size``
+(``reads_batch_size``); a ``batch_size`` set for one that does not is refused, not
+ignored (``task=train`` takes its rows per step from ``task.batch_size``).
 
 Importing this package imports the built-in task modules, which import torch and
 matplotlib only inside their functions: the override check and ``--help`` read the
@@ -37,7 +40,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -177,6 +180,10 @@ class Task:
         other_options: Options that only ``parse_options`` reads (lists, mappings),
             by name: with ``params`` they are the keys a ``task`` node may hold.
         compiles: The task honours ``compile=true``.
+        reads_batch_size: The task uses the top-level ``batch_size`` (the rows of
+            the run's random batch), or a function of the parsed options that says
+            whether it does (``task=diagnose`` does with ``task.batch_size=null``).
+            A ``batch_size`` set for a task that does not is refused.
         objectives: The metrics a search may optimize (``hydra/sweeper=optuna``):
             dotted path into the returned metrics -> ``"minimize"`` or
             ``"maximize"``. The first one is the search's default objective.
@@ -188,6 +195,7 @@ class Task:
     parse_options: ParseOptions | None = None
     other_options: tuple[str, ...] = ()
     compiles: bool = False
+    reads_batch_size: bool | Callable[[Any], bool] = True
     objectives: Mapping[str, str] = field(default_factory=dict)
     doc: str = ""
 
@@ -195,6 +203,13 @@ class Task:
     def option_names(self) -> tuple[str, ...]:
         """Every key a ``task`` node may hold besides ``name``."""
         return (*self.params, *self.other_options)
+
+    def reads_batch_size_with(self, options: Any) -> bool:
+        """Whether the task, with these parsed options, uses the top-level
+        ``batch_size``."""
+        if callable(self.reads_batch_size):
+            return bool(self.reads_batch_size(options))
+        return self.reads_batch_size
 
 
 def _task_from(obj: Any, *, name: str, **options: Any) -> Task:
@@ -314,8 +329,8 @@ def run_named_task(
     ``out`` is saved to that file too.
 
     Raises:
-        ConfigError: The task's options are invalid, or ``compile=true`` is set for
-            a task that compiles nothing.
+        ConfigError: The task's options are invalid, or ``compile=true`` or
+            ``batch_size`` is set for a task that does not use it.
     """
     name = task_name(node)
     task = tasks.get(name)
@@ -331,6 +346,8 @@ def run_named_task(
             "compile=true would do nothing.",
             f"Leave compile out, or use it with {' or '.join(compiling)}.",
         )
+    if _sets_batch_size(spec, overrides) and not task.reads_batch_size_with(options):
+        _refuse_batch_size(name, task, spec.batch_size)
     report = _Report(out) if log_file is not None else None
     if report is not None:
         out = report
@@ -353,6 +370,42 @@ def run_named_task(
         context.discard()
         raise
     return metrics
+
+
+def _sets_batch_size(spec: RunSpec, overrides: Sequence[str]) -> bool:
+    """Whether the run sets the top-level ``batch_size``: a value other than the
+    default, or an override that names it (even with the default value)."""
+    default = next(f.default for f in fields(spec) if f.name == "batch_size")
+    named = any(
+        item.lstrip("+~").partition("=")[0].strip() == "batch_size"
+        for item in overrides
+    )
+    return named or spec.batch_size != default
+
+
+def _refuse_batch_size(name: str, task: Task, value: int) -> None:
+    """Refuse a top-level ``batch_size`` that task ``name`` would ignore, pointing
+    to the task's own ``task.batch_size`` where it has one."""
+    own = task.params.get("batch_size")
+    if own is not None or "batch_size" in task.other_options:
+        what = f" ({own.meaning})" if own is not None and own.meaning else ""
+        raise ConfigError(
+            "batch_size",
+            f"task '{name}' does not read the top-level batch_size ({value}): "
+            f"task.batch_size sets its rows{what}.",
+            f"Use task.batch_size={value} instead.",
+        )
+    reading = [
+        f"task={other}"
+        for other, entry in tasks.items()
+        if entry.reads_batch_size is True
+    ]
+    raise ConfigError(
+        "batch_size",
+        f"task '{name}' draws no batch of rows, so batch_size={value} would do "
+        "nothing.",
+        f"Leave batch_size out, or use it with {' or '.join(reading)}.",
+    )
 
 
 class _Report(io.StringIO):

@@ -412,6 +412,7 @@ def _apply_to_scores(spec: ActivationSpec, scores: Sequence[float]) -> _VectorRe
     params={"points": _POINTS},
     parse_options=parse_options,
     other_options=_OTHER_OPTIONS,
+    reads_batch_size=False,
 )
 def run(context: TaskContext) -> dict[str, Any]:
     """Measure and plot each activation; report softmax on the scores.

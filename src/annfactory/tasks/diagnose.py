@@ -190,7 +190,13 @@ def loss_for(option: str, output_activation: ActivationSpec) -> tuple[str, str]:
     return name, "cross_entropy(output as logits) against random labels"
 
 
-@tasks.register("diagnose", params=_OPTIONS, parse_options=parse_options)
+@tasks.register(
+    "diagnose",
+    params=_OPTIONS,
+    parse_options=parse_options,
+    # The top-level batch_size only with task.batch_size=null.
+    reads_batch_size=lambda options: options.batch_size is None,
+)
 def run(context: TaskContext) -> dict[str, Any]:
     """Run the diagnosis; print it, plot it, and return the metrics.
 

@@ -244,7 +244,9 @@ class _Row:
         }
 
 
-@tasks.register("init_report", params=OPTIONS, parse_options=parse_options)
+@tasks.register(
+    "init_report", params=OPTIONS, parse_options=parse_options, reads_batch_size=False
+)
 def run(context: TaskContext) -> dict[str, Any]:
     """Build the network, compare each parameter with its theory, report.
 

@@ -20,6 +20,7 @@ every few epochs elsewhere, nothing per epoch in a sweep) and the result; writes
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import sys
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 from annfactory.errors import ConfigError
 from annfactory.optimizers import SCHEDULES
 from annfactory.params import Param, validate_params
-from annfactory.spec import ActivationSpec, RunSpec
+from annfactory.spec import ActivationSpec, LayerSpec, RunSpec
 from annfactory.tasks import TaskContext, tasks
 from annfactory.training import KEEPS
 
@@ -77,7 +78,10 @@ _OPTIONS: Final = {
     "epochs": Param(int, 100, "passes over the training rows", low=1),
     "batch_size": Param(int, 64, "rows per optimizer step", low=1),
     "patience": Param(
-        int, None, "stop after this many epochs without a better val_loss", low=1
+        int,
+        None,
+        "stop after this many epochs without a better val_loss; null: never stop",
+        low=1,
     ),
     "keep": Param(
         str, "best", "weights saved: of the best val_loss, or the last", choices=KEEPS
@@ -91,7 +95,10 @@ _OPTIONS: Final = {
         str, None, "null: from the output activation and the data", choices=LOSSES
     ),
     "log_every": Param(
-        int, None, "epochs between progress lines off a terminal (null: auto)", low=1
+        int,
+        None,
+        "epochs between progress lines off a terminal; null: about 20 lines a run",
+        low=1,
     ),
 }
 
@@ -286,6 +293,8 @@ def _loss_function(
     "train",
     params=_OPTIONS,
     parse_options=parse_options,
+    # Rows per step are task.batch_size; a top-level batch_size is refused.
+    reads_batch_size=False,
     # What a search (hydra/sweeper=optuna) may optimize; the first is its default.
     # val_accuracy comes with classification data, val_r2 with regression.
     objectives={
@@ -307,8 +316,8 @@ def run(context: TaskContext) -> dict[str, Any]:
     from annfactory.data import datasets, load_table, split_rows
     from annfactory.factory import build_network, resolve_device
     from annfactory.optimizers import build_optimizer, build_schedule, parse_optimizer
-    from annfactory.seeding import seeded_generator
-    from annfactory.training import train
+    from annfactory.seeding import DROPOUT_STREAM, parameter_seed, seeded_generator
+    from annfactory.training import AUTOCAST_DTYPES, batch_sizes, has_batch_norm, train
 
     spec, options = context.spec, context.options
     assert isinstance(options, TrainOptions)
@@ -340,9 +349,21 @@ def run(context: TaskContext) -> dict[str, Any]:
     fitted = _fit(table, train_index, network_spec.input_shape)
     saved_spec = _saved_spec(spec, table, train_index, fitted)
     device = resolve_device(spec.device)
-    dtype: torch.dtype = getattr(torch, spec.dtype)
+    # Half precision trains as mixed precision: float32 weights, data and optimizer
+    # state, autocast forward passes; the trained network is cast at the end.
+    mixed = spec.dtype in AUTOCAST_DTYPES
+    saved_dtype: torch.dtype = getattr(torch, spec.dtype)
+    dtype = torch.float32 if mixed else saved_dtype
 
-    model = build_network(saved_spec)
+    # Before anything is allocated: the spec's batch_norm layers; after the build,
+    # any batch norm inside a plugin's layer type too.
+    _check_batch_norm(
+        _spec_has_batch_norm(network_spec.layers), options.batch_size, len(train_index)
+    )
+    model = build_network(
+        dataclasses.replace(saved_spec, dtype="float32") if mixed else saved_spec
+    )
+    _check_batch_norm(has_batch_norm(model), options.batch_size, len(train_index))
     _set_buffers(model, fitted)
     standardize = model.get_submodule(INPUT_LAYER)
     with torch.no_grad():
@@ -366,6 +387,23 @@ def run(context: TaskContext) -> dict[str, Any]:
     )
     metric = "r2" if table.kind == "regression" else "accuracy"
     _print_header(context.out, spec, table, train_index, val_index, choice, options)
+    if mixed:
+        print(
+            f"precision: {spec.dtype} mixed: float32 weights and optimizer state, "
+            f"autocast forward passes"
+            + (", loss scaling" if spec.dtype == "float16" else "")
+            + f"; saved in {spec.dtype}",
+            file=context.out,
+        )
+    rows = len(train_index)
+    steps = batch_sizes(rows, options.batch_size, batch_norm=has_batch_norm(model))
+    if steps != batch_sizes(rows, options.batch_size, batch_norm=False):
+        print(
+            f"note: {rows} training rows leave 1 row for the last batch "
+            "of an epoch, and batch norm needs 2 or more: it joins the batch before "
+            f"it ({options.batch_size + 1} rows).",
+            file=context.out,
+        )
     progress = _Progress(context.out, options, metric)
     try:
         result = train(
@@ -385,9 +423,13 @@ def run(context: TaskContext) -> dict[str, Any]:
             keep=options.keep,
             generator=seeded_generator(spec.seed, "train.shuffle"),
             on_epoch=progress.epoch,
+            dropout_seed=parameter_seed(spec.seed, DROPOUT_STREAM),
+            autocast=saved_dtype if mixed else None,
         )
     finally:
         progress.close()
+    if mixed:
+        model.to(saved_dtype)
     kept = result.history[
         (result.best_epoch if options.keep == "best" else result.epochs_run) - 1
     ]
@@ -430,6 +472,36 @@ def run(context: TaskContext) -> dict[str, Any]:
         "output_shape": [len(val_index), *saved_spec.network.output_shape],
         "train": summary,
     }
+
+
+def _spec_has_batch_norm(layers: Sequence[LayerSpec]) -> bool:
+    """Whether a layer, or a layer inside a residual block, is a batch_norm."""
+    return any(
+        layer.type == "batch_norm" or _spec_has_batch_norm(layer.layers)
+        for layer in layers
+    )
+
+
+def _check_batch_norm(batch_norm: bool, batch_size: int, rows: int) -> None:
+    """Refuse steps of one row for a network with batch norm, which cannot
+    normalize a row by statistics over the batch (a last batch of one row joins
+    the batch before it instead)."""
+    if not batch_norm:
+        return
+    if batch_size == 1:
+        raise ConfigError(
+            "task.batch_size",
+            "1 row per step: the network's batch norm needs 2 or more rows to "
+            "compute its statistics over the batch.",
+            "Use task.batch_size=2 or more.",
+        )
+    if rows == 1:
+        raise ConfigError(
+            "data.val_fraction",
+            "leaves 1 training row, and the network's batch norm needs 2 or more "
+            "rows per step.",
+            "Lower data.val_fraction, or give the data more rows.",
+        )
 
 
 def _fit(
@@ -697,6 +769,7 @@ def plot_curves(
         kept: The epoch whose weights were saved (a dotted line), or None.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=_FIGURE_INCHES, dpi=_FIGURE_DPI, layout="constrained")
     loss_axes, metric_axes = figure.subplots(1, 2)
@@ -735,6 +808,8 @@ def plot_curves(
     )
     for axes in (loss_axes, metric_axes):
         axes.set_xlabel("epoch")
+        # Epochs are whole: no tick at 1.5 in a short run.
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8, loc="best")
     figure.suptitle(title, fontsize=10)
