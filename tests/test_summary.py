@@ -159,6 +159,45 @@ def test_a_metric_named_like_a_varying_override_with_other_values_is_told_apart(
     assert [row["metrics.seed"] for row in layout.rows] == [10, 20]
 
 
+def test_a_key_missing_from_some_jobs_is_not_the_same_in_every_job(
+    tmp_path: Path,
+) -> None:
+    # A sweep over data=iris,diabetes,wine: only the regression job has val_r2, the
+    # others val_accuracy; the jobs' override sets differ too (a conditional search
+    # space: only job 1 sets data.noise).
+    metrics = [
+        {"val_accuracy": 0.9, "val_loss": 0.3, "rows": 150},
+        {"val_r2": 0.5, "val_loss": 0.3, "rows": 442},
+        {"val_accuracy": 0.9, "val_loss": 0.3, "rows": 178},
+    ]
+    overrides = [["data=iris"], ["data=diabetes", "data.noise=0.1"], ["data=wine"]]
+    records = [
+        _record(job, [*given, "task=train"], task="train", train=train)
+        for job, (given, train) in enumerate(zip(overrides, metrics, strict=True))
+    ]
+    layout = table_layout(records)
+    constants = " ".join(layout.constants)
+    assert "train.val_r2" not in constants
+    assert "train.val_accuracy" not in constants
+    assert "data.noise" not in constants
+    # What all three share is still listed once.
+    assert "task=train" in layout.constants
+    assert "train.val_loss=0.3" in layout.constants
+    assert layout.varying_overrides == ["data", "data.noise"]
+    assert layout.varying_metrics[:3] == [
+        "train.val_accuracy",
+        "train.rows",
+        "train.val_r2",
+    ]
+    assert [row["train.val_r2"] for row in layout.rows] == [None, 0.5, None]
+    assert [row["data.noise"] for row in layout.rows] == [None, "0.1", None]
+    head = write_summary(tmp_path, records, plot=False).split("\n\n")[0]
+    assert "val_r2" not in head
+    # A failed job's empty cells still do not make a metric vary.
+    failed = _record(3, ["data=iris", "task=train"], "error")
+    assert "train.val_loss=0.3" in table_layout([*records, failed]).constants
+
+
 def test_the_constants_wrap_between_items_never_inside_one(tmp_path: Path) -> None:
     text = "default: uniform(a=-0.57735, b=0.57735)"
     records = [

@@ -309,6 +309,10 @@ def test_compose_once_gives_each_repeated_job_its_own_config() -> None:
 def test_a_failing_launcher_turns_its_jobs_into_rows(
     run_cli: Any, tmp_path: Path
 ) -> None:
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher",
+        reason="needs hydra-submitit-launcher (the launchers extra)",
+    )
     empty = tmp_path / "no_slurm_here"
     empty.mkdir()
     result = run_cli(

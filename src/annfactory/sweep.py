@@ -401,9 +401,10 @@ def table_layout(records: Iterable[JobRecord]) -> TableLayout:
     """Split a sweep's columns into the ones that vary and the ones that do not.
 
     An override varies if any two jobs give it different values, or some job does
-    not give it. A metric varies if its jobs report different values; the empty
-    cells of failed jobs do not count, and a column empty in every job is left out
-    (the CSV keeps it). A metric with the same values as an override of the same
+    not give it. A metric varies if its jobs report different values, or a job that
+    ran does not report it (``train.val_r2`` of the one regression job in a sweep
+    over data sets); the empty cells of failed jobs do not count, and a column
+    empty in every job is left out (the CSV keeps it). A metric with the same values as an override of the same
     name (``seed``) is shown once, as the override.
     """
     records = sorted(records, key=lambda r: r["job"])
@@ -431,7 +432,11 @@ def table_layout(records: Iterable[JobRecord]) -> TableLayout:
         present = [row.get(column) for row in rows if row.get(column) is not None]
         if not present:
             continue
-        if len({_cell_key(value) for value in present}) > 1:
+        # A job that ran and lacks the column (another data set's metric) differs.
+        missing = any(
+            row.get(column) is None for row in rows if row["status"] == "ok"
+        )
+        if missing or len({_cell_key(value) for value in present}) > 1:
             varying_metrics.append(column)
         else:
             constants.append(f"{column}={_cell(present[0])}")
