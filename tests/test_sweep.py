@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,79 @@ def test_markdown_cells_escape_pipes_and_newlines(tmp_path: Path) -> None:
     write_summary(tmp_path, [record, _record(1)])
     row = (tmp_path / "summary.md").read_text().splitlines()[-2]
     assert "a \\| b c" in row
+
+
+# --------------------------------------------------------------------------------------
+# Bad sweeps: refused before any job, with the key, the value and the fix
+# --------------------------------------------------------------------------------------
+
+#: Sweeps with no job at all: (overrides after ``-m model=demo``, key, value, fix).
+EMPTY_SWEEP_CASES = [
+    pytest.param(
+        "model.layers.linear1.out_features=range(3,3)",
+        "model.layers.linear1.out_features",
+        "'model.layers.linear1.out_features=range(3,3)' gives no value",
+        "e.g. range(1,6) for 1..5",
+        id="empty-range",
+    ),
+    pytest.param(
+        "seed=shuffle(range(5,1))", "seed", "'seed=shuffle(range(5,1))' gives no",
+        "range(start,stop) with stop beyond start", id="empty-shuffled-range",
+    ),
+    pytest.param(
+        "model=glob(zzz*)", "model", "'model=glob(zzz*)' matches no option",
+        "Its options: cnn, demo, mlp, resmlp", id="glob-matching-nothing",
+    ),
+    pytest.param(
+        "init=glob(*,exclude=*)", "init", "'init=glob(*,exclude=*)' matches no option",
+        "Its options: ", id="glob-excluding-everything",
+    ),
+    pytest.param(
+        "seed=glob(*)", "seed", "'seed=glob(*)' matches no option",
+        "options of a config group; seed is none", id="glob-of-a-value",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("override", "key", "value", "fix"), EMPTY_SWEEP_CASES)
+def test_an_empty_sweep_is_refused_in_process(
+    override: str, key: str, value: str, fix: str
+) -> None:
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from annfactory.config import conf_dir
+    from annfactory.errors import ConfigError
+    from hydra_plugins.annfactory_sweeper import check_not_empty
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(
+            ["model=demo", override]
+        )
+        with pytest.raises(ConfigError, match=f"^{re.escape(key)}: ") as caught:
+            check_not_empty(parsed, loader)
+    message = str(caught.value)
+    assert value in message
+    assert fix in message
+    assert "so the sweep has no job" in message
+    assert len(message.splitlines()) <= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("override", "key", "value", "fix"), EMPTY_SWEEP_CASES)
+def test_an_empty_sweep_is_refused_on_the_command_line(
+    run_cli: Any, tmp_path: Path, override: str, key: str, value: str, fix: str
+) -> None:
+    result = run_cli("-m", "model=demo", override)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"{key}: "), result.stderr
+    assert value in result.stderr
+    assert fix in result.stderr
+    assert not (tmp_path / "multirun").exists()
+    assert "Sweep summary" not in result.stdout
 
 
 # --------------------------------------------------------------------------------------

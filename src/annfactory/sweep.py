@@ -404,8 +404,9 @@ def table_layout(records: Iterable[JobRecord]) -> TableLayout:
     not give it. A metric varies if its jobs report different values, or a job that
     ran does not report it (``train.val_r2`` of the one regression job in a sweep
     over data sets); the empty cells of failed jobs do not count, and a column
-    empty in every job is left out (the CSV keeps it). A metric with the same values as an override of the same
-    name (``seed``) is shown once, as the override.
+    empty in every job is left out (the CSV keeps it). A metric with the same
+    values as an override of the same name (``seed``) is shown once, as the
+    override.
     """
     records = sorted(records, key=lambda r: r["job"])
     columns, rows = summary_rows(records)
@@ -433,9 +434,7 @@ def table_layout(records: Iterable[JobRecord]) -> TableLayout:
         if not present:
             continue
         # A job that ran and lacks the column (another data set's metric) differs.
-        missing = any(
-            row.get(column) is None for row in rows if row["status"] == "ok"
-        )
+        missing = any(row.get(column) is None for row in rows if row["status"] == "ok")
         if missing or len({_cell_key(value) for value in present}) > 1:
             varying_metrics.append(column)
         else:

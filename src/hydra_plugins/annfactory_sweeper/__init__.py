@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, Override
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-__all__ = ["AnnFactorySweeper", "AnnFactorySweeperConf"]
+__all__ = ["AnnFactorySweeper", "AnnFactorySweeperConf", "check_not_empty"]
 
 
 ConfigStore.instance().store(
@@ -62,9 +63,9 @@ class AnnFactorySweeper(BasicSweeper):
         params_conf = self._parse_config()
         params_conf.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        self.overrides = self.split_arguments(
-            parser.parse_overrides(params_conf), self.max_batch_size
-        )
+        parsed = parser.parse_overrides(params_conf)
+        check_not_empty(parsed, self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(parsed, self.max_batch_size)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -120,6 +121,45 @@ class AnnFactorySweeper(BasicSweeper):
                 failed[job] = _error_record(job, overrides, message)
                 print(job_line(failed[job]), flush=True)  # as a job that ran
         return failed
+
+
+def check_not_empty(overrides: Sequence[Override], loader: Any) -> None:
+    """Refuse a sweep with no job: a swept value that gives no value at all.
+
+    Args:
+        overrides: The sweep's overrides, parsed by Hydra (with ``loader``, so that
+            a ``glob`` lists its group's options).
+        loader: Hydra's config loader, for the options of a globbed group.
+
+    Raises:
+        ConfigError: An empty ``range`` (Hydra's excludes its end) or a ``glob``
+            that matches no option (names the options there are).
+    """
+    from annfactory.errors import ConfigError
+
+    for override in overrides:
+        if not override.is_sweep_override() or not override.is_discrete_sweep():
+            continue
+        if list(override.sweep_string_iterator()):
+            continue
+        key = override.get_key_element()
+        text = override.input_line or key
+        value = override.value()
+        if isinstance(value, Glob):
+            options = loader.get_group_options(override.key_or_group)
+            raise ConfigError(
+                key,
+                f"{text!r} matches no option, so the sweep has no job.",
+                f"Its options: {', '.join(options)}."
+                if options
+                else f"glob() sweeps the options of a config group; {key} is none.",
+            )
+        raise ConfigError(
+            key,
+            f"{text!r} gives no value (Hydra's range excludes its end), so the "
+            "sweep has no job.",
+            "Give range(start,stop) with stop beyond start, e.g. range(1,6) for 1..5.",
+        )
 
 
 def _compose_message(error: Exception, overrides: Sequence[str]) -> str:
