@@ -18,7 +18,7 @@ only when a sweep runs.
 # No "from __future__ import annotations": Hydra loads plugin modules without
 # registering them in sys.modules, and OmegaConf needs real types on the dataclass.
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from hydra_plugins.annfactory_sweeper._conf import AnnFactorySweeperConf
 
@@ -37,7 +37,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-__all__ = ["AnnFactorySweeper", "AnnFactorySweeperConf", "check_not_empty"]
+__all__ = [
+    "AnnFactorySweeper",
+    "AnnFactorySweeperConf",
+    "check_not_empty",
+    "sweeper_params",
+]
 
 
 ConfigStore.instance().store(
@@ -60,6 +65,7 @@ class AnnFactorySweeper(BasicSweeper):
         # The launcher shares this context: each job is composed once, not twice.
         loader = ComposeOnce(self.hydra_context.config_loader)
         self.hydra_context.config_loader = loader  # type: ignore[assignment]  # a proxy
+        self.params = sweeper_params(self.params)
         params_conf = self._parse_config()
         params_conf.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
@@ -121,6 +127,46 @@ class AnnFactorySweeper(BasicSweeper):
                 failed[job] = _error_record(job, overrides, message)
                 print(job_line(failed[job]), flush=True)  # as a job that ran
         return failed
+
+
+def sweeper_params(params: Any, where: str = "hydra.sweeper.params") -> dict[str, str]:
+    """``hydra.sweeper.params`` as override key -> value text.
+
+    The command line's mapping (``hydra.sweeper.params={model.width:
+    "choice(16,32)"}``) or a config file's; nested mappings join their keys with
+    dots (``{model: {width: ...}}`` is ``model.width``).
+
+    Raises:
+        ConfigError: A value that is not a mapping, or an entry that is not a
+            single value (a list).
+    """
+    from annfactory.errors import ConfigError
+
+    if isinstance(params, DictConfig | ListConfig):
+        params = OmegaConf.to_container(params, resolve=True)
+    if params is None:
+        return {}
+    example = 'e.g. hydra.sweeper.params={model.width: "choice(16,32)"}'
+    if not isinstance(params, Mapping):
+        raise ConfigError(
+            where, f"{params!r} is not a mapping of keys to values.", f"Give {example}."
+        )
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            nested = sweeper_params(value, f"{where}.{key}")
+            flat.update((f"{key}.{inner}", text) for inner, text in nested.items())
+        elif isinstance(value, bool):
+            flat[str(key)] = "true" if value else "false"
+        elif value is None or isinstance(value, str | int | float):
+            flat[str(key)] = "null" if value is None else str(value)
+        else:
+            raise ConfigError(
+                f"{where}.{key}",
+                f"{value!r} is not one override value.",
+                f"Give it as text, {example}.",
+            )
+    return flat
 
 
 def check_not_empty(overrides: Sequence[Override], loader: Any) -> None:
