@@ -735,3 +735,41 @@ def test_an_objective_the_task_does_not_produce_stops_before_any_trial(
     ) in done.stderr
     assert not (sweep_dir / "optuna.db").exists()
     assert not (sweep_dir / "0").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_tells_the_study_and_writes_the_summary(
+    tmp_path: Path, interrupt_after_first_job: Any
+) -> None:
+    sweep_dir = tmp_path / "search"
+    # Two trials a batch, one after the other: trial 1 (300 epochs on digits, a
+    # few seconds) is stopped as it starts.
+    command = _command(
+        sweep_dir,
+        *SEARCH[:4],  # -m hydra/sweeper=optuna task=train model=mlp
+        "data=digits",
+        "task.epochs=300",
+        "model.width=choice(4,8)",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+    )
+    done = interrupt_after_first_job(command, sweep_dir, tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (
+        "Interrupted (Ctrl-C): 1 of 4 trials finished, trial 1 stopped" in done.stderr
+    )
+    rows = _rows(sweep_dir)
+    assert [(row["job"], row["status"]) for row in rows] == [
+        ("0", "ok"),
+        ("1", "interrupted"),
+    ]
+    results = _results(sweep_dir)
+    study = _study(f"sqlite:///{sweep_dir / 'optuna.db'}", results["study_name"])
+    trials = study.get_trials()
+    # The finished trial is COMPLETE (its record read back), none is RUNNING.
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert trials[0].value == float(rows[0]["train.val_loss"])
+    assert trials[0].user_attrs["run_dir"] == str(sweep_dir / "0")
+    assert trials[1].user_attrs["error"].startswith("stopped by Ctrl-C")
+    assert (sweep_dir / "summary.png").is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -328,6 +329,65 @@ def test_a_repeated_value_runs_every_job(
     weights = [m["parameters"]["linear1.weight"]["mean"] for m in metrics]
     assert weights[2] == weights[0]
     assert weights[1] != weights[0]
+
+
+def test_an_interrupted_sweep_keeps_the_finished_jobs_and_marks_the_running_one(
+    tmp_path: Path,
+) -> None:
+    from hydra_plugins.annfactory_sweeper import interrupted_records
+
+    launched = {1: ["seed=1"], 2: ["seed=2"], 3: ["seed=3"]}
+    # Job 1 finished and wrote its record; the launcher never handed it back.
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "job.json").write_text(json.dumps(_record(1, total_params=5)))
+    collected = [_record(0, total_params=5)]
+    rows = interrupted_records(collected, launched, tmp_path, since=0.0)
+    assert [(row["job"], row["status"]) for row in rows] == [
+        (0, "ok"),
+        (1, "ok"),
+        (2, "interrupted"),  # the one running: no record of its own
+    ]
+    assert rows[2]["overrides"] == ["seed=2"]
+    assert rows[2]["error"] == "stopped by Ctrl-C"
+    # A job that wrote its own interrupted record keeps it; none is invented.
+    stopped = {**_record(2, "error"), "status": "interrupted", "error": "after 2 s"}
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "job.json").write_text(json.dumps(stopped))
+    rows = interrupted_records(collected, launched, tmp_path, since=0.0)
+    assert [(row["job"], row["status"], row["error"]) for row in rows][1:] == [
+        (1, "ok", None),
+        (2, "interrupted", "after 2 s"),
+    ]
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_the_summary_of_the_finished_jobs(
+    tmp_path: Path, interrupt_after_first_job: Any
+) -> None:
+    sweep_dir = tmp_path / "multirun"
+    command = [
+        sys.executable, str(README.parent / "scripts" / "run.py"), "-m",
+        "task=train", "model=mlp", "data=digits", "task.epochs=1,5000,1",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]  # fmt: skip
+    done = interrupt_after_first_job(command, sweep_dir, tmp_path)
+    assert done.returncode == 130
+    assert "Traceback" not in done.stderr
+    assert (
+        f"Interrupted (Ctrl-C): 1 of 3 jobs finished, job 1 stopped, 1 not started; "
+        f"see {sweep_dir / 'summary.md'}"
+    ) in done.stderr
+    rows = _summary(sweep_dir)
+    assert [(row["job"], row["status"]) for row in rows] == [
+        ("0", "ok"),
+        ("1", "interrupted"),
+    ]
+    assert rows[1]["error"].startswith("stopped by Ctrl-C")
+    assert float(rows[0]["train.val_loss"]) > 0
+    assert "| 1 | 5000 | interrupted | stopped by Ctrl-C" in done.stdout
+    assert (sweep_dir / "summary.md").is_file()
+    assert (sweep_dir / "summary.png").is_file()
+    assert not (sweep_dir / "2").exists()
 
 
 class _CountingLoader:  # module level, so pickle finds it

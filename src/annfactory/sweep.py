@@ -83,7 +83,7 @@ class JobRecord(TypedDict):
 
     job: int
     overrides: list[str]
-    status: str  # "ok" or "error"
+    status: str  # "ok", "error", or "interrupted" (Ctrl-C)
     error: str | None
     wall_time_s: float
     metrics: dict[str, Any]
@@ -527,7 +527,7 @@ def job_line(record: JobRecord) -> str:
     overrides = " ".join(record["overrides"]) or "(no overrides)"
     head = f"#{record['job']} {overrides}:"
     if record["status"] != "ok":
-        return f"{head} error: {' '.join(str(record['error']).split())}"
+        return f"{head} {record['status']}: {' '.join(str(record['error']).split())}"
     metrics = record["metrics"]
     result = key_metric(metrics)
     if not result and "activations" in metrics:

@@ -18,9 +18,11 @@ only when a sweep runs.
 # No "from __future__ import annotations": Hydra loads plugin modules without
 # registering them in sys.modules, and OmegaConf needs real types on the dataclass.
 import logging
+import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
@@ -41,6 +43,7 @@ __all__ = [
     "AnnFactorySweeper",
     "AnnFactorySweeperConf",
     "check_not_empty",
+    "interrupted_records",
     "sweeper_params",
 ]
 
@@ -79,28 +82,38 @@ class AnnFactorySweeper(BasicSweeper):
         records: list[Any] = []
         returns: list[Sequence[JobReturn]] = []
         first_job = 0
-        while not self.is_done():
-            batch = self.get_job_batch()
-            failed = self._invalid_jobs(loader, batch, first_job)
-            records.extend(failed.values())
-            for start, jobs in _runs_of_valid_jobs(batch, first_job, failed):
-                try:
-                    results = self.launcher.launch(jobs, initial_job_idx=start)
-                except Exception as error:  # the launcher itself (no srun, sbatch...)
-                    message = f"{type(self.launcher).__name__} failed: {error}"
-                    log.error(message)
+        launched: dict[int, Sequence[str]] = {}
+        started = time.time() - 2.0  # a file system's clock may round down
+        try:
+            while not self.is_done():
+                batch = self.get_job_batch()
+                failed = self._invalid_jobs(loader, batch, first_job)
+                records.extend(failed.values())
+                for start, jobs in _runs_of_valid_jobs(batch, first_job, failed):
+                    launched.update(enumerate(jobs, start=start))
+                    try:
+                        results = self.launcher.launch(jobs, initial_job_idx=start)
+                    except Exception as error:  # the launcher (no srun, sbatch...)
+                        message = f"{type(self.launcher).__name__} failed: {error}"
+                        log.error(message)
+                        records.extend(
+                            _error_record(start + index, overrides, message)
+                            for index, overrides in enumerate(jobs)
+                        )
+                        continue
+                    returns.append(results)
                     records.extend(
-                        _error_record(start + index, overrides, message)
-                        for index, overrides in enumerate(jobs)
+                        _record_of(result, start + index, jobs[index])
+                        for index, result in enumerate(results)
                     )
-                    continue
-                returns.append(results)
-                records.extend(
-                    _record_of(result, start + index, jobs[index])
-                    for index, result in enumerate(results)
-                )
-            loader.forget()
-            first_job += len(batch)
+                loader.forget()
+                first_job += len(batch)
+        except KeyboardInterrupt:
+            records = interrupted_records(records, launched, sweep_dir, started)
+            table = write_summary(sweep_dir, records)
+            print(f"\nSweep summary ({sweep_dir / 'summary.md'}):\n{table}", flush=True)
+            total = sum(len(batch) for batch in self.overrides)
+            _exit_interrupted(records, total, "job", sweep_dir / "summary.md")
 
         records.sort(key=lambda record: record["job"])
         table = write_summary(sweep_dir, records)
@@ -219,6 +232,57 @@ def _compose_message(error: Exception, overrides: Sequence[str]) -> str:
     except ConfigError as ours:
         return str(ours)
     return str(rerender(error))
+
+
+def interrupted_records(
+    records: Sequence[Any],
+    launched: Mapping[int, Sequence[str]],
+    sweep_dir: Path,
+    since: float,
+) -> list[Any]:
+    """The rows of a sweep stopped by Ctrl-C, in job order: the records collected,
+    those the launched jobs wrote (``job.json``) before the launcher could hand
+    them back, and an ``interrupted`` row for the job that was running if it wrote
+    none. Jobs never started have no row.
+
+    Args:
+        records: The records the sweeper collected.
+        launched: Job number -> overrides, of every job handed to the launcher.
+        sweep_dir: Where the jobs write their records.
+        since: When the sweep started (``time.time()``): older records are not
+            this sweep's.
+    """
+    from annfactory.sweep import read_job_records
+
+    rows = {record["job"]: record for record in records}
+    for record in read_job_records(sweep_dir, since):
+        if record["job"] in launched and record["job"] not in rows:
+            rows[record["job"]] = record
+    if not any(row["status"] == "interrupted" for row in rows.values()):
+        waiting = [job for job in sorted(launched) if job not in rows]
+        if waiting:  # the job ran in this process and was stopped before its record
+            job = waiting[0]
+            rows[job] = _error_record(job, launched[job], "stopped by Ctrl-C")
+            rows[job]["status"] = "interrupted"
+    return [rows[job] for job in sorted(rows)]
+
+
+def _exit_interrupted(
+    records: Sequence[Any], total: int, noun: str, summary: Path
+) -> NoReturn:
+    """End a sweep stopped by Ctrl-C: say what ran and where its summary is, and
+    exit with status 130 (the shell's code for Ctrl-C), without a traceback."""
+    stopped = [str(r["job"]) for r in records if r["status"] == "interrupted"]
+    finished = len(records) - len(stopped)
+    left = total - len(records)
+    message = (
+        f"Interrupted (Ctrl-C): {finished} of {total} {noun}s finished"
+        + (f", {noun} {', '.join(stopped)} stopped" if stopped else "")
+        + (f", {left} not started" if left > 0 else "")
+        + f"; see {summary}"
+    )
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(130)
 
 
 def _raise_for_failures(

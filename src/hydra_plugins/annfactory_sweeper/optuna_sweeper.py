@@ -25,6 +25,7 @@ are imported only when a search runs.
 
 # No "from __future__ import annotations": OmegaConf needs real types on the dataclass.
 import importlib
+import json
 import logging
 import math
 import signal
@@ -53,7 +54,14 @@ from omegaconf import DictConfig, OmegaConf
 # The package's shared helpers; its __init__ defines them before importing this module.
 from hydra_plugins.annfactory_sweeper._conf import OptunaSweeperConf
 
-from . import _compose_message, _consecutive, _raise_for_failures, sweeper_params
+from . import (
+    _compose_message,
+    _consecutive,
+    _exit_interrupted,
+    _raise_for_failures,
+    interrupted_records,
+    sweeper_params,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -740,6 +748,8 @@ class OptunaSweeper(Sweeper):
         grid = grid_of(space) if self.sampler == "grid" else None
         records: list[JobRecord] = []
         returns: list[Any] = []
+        interrupted = False
+        started = time.time() - 2.0  # a file system's clock may round down
         while len(records) < self.n_trials:
             size = min(self.n_jobs, self.n_trials - len(records))
             if grid is not None:
@@ -754,10 +764,15 @@ class OptunaSweeper(Sweeper):
             try:
                 with _terminate_as_exit():
                     self._run(batch, space, loader, returns)
+            except KeyboardInterrupt:
+                interrupted = True
+                batch.recover(sweep_dir, started)
             finally:
                 batch.fail_untold()  # interrupted: no trial is left RUNNING
                 loader.forget()
             records += batch.records
+            if interrupted:
+                break
             if _objective_never_produced(records):
                 log.error(
                     "Stopping the search: no job reports %s (%s)",
@@ -774,6 +789,8 @@ class OptunaSweeper(Sweeper):
             where = sweep_dir / "summary.md"
             print(f"\nSearch summary ({where}):\n{table}", flush=True)
         self._report(study, sweep_dir, url, objective, direction)
+        if interrupted:
+            _exit_interrupted(records, self.n_trials, "trial", sweep_dir / "summary.md")
         _raise_for_failures(
             records, "trial", sweep_dir / "summary.md", "; they are FAIL in the study"
         )
@@ -888,6 +905,7 @@ class OptunaSweeper(Sweeper):
                 continue
             jobs.append((trial.number, overrides))
         for start, run in _consecutive(jobs):
+            batch.launched.update(enumerate(run, start=start))
             try:
                 results = self.launcher.launch(run, initial_job_idx=start)
             except Exception as error:  # the launcher itself (no srun, sbatch...)
@@ -973,6 +991,8 @@ class _Batch:
         self.trials = list(trials)
         self.objective = objective
         self.records: list[JobRecord] = []
+        #: Trial number -> overrides, of the trials handed to the launcher.
+        self.launched: dict[int, Sequence[str]] = {}
         self._untold = {trial.number: trial for trial in trials}
 
     def tell(
@@ -996,6 +1016,25 @@ class _Batch:
             trial.set_user_attr("error", problem)
         _tell(self.study, trial, value, TrialState.FAIL if value is None else None)
         self.records.append(record)
+
+    def recover(self, sweep_dir: Path, since: float) -> None:
+        """After Ctrl-C: tell the launched trials their jobs' records (``job.json``)
+        where the launcher could not hand them back; the one that was running is
+        told FAIL, its row ``interrupted``."""
+        from annfactory.sweep import JOB_FILE
+
+        rows = interrupted_records(self.records, self.launched, sweep_dir, since)
+        run_dirs: dict[int, str] = {}
+        for path in sweep_dir.rglob(JOB_FILE):
+            try:
+                run_dirs.setdefault(
+                    json.loads(path.read_text())["job"], str(path.parent)
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        for row in rows:
+            if row["job"] in self._untold:
+                self.tell(row["job"], row, run_dirs.get(row["job"]))
 
     def fail_untold(self) -> None:
         """Tell every trial not told yet that it failed (the batch was cut short)."""
