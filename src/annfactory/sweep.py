@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -567,6 +567,7 @@ def plot_search(
     objective: str,
     direction: str,
     sweep_dir: Path | None = None,
+    log_scale: Collection[str] | None = None,
 ) -> Figure:
     """The picture of a search: the optimization history and the objective against
     each searched parameter. See :func:`annfactory.sweep_figures.plot_search`.
@@ -576,10 +577,12 @@ def plot_search(
         objective: The objective's dotted path into the metrics (``train.val_loss``).
         direction: ``minimize`` or ``maximize``.
         sweep_dir: Where to write it as ``summary.png``; None writes nothing.
+        log_scale: The parameters searched on a log scale (``tag(log, ...)``), on
+            a log axis; None: those whose values span two decades.
     """
     from annfactory.sweep_figures import plot_search as plot
 
-    figure = plot(records, objective, direction)
+    figure = plot(records, objective, direction, log_scale)
     if sweep_dir is not None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         figure.savefig(sweep_dir / SUMMARY_FIGURE, format="png")

@@ -143,6 +143,14 @@ class SearchSpace:
             for key, line in self.items
         ]
 
+    def log_scale(self) -> list[str]:
+        """The keys searched on a log scale (``tag(log, ...)``)."""
+        return [
+            key
+            for key, distribution in self.distributions.items()
+            if getattr(distribution, "log", False)
+        ]
+
     def fixed(self) -> list[str]:
         """The fixed overrides, as written, in order."""
         return [line for _, line in self.items if line is not None]
@@ -785,7 +793,7 @@ class OptunaSweeper(Sweeper):
         if records:
             table = write_summary(sweep_dir, records, plot=False)
             if any(record["status"] == "ok" for record in records):
-                plot_search(records, objective, direction, sweep_dir)
+                plot_search(records, objective, direction, sweep_dir, space.log_scale())
             where = sweep_dir / "summary.md"
             print(f"\nSearch summary ({where}):\n{table}", flush=True)
         self._report(study, sweep_dir, url, objective, direction)
