@@ -473,10 +473,17 @@ def test_the_params_mapping_is_given_on_the_command_line(override: str) -> None:
     }
 
 
-#: The README's forms of ``hydra.sweeper.params``, as a user types them in a shell.
+#: The README's ``hydra.sweeper.params`` argument, as quoted there for the shell.
+README_PARAMS = next(
+    line.strip()
+    for line in (RUN_PY.parents[1] / "README.md").read_text().splitlines()
+    if line.strip().startswith("'hydra.sweeper.params={")
+)
+#: Forms of ``hydra.sweeper.params``, as a user types them in a shell.
 PARAMS_COMMANDS = [
-    r"""-m hydra/sweeper=optuna task=train model=mlp data=iris task.epochs=2 \
-    hydra.sweeper.n_trials=2 'hydra.sweeper.params={model.width: "choice(4,8)"}'""",
+    # The README's, with fewer trials and epochs.
+    "-m hydra/sweeper=optuna task=train model=mlp data=iris task.epochs=2 "
+    f"hydra.sweeper.n_trials=2 {README_PARAMS}",
     r'''-m hydra/sweeper=optuna task=train model=mlp data=iris task.epochs=2 \
     hydra.sweeper.n_trials=2 \
     "hydra.sweeper.params={model.width: 'choice(4,8)', model.depth: 'range(1,3)'}"''',
@@ -486,7 +493,9 @@ PARAMS_COMMANDS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "command", PARAMS_COMMANDS, ids=["one-key", "two-keys", "annfactory-sweeper"]
+    "command",
+    PARAMS_COMMANDS,
+    ids=["readme", "two-keys-double-quoted", "annfactory-sweeper"],
 )
 def test_the_params_mapping_works_as_typed_in_a_shell(
     tmp_path: Path, command: str
@@ -503,7 +512,10 @@ def test_the_params_mapping_works_as_typed_in_a_shell(
         searched = [
             dict(o.split("=") for o in row["overrides"].split()) for row in rows
         ]
-        assert {row["model.width"] for row in searched} <= {"4", "8"}
+        assert {row["model.width"] for row in searched} <= {"4", "8", "16", "32"}
+        if "optimizer.lr" in command:
+            lrs = [float(row["optimizer.lr"]) for row in searched]
+            assert all(0.001 <= lr <= 0.1 for lr in lrs)
         if "model.depth" in command:
             assert {row["model.depth"] for row in searched} <= {"1", "2"}
     else:
