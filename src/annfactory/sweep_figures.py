@@ -1,11 +1,14 @@
 """The picture of a sweep (``summary.png``): what the table says, at a glance.
 
 - A sweep of ``task=train`` jobs: the validation curves (loss and the task's metric
-  per epoch) of every job overlaid, labelled by the overrides that vary.
+  per epoch) of every job overlaid, labelled by the overrides that vary, a ring at
+  each job's kept epoch; classification and regression jobs on rows of their own.
 - Any other sweep: each varying metric against the varying overrides, as a line over
-  a numeric override when exactly one override varies, else one bar per job.
+  a numeric override when exactly one override varies, else one bar per job (log
+  axis over two decades, coloured by a text metric such as the diagnose verdict).
 - A search (:func:`plot_search`): the optimization history (the objective of each
-  trial and the best so far) and the objective against each searched parameter.
+  trial and the best so far) and the objective against each searched parameter, on
+  a log axis where the space says ``tag(log, ...)``; failed trials as crosses.
 
 matplotlib is imported inside the functions (a sweep pays for it once, at the end);
 figures are built with ``matplotlib.figure.Figure``, not pyplot, so no GUI backend

@@ -10,6 +10,10 @@ basic sweeper:
 - At the end, ``summary.csv``, ``summary.md`` and ``summary.png`` are written to the
   sweep directory and the table is printed; if any job failed, the sweep exits
   non-zero without a traceback.
+- A sweep with no job (an empty ``range``, a ``glob`` matching nothing) is refused
+  before anything runs; ``hydra.sweeper.params`` is accepted from the command line.
+- Ctrl-C writes the summary of the jobs that finished, the running one marked
+  ``interrupted``, and exits with status 130.
 
 Kept light: Hydra imports every plugin module at start-up, so annfactory is imported
 only when a sweep runs.
