@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,3 +101,37 @@ def compositions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
     monkeypatch.setattr(config_loader_impl, "create_defaults_list", counted)
     return made
+
+
+@pytest.fixture
+def interrupt_after_first_job():  # type: ignore[no-untyped-def]
+    """A function that runs a sweep's command and sends it SIGINT (Ctrl-C) once job
+    0 has written its record and job 1 has started; returns the finished process."""
+
+    def interrupt(
+        command: list[str], sweep_dir: Path, cwd: Path
+    ) -> subprocess.CompletedProcess[str]:
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        environment.pop("HYDRA_FULL_ERROR", None)
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env=environment,
+            # Python turns SIGINT into KeyboardInterrupt only where it is not ignored
+            # (a test run started in the background ignores it).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        deadline = time.monotonic() + 240
+        first, second = sweep_dir / "0" / "job.json", sweep_dir / "1"
+        while not first.exists() or not second.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+        return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+    return interrupt

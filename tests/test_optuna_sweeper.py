@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from hydra_plugins.annfactory_sweeper.optuna_sweeper import (
     _consecutive,
     _objective_never_produced,
     _terminate_as_exit,
+    check_same_search,
     choose_objective,
     grid_left,
     grid_of,
@@ -36,6 +38,7 @@ from hydra_plugins.annfactory_sweeper.optuna_sweeper import (
     open_storage,
     override_value,
     search_space,
+    sweeper_params,
 )
 
 RUN_PY = Path(__file__).resolve().parents[1] / "scripts" / "run.py"
@@ -311,6 +314,218 @@ def test_jobs_launch_in_runs_of_consecutive_trial_numbers() -> None:
 
 
 # ------------------------------------------------------------------------------------
+# A resumed study: the same overrides, or refused before any trial
+# ------------------------------------------------------------------------------------
+
+DIGITS = ["task=train", "data=digits", "model.width=choice(16,32,64,128)"]
+
+
+def test_a_study_records_its_overrides_and_a_resume_with_the_same_passes() -> None:
+    study = optuna.create_study()
+    check_same_search(study, search_space(DIGITS))
+    assert study.user_attrs["fixed_overrides"] == ["task=train", "data=digits"]
+    searched = study.user_attrs["search_space"]
+    assert list(searched) == ["model.width"]
+    assert searched["model.width"]["value"] == "choice(16,32,64,128)"
+    # The same overrides in another order, a choice written as a simple sweep.
+    check_same_search(
+        study, search_space(["model.width=16,32,64,128", "data=digits", "task=train"])
+    )
+
+
+@pytest.mark.parametrize(
+    ("resumed", "match"),
+    [
+        (
+            ["task=train", "data=digits", "model.width=choice(16,32)"],
+            r"^hydra\.sweeper\.study_name: study '.+' was made with "
+            r"model\.width=choice\(16,32,64,128\); this command gives "
+            r"model\.width=choice\(16,32\) instead\.\n.*another study_name",
+        ),
+        (
+            [*DIGITS, "data=iris", "task.epochs=2"],
+            r"was made with data=digits; this command gives data=iris task\.epochs=2 "
+            r"instead",
+        ),
+        ([*DIGITS, "model.depth=3"], r"was made without model\.depth=3\.\n"),
+        (DIGITS[1:], r"was made with task=train, which this command leaves out"),
+        (
+            [*DIGITS, "optimizer.lr=tag(log,interval(0.001,0.1))"],
+            r"without optimizer\.lr=tag\(log,interval\(0\.001,0\.1\)\)",
+        ),
+    ],
+)
+def test_a_resume_over_other_overrides_names_what_differs(
+    resumed: list[str], match: str
+) -> None:
+    study = optuna.create_study()
+    check_same_search(study, search_space(DIGITS))
+    with pytest.raises(ConfigError, match=match) as caught:
+        check_same_search(study, search_space(resumed))
+    assert len(str(caught.value).splitlines()) == 2
+    assert study.get_trials() == []
+    assert study.user_attrs["fixed_overrides"] == ["task=train", "data=digits"]
+
+
+def test_a_study_made_before_the_record_is_resumed_and_recorded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    study = optuna.create_study()
+    trial = study.ask(search_space(DIGITS).distributions)
+    study.tell(trial, 0.5)
+    check_same_search(study, search_space(DIGITS))
+    assert "has no record of its overrides" in caplog.text
+    assert study.user_attrs["fixed_overrides"] == ["task=train", "data=digits"]
+    with pytest.raises(ConfigError, match="this command gives data=iris instead"):
+        check_same_search(study, search_space([*DIGITS, "data=iris"]))
+
+
+# ------------------------------------------------------------------------------------
+# Bad settings: refused before the study is opened
+# ------------------------------------------------------------------------------------
+
+#: (the override, the key the message starts with, the bad value, the fix).
+SEARCH_SETTING_CASES = [
+    pytest.param("hydra.sweeper.seed=-5", "hydra.sweeper.seed", "-5 is out of range",
+                 "from 0 to 4294967295", id="seed-negative"),
+    pytest.param("hydra.sweeper.seed=5000000000", "hydra.sweeper.seed",
+                 "5000000000 is out of range", "or null", id="seed-too-large"),
+    pytest.param("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials",
+                 "0 is out of range", "an integer >= 1", id="no-trials"),
+    pytest.param("hydra.sweeper.params=5", "hydra.sweeper.params",
+                 "5 is not a mapping",
+                 'hydra.sweeper.params={model.width: "choice(16,32)"}',
+                 id="params-not-a-mapping"),
+    pytest.param("hydra.sweeper.params={model.width: [16, 32]}",
+                 "hydra.sweeper.params.model.width",
+                 "[16, 32] is not one override value", "Give it as text",
+                 id="params-list-value"),
+    pytest.param('hydra.sweeper.params={model.width: "choice(4,"}',
+                 "hydra.sweeper.params.model.width", "'choice(4,' is not an override",
+                 "Use choice(a,b,...)", id="params-unparsable-value"),
+]  # fmt: skip
+
+
+def _sweeper(override: str) -> Any:
+    """The Optuna sweeper as Hydra makes it, with ``override`` applied."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from annfactory.config import conf_dir
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        config = compose(
+            "config",
+            overrides=["hydra/sweeper=optuna", override],
+            return_hydra_config=True,
+        )
+    return instantiate(config.hydra.sweeper)
+
+
+@pytest.mark.parametrize(("override", "key", "value", "fix"), SEARCH_SETTING_CASES)
+def test_a_bad_setting_is_refused_in_process(
+    override: str, key: str, value: str, fix: str
+) -> None:
+    sweeper = _sweeper(override)
+    with pytest.raises(ConfigError, match=f"^{re.escape(key)}: ") as caught:
+        sweeper.checked_space(["task=train", "model.width=choice(4,8)"])
+    message = str(caught.value)
+    assert value in message
+    assert fix in message
+    assert len(message.splitlines()) <= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("override", "key", "value", "fix"), SEARCH_SETTING_CASES)
+def test_a_bad_setting_is_refused_on_the_command_line(
+    tmp_path: Path, override: str, key: str, value: str, fix: str
+) -> None:
+    sweep_dir = tmp_path / "bad"
+    done = _run(tmp_path, sweep_dir, *SEARCH, override)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"{key}: "), done.stderr
+    assert value in done.stderr
+    assert fix in done.stderr
+    assert not (sweep_dir / "optuna.db").exists()
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        'hydra.sweeper.params={model.width: "choice(16,32)"}',
+        "hydra.sweeper.params={model.width: 'choice(16,32)'}",
+        'hydra.sweeper.params={model: {width: "choice(16,32)"}}',
+    ],
+)
+def test_the_params_mapping_is_given_on_the_command_line(override: str) -> None:
+    from annfactory.config import check_overrides
+
+    # The command line's own checks (an AttributeError in OmegaConf before).
+    check_overrides(["hydra/sweeper=optuna", override])
+    space = _sweeper(override).checked_space(["task=train"])
+    assert space.distributions == {"model.width": CategoricalDistribution([16, 32])}
+    assert sweeper_params(None) == {}
+    assert sweeper_params({"a": True, "b": None, "c": 0.5}) == {
+        "a": "true",
+        "b": "null",
+        "c": "0.5",
+    }
+
+
+#: The README's ``hydra.sweeper.params`` argument, as quoted there for the shell.
+README_PARAMS = next(
+    line.strip()
+    for line in (RUN_PY.parents[1] / "README.md").read_text().splitlines()
+    if line.strip().startswith("'hydra.sweeper.params={")
+)
+#: Forms of ``hydra.sweeper.params``, as a user types them in a shell.
+PARAMS_COMMANDS = [
+    # The README's, with fewer trials and epochs.
+    "-m hydra/sweeper=optuna task=train model=mlp data=iris task.epochs=2 "
+    f"hydra.sweeper.n_trials=2 {README_PARAMS}",
+    r'''-m hydra/sweeper=optuna task=train model=mlp data=iris task.epochs=2 \
+    hydra.sweeper.n_trials=2 \
+    "hydra.sweeper.params={model.width: 'choice(4,8)', model.depth: 'range(1,3)'}"''',
+    r"""-m model=demo 'hydra.sweeper.params={seed: "range(0,2)"}'""",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    PARAMS_COMMANDS,
+    ids=["readme", "two-keys-double-quoted", "annfactory-sweeper"],
+)
+def test_the_params_mapping_works_as_typed_in_a_shell(
+    tmp_path: Path, command: str
+) -> None:
+    import shlex
+
+    args = shlex.split(command.replace("\\\n", " "))
+    sweep_dir = tmp_path / "params"
+    done = _run(tmp_path, sweep_dir, *args)
+    assert done.returncode == 0, done.stderr
+    rows = _rows(sweep_dir)
+    assert len(rows) == 2
+    if "model.width" in command:
+        searched = [
+            dict(o.split("=") for o in row["overrides"].split()) for row in rows
+        ]
+        assert {row["model.width"] for row in searched} <= {"4", "8", "16", "32"}
+        if "optimizer.lr" in command:
+            lrs = [float(row["optimizer.lr"]) for row in searched]
+            assert all(0.001 <= lr <= 0.1 for lr in lrs)
+        if "model.depth" in command:
+            assert {row["model.depth"] for row in searched} <= {"1", "2"}
+    else:
+        assert [row["overrides"] for row in rows] == [
+            "seed=0 model=demo",
+            "seed=1 model=demo",
+        ]
+
+
+# ------------------------------------------------------------------------------------
 # Searches through the command line
 # ------------------------------------------------------------------------------------
 
@@ -408,6 +623,23 @@ def test_a_search_agrees_with_its_study_and_resumes(tmp_path: Path) -> None:
     assert [row["job"] for row in _rows(second)] == ["3", "4"]
     assert sorted(p.name for p in second.iterdir() if p.is_dir()) == ["3", "4"]
     assert _results(second)["trials"]["total"] == 5
+
+    # Another choice set is refused before any trial is asked: no traceback, and
+    # no trial left RUNNING (Optuna cannot change a categorical within a study).
+    other = [
+        "model.width=choice(4,16)" if arg.startswith("model.width=") else arg
+        for arg in SEARCH
+    ]
+    refused = _run(tmp_path, tmp_path / "third", *other, *store)
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    assert (
+        "hydra.sweeper.study_name: study 'iris' was made with "
+        "model.width=choice(4,8); this command gives model.width=choice(4,16) "
+        "instead."
+    ) in refused.stderr
+    trials = _study(url, "iris").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
 
 
 @pytest.mark.slow
@@ -515,3 +747,41 @@ def test_an_objective_the_task_does_not_produce_stops_before_any_trial(
     ) in done.stderr
     assert not (sweep_dir / "optuna.db").exists()
     assert not (sweep_dir / "0").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_tells_the_study_and_writes_the_summary(
+    tmp_path: Path, interrupt_after_first_job: Any
+) -> None:
+    sweep_dir = tmp_path / "search"
+    # Two trials a batch, one after the other: trial 1 (300 epochs on digits, a
+    # few seconds) is stopped as it starts.
+    command = _command(
+        sweep_dir,
+        *SEARCH[:4],  # -m hydra/sweeper=optuna task=train model=mlp
+        "data=digits",
+        "task.epochs=300",
+        "model.width=choice(4,8)",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+    )
+    done = interrupt_after_first_job(command, sweep_dir, tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert "Traceback" not in done.stderr
+    assert (
+        "Interrupted (Ctrl-C): 1 of 4 trials finished, trial 1 stopped" in done.stderr
+    )
+    rows = _rows(sweep_dir)
+    assert [(row["job"], row["status"]) for row in rows] == [
+        ("0", "ok"),
+        ("1", "interrupted"),
+    ]
+    results = _results(sweep_dir)
+    study = _study(f"sqlite:///{sweep_dir / 'optuna.db'}", results["study_name"])
+    trials = study.get_trials()
+    # The finished trial is COMPLETE (its record read back), none is RUNNING.
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL]
+    assert trials[0].value == float(rows[0]["train.val_loss"])
+    assert trials[0].user_attrs["run_dir"] == str(sweep_dir / "0")
+    assert trials[1].user_attrs["error"].startswith("stopped by Ctrl-C")
+    assert (sweep_dir / "summary.png").is_file()

@@ -159,6 +159,45 @@ def test_a_metric_named_like_a_varying_override_with_other_values_is_told_apart(
     assert [row["metrics.seed"] for row in layout.rows] == [10, 20]
 
 
+def test_a_key_missing_from_some_jobs_is_not_the_same_in_every_job(
+    tmp_path: Path,
+) -> None:
+    # A sweep over data=iris,diabetes,wine: only the regression job has val_r2, the
+    # others val_accuracy; the jobs' override sets differ too (a conditional search
+    # space: only job 1 sets data.noise).
+    metrics = [
+        {"val_accuracy": 0.9, "val_loss": 0.3, "rows": 150},
+        {"val_r2": 0.5, "val_loss": 0.3, "rows": 442},
+        {"val_accuracy": 0.9, "val_loss": 0.3, "rows": 178},
+    ]
+    overrides = [["data=iris"], ["data=diabetes", "data.noise=0.1"], ["data=wine"]]
+    records = [
+        _record(job, [*given, "task=train"], task="train", train=train)
+        for job, (given, train) in enumerate(zip(overrides, metrics, strict=True))
+    ]
+    layout = table_layout(records)
+    constants = " ".join(layout.constants)
+    assert "train.val_r2" not in constants
+    assert "train.val_accuracy" not in constants
+    assert "data.noise" not in constants
+    # What all three share is still listed once.
+    assert "task=train" in layout.constants
+    assert "train.val_loss=0.3" in layout.constants
+    assert layout.varying_overrides == ["data", "data.noise"]
+    assert layout.varying_metrics[:3] == [
+        "train.val_accuracy",
+        "train.rows",
+        "train.val_r2",
+    ]
+    assert [row["train.val_r2"] for row in layout.rows] == [None, 0.5, None]
+    assert [row["data.noise"] for row in layout.rows] == [None, "0.1", None]
+    head = write_summary(tmp_path, records, plot=False).split("\n\n")[0]
+    assert "val_r2" not in head
+    # A failed job's empty cells still do not make a metric vary.
+    failed = _record(3, ["data=iris", "task=train"], "error")
+    assert "train.val_loss=0.3" in table_layout([*records, failed]).constants
+
+
 def test_the_constants_wrap_between_items_never_inside_one(tmp_path: Path) -> None:
     text = "default: uniform(a=-0.57735, b=0.57735)"
     records = [
@@ -428,7 +467,8 @@ def test_a_search_draws_its_history_and_each_parameter(tmp_path: Path) -> None:
     assert [t.get_text() for t in init.get_xticklabels()] == ["ones", "zeros"]
     title = figure.texts[0].get_text()  # type: ignore[attr-defined]
     assert title == (
-        "search: train.val_loss (minimize), 4 trials, 1 failed; best 0.3 at trial 4"
+        "search: train.val_loss (minimize), 4 trials, 1 failed (\u00d7 along the "
+        "bottom); best 0.3 at trial 4"
     )
     with Image.open(tmp_path / "summary.png") as image:
         assert image.format == "PNG"
@@ -436,6 +476,164 @@ def test_a_search_draws_its_history_and_each_parameter(tmp_path: Path) -> None:
     assert list(maximized.axes[0].get_lines()[0].get_ydata()) == [0.9] * 4
     with pytest.raises(ValueError, match="direction must be minimize or maximize"):
         plot_search(records, "train.val_loss", "down")
+
+
+def _search(values: list[float | None], lrs: list[float]) -> list[JobRecord]:
+    records = []
+    for trial, (value, lr) in enumerate(zip(values, lrs, strict=True)):
+        activation = "bogus" if value is None else ("relu", "tanh")[trial % 2]
+        overrides = [f"optimizer.lr={lr}", f"activation={activation}"]
+        if value is None:
+            records.append(_record(trial, overrides, "error"))
+        else:
+            records.append(_record(trial, overrides, train={"val_loss": value}))
+    return records
+
+
+def test_a_search_axis_follows_the_log_tag_not_the_sampled_span() -> None:
+    # Sampled from tag(log,interval(0.01,0.1)): under two decades, still log.
+    narrow = _search([0.5, 0.4, 0.3], [0.012, 0.03, 0.07])
+    lr = plot_search(narrow, "train.val_loss", "minimize", None, ["optimizer.lr"])
+    assert lr.axes[1].get_xscale() == "log"
+    assert lr.axes[1].get_title() == "optimizer.lr (log scale)"
+    # interval(...) without the tag: linear, even over four decades.
+    wide = _search([0.5, 0.4, 0.3], [0.0001, 0.03, 1.0])
+    linear = plot_search(wide, "train.val_loss", "minimize", None, [])
+    assert linear.axes[1].get_xscale() == "linear"
+    # No search space given (a summary of old records): the span decides.
+    assert plot_search(wide, "train.val_loss", "minimize").axes[1].get_xscale() == (
+        "log"
+    )
+
+
+def test_a_search_marks_its_failed_trials_and_counts_trials_in_whole_numbers() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    records = _search([0.5, None, 0.3], [0.01, 0.02, 0.04])
+    figure = plot_search(records, "train.val_loss", "minimize", None, [])
+    history, lr, activation = figure.axes[:3]
+    for axes, x in ((history, 1.0), (lr, 0.02), (activation, 0.0)):
+        (failed,) = [c for c in axes.collections if c.get_label() == "failed (1)"]
+        ((mark_x, mark_y),) = failed.get_offsets()
+        assert mark_x == x
+        # Below every completed trial: it has no objective.
+        assert mark_y < 0.3
+        assert axes.get_ylim()[0] < mark_y
+    assert "failed (1)" in [t.get_text() for t in history.get_legend().get_texts()]
+    # The category only the failed trial took is on the axis.
+    assert [t.get_text() for t in activation.get_xticklabels()] == [
+        "bogus",
+        "relu",
+    ]
+    FigureCanvasAgg(figure).draw()
+    low, high = history.get_xlim()
+    ticks = [t for t in history.get_xticks() if low <= t <= high]
+    assert ticks == [0, 1, 2]
+
+
+def _mixed_train_sweep() -> list[JobRecord]:
+    """A sweep over data=iris,diabetes: one classification job, one regression."""
+    iris = _train(0, 8, [1.2, 1.0, 0.9, 0.95])
+    iris["overrides"] = ["task=train", "data=iris"]
+    iris["metrics"]["train"].update(kept_epoch=3, loss="cross_entropy")
+    history = [
+        {"epoch": epoch, "val_loss": loss, "val_r2": 1 - loss}
+        for epoch, loss in enumerate([0.9, 0.6, 0.5, 0.45], 1)
+    ]
+    diabetes = _record(
+        1,
+        ["task=train", "data=diabetes"],
+        task="train",
+        train={"val_r2": 0.55, "val_loss": 0.45, "kept_epoch": 4, "loss": "mse",
+               "history": history},
+    )  # fmt: skip
+    return [iris, diabetes]
+
+
+def test_a_train_sweep_marks_only_the_kept_epoch() -> None:
+    records = [_train(0, 8, [1.2, 1.0, 0.9]), _train(1, 32, [1.1, 0.6, 0.7])]
+    records[1]["metrics"]["train"]["kept_epoch"] = 2
+    figure = plot_summary(records)
+    assert figure is not None
+    for axes in figure.axes:
+        curves = [line for line in axes.get_lines() if line.get_label()[0] == "#"]
+        assert all(line.get_marker() in ("None", None, "") for line in curves)
+        marks = [line for line in axes.get_lines() if line.get_marker() == "o"]
+        assert [(list(m.get_xdata()), list(m.get_ydata())) for m in marks] == [
+            ([3], [list(curves[0].get_ydata())[2]]),
+            ([2], [list(curves[1].get_ydata())[1]]),
+        ]
+    (legend,) = figure.legends
+    assert "epoch kept" in [text.get_text() for text in legend.get_texts()]
+
+
+def test_a_classification_and_regression_mix_draws_each_on_its_own_axes() -> None:
+    figure = plot_summary(_mixed_train_sweep())
+    assert figure is not None
+    titles = [axes.get_title() for axes in figure.axes if axes.get_visible()]
+    assert titles == [
+        "validation loss (cross_entropy)",
+        "validation accuracy",
+        "validation loss (mse)",
+        "validation R\u00b2",
+    ]
+    r2 = figure.axes[3]
+    (curve,) = [line for line in r2.get_lines() if line.get_label()[0] == "#"]
+    assert curve.get_label() == "#1 data=diabetes"
+    assert list(curve.get_ydata()) == pytest.approx([0.1, 0.4, 0.5, 0.55])
+    # Each loss axis holds one kind of loss only.
+    for axes, job in ((figure.axes[0], "#0"), (figure.axes[2], "#1")):
+        labels = [line.get_label() for line in axes.get_lines()]
+        assert [label for label in labels if label[0] == "#"] == [
+            next(label for label in labels if label.startswith(job))
+        ]
+    title = figure.texts[0].get_text()  # type: ignore[attr-defined]
+    assert "one row per kind of task" in title
+
+
+def _diagnose(job: int, activation: str, ratio: float, verdict: str) -> JobRecord:
+    return _record(
+        job,
+        ["task=diagnose", f"activation={activation}"],
+        task="diagnose",
+        diagnose={
+            "verdict": verdict,
+            "grad_ratio_first_last": ratio,
+            "dead_fraction_max": 0.1 * job,
+            "thresholds": {"vanishing_below": 0.001, "exploding_above": 100.0},
+        },
+    )
+
+
+def test_a_diagnose_sweep_draws_the_ratio_on_a_log_axis_coloured_by_verdict() -> None:
+    from matplotlib.colors import to_hex
+
+    records = [
+        _diagnose(0, "sigmoid", 1.8e-8, "vanishing"),
+        _diagnose(1, "tanh", 0.34, "healthy"),
+        _diagnose(2, "relu", 0.09, "healthy"),
+    ]
+    figure = plot_summary(records)
+    assert figure is not None
+    ratio, dead = [a for a in figure.axes if a.get_visible()][:2]
+    assert ratio.get_title() == "diagnose.grad_ratio_first_last (log scale)"
+    assert ratio.get_xscale() == "log"
+    # The smallest bar is drawn, from a baseline below it, not an empty one.
+    left = ratio.get_xlim()[0]
+    bars = ratio.patches
+    assert 0 < left <= 1.8e-8
+    assert bars[0].get_x() + bars[0].get_width() == pytest.approx(1.8e-8)
+    assert dead.get_xscale() == "linear"  # a 0 among the values
+    colours = [to_hex(bar.get_facecolor()) for bar in bars]
+    assert colours[0] != colours[1] == colours[2]
+    (legend,) = figure.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "verdict=vanishing",
+        "verdict=healthy",
+    ]
+    # The verdict's threshold inside the drawn range, as a dashed line.
+    dashed = [line for line in ratio.get_lines() if line.get_linestyle() == "--"]
+    assert [list(line.get_xdata()) for line in dashed] == [[0.001, 0.001]]
 
 
 # --------------------------------------------------------------------------------------

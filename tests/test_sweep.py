@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,79 @@ def test_markdown_cells_escape_pipes_and_newlines(tmp_path: Path) -> None:
     write_summary(tmp_path, [record, _record(1)])
     row = (tmp_path / "summary.md").read_text().splitlines()[-2]
     assert "a \\| b c" in row
+
+
+# --------------------------------------------------------------------------------------
+# Bad sweeps: refused before any job, with the key, the value and the fix
+# --------------------------------------------------------------------------------------
+
+#: Sweeps with no job at all: (overrides after ``-m model=demo``, key, value, fix).
+EMPTY_SWEEP_CASES = [
+    pytest.param(
+        "model.layers.linear1.out_features=range(3,3)",
+        "model.layers.linear1.out_features",
+        "'model.layers.linear1.out_features=range(3,3)' gives no value",
+        "e.g. range(1,6) for 1..5",
+        id="empty-range",
+    ),
+    pytest.param(
+        "seed=shuffle(range(5,1))", "seed", "'seed=shuffle(range(5,1))' gives no",
+        "range(start,stop) with stop beyond start", id="empty-shuffled-range",
+    ),
+    pytest.param(
+        "model=glob(zzz*)", "model", "'model=glob(zzz*)' matches no option",
+        "Its options: cnn, demo, mlp, resmlp", id="glob-matching-nothing",
+    ),
+    pytest.param(
+        "init=glob(*,exclude=*)", "init", "'init=glob(*,exclude=*)' matches no option",
+        "Its options: ", id="glob-excluding-everything",
+    ),
+    pytest.param(
+        "seed=glob(*)", "seed", "'seed=glob(*)' matches no option",
+        "options of a config group; seed is none", id="glob-of-a-value",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("override", "key", "value", "fix"), EMPTY_SWEEP_CASES)
+def test_an_empty_sweep_is_refused_in_process(
+    override: str, key: str, value: str, fix: str
+) -> None:
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from annfactory.config import conf_dir
+    from annfactory.errors import ConfigError
+    from hydra_plugins.annfactory_sweeper import check_not_empty
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        parsed = OverridesParser.create(config_loader=loader).parse_overrides(
+            ["model=demo", override]
+        )
+        with pytest.raises(ConfigError, match=f"^{re.escape(key)}: ") as caught:
+            check_not_empty(parsed, loader)
+    message = str(caught.value)
+    assert value in message
+    assert fix in message
+    assert "so the sweep has no job" in message
+    assert len(message.splitlines()) <= 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("override", "key", "value", "fix"), EMPTY_SWEEP_CASES)
+def test_an_empty_sweep_is_refused_on_the_command_line(
+    run_cli: Any, tmp_path: Path, override: str, key: str, value: str, fix: str
+) -> None:
+    result = run_cli("-m", "model=demo", override)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"{key}: "), result.stderr
+    assert value in result.stderr
+    assert fix in result.stderr
+    assert not (tmp_path / "multirun").exists()
+    assert "Sweep summary" not in result.stdout
 
 
 # --------------------------------------------------------------------------------------
@@ -256,6 +331,65 @@ def test_a_repeated_value_runs_every_job(
     assert weights[1] != weights[0]
 
 
+def test_an_interrupted_sweep_keeps_the_finished_jobs_and_marks_the_running_one(
+    tmp_path: Path,
+) -> None:
+    from hydra_plugins.annfactory_sweeper import interrupted_records
+
+    launched = {1: ["seed=1"], 2: ["seed=2"], 3: ["seed=3"]}
+    # Job 1 finished and wrote its record; the launcher never handed it back.
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "job.json").write_text(json.dumps(_record(1, total_params=5)))
+    collected = [_record(0, total_params=5)]
+    rows = interrupted_records(collected, launched, tmp_path, since=0.0)
+    assert [(row["job"], row["status"]) for row in rows] == [
+        (0, "ok"),
+        (1, "ok"),
+        (2, "interrupted"),  # the one running: no record of its own
+    ]
+    assert rows[2]["overrides"] == ["seed=2"]
+    assert rows[2]["error"] == "stopped by Ctrl-C"
+    # A job that wrote its own interrupted record keeps it; none is invented.
+    stopped = {**_record(2, "error"), "status": "interrupted", "error": "after 2 s"}
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "job.json").write_text(json.dumps(stopped))
+    rows = interrupted_records(collected, launched, tmp_path, since=0.0)
+    assert [(row["job"], row["status"], row["error"]) for row in rows][1:] == [
+        (1, "ok", None),
+        (2, "interrupted", "after 2 s"),
+    ]
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_the_summary_of_the_finished_jobs(
+    tmp_path: Path, interrupt_after_first_job: Any
+) -> None:
+    sweep_dir = tmp_path / "multirun"
+    command = [
+        sys.executable, str(README.parent / "scripts" / "run.py"), "-m",
+        "task=train", "model=mlp", "data=digits", "task.epochs=1,5000,1",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]  # fmt: skip
+    done = interrupt_after_first_job(command, sweep_dir, tmp_path)
+    assert done.returncode == 130
+    assert "Traceback" not in done.stderr
+    assert (
+        f"Interrupted (Ctrl-C): 1 of 3 jobs finished, job 1 stopped, 1 not started; "
+        f"see {sweep_dir / 'summary.md'}"
+    ) in done.stderr
+    rows = _summary(sweep_dir)
+    assert [(row["job"], row["status"]) for row in rows] == [
+        ("0", "ok"),
+        ("1", "interrupted"),
+    ]
+    assert rows[1]["error"].startswith("stopped by Ctrl-C")
+    assert float(rows[0]["train.val_loss"]) > 0
+    assert "| 1 | 5000 | interrupted | stopped by Ctrl-C" in done.stdout
+    assert (sweep_dir / "summary.md").is_file()
+    assert (sweep_dir / "summary.png").is_file()
+    assert not (sweep_dir / "2").exists()
+
+
 class _CountingLoader:  # module level, so pickle finds it
     def __init__(self) -> None:
         self.calls: list[tuple[str, ...]] = []
@@ -309,6 +443,10 @@ def test_compose_once_gives_each_repeated_job_its_own_config() -> None:
 def test_a_failing_launcher_turns_its_jobs_into_rows(
     run_cli: Any, tmp_path: Path
 ) -> None:
+    pytest.importorskip(
+        "hydra_plugins.hydra_submitit_launcher",
+        reason="needs hydra-submitit-launcher (the launchers extra)",
+    )
     empty = tmp_path / "no_slurm_here"
     empty.mkdir()
     result = run_cli(

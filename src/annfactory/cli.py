@@ -291,6 +291,15 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
     failure: Exception | None = None
     try:
         record["metrics"] = _run(cfg, output_dir, out=_Discard())
+    except KeyboardInterrupt:
+        # Ctrl-C: the job's row says so; the sweeper writes the summary of the
+        # jobs that finished and stops.
+        record["wall_time_s"] = time.perf_counter() - start
+        record["status"] = "interrupted"
+        record["error"] = f"stopped by Ctrl-C after {record['wall_time_s']:.1f} s"
+        write_atomic(output_dir / JOB_FILE, json.dumps(record, indent=2, default=str))
+        print(job_line(record), flush=True)  # type: ignore[arg-type]  # a JobRecord
+        raise
     except Exception as error:
         failure = error
         record["status"] = "error"

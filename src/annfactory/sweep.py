@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -83,7 +83,7 @@ class JobRecord(TypedDict):
 
     job: int
     overrides: list[str]
-    status: str  # "ok" or "error"
+    status: str  # "ok", "error", or "interrupted" (Ctrl-C)
     error: str | None
     wall_time_s: float
     metrics: dict[str, Any]
@@ -401,10 +401,12 @@ def table_layout(records: Iterable[JobRecord]) -> TableLayout:
     """Split a sweep's columns into the ones that vary and the ones that do not.
 
     An override varies if any two jobs give it different values, or some job does
-    not give it. A metric varies if its jobs report different values; the empty
-    cells of failed jobs do not count, and a column empty in every job is left out
-    (the CSV keeps it). A metric with the same values as an override of the same
-    name (``seed``) is shown once, as the override.
+    not give it. A metric varies if its jobs report different values, or a job that
+    ran does not report it (``train.val_r2`` of the one regression job in a sweep
+    over data sets); the empty cells of failed jobs do not count, and a column
+    empty in every job is left out (the CSV keeps it). A metric with the same
+    values as an override of the same name (``seed``) is shown once, as the
+    override.
     """
     records = sorted(records, key=lambda r: r["job"])
     columns, rows = summary_rows(records)
@@ -431,7 +433,9 @@ def table_layout(records: Iterable[JobRecord]) -> TableLayout:
         present = [row.get(column) for row in rows if row.get(column) is not None]
         if not present:
             continue
-        if len({_cell_key(value) for value in present}) > 1:
+        # A job that ran and lacks the column (another data set's metric) differs.
+        missing = any(row.get(column) is None for row in rows if row["status"] == "ok")
+        if missing or len({_cell_key(value) for value in present}) > 1:
             varying_metrics.append(column)
         else:
             constants.append(f"{column}={_cell(present[0])}")
@@ -523,7 +527,7 @@ def job_line(record: JobRecord) -> str:
     overrides = " ".join(record["overrides"]) or "(no overrides)"
     head = f"#{record['job']} {overrides}:"
     if record["status"] != "ok":
-        return f"{head} error: {' '.join(str(record['error']).split())}"
+        return f"{head} {record['status']}: {' '.join(str(record['error']).split())}"
     metrics = record["metrics"]
     result = key_metric(metrics)
     if not result and "activations" in metrics:
@@ -563,6 +567,7 @@ def plot_search(
     objective: str,
     direction: str,
     sweep_dir: Path | None = None,
+    log_scale: Collection[str] | None = None,
 ) -> Figure:
     """The picture of a search: the optimization history and the objective against
     each searched parameter. See :func:`annfactory.sweep_figures.plot_search`.
@@ -572,10 +577,12 @@ def plot_search(
         objective: The objective's dotted path into the metrics (``train.val_loss``).
         direction: ``minimize`` or ``maximize``.
         sweep_dir: Where to write it as ``summary.png``; None writes nothing.
+        log_scale: The parameters searched on a log scale (``tag(log, ...)``), on
+            a log axis; None: those whose values span two decades.
     """
     from annfactory.sweep_figures import plot_search as plot
 
-    figure = plot(records, objective, direction)
+    figure = plot(records, objective, direction, log_scale)
     if sweep_dir is not None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         figure.savefig(sweep_dir / SUMMARY_FIGURE, format="png")

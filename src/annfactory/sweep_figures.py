@@ -1,11 +1,14 @@
 """The picture of a sweep (``summary.png``): what the table says, at a glance.
 
 - A sweep of ``task=train`` jobs: the validation curves (loss and the task's metric
-  per epoch) of every job overlaid, labelled by the overrides that vary.
+  per epoch) of every job overlaid, labelled by the overrides that vary, a ring at
+  each job's kept epoch; classification and regression jobs on rows of their own.
 - Any other sweep: each varying metric against the varying overrides, as a line over
-  a numeric override when exactly one override varies, else one bar per job.
+  a numeric override when exactly one override varies, else one bar per job (log
+  axis over two decades, coloured by a text metric such as the diagnose verdict).
 - A search (:func:`plot_search`): the optimization history (the objective of each
-  trial and the best so far) and the objective against each searched parameter.
+  trial and the best so far) and the objective against each searched parameter, on
+  a log axis where the space says ``tag(log, ...)``; failed trials as crosses.
 
 matplotlib is imported inside the functions (a sweep pays for it once, at the end);
 figures are built with ``matplotlib.figure.Figure``, not pyplot, so no GUI backend
@@ -15,7 +18,7 @@ is ever touched.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from annfactory.sweep import JobRecord, flatten, override_cells, table_layout
@@ -73,55 +76,96 @@ def _labels(records: Sequence[JobRecord]) -> tuple[dict[int, str], str]:
 
 
 def _validation_curves(records: Sequence[JobRecord]) -> Figure:
+    """The validation loss and metric per epoch of every job; one row of panels
+    per kind of job (classification and regression have other losses and
+    metrics), with a ring at the epoch whose weights each job kept."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     ok = sorted(
         (record for record in records if record["status"] == "ok"),
         key=lambda record: record["job"],
     )
     labels, shared = _labels(records)
-    first = _history(ok[0])[0]
-    metric = next((k for k in first if k.startswith("val_") and k != "val_loss"), None)
-    columns = ["val_loss", *([metric] if metric else [])]
+    kinds: dict[str | None, list[JobRecord]] = {}
+    for record in ok:
+        first = _history(record)[0]
+        metric = next(
+            (k for k in first if k.startswith("val_") and k != "val_loss"), None
+        )
+        kinds.setdefault(metric, []).append(record)
+    columns = 2 if any(metric for metric in kinds) else 1
     figure = Figure(
-        figsize=(_PANEL_INCHES[0] * len(columns) + 0.6, _PANEL_INCHES[1] + 1.4),
+        figsize=(
+            _PANEL_INCHES[0] * columns + 0.6,
+            _PANEL_INCHES[1] * len(kinds) + 1.4,
+        ),
         dpi=_DPI,
         layout="constrained",
     )
-    axes_list = figure.subplots(1, len(columns), squeeze=False)[0]
-    colours = _colours(len(ok))
-    for axes, column in zip(axes_list, columns, strict=True):
-        for colour, record in zip(colours, ok, strict=True):
-            history = _history(record)
-            epochs = [row["epoch"] for row in history]
-            values = [_finite(row.get(column)) for row in history]
-            axes.plot(
-                epochs,
-                values,
-                color=colour,
-                linewidth=1.2,
-                marker="." if len(epochs) < 30 else None,
-                label=labels[record["job"]],
-            )
-            kept = record["metrics"]["train"].get("kept_epoch")
-            if isinstance(kept, int) and 1 <= kept <= len(history):
-                axes.plot([kept], [values[kept - 1]], "o", color=colour, markersize=5)
-        if column == "val_loss":
-            _log_scale_if_wide(axes, "y")
-        axes.set_xlabel("epoch")
-        axes.set_title(_metric_title(column), fontsize=10)
-        axes.grid(True, alpha=0.3)
+    grid = figure.subplots(len(kinds), columns, squeeze=False)
+    colours = dict(zip((r["job"] for r in ok), _colours(len(ok)), strict=True))
+    mixed = len(kinds) > 1
+    for row, (metric, jobs) in zip(grid, kinds.items(), strict=True):
+        loss = _loss_name(jobs) if mixed else ""
+        panels = ["val_loss", *([metric] if metric else [])]
+        for axes, column in zip(row, panels, strict=False):
+            for record in jobs:
+                colour = colours[record["job"]]
+                history = _history(record)
+                epochs = [entry["epoch"] for entry in history]
+                values = [_finite(entry.get(column)) for entry in history]
+                axes.plot(
+                    epochs, values, color=colour, linewidth=1.2,
+                    label=labels[record["job"]],
+                )  # fmt: skip
+                kept = record["metrics"]["train"].get("kept_epoch")
+                if isinstance(kept, int) and 1 <= kept <= len(history):
+                    axes.plot(
+                        [epochs[kept - 1]], [values[kept - 1]], "o", markersize=7,
+                        markerfacecolor="white", markeredgecolor=colour,
+                        markeredgewidth=1.6, zorder=3,
+                    )  # fmt: skip
+            if column == "val_loss":
+                _log_scale_if_wide(axes, "y")
+            axes.set_xlabel("epoch")
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+            title = _metric_title(column)
+            if column == "val_loss" and loss:
+                title += f" ({loss})"
+            axes.set_title(title, fontsize=10)
+            axes.grid(True, alpha=0.3)
+        for axes in row[len(panels) :]:
+            axes.set_visible(False)
     failed = len(records) - len(ok)
     title = f"validation curves of {len(ok)} jobs" + (
         f" ({failed} failed, not shown)" if failed else ""
     )
+    if mixed:
+        title += "; one row per kind of task: their losses differ"
     if shared:
         title += f"\n{shared}"
-    figure.suptitle(
-        title + "\n(a dot marks the epoch whose weights were kept)", fontsize=10
-    )
-    _legend(figure, axes_list[0], len(ok))
+    figure.suptitle(title, fontsize=10)
+    handles = [
+        line
+        for row in grid
+        for line in row[0].get_lines()
+        if not str(line.get_label()).startswith("_")
+    ]
+    kept_mark = Line2D(
+        [], [], marker="o", linestyle="none", markersize=7, markerfacecolor="white",
+        markeredgecolor="0.3", markeredgewidth=1.6, label="epoch kept",
+    )  # fmt: skip
+    # Jobs are named up to _MAX_LEGEND; more would hide the panels.
+    _legend(figure, [*handles, kept_mark] if len(ok) <= _MAX_LEGEND else [kept_mark])
     return figure
+
+
+def _loss_name(jobs: Sequence[JobRecord]) -> str:
+    """The loss the jobs trained with (``cross_entropy``), for a panel's title."""
+    names = {str(job["metrics"]["train"].get("loss", "")) for job in jobs}
+    return ", ".join(sorted(name for name in names if name))
 
 
 def _metric_title(column: str) -> str:
@@ -153,6 +197,10 @@ def _metric_chart(records: Sequence[JobRecord]) -> Figure:
     labels, shared = _labels(records)
     jobs = sorted(rows)
     axis = _numeric_override(layout.varying_overrides, layout.rows)
+    category = _category_column(layout.varying_metrics, numeric, layout.rows) or ""
+    palette = _palette(category, jobs, rows)
+    colours = {job: palette.get(str(rows[job].get(category)), "C0") for job in jobs}
+    flat = [flatten(record["metrics"]) for record in records if record["metrics"]]
     columns = min(3, max(1, len(shown)))
     panel_rows = max(1, math.ceil(len(shown) / columns))
     height = _PANEL_INCHES[1] if axis else max(2.4, 0.28 * len(jobs) + 1.2)
@@ -170,13 +218,15 @@ def _metric_chart(records: Sequence[JobRecord]) -> Figure:
             axes.set_visible(False)
             continue
         column = shown[index]
+        axes.set_title(column, fontsize=9)
         if axis is not None:
             _metric_against(axes, axis, column, layout.rows)
         else:
             _metric_bars(
-                axes, column, jobs, rows, labels, show_labels=index % columns == 0
-            )
-        axes.set_title(column, fontsize=9)
+                axes, column, jobs, rows, labels, colours,
+                show_labels=index % columns == 0,
+            )  # fmt: skip
+            _thresholds(axes, column, flat)
         axes.grid(True, alpha=0.3)
     failed = sum(record["status"] != "ok" for record in records)
     title = f"{len(records)} jobs" + (f", {failed} failed" if failed else "")
@@ -185,7 +235,74 @@ def _metric_chart(records: Sequence[JobRecord]) -> Figure:
     if shared:
         title += f"\n{shared}"
     figure.suptitle(title, fontsize=10)
+    if palette and axis is None:
+        from matplotlib.patches import Patch
+
+        name = str(category).rpartition(".")[2]
+        _legend(
+            figure,
+            [Patch(color=c, label=f"{name}={v}") for v, c in palette.items()],
+        )
     return figure
+
+
+#: Colours of the values of a category column (a diagnose verdict), else C0, C1...
+_CATEGORY_COLOURS = {
+    "healthy": "tab:green",
+    "vanishing": "tab:orange",
+    "exploding": "tab:red",
+    "non-finite": "tab:purple",
+}
+#: Per metric column, the columns of its thresholds, drawn as dashed lines.
+_THRESHOLDS = {
+    "diagnose.grad_ratio_first_last": (
+        "diagnose.thresholds.vanishing_below",
+        "diagnose.thresholds.exploding_above",
+    ),
+}
+
+
+def _category_column(
+    varying: Sequence[str], numeric: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> str | None:
+    """A varying metric of a few text values (``diagnose.verdict``), whose value
+    colours each job's bars; None when there is none."""
+    for column in varying:
+        if column in numeric or column in ("status", "error"):
+            continue
+        values = {row.get(column) for row in rows if row.get(column) is not None}
+        if 1 < len(values) <= len(_CATEGORY_COLOURS) + 2:
+            return column
+    return None
+
+
+def _palette(
+    category: str, jobs: Sequence[int], rows: Mapping[int, Mapping[str, Any]]
+) -> dict[str, str]:
+    """The colour of each value of ``category`` in the jobs, in job order (empty
+    when there is no category): a verdict's own colour, else C0, C1..."""
+    if not category:
+        return {}
+    values = [rows[job].get(category) for job in jobs]
+    present = dict.fromkeys(str(value) for value in values if value is not None)
+    return {
+        value: _CATEGORY_COLOURS.get(value, f"C{index}")
+        for index, value in enumerate(present)
+    }
+
+
+def _thresholds(axes: Axes, column: str, flat: Sequence[Mapping[str, Any]]) -> None:
+    """The thresholds of a column (the diagnose verdict's), as dashed lines."""
+    low, high = axes.get_xlim()
+    for name in _THRESHOLDS.get(column, ()):
+        value = next((_number(m.get(name)) for m in flat if name in m), None)
+        if value is None or not low < value < high:  # off the drawn range
+            continue
+        axes.axvline(value, color="0.35", linestyle="--", linewidth=0.9)
+        axes.text(
+            value, 1.0, f" {name.rpartition('.')[2]}", rotation=90, va="top",
+            ha="right", fontsize=7, color="0.35", transform=axes.get_xaxis_transform(),
+        )  # fmt: skip
 
 
 def _numeric_override(
@@ -229,54 +346,84 @@ def _metric_bars(
     jobs: Sequence[int],
     rows: Mapping[int, Mapping[str, Any]],
     labels: Mapping[int, str],
+    colours: Mapping[int, str],
     *,
     show_labels: bool,
 ) -> None:
+    """One bar per job; on a log axis when the values are positive and span two
+    decades (a gradient ratio of 1e-8 beside 0.3)."""
     positions = list(range(len(jobs)))
     values = [_number(rows[job].get(column)) for job in jobs]
+    present = [value for value in values if value is not None]
+    log = bool(present) and min(present) > 0 and max(present) / min(present) >= 100
+    base = 10.0 ** math.floor(math.log10(min(present))) if log else 0.0
     axes.barh(
         positions,
-        [value if value is not None else 0.0 for value in values],
-        color=["C0" if value is not None else "none" for value in values],
+        [value - base if value is not None else 0.0 for value in values],
+        left=base,
+        color=[
+            colours[job] if value is not None else "none"
+            for job, value in zip(jobs, values, strict=True)
+        ],
         height=0.7,
     )
     for position, value in zip(positions, values, strict=True):
         if value is None:
-            axes.text(0, position, " no value", va="center", fontsize=7, color="C3")
+            axes.text(
+                base or 0, position, " no value", va="center", fontsize=7, color="C3"
+            )
+    if log:
+        axes.set_xscale("log")
+        axes.set_xlim(left=base)
+        axes.set_title(f"{column} (log scale)", fontsize=9)
     axes.set_yticks(positions)
     axes.set_yticklabels(
         [labels[job] if show_labels else "" for job in jobs], fontsize=7
     )
     axes.invert_yaxis()  # job 0 at the top, as in the table
-    axes.axvline(0, color="0.3", linewidth=0.6)
+    if not log:
+        axes.axvline(0, color="0.3", linewidth=0.6)
 
 
-def plot_search(records: Sequence[JobRecord], objective: str, direction: str) -> Figure:
+def plot_search(
+    records: Sequence[JobRecord],
+    objective: str,
+    direction: str,
+    log_scale: Collection[str] | None = None,
+) -> Figure:
     """The picture of a search: the optimization history and the objective against
     each searched parameter.
 
     The first panel shows each completed trial's objective and the best value so
     far; the others show the objective against each parameter that varies across
-    the trials (the searched ones), on a log axis when its values span two decades,
-    as categories when they are not numbers. Points are coloured by trial number;
-    the best trial is a red star. Failed trials are counted in the title.
+    the trials (the searched ones), as categories when they are not numbers. Points
+    are coloured by trial number; the best trial is a red star. Failed trials are
+    red crosses along the bottom edge of each panel (they have no objective), and
+    counted in the title.
 
     Args:
         records: One record per trial; a trial's number is its ``job``.
         objective: The objective's dotted path into the metrics (``train.val_loss``).
         direction: ``minimize`` or ``maximize``.
+        log_scale: The parameters searched on a log scale (``tag(log, ...)``),
+            drawn on a log axis. None: those whose values span two decades.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     if direction not in ("minimize", "maximize"):
         raise ValueError(f"direction must be minimize or maximize, not {direction!r}")
     trials: list[tuple[int, float, dict[str, str]]] = []
+    failed: list[tuple[int, dict[str, str]]] = []
     for record in sorted(records, key=lambda r: r["job"]):
-        if record["status"] != "ok":
-            continue
-        value = _number(flatten(record["metrics"]).get(objective))
+        cells = override_cells(record["overrides"])
+        value = None
+        if record["status"] == "ok":
+            value = _number(flatten(record["metrics"]).get(objective))
         if value is not None:
-            trials.append((record["job"], value, override_cells(record["overrides"])))
+            trials.append((record["job"], value, cells))
+        else:
+            failed.append((record["job"], cells))
     layout = table_layout(records)
     parameters = layout.varying_overrides[:_MAX_PARAMETER_PANELS]
     panels = 1 + len(parameters)
@@ -294,7 +441,8 @@ def plot_search(records: Sequence[JobRecord], objective: str, direction: str) ->
     best = better(trials, key=lambda trial: trial[1]) if trials else None
     numbers = [trial[0] for trial in trials]
     values = [trial[1] for trial in trials]
-    colour_range = (min(numbers), max(numbers) or 1) if numbers else (0, 1)
+    every = [*numbers, *(job for job, _ in failed)]
+    colour_range = (min(every), max(every) or 1) if every else (0, 1)
     history = grid.flat[0]
     scatter = history.scatter(
         numbers, values, c=numbers, cmap="viridis", s=18, zorder=3,
@@ -304,64 +452,91 @@ def plot_search(records: Sequence[JobRecord], objective: str, direction: str) ->
     for value in values:
         running.append(value if not running else better(running[-1], value))
     history.step(numbers, running, where="post", color="C3", label="best so far")
+    _failed_marks(history, [float(job) for job, _ in failed])
     history.set_xlabel("trial")
+    history.xaxis.set_major_locator(MaxNLocator(integer=True))
     history.set_ylabel(objective)
     history.set_title("optimization history", fontsize=9)
-    if trials:
+    if trials or failed:
         history.legend(fontsize=7, loc="best")
     for axes, parameter in zip(grid.flat[1:], parameters, strict=False):
-        _objective_against(axes, parameter, trials, best, colour_range)
+        log = None if log_scale is None else parameter in log_scale
+        _objective_against(axes, parameter, trials, failed, best, colour_range, log)
         axes.set_ylabel(objective)
     for axes in grid.flat[:panels]:
         axes.grid(True, alpha=0.3)
-    failed = sum(record["status"] != "ok" for record in records)
     title = f"search: {objective} ({direction}), {len(trials)} trials"
     if failed:
-        title += f", {failed} failed"
+        title += f", {len(failed)} failed (\u00d7 along the bottom)"
     if best is not None:
         title += f"; best {best[1]:.6g} at trial {best[0]}"
     figure.suptitle(title, fontsize=10)
     if trials:
-        figure.colorbar(scatter, ax=grid[:, -1].tolist(), label="trial", shrink=0.8)
+        bar = figure.colorbar(
+            scatter, ax=grid[:, -1].tolist(), label="trial", shrink=0.8
+        )
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
     return figure
+
+
+def _failed_marks(axes: Axes, xs: Sequence[float]) -> None:
+    """Failed trials (no objective): red crosses in a strip below the lowest
+    point of the panel."""
+    if not xs:
+        return
+    axes.autoscale_view()
+    low, high = axes.get_ylim()
+    span = (high - low) or 1.0
+    axes.scatter(
+        xs, [low - 0.04 * span] * len(xs), marker="x", color="C3", s=28, zorder=4,
+        label=f"failed ({len(xs)})",
+    )  # fmt: skip
+    axes.set_ylim(low - 0.08 * span, high)
 
 
 def _objective_against(
     axes: Axes,
     parameter: str,
     trials: Sequence[tuple[int, float, dict[str, str]]],
+    failed: Sequence[tuple[int, dict[str, str]]],
     best: tuple[int, float, dict[str, str]] | None,
     colour_range: tuple[int, int],
+    log: bool | None,
 ) -> None:
     given = [
         (job, value, cells[parameter])
         for job, value, cells in trials
         if parameter in cells
     ]
-    numeric = all(_number(x) is not None for _, _, x in given)
-    if numeric:
-        xs: list[float] = [float(x) for _, _, x in given]
-        axes.set_xlabel(parameter)
-    else:
-        categories = sorted({x for _, _, x in given})
-        xs = [float(categories.index(x)) for _, _, x in given]
+    failures = [cells[parameter] for _, cells in failed if parameter in cells]
+    numeric = all(_number(x) is not None for x in [*(g[2] for g in given), *failures])
+    categories = sorted({*(g[2] for g in given), *failures})
+
+    def position(x: str) -> float:
+        return float(x) if numeric else float(categories.index(x))
+
+    xs = [position(x) for _, _, x in given]
+    if not numeric:
         axes.set_xticks(range(len(categories)))
         axes.set_xlim(-0.5, len(categories) - 0.5)
         axes.set_xticklabels(categories, rotation=20, ha="right", fontsize=7)
-        axes.set_xlabel(parameter)
+    axes.set_xlabel(parameter)
     axes.scatter(
         xs, [value for _, value, _ in given], c=[job for job, _, _ in given],
         cmap="viridis", s=18, vmin=colour_range[0], vmax=colour_range[1], zorder=3,
     )  # fmt: skip
+    _failed_marks(axes, [position(x) for x in failures])
     if best is not None and best[2].get(parameter) is not None:
         x = best[2][parameter]
-        position = (
-            float(x) if numeric else float(sorted({g[2] for g in given}).index(x))
-        )
-        axes.plot([position], [best[1]], "*", color="C3", markersize=12, zorder=4)
+        axes.plot([position(x)], [best[1]], "*", color="C3", markersize=12, zorder=4)
     if numeric:
-        _log_scale_if_wide(axes, "x", xs)
-    axes.set_title(parameter, fontsize=9)
+        every = [*xs, *(position(x) for x in failures)]
+        if log is None:
+            _log_scale_if_wide(axes, "x", every)
+        elif log:
+            axes.set_xscale("log")
+    axes.set_title(parameter + (" (log scale)" if log else ""), fontsize=9)
 
 
 def _log_scale_if_wide(axes: Axes, which: str, values: Sequence[float] = ()) -> None:
@@ -381,21 +556,20 @@ def _log_scale_if_wide(axes: Axes, which: str, values: Sequence[float] = ()) -> 
             axes.set_yscale("log")
 
 
-def _legend(figure: Figure, axes: Axes, count: int) -> None:
-    if count <= _MAX_LEGEND:
-        handles, labels = axes.get_legend_handles_labels()
-        # As many columns as fit the figure's width (about 16 characters an inch at
-        # this font size, plus the line sample).
-        longest = max((len(label) for label in labels), default=1)
-        fit = int(figure.get_figwidth() * 16 / (longest + 6))
-        figure.legend(
-            handles,
-            labels,
-            loc="outside lower center",
-            ncols=max(1, min(count, fit)),
-            fontsize=7,
-            frameon=False,
-        )
+def _legend(figure: Figure, handles: Sequence[Any]) -> None:
+    """A legend below the panels, in as many columns as fit."""
+    labels = [str(handle.get_label()) for handle in handles]
+    # About 16 characters an inch at this font size, plus the line sample.
+    longest = max((len(label) for label in labels), default=1)
+    fit = int(figure.get_figwidth() * 16 / (longest + 6))
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=max(1, min(len(handles), fit)),
+        fontsize=7,
+        frameon=False,
+    )
 
 
 def _colours(count: int) -> list[Any]:

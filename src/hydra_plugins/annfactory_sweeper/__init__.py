@@ -10,6 +10,10 @@ basic sweeper:
 - At the end, ``summary.csv``, ``summary.md`` and ``summary.png`` are written to the
   sweep directory and the table is printed; if any job failed, the sweep exits
   non-zero without a traceback.
+- A sweep with no job (an empty ``range``, a ``glob`` matching nothing) is refused
+  before anything runs; ``hydra.sweeper.params`` is accepted from the command line.
+- Ctrl-C writes the summary of the jobs that finished, the running one marked
+  ``interrupted``, and exits with status 130.
 
 Kept light: Hydra imports every plugin module at start-up, so annfactory is imported
 only when a sweep runs.
@@ -18,15 +22,18 @@ only when a sweep runs.
 # No "from __future__ import annotations": Hydra loads plugin modules without
 # registering them in sys.modules, and OmegaConf needs real types on the dataclass.
 import logging
-from collections.abc import Iterable, Sequence
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob, Override
 from hydra.core.utils import JobReturn, JobStatus
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from hydra_plugins.annfactory_sweeper._conf import AnnFactorySweeperConf
 
@@ -36,7 +43,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-__all__ = ["AnnFactorySweeper", "AnnFactorySweeperConf"]
+__all__ = [
+    "AnnFactorySweeper",
+    "AnnFactorySweeperConf",
+    "check_not_empty",
+    "interrupted_records",
+    "sweeper_params",
+]
 
 
 ConfigStore.instance().store(
@@ -59,12 +72,13 @@ class AnnFactorySweeper(BasicSweeper):
         # The launcher shares this context: each job is composed once, not twice.
         loader = ComposeOnce(self.hydra_context.config_loader)
         self.hydra_context.config_loader = loader  # type: ignore[assignment]  # a proxy
+        self.params = sweeper_params(self.params)
         params_conf = self._parse_config()
         params_conf.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        self.overrides = self.split_arguments(
-            parser.parse_overrides(params_conf), self.max_batch_size
-        )
+        parsed = parser.parse_overrides(params_conf)
+        check_not_empty(parsed, self.hydra_context.config_loader)
+        self.overrides = self.split_arguments(parsed, self.max_batch_size)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -72,28 +86,38 @@ class AnnFactorySweeper(BasicSweeper):
         records: list[Any] = []
         returns: list[Sequence[JobReturn]] = []
         first_job = 0
-        while not self.is_done():
-            batch = self.get_job_batch()
-            failed = self._invalid_jobs(loader, batch, first_job)
-            records.extend(failed.values())
-            for start, jobs in _runs_of_valid_jobs(batch, first_job, failed):
-                try:
-                    results = self.launcher.launch(jobs, initial_job_idx=start)
-                except Exception as error:  # the launcher itself (no srun, sbatch...)
-                    message = f"{type(self.launcher).__name__} failed: {error}"
-                    log.error(message)
+        launched: dict[int, Sequence[str]] = {}
+        started = time.time() - 2.0  # a file system's clock may round down
+        try:
+            while not self.is_done():
+                batch = self.get_job_batch()
+                failed = self._invalid_jobs(loader, batch, first_job)
+                records.extend(failed.values())
+                for start, jobs in _runs_of_valid_jobs(batch, first_job, failed):
+                    launched.update(enumerate(jobs, start=start))
+                    try:
+                        results = self.launcher.launch(jobs, initial_job_idx=start)
+                    except Exception as error:  # the launcher (no srun, sbatch...)
+                        message = f"{type(self.launcher).__name__} failed: {error}"
+                        log.error(message)
+                        records.extend(
+                            _error_record(start + index, overrides, message)
+                            for index, overrides in enumerate(jobs)
+                        )
+                        continue
+                    returns.append(results)
                     records.extend(
-                        _error_record(start + index, overrides, message)
-                        for index, overrides in enumerate(jobs)
+                        _record_of(result, start + index, jobs[index])
+                        for index, result in enumerate(results)
                     )
-                    continue
-                returns.append(results)
-                records.extend(
-                    _record_of(result, start + index, jobs[index])
-                    for index, result in enumerate(results)
-                )
-            loader.forget()
-            first_job += len(batch)
+                loader.forget()
+                first_job += len(batch)
+        except KeyboardInterrupt:
+            records = interrupted_records(records, launched, sweep_dir, started)
+            table = write_summary(sweep_dir, records)
+            print(f"\nSweep summary ({sweep_dir / 'summary.md'}):\n{table}", flush=True)
+            total = sum(len(batch) for batch in self.overrides)
+            _exit_interrupted(records, total, "job", sweep_dir / "summary.md")
 
         records.sort(key=lambda record: record["job"])
         table = write_summary(sweep_dir, records)
@@ -122,6 +146,85 @@ class AnnFactorySweeper(BasicSweeper):
         return failed
 
 
+def sweeper_params(params: Any, where: str = "hydra.sweeper.params") -> dict[str, str]:
+    """``hydra.sweeper.params`` as override key -> value text.
+
+    The command line's mapping (``hydra.sweeper.params={model.width:
+    "choice(16,32)"}``) or a config file's; nested mappings join their keys with
+    dots (``{model: {width: ...}}`` is ``model.width``).
+
+    Raises:
+        ConfigError: A value that is not a mapping, or an entry that is not a
+            single value (a list).
+    """
+    from annfactory.errors import ConfigError
+
+    if isinstance(params, DictConfig | ListConfig):
+        params = OmegaConf.to_container(params, resolve=True)
+    if params is None:
+        return {}
+    example = 'e.g. hydra.sweeper.params={model.width: "choice(16,32)"}'
+    if not isinstance(params, Mapping):
+        raise ConfigError(
+            where, f"{params!r} is not a mapping of keys to values.", f"Give {example}."
+        )
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            nested = sweeper_params(value, f"{where}.{key}")
+            flat.update((f"{key}.{inner}", text) for inner, text in nested.items())
+        elif isinstance(value, bool):
+            flat[str(key)] = "true" if value else "false"
+        elif value is None or isinstance(value, str | int | float):
+            flat[str(key)] = "null" if value is None else str(value)
+        else:
+            raise ConfigError(
+                f"{where}.{key}",
+                f"{value!r} is not one override value.",
+                f"Give it as text, {example}.",
+            )
+    return flat
+
+
+def check_not_empty(overrides: Sequence[Override], loader: Any) -> None:
+    """Refuse a sweep with no job: a swept value that gives no value at all.
+
+    Args:
+        overrides: The sweep's overrides, parsed by Hydra (with ``loader``, so that
+            a ``glob`` lists its group's options).
+        loader: Hydra's config loader, for the options of a globbed group.
+
+    Raises:
+        ConfigError: An empty ``range`` (Hydra's excludes its end) or a ``glob``
+            that matches no option (names the options there are).
+    """
+    from annfactory.errors import ConfigError
+
+    for override in overrides:
+        if not override.is_sweep_override() or not override.is_discrete_sweep():
+            continue
+        if list(override.sweep_string_iterator()):
+            continue
+        key = override.get_key_element()
+        text = override.input_line or key
+        value = override.value()
+        if isinstance(value, Glob):
+            options = loader.get_group_options(override.key_or_group)
+            raise ConfigError(
+                key,
+                f"{text!r} matches no option, so the sweep has no job.",
+                f"Its options: {', '.join(options)}."
+                if options
+                else f"glob() sweeps the options of a config group; {key} is none.",
+            )
+        raise ConfigError(
+            key,
+            f"{text!r} gives no value (Hydra's range excludes its end), so the "
+            "sweep has no job.",
+            "Give range(start,stop) with stop beyond start, e.g. range(1,6) for 1..5.",
+        )
+
+
 def _compose_message(error: Exception, overrides: Sequence[str]) -> str:
     """A job's composition error, as annfactory's checks word it (with the closest
     valid name) when they catch it, else Hydra's, re-rendered."""
@@ -133,6 +236,57 @@ def _compose_message(error: Exception, overrides: Sequence[str]) -> str:
     except ConfigError as ours:
         return str(ours)
     return str(rerender(error))
+
+
+def interrupted_records(
+    records: Sequence[Any],
+    launched: Mapping[int, Sequence[str]],
+    sweep_dir: Path,
+    since: float,
+) -> list[Any]:
+    """The rows of a sweep stopped by Ctrl-C, in job order: the records collected,
+    those the launched jobs wrote (``job.json``) before the launcher could hand
+    them back, and an ``interrupted`` row for the job that was running if it wrote
+    none. Jobs never started have no row.
+
+    Args:
+        records: The records the sweeper collected.
+        launched: Job number -> overrides, of every job handed to the launcher.
+        sweep_dir: Where the jobs write their records.
+        since: When the sweep started (``time.time()``): older records are not
+            this sweep's.
+    """
+    from annfactory.sweep import read_job_records
+
+    rows = {record["job"]: record for record in records}
+    for record in read_job_records(sweep_dir, since):
+        if record["job"] in launched and record["job"] not in rows:
+            rows[record["job"]] = record
+    if not any(row["status"] == "interrupted" for row in rows.values()):
+        waiting = [job for job in sorted(launched) if job not in rows]
+        if waiting:  # the job ran in this process and was stopped before its record
+            job = waiting[0]
+            rows[job] = _error_record(job, launched[job], "stopped by Ctrl-C")
+            rows[job]["status"] = "interrupted"
+    return [rows[job] for job in sorted(rows)]
+
+
+def _exit_interrupted(
+    records: Sequence[Any], total: int, noun: str, summary: Path
+) -> NoReturn:
+    """End a sweep stopped by Ctrl-C: say what ran and where its summary is, and
+    exit with status 130 (the shell's code for Ctrl-C), without a traceback."""
+    stopped = [str(r["job"]) for r in records if r["status"] == "interrupted"]
+    finished = len(records) - len(stopped)
+    left = total - len(records)
+    message = (
+        f"Interrupted (Ctrl-C): {finished} of {total} {noun}s finished"
+        + (f", {noun} {', '.join(stopped)} stopped" if stopped else "")
+        + (f", {left} not started" if left > 0 else "")
+        + f"; see {summary}"
+    )
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(130)
 
 
 def _raise_for_failures(

@@ -12,7 +12,7 @@ times faster than ``copy.deepcopy``).
 
 # No "from __future__ import annotations": OmegaConf needs real types on a dataclass.
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 __all__ = ["AnnFactoryLauncherConf", "AnnFactorySweeperConf", "OptunaSweeperConf"]
 
@@ -23,7 +23,11 @@ class AnnFactorySweeperConf:
     # Jobs launched at once (None: the whole sweep in one batch, as Hydra's default).
     max_batch_size: Optional[int] = None  # noqa: UP045 (OmegaConf needs Optional)
     # Sweep parameters, as the basic sweeper takes them ({"seed": "range(0,5)"}).
-    params: Optional[dict[str, str]] = None  # noqa: UP045
+    # Typed Any: OmegaConf 2.3 cannot merge the command line's mapping
+    # (hydra.sweeper.params={seed: "range(0,5)"}) into a null Optional[Dict] node,
+    # nor add its keys to an empty typed one under Hydra's struct flag; the
+    # sweeper checks the value itself (sweeper_params).
+    params: Any = None
 
 
 @dataclass
@@ -47,8 +51,8 @@ class OptunaSweeperConf:
     # The study in the storage: an existing one gets more trials (null: a new one).
     study_name: Optional[str] = None  # noqa: UP045
     # The search space as a mapping, e.g. {"model.width": "choice(16,32)"}; the
-    # command line's overrides of the same keys win.
-    params: Optional[dict[str, str]] = None  # noqa: UP045
+    # command line's overrides of the same keys win. Typed Any: see above.
+    params: Any = None
 
 
 @dataclass

@@ -25,6 +25,7 @@ are imported only when a search runs.
 
 # No "from __future__ import annotations": OmegaConf needs real types on the dataclass.
 import importlib
+import json
 import logging
 import math
 import signal
@@ -53,7 +54,14 @@ from omegaconf import DictConfig, OmegaConf
 # The package's shared helpers; its __init__ defines them before importing this module.
 from hydra_plugins.annfactory_sweeper._conf import OptunaSweeperConf
 
-from . import _compose_message, _consecutive, _raise_for_failures
+from . import (
+    _compose_message,
+    _consecutive,
+    _exit_interrupted,
+    _raise_for_failures,
+    interrupted_records,
+    sweeper_params,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -69,6 +77,7 @@ __all__ = [
     "OptunaSweeper",
     "OptunaSweeperConf",
     "SearchSpace",
+    "check_same_search",
     "override_value",
     "search_space",
 ]
@@ -84,6 +93,8 @@ _SEARCH_FORMS = (
     "choice(a,b,...), range(start,stop[,step]), interval(low,high), "
     "tag(log,interval(low,high)), tag(int,interval(low,high)), or a plain value"
 )
+#: The largest ``hydra.sweeper.seed``: numpy's generators take 0 to 2**32 - 1.
+MAX_SAMPLER_SEED = 2**32 - 1
 #: The file of the sweep directory with the study's result.
 RESULTS_FILE = "optimization_results.yaml"
 #: How long a process waits for a locked SQLite database (seconds). Trials of
@@ -116,11 +127,13 @@ class SearchSpace:
             as written, or None for a searched key.
         choices: Override key -> its ``choice(...)`` values, for keys that name a
             choice (what a task override may be).
+        texts: Searched key -> its value as written (``choice(16,32)``).
     """
 
     distributions: dict[str, "BaseDistribution"]
     items: list[tuple[str, Optional[str]]]  # noqa: UP045
     choices: dict[str, list[Any]] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def overrides(self, params: Mapping[str, Any]) -> list[str]:
         """One trial's overrides: the fixed ones as given, the searched ones set to
@@ -129,6 +142,18 @@ class SearchSpace:
             line if line is not None else f"{key}={override_value(params[key])}"
             for key, line in self.items
         ]
+
+    def log_scale(self) -> list[str]:
+        """The keys searched on a log scale (``tag(log, ...)``)."""
+        return [
+            key
+            for key, distribution in self.distributions.items()
+            if getattr(distribution, "log", False)
+        ]
+
+    def fixed(self) -> list[str]:
+        """The fixed overrides, as written, in order."""
+        return [line for _, line in self.items if line is not None]
 
     def fixed_value(self, key: str) -> Any:
         """The value a fixed override ``key=value`` sets (None: not fixed here)."""
@@ -172,6 +197,7 @@ def search_space(
     distributions: dict[str, BaseDistribution] = {}
     items: dict[str, tuple[str, str | None]] = {}
     choices: dict[str, list[Any]] = {}
+    texts: dict[str, str] = {}
     for override, where in parsed:
         key = override.get_key_element()
         # The same key twice (params and the command line): the later one wins.
@@ -179,6 +205,7 @@ def search_space(
         items.pop(identity, None)
         distributions.pop(key, None)
         choices.pop(key, None)
+        texts.pop(key, None)
         distribution = distribution_of(override, where)
         if distribution is None:
             assert override.input_line is not None
@@ -186,9 +213,10 @@ def search_space(
             continue
         items[identity] = (key, None)
         distributions[key] = distribution
+        texts[key] = str(override.input_line).partition("=")[2]
         if isinstance(override.value(), ChoiceSweep):
             choices[key] = list(getattr(distribution, "choices", ()))
-    return SearchSpace(distributions, list(items.values()), choices)
+    return SearchSpace(distributions, list(items.values()), choices, texts)
 
 
 def distribution_of(override: Override, where: str) -> Optional["BaseDistribution"]:
@@ -561,6 +589,84 @@ def open_storage(url: str) -> "optuna.storages.RDBStorage":
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+#: The study's user attributes that record its overrides.
+FIXED_ATTRIBUTE = "fixed_overrides"
+SPACE_ATTRIBUTE = "search_space"
+
+
+def check_same_search(study: "optuna.Study", space: SearchSpace) -> None:
+    """Refuse to add trials to ``study`` over other overrides than its own; record
+    them in a study that has none.
+
+    A study records its fixed overrides (``fixed_overrides``: the lines as given)
+    and its search space (``search_space``: key -> ``{"value": "choice(16,32)",
+    "distribution": <Optuna's JSON>}``) as user attributes. A resumed study must
+    have the same (in any order; searched values compare as distributions, so
+    ``16,32`` is ``choice(16,32)``): Optuna cannot change a categorical's values
+    within a study, and trials over other fixed values (another data set) are not
+    comparable. A study made before these attributes existed gets this command's.
+
+    Raises:
+        ConfigError: Another search space or other fixed overrides (names what
+            the study has and what this command gives instead).
+    """
+    from optuna.distributions import distribution_to_json
+
+    from annfactory.errors import ConfigError
+
+    searched = {
+        key: {
+            "value": space.texts.get(key, ""),
+            "distribution": distribution_to_json(distribution),
+        }
+        for key, distribution in space.distributions.items()
+    }
+    attributes = study.user_attrs
+    if FIXED_ATTRIBUTE not in attributes or SPACE_ATTRIBUTE not in attributes:
+        if study.get_trials(deepcopy=False):
+            log.warning(
+                "Study %r has no record of its overrides (made by an older "
+                "annfactory); recording this command's.",
+                study.study_name,
+            )
+        study.set_user_attr(FIXED_ATTRIBUTE, space.fixed())
+        study.set_user_attr(SPACE_ATTRIBUTE, searched)
+        return
+
+    def items(fixed: Sequence[str], space: Mapping[str, Any]) -> dict[Any, str]:
+        """Each override: what identifies it -> how it is shown."""
+        shown: dict[Any, str] = {line: line for line in fixed}
+        for key, entry in space.items():
+            shown[(key, entry["distribution"])] = f"{key}={entry['value']}"
+        return shown
+
+    old = items(attributes[FIXED_ATTRIBUTE], attributes[SPACE_ATTRIBUTE])
+    new = items(space.fixed(), searched)
+    removed = [text for item, text in old.items() if item not in new]
+    added = [text for item, text in new.items() if item not in old]
+    if not removed and not added:
+        return
+    name = study.study_name
+    if removed and added:
+        problem = (
+            f"study {name!r} was made with {' '.join(removed)}; this command "
+            f"gives {' '.join(added)} instead."
+        )
+    elif added:
+        problem = f"study {name!r} was made without {' '.join(added)}."
+    else:
+        problem = (
+            f"study {name!r} was made with {' '.join(removed)}, which this "
+            "command leaves out."
+        )
+    raise ConfigError(
+        "hydra.sweeper.study_name",
+        problem,
+        "Give the study's overrides as they were, or another study_name for a new "
+        "study.",
+    )
+
+
 # ------------------------------------------------------------------------------------
 # The sweeper
 # ------------------------------------------------------------------------------------
@@ -579,7 +685,7 @@ class OptunaSweeper(Sweeper):
         seed: Optional[int],  # noqa: UP045
         storage: Optional[str],  # noqa: UP045
         study_name: Optional[str],  # noqa: UP045
-        params: Optional[Mapping[str, Any]],  # noqa: UP045
+        params: Any,
     ) -> None:
         self.n_trials = n_trials
         self.n_jobs = n_jobs
@@ -589,7 +695,7 @@ class OptunaSweeper(Sweeper):
         self.seed = seed
         self.storage = storage
         self.study_name = study_name
-        self.params = dict(params) if params else {}
+        self.params = params
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: HydraContext | None = None
@@ -625,8 +731,7 @@ class OptunaSweeper(Sweeper):
             ) from None
         assert self.config is not None
         assert self.hydra_context is not None
-        self._check_counts()
-        space = search_space(arguments, self.params)
+        space = self.checked_space(arguments)
         objective, direction = choose_objective(
             self._task_names(space), self.objective, self.direction
         )
@@ -635,7 +740,7 @@ class OptunaSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         url = self.storage or f"sqlite:///{(sweep_dir / 'optuna.db').resolve()}"
-        study = self._open_study(url, sampler, objective, direction)
+        study = self._open_study(url, sampler, objective, direction, space)
         log.info(
             "Study %r: %s %s over %s, sampler %s",
             study.study_name,
@@ -651,6 +756,8 @@ class OptunaSweeper(Sweeper):
         grid = grid_of(space) if self.sampler == "grid" else None
         records: list[JobRecord] = []
         returns: list[Any] = []
+        interrupted = False
+        started = time.time() - 2.0  # a file system's clock may round down
         while len(records) < self.n_trials:
             size = min(self.n_jobs, self.n_trials - len(records))
             if grid is not None:
@@ -665,10 +772,15 @@ class OptunaSweeper(Sweeper):
             try:
                 with _terminate_as_exit():
                     self._run(batch, space, loader, returns)
+            except KeyboardInterrupt:
+                interrupted = True
+                batch.recover(sweep_dir, started)
             finally:
                 batch.fail_untold()  # interrupted: no trial is left RUNNING
                 loader.forget()
             records += batch.records
+            if interrupted:
+                break
             if _objective_never_produced(records):
                 log.error(
                     "Stopping the search: no job reports %s (%s)",
@@ -681,16 +793,24 @@ class OptunaSweeper(Sweeper):
         if records:
             table = write_summary(sweep_dir, records, plot=False)
             if any(record["status"] == "ok" for record in records):
-                plot_search(records, objective, direction, sweep_dir)
+                plot_search(records, objective, direction, sweep_dir, space.log_scale())
             where = sweep_dir / "summary.md"
             print(f"\nSearch summary ({where}):\n{table}", flush=True)
         self._report(study, sweep_dir, url, objective, direction)
+        if interrupted:
+            _exit_interrupted(records, self.n_trials, "trial", sweep_dir / "summary.md")
         _raise_for_failures(
             records, "trial", sweep_dir / "summary.md", "; they are FAIL in the study"
         )
         return returns
 
-    def _check_counts(self) -> None:
+    def checked_space(self, arguments: Sequence[str]) -> SearchSpace:
+        """The search space of ``arguments`` and ``params``, after checking the
+        settings (counts, seed)."""
+        self._check_settings()
+        return search_space(arguments, sweeper_params(self.params))
+
+    def _check_settings(self) -> None:
         from annfactory.errors import ConfigError
 
         for key, value in (("n_trials", self.n_trials), ("n_jobs", self.n_jobs)):
@@ -700,6 +820,17 @@ class OptunaSweeper(Sweeper):
                     f"{value!r} is out of range.",
                     "Allowed: an integer >= 1.",
                 )
+        seed = self.seed
+        if seed is not None and not (
+            isinstance(seed, int) and 0 <= seed <= MAX_SAMPLER_SEED
+        ):
+            # numpy's generators, under every sampler, take 0 to 2**32 - 1.
+            raise ConfigError(
+                "hydra.sweeper.seed",
+                f"{seed!r} is out of range.",
+                f"Allowed: an integer from 0 to {MAX_SAMPLER_SEED}, or null (a "
+                "different search each run).",
+            )
 
     def _task_names(self, space: SearchSpace) -> list[str]:
         """The tasks the trials run: a searched ``task=choice(...)``, a fixed
@@ -720,9 +851,11 @@ class OptunaSweeper(Sweeper):
         sampler: "optuna.samplers.BaseSampler",
         objective: str,
         direction: str,
+        space: SearchSpace,
     ) -> "optuna.Study":
         """Create the study, or load the one of this name (a resume, or another
-        process of the same search), after checking it optimizes the same thing."""
+        process of the same search), after checking it optimizes the same thing
+        over the same overrides (:func:`check_same_search`)."""
         import optuna
 
         from annfactory.errors import ConfigError
@@ -751,6 +884,7 @@ class OptunaSweeper(Sweeper):
                 f"{attributes['objective']!r}.",
                 f"Use objective={attributes['objective']}, or another study_name.",
             )
+        check_same_search(study, space)
         return study
 
     def _run(
@@ -779,6 +913,7 @@ class OptunaSweeper(Sweeper):
                 continue
             jobs.append((trial.number, overrides))
         for start, run in _consecutive(jobs):
+            batch.launched.update(enumerate(run, start=start))
             try:
                 results = self.launcher.launch(run, initial_job_idx=start)
             except Exception as error:  # the launcher itself (no srun, sbatch...)
@@ -864,6 +999,8 @@ class _Batch:
         self.trials = list(trials)
         self.objective = objective
         self.records: list[JobRecord] = []
+        #: Trial number -> overrides, of the trials handed to the launcher.
+        self.launched: dict[int, Sequence[str]] = {}
         self._untold = {trial.number: trial for trial in trials}
 
     def tell(
@@ -887,6 +1024,25 @@ class _Batch:
             trial.set_user_attr("error", problem)
         _tell(self.study, trial, value, TrialState.FAIL if value is None else None)
         self.records.append(record)
+
+    def recover(self, sweep_dir: Path, since: float) -> None:
+        """After Ctrl-C: tell the launched trials their jobs' records (``job.json``)
+        where the launcher could not hand them back; the one that was running is
+        told FAIL, its row ``interrupted``."""
+        from annfactory.sweep import JOB_FILE
+
+        rows = interrupted_records(self.records, self.launched, sweep_dir, since)
+        run_dirs: dict[int, str] = {}
+        for path in sweep_dir.rglob(JOB_FILE):
+            try:
+                run_dirs.setdefault(
+                    json.loads(path.read_text())["job"], str(path.parent)
+                )
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        for row in rows:
+            if row["job"] in self._untold:
+                self.tell(row["job"], row, run_dirs.get(row["job"]))
 
     def fail_untold(self) -> None:
         """Tell every trial not told yet that it failed (the batch was cut short)."""
