@@ -199,10 +199,11 @@ def check_data_sizes(network: NetworkSpec, data: DataShape, model: Any) -> None:
     if network.input_shape not in ((data.features,), data.image_shape):
         raise _input_error(network.input_shape, data)
     out = network.output_shape
-    if len(out) == 1 and data.fits(out[0]):
-        return
     node = model if isinstance(model, Mapping) else {}
     model_type = node.get("type", "sequential")
+    if len(out) == 1 and data.fits(out[0]):
+        _check_regression_output(network, data, model_type)
+        return
     if model_type != "sequential":
         gives = f"{out[0]} outputs" if len(out) == 1 else f"output of shape {list(out)}"
         hint = (
@@ -218,6 +219,28 @@ def check_data_sizes(network: NetworkSpec, data: DataShape, model: Any) -> None:
             hint,
         )
     raise _output_error(network, data, node)
+
+
+def _check_regression_output(
+    network: NetworkSpec, data: DataShape, model_type: str
+) -> None:
+    """A regression network ends without a softmax (a distribution over classes):
+    the message names the key of its output activation in this model type."""
+    last = network.layers[-1]
+    name = last.activation.name
+    if data.kind != "regression" or name not in ("softmax", "log_softmax"):
+        return
+    keys = {"mlp": "model.output_activation"}
+    keys["sequential"] = f"model.layers.{last.name}.activation"
+    if model_type not in keys:
+        return  # the train task refuses it, without a key of this model type
+    key = keys[model_type]
+    raise ConfigError(
+        key,
+        f"a regression network cannot end with {name}: its output is a "
+        f"distribution over classes, and data={data.name} has 1 target.",
+        f"Use {command(f'{key}=identity')}.",
+    )
 
 
 def _input_error(shape: tuple[int, ...], data: DataShape) -> ConfigError:
