@@ -136,7 +136,7 @@ def _size_input(
         return
     size = model.get("in_features")
     if size is not None:
-        if "input_shape" not in model and _size(size) and size != data.features:
+        if _size(size) and size != data.features:
             model["in_features"] = data.features
             changes.append(f"model.in_features {size} -> {data.features}")
         return
