@@ -138,3 +138,18 @@ def test_an_mlp_s_size_set_on_purpose_must_agree() -> None:
         r"64 features\.\n  Set model\.in_features=64 \(or null: the data's\)\.$",
     ):
         spec_of(["task=train", "model=mlp", "data=digits", "model.in_features=3"])
+
+
+def test_a_sequential_model_without_an_input_size_needs_data() -> None:
+    layers = {"fc": {"type": "linear", "out_features": 3}}
+    with pytest.raises(
+        ConfigError,
+        match=r"^model\.in_features: the model has no input size \(in_features and "
+        r"input_shape are null\)\.\n  Set model\.in_features=<N>",
+    ):
+        annfactory.parse_run({"model": {"layers": layers}})
+    with_null = {"in_features": None, "input_shape": [5], "layers": layers}
+    assert annfactory.parse_run({"model": with_null}).network.input_shape == (5,)
+    spec = annfactory.parse_run({"model": with_null, "data": "iris"})
+    assert spec.network.input_shape == (4,)
+    assert "model.input_shape [5] -> [4]" in spec.notes[0]
