@@ -306,7 +306,7 @@ def _output_error(
             f"the network gives {out[0]} outputs per row (layer {last.name}, "
             f"{last.type}), and data={data.name} has {data.targets}.",
             "End it with a linear layer: "
-            f"{command(f'+model.layers.{name}={flow(head)}')}.",
+            f"{command(f'+model.layers.{name}={flow(head)}')}",
         )
     if "out_features" in last.options:
         node = nodes.get(last.name) if isinstance(nodes, Mapping) else None
