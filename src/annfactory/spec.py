@@ -5,8 +5,9 @@
 is made, and every error names its full config path. The factory takes only the spec.
 
 This module holds the spec types and the run-level checks; the parsing of the model
-and its layers is :mod:`annfactory.layer_spec`'s, and the model types are
-:mod:`annfactory.models`'. Their public names stay importable from here.
+and its layers is :mod:`annfactory.layer_spec`'s, the sizes a data set gives a model
+:mod:`annfactory.sizing`'s, and the model types are :mod:`annfactory.models`'. Their
+public names stay importable from here.
 """
 
 from __future__ import annotations
