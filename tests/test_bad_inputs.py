@@ -106,9 +106,10 @@ def case(id: str, *args: str, key: str, value: str, fix: str) -> Any:
     return pytest.param(Bad(args, key, value, fix), id=id)
 
 
-def user_file(name: str, *, key: str, value: str, fix: str) -> Any:
-    """A model file of the user's config directory, ``tests/bad_inputs``."""
-    args = ("--config-dir", str(BAD_INPUTS), f"model={name}")
+def user_file(name: str, *more: str, key: str, value: str, fix: str) -> Any:
+    """A model file of the user's config directory, ``tests/bad_inputs``, with more
+    overrides after it."""
+    args = ("--config-dir", str(BAD_INPUTS), f"model={name}", *more)
     return pytest.param(Bad(args, key, value, fix), id=f"file-{name}")
 
 
@@ -354,9 +355,6 @@ TRAIN_CASES = [
     train_case("in-features-against-data", "data=digits", "model.in_features=3",
                key="model.in_features", value="takes 3 inputs, and data=digits has 64",
                fix="Set model.in_features=64"),
-    case("demo-against-iris", "task=train", "model=demo", "data=iris",
-         key="model.in_features", value="takes 3 inputs, and data=iris has 4",
-         fix="Set model.in_features=4"),
     train_case("out-features-against-data", "data=iris", "model.out_features=2",
                key="model.out_features", value="2 outputs", fix="out_features=3"),
     train_case("cross-entropy-after-softmax", "data=digits",
@@ -723,7 +721,7 @@ SHAPE_FIX = "Change its options, the layers before it, or the model's input shap
 SHAPE_CASES = [
     user_file("conv_on_vector", key="model.layers.conv",
               value="'conv2d' cannot take the input shape [64]",
-              fix="give the model an input_shape such as [1, 8, 8]"),
+              fix="~model.in_features '+model.input_shape=[1,8,8]' (its 64 values"),
     user_file("pool_larger_than_input", key="model.layers.pool",
               value="kernel_size 16 > input 8x8", fix=SHAPE_FIX),
     user_file("zero_out_channels", key="model.layers.conv.out_channels",
@@ -746,8 +744,8 @@ SHAPE_CASES = [
          fix="an integer >= 1"),
     case("cnn-on-data-without-images", *TRAIN[:1], "model=cnn", "data=iris",
          "task.epochs=1", key="model.input_shape",
-         value="input of shape [1, 8, 8], and data=iris has 4 features",
-         fix="Set model.input_shape to [4]"),
+         value="images of shape [1, 8, 8], and data=iris has rows of 4 features",
+         fix="use data=digits, or model=mlp for these rows"),
     user_file("residual_mismatch", key="model.layers.block",
               value="adds its input, of shape [16], to its layers' output, of shape "
               "[8]", fix="Set model.layers.block.projection=true"),
@@ -760,6 +758,36 @@ SHAPE_CASES = [
          key="model.layers.block2.layers.fc1.type", value="'lineer'",
          fix="Did you mean 'linear'?"),
 ]  # fmt: skip
+
+# Issue 19: each message's suggested fix is a command that works as written
+# (tests/test_suggestions.py follows them).
+SUGGEST19_CASES = [
+    user_file("conv_without_flatten", "task=train", "data=digits",
+              key="model.layers.out",
+              value="acts on the last dimension of its input, of shape [4, 8, 8]",
+              fix="~model.layers.out '+model.layers.flatten={type: flatten}' "
+              "'+model.layers.out={type: linear, out_features: 10}'"),
+    case("cnn-without-flatten", *TRAIN[:1], "model=cnn", "data=digits",
+         "~model.layers.flatten", key="model.layers.out",
+         value="of shape [32, 1, 1], so the network gives [32, 1, 10] per row",
+         fix="'+model.layers.flatten={type: flatten}'"),
+    user_file("empty_residual", key="model.layers.block.layers", value="no layers",
+              fix="'+model.layers.block.layers.fc1={type: linear, out_features: 6}'"),
+    case("resmlp-ending-with-a-block", *TRAIN[:1], "model=resmlp", "data=iris",
+         "~model.layers.out", key="model.layers.block2",
+         value="gives 32 outputs per row (layer block2, residual)",
+         fix="'+model.layers.head={type: linear, out_features: 3}'"),
+    case("cnn-on-images-of-another-shape", *TRAIN[:1], "model=cnn", "data=digits",
+         "model.input_shape=[2,8,8]", key="model.input_shape",
+         value="images of shape [2, 8, 8], and data=digits has images of shape "
+         "[1, 8, 8]", fix="Use 'model.input_shape=[1,8,8]'"),
+    case("demo-softmax-on-a-regression-target", *TRAIN[:1], "model=demo",
+         "data=diabetes", key="model.layers.out.activation",
+         value="cannot end with softmax",
+         fix="Use model.layers.out.activation=identity"),
+]  # fmt: skip
+SHAPE_CASES.extend(SUGGEST19_CASES)
+
 # The corpus's file list includes these model files.
 FILE_CASES.extend(param for param in SHAPE_CASES if param.id.startswith("file-"))
 

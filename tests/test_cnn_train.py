@@ -58,14 +58,15 @@ def test_a_null_input_shape_takes_the_datas_image_shape_or_its_features() -> Non
 def test_a_cnn_on_data_without_images_names_the_input_shape() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"^model\.input_shape: the network takes input of shape \[1, 8, 8\], "
-        r"and data=iris has 4 features\.\n  Set model\.input_shape to \[4\]",
+        match=r"^model\.input_shape: the network takes images of shape \[1, 8, 8\], "
+        r"and data=iris has rows of 4 features, no images\.\n  A network for images "
+        r"needs data with images: use data=digits, or model=mlp for these rows\.$",
     ):
         annfactory.to_spec(annfactory.compose(["task=train", "model=cnn", "data=iris"]))
     with pytest.raises(
         ConfigError,
-        match=r"data=digits has 64 features\.\n  Set model\.input_shape to "
-        r"\[1, 8, 8\] \(images\) or \[64\]",
+        match=r"data=digits has images of shape \[1, 8, 8\]\.\n  Use "
+        r"'model\.input_shape=\[1,8,8\]' if its layers fit that size",
     ):
         annfactory.to_spec(
             annfactory.compose(

@@ -66,7 +66,7 @@ def test_the_primary_config_holds_each_key_s_default() -> None:
 
 def test_the_spec_has_a_field_for_each_key_and_writes_them_in_order() -> None:
     fields = [field.name for field in dataclasses.fields(RunSpec)]
-    assert fields == ["network", *KEYS, "extras"]
+    assert fields == ["network", *KEYS, "extras", "notes"]
     spec = parse_run({"model": DEMO, "seed": 3})
     assert list(spec.to_dict()) == ["model", *KEYS]
     assert spec.extras == {}

@@ -323,8 +323,6 @@ def test_optimizer_options_reach_the_optimizer() -> None:
         (["model=mlp"], "data", "digits"),
         (["model=mlp", "data=digits", "model.in_features=3"], "model.in_features",
          "3 inputs, and data=digits has 64"),
-        (["model=demo", "data=iris"], "model.in_features",
-         "3 inputs, and data=iris has 4"),
         (["model=mlp", "data=iris", "model.out_features=2"], "model.out_features",
          "2 outputs"),
         (["model=mlp", "data=digits", "model.output_activation=softmax",

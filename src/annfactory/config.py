@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from annfactory.errors import (
     closest_name,
     non_ascii_character,
 )
+from annfactory.fixes import shell_word as _shell
 from annfactory.groups import (
     CHOICE_SLOTS,
     ConfigGroup,
@@ -1314,15 +1314,6 @@ def _check_slot_failure(
 
 def _quoted(match: re.Match[str]) -> str:
     return _shell(match.group(1))
-
-
-_SHELL_SAFE = re.compile(r"[\w@%+=:,./~-]+")
-
-
-def _shell(command: str) -> str:
-    """``command`` as one shell word: quoted where the shell would split or expand
-    it (spaces, braces, brackets, quotes)."""
-    return command if _SHELL_SAFE.fullmatch(command) else shlex.quote(command)
 
 
 @cache

@@ -10,8 +10,10 @@ declares no shape rule).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
+from math import isqrt, prod
 from typing import Any, Final
 
 from annfactory.activations import activations
@@ -22,8 +24,9 @@ from annfactory.errors import (
     ascii_lookalike,
     non_ascii_character,
 )
+from annfactory.fixes import command, flow
 from annfactory.inits import InitScheme, Nonlinearity, inits
-from annfactory.layers import PROJECTION, LayerShape, LayerType, layers
+from annfactory.layers import PROJECTION, InputRankError, LayerShape, LayerType, layers
 from annfactory.models import LayerEntry, model_types
 from annfactory.params import require_mapping, validate_params
 from annfactory.registry import Registry
@@ -87,12 +90,39 @@ def parse_network(
     _apply_global_choices(expansion.layers, init, activation)
     resolved = []
     shape = expansion.input_shape
+    # The first layer's input is the model's: a fix of its rank is a fix of that.
+    sequential = model.get("type", "sequential") == "sequential"
+    input_fix = partial(_model_input_fix, model, key, shape) if sequential else None
     for entry in expansion.layers:
-        layer = parse_layer(entry, shape, init=init, activation=activation)
+        layer = parse_layer(
+            entry, shape, init=init, activation=activation, input_fix=input_fix
+        )
         resolved.append(layer)
         shape = layer.output_shape
+        input_fix = None
     _check_activation_names(resolved, f"{key}.layers")
     return NetworkSpec(input_shape=expansion.input_shape, layers=tuple(resolved))
+
+
+def _model_input_fix(
+    model: Mapping[str, Any], key: str, shape: tuple[int, ...], dims: int
+) -> str:
+    """The command that gives a sequential model an input of ``dims`` dimensions
+    for its first layer: its values as one channel (64 -> ``[1, 8, 8]``)."""
+    size = prod(shape)
+    side = isqrt(size)
+    if dims == 3:
+        target = [1, side, side] if side * side == size else [1, 8, 8]
+    elif dims == 2:
+        target = [1, size]
+    else:
+        target = [size]
+    words = [f"~{key}.in_features"] if "in_features" in model else []
+    plus = "+" if words else ""
+    words.append(f"{plus}{key}.input_shape=[{','.join(map(str, target))}]")
+    same = prod(target) == size
+    kept = f" (its {size} values as {'x'.join(map(str, target))})" if same else ""
+    return f"Give the model an input of that form: {command(*words)}{kept}."
 
 
 def _check_activation_names(resolved: Sequence[LayerSpec], key: str) -> None:
@@ -207,13 +237,18 @@ def _entry_type(entry: LayerEntry) -> LayerType | None:
         return None
 
 
-def _nested_entries(entry: LayerEntry, quiet: bool = False) -> list[LayerEntry]:
+def _nested_entries(
+    entry: LayerEntry,
+    quiet: bool = False,
+    input_shape: tuple[int, ...] | None = None,
+) -> list[LayerEntry]:
     """The layers a nested layer (a residual block) holds, before resolution, each
     field's config path under ``<block>.layers.<name>``.
 
     Raises:
         ConfigError: ``layers`` is missing, empty or not a mapping of layers (with
-            ``quiet``, an empty list instead).
+            ``quiet``, an empty list instead); for no layers, the command that adds
+            one that keeps ``input_shape``.
     """
     if not _is_nested(entry):
         return []
@@ -225,7 +260,7 @@ def _nested_entries(entry: LayerEntry, quiet: bool = False) -> list[LayerEntry]:
         raise ConfigError(
             key,
             f"the {entry.fields['type']} block {entry.name!r} has no layers.",
-            f"Add at least one, e.g. {key}.fc1={{type: linear, out_features: 16}}.",
+            _first_body_layer(key, input_shape),
         )
     require_mapping(nodes, key, "a mapping of layer names to layers")
     children = []
@@ -260,6 +295,7 @@ class _Layer:
     layer_type: LayerType
     input_shape: tuple[int, ...]
     options: Mapping[str, Any]
+    input_fix: Callable[[int], str] | None = None
 
     @property
     def type_name(self) -> str:
@@ -272,6 +308,7 @@ def parse_layer(
     *,
     init: Any = None,
     activation: Any = None,
+    input_fix: Callable[[int], str] | None = None,
 ) -> LayerSpec:
     """Validate one layer and resolve it into a :class:`LayerSpec`.
 
@@ -280,6 +317,8 @@ def parse_layer(
         input_shape: The shape of its input (one sample, no batch dimension).
         init: The top-level ``init`` choice, for the layers a nested layer holds.
         activation: The top-level ``activation`` choice, likewise.
+        input_fix: For the first layer of a network: the fix, for a number of
+            dimensions its input should have, that changes the model's input.
 
     Raises:
         ConfigError: Anything is wrong; the message names the config path.
@@ -292,7 +331,7 @@ def parse_layer(
         body = _parse_body(entry, input_shape, init, activation)
         _check_residual_shapes(entry, options, input_shape, body[-1].output_shape)
         rule_options = {**options, "body_shape": body[-1].output_shape}
-    layer = _Layer(entry, layer_type, input_shape, rule_options)
+    layer = _Layer(entry, layer_type, input_shape, rule_options, input_fix)
     activation = parse_choice(
         activations,
         entry.fields.get("activation", "identity"),
@@ -329,11 +368,33 @@ def parse_layer(
     )
 
 
+def _first_body_layer(key: str, shape: tuple[int, ...] | None) -> str:
+    """The command that gives an empty block at ``key`` a layer that keeps its
+    input's shape (so that x + body(x) adds alike)."""
+    if shape is None or len(shape) > 3:
+        return f"Add at least one layer under {key}."
+    if len(shape) == 1:
+        name, body = "fc1", {"type": "linear", "out_features": shape[0]}
+    else:
+        conv = "conv1d" if len(shape) == 2 else "conv2d"
+        name = "conv1"
+        body = {
+            "type": conv,
+            "out_channels": shape[0],
+            "kernel_size": 3,
+            "padding": "same",
+        }
+    return (
+        f"Add one that keeps its input's shape {list(shape)}: "
+        f"{command(f'+{key}.{name}={flow(body)}')}"
+    )
+
+
 def _parse_body(
     entry: LayerEntry, input_shape: tuple[int, ...], init: Any, activation: Any
 ) -> tuple[LayerSpec, ...]:
     """The layers of a nested layer, resolved in order from its input shape."""
-    children = _nested_entries(entry)
+    children = _nested_entries(entry, input_shape=input_shape)
     _apply_global_choices(children, init, activation)
     resolved = []
     shape = input_shape
@@ -506,11 +567,14 @@ def _layer_shape(layer: _Layer) -> LayerShape:
     except AnnFactoryError:
         raise  # a rule that reports with a config path of its own
     except ValueError as error:
+        hint = "Change its options, the layers before it, or the model's input shape."
+        if isinstance(error, InputRankError) and layer.input_fix is not None:
+            hint = layer.input_fix(error.dims)
         raise ConfigError(
             layer.entry.path,
             f"layer type {layer.type_name!r} cannot take the input shape "
             f"{list(layer.input_shape)}: {error}.",
-            "Change its options, the layers before it, or the model's input shape.",
+            hint,
         ) from error
 
 

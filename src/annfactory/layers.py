@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DefaultInit",
     "InitChoice",
+    "InputRankError",
     "LayerShape",
     "LayerType",
     "ShapeRule",
@@ -465,6 +466,15 @@ layers.register("destandardize", LayerType(
 _SPATIAL_NAMES: Final = {1: "length", 2: "height, width"}
 
 
+class InputRankError(ValueError):
+    """A shape rule's input has the wrong number of dimensions (a conv2d on a
+    vector); ``dims`` is the number it takes, for the fix the message suggests."""
+
+    def __init__(self, message: str, dims: int) -> None:
+        super().__init__(message)
+        self.dims = dims
+
+
 def _sizes(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
     """One size per spatial dimension: an int stands for all of them."""
     return (value,) * dims if isinstance(value, int) else tuple(value)
@@ -479,10 +489,9 @@ def _spatial(input_shape: Shape, dims: int) -> tuple[int, tuple[int, ...]]:
     """``(channels, spatial sizes)`` of a sample with ``dims`` spatial dimensions."""
     if len(input_shape) != dims + 1:
         expected = f"[channels, {_SPATIAL_NAMES[dims]}]"
-        example = [1] + [8] * dims
-        raise ValueError(
-            f"it takes {expected} ({dims + 1} dimensions), not "
-            f"{len(input_shape)}; give the model an input_shape such as {example}"
+        raise InputRankError(
+            f"it takes {expected} ({dims + 1} dimensions), not {len(input_shape)}",
+            dims + 1,
         )
     return input_shape[0], tuple(input_shape[1:])
 

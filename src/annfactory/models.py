@@ -169,7 +169,8 @@ def sequential(model: Mapping[str, Any], key: str) -> Expansion:
     """Layers listed by name, each with its type and options.
 
     The input is ``in_features: N``, the shorthand of ``input_shape: [N]``, or
-    ``input_shape: [...]`` for a sample with more dimensions.
+    ``input_shape: [...]`` for a sample with more dimensions. With a data set, the
+    data sizes the input and the last layer (:mod:`annfactory.sizing`).
     """
     allowed = ("type", "in_features", "input_shape", "layers")
     check_keys(model, allowed, key, "model key")
@@ -177,16 +178,27 @@ def sequential(model: Mapping[str, Any], key: str) -> Expansion:
 
 
 def _input_shape(model: Mapping[str, Any], key: str) -> tuple[int, ...]:
-    """``input_shape: [C, H, W]``, or ``in_features: N`` as the shorthand of ``[N]``."""
-    if "input_shape" not in model:
-        return (_IN_FEATURES.validate(model.get("in_features"), f"{key}.in_features"),)
-    if "in_features" in model:
+    """``input_shape: [C, H, W]``, or ``in_features: N`` as the shorthand of ``[N]``.
+
+    Null or absent, both are the data's with a data set (:mod:`annfactory.sizing`
+    fills them in before this runs); without one, the model needs a size.
+    """
+    shape, size = model.get("input_shape"), model.get("in_features")
+    if shape is None and size is None:
+        raise ConfigError(
+            f"{key}.in_features",
+            "the model has no input size (in_features and input_shape are null).",
+            f"Set {key}.in_features=<N>, or {key}.input_shape=<[C,H,W]> for images "
+            "(with task=train, null takes the data's).",
+        )
+    if shape is None:
+        return (_IN_FEATURES.validate(size, f"{key}.in_features"),)
+    if size is not None:
         raise ConfigError(
             f"{key}.input_shape",
             "both input_shape and in_features are given.",
             "Keep one: in_features: N is the shorthand of input_shape: [N].",
         )
-    shape = model["input_shape"]
     if not isinstance(shape, list | tuple) or not shape:
         raise ConfigError(
             f"{key}.input_shape",

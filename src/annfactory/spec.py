@@ -5,8 +5,9 @@
 is made, and every error names its full config path. The factory takes only the spec.
 
 This module holds the spec types and the run-level checks; the parsing of the model
-and its layers is :mod:`annfactory.layer_spec`'s, and the model types are
-:mod:`annfactory.models`'. Their public names stay importable from here.
+and its layers is :mod:`annfactory.layer_spec`'s, the sizes a data set gives a model
+:mod:`annfactory.sizing`'s, and the model types are :mod:`annfactory.models`'. Their
+public names stay importable from here.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from annfactory.params import require_mapping
 
 if TYPE_CHECKING:
     from annfactory.layer_spec import LAYER_FIELDS, layers_set_by_groups, parse_network
+    from annfactory.sizing import DataShape
 
 __all__ = [
     "DEVICES",
@@ -267,6 +269,9 @@ class RunSpec:
 
     The plain fields are the top-level keys of :data:`annfactory.groups.KEYS`;
     ``extras`` holds the parsed values of plugins' top-level groups, by group name.
+    ``notes`` are lines for the user about how the spec was made (the sizes a data
+    set gave the network, see :mod:`annfactory.sizing`); they are not saved and two
+    specs that differ only in them are equal.
     """
 
     network: NetworkSpec
@@ -276,6 +281,7 @@ class RunSpec:
     dtype: str = "float32"
     compile: bool = False
     extras: Mapping[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data that :func:`parse_run` turns back into an equal spec."""
@@ -331,90 +337,39 @@ def parse_run(data: Mapping[str, Any], strict: bool = True) -> RunSpec:
         if group.parse is not None
     }
     model = data["model"]
-    sizes = None
-    image = None
+    data_shape = None
+    note = None
     if extras.get("data") is not None:
-        from annfactory.data import data_image_shape, data_sizes
+        from annfactory.sizing import size_by_data
 
-        sizes = data_sizes(extras["data"], values["seed"])
-        image = data_image_shape(extras["data"])
-        model = _sized_by_data(model, sizes, image)
+        data_shape = _data_shape(extras["data"], values["seed"])
+        model, note = size_by_data(
+            model, data_shape, data.get("init"), data.get("activation")
+        )
     network = parse_network(
         model,
         key="model",
         init=data.get("init"),
         activation=data.get("activation"),
     )
-    if sizes is not None:
-        _check_data_sizes(network, extras["data"].name, sizes, image)
-    return RunSpec(network=network, **values, extras=extras)
+    if data_shape is not None:
+        from annfactory.sizing import check_data_sizes
+
+        check_data_sizes(network, data_shape, model)
+    notes = (note,) if note else ()
+    return RunSpec(network=network, **values, extras=extras, notes=notes)
 
 
-def _sized_by_data(
-    model: Any, sizes: tuple[int, int, str], image_shape: tuple[int, ...] | None
-) -> Any:
-    """The model node with its null sizes set from the data: ``in_features`` and
-    ``out_features`` (features, and classes or 1 for regression; an mlp's, by
-    default), and ``input_shape`` (the data's image shape if it has one, else
-    ``[features]``)."""
-    if not isinstance(model, Mapping):
-        return model
-    features, outputs, _ = sizes
-    filled = dict(model)
-    for name, size in (("in_features", features), ("out_features", outputs)):
-        if name in filled and filled[name] is None:
-            filled[name] = size
-    if "input_shape" in filled and filled["input_shape"] is None:
-        filled["input_shape"] = list(image_shape or (features,))
-    return filled
+def _data_shape(data: Any, seed: int) -> DataShape:
+    """What a network trained on the run's data set must take and give."""
+    from annfactory.data import data_image_shape, data_sizes, datasets
+    from annfactory.sizing import DataShape
 
-
-def _check_data_sizes(
-    network: NetworkSpec,
-    data: str,
-    sizes: tuple[int, int, str],
-    image_shape: tuple[int, ...] | None,
-) -> None:
-    """The network takes the data's rows (as vectors, or as images of the data's
-    image shape) and gives one output per class (or one unit for two classes, or
-    one value for regression).
-
-    Raises:
-        ConfigError: Names both numbers and the key to change.
-    """
-    features, outputs, kind = sizes
-    if network.input_shape not in ((features,), image_shape):
-        if len(network.input_shape) == 1:
-            raise ConfigError(
-                "model.in_features",
-                f"the network takes {network.input_shape[0]} inputs, and "
-                f"data={data} has {features} features.",
-                f"Set model.in_features={features} (an mlp's null takes the data's).",
-            )
-        shapes = f"[{features}]"
-        if image_shape is not None:
-            shapes = f"{list(image_shape)} (images) or {shapes}"
-        raise ConfigError(
-            "model.input_shape",
-            f"the network takes input of shape {list(network.input_shape)}, and "
-            f"data={data} has {features} features.",
-            f"Set model.input_shape to {shapes} (null takes the data's).",
-        )
-    out = network.output_shape
-    fits = len(out) == 1 and (
-        out[0] == outputs or (kind == "classification" and outputs == 2 and out[0] == 1)
+    features, outputs, kind = data_sizes(data, seed)
+    images = tuple(
+        name for name, entry in datasets.items() if entry.image_shape is not None
     )
-    if not fits:
-        what = "1 target" if kind == "regression" else f"{outputs} classes"
-        last = network.layers[-1].name
-        gives = f"{out[0]} outputs" if len(out) == 1 else f"output of shape {list(out)}"
-        raise ConfigError(
-            "model.out_features",
-            f"the network gives {gives} per row (layer {last}), and "
-            f"data={data} has {what}.",
-            f"Set model.out_features={outputs} (or {last}'s out_features; an mlp's "
-            "null takes the data's).",
-        )
+    return DataShape(data.name, features, outputs, kind, data_image_shape(data), images)
 
 
 def _top_level_groups(data: Mapping[str, Any], strict: bool) -> dict[str, ConfigGroup]:

@@ -657,6 +657,8 @@ def _print_header(
         file=out,
     )
     print(f"network: {spec.network.summary_line()}", file=out)
+    for note in spec.notes:  # the sizes the data gave the network (annfactory.sizing)
+        print(f"note: {note}", file=out)
     optimizer = spec.extras.get("optimizer")
     node = optimizer.to_dict() if optimizer is not None else {"name": "adam"}
     name = node.pop("name")
