@@ -727,3 +727,41 @@ def test_shape_bad_input_in_process(bad: Bad) -> None:
 @pytest.mark.parametrize("bad", SHAPE_CASES)
 def test_shape_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
     test_bad_input_on_the_command_line(run_cli, bad)
+
+
+# ------------------------------------------------------------------------------------
+# Issue 19: init options whose values the dtype cannot hold, caught right after the
+# init fills the parameter (so after allocation: not in CASES, whose in-process test
+# refuses any allocation)
+# ------------------------------------------------------------------------------------
+
+INIT_VALUE_CASES = [
+    case("init-std-overflows-float32", "model=mlp", "init=normal", "init.std=1e308",
+         key="init", value="normal(mean=0, std=1e+308) cannot fill hidden1.weight",
+         fix="e.g. init.std=1"),
+    case("init-uniform-bounds-overflow", "model=mlp", "init=uniform",
+         "init.a=-1e308", "init.b=1e308", key="init",
+         value="uniform(a=-1e+308, b=1e+308)", fix="e.g. init.a=-1 init.b=1"),
+    case("init-constant-overflows-float32", f"init@{LAYER}.bias_init=constant",
+         f"{LAYER}.bias_init.val=1e39", key=f"{LAYER}.bias_init",
+         value="constant(val=1e+39)", fix=f"e.g. {LAYER}.bias_init.val=1"),
+    case("init-std-overflows-float16", "model=mlp", "dtype=float16", "init=normal",
+         "init.std=1e5", key="init", value="in float16 (largest value 6.55e+04)",
+         fix="e.g. init.std=1"),
+    case("init-std-overflows-in-train", *TRAIN, "data=moons", "task.epochs=1",
+         "init=normal", "init.std=1e308", key="init",
+         value="normal(mean=0, std=1e+308)", fix="e.g. init.std=1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", INIT_VALUE_CASES)
+def test_init_value_bad_input_in_process(bad: Bad) -> None:
+    with pytest.raises(ConfigError) as info:
+        fail_in_process(bad)
+    assert_names_the_problem(str(info.value).splitlines(), bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", INIT_VALUE_CASES)
+def test_init_value_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
+    test_bad_input_on_the_command_line(run_cli, bad)

@@ -557,10 +557,63 @@ def _initialized(
     generator = seeded_generator(seed, path)
     scheme = inits.get(parameter.init.name)
     with torch.no_grad():
-        scheme.apply(tensor, generator=generator, **parameter.init.params)
+        try:
+            scheme.apply(tensor, generator=generator, **parameter.init.params)
+        except RuntimeError as error:
+            if isinstance(error, torch.OutOfMemoryError):
+                raise
+            # torch refuses options out of the sampling dtype's range itself
+            # (constant val=1e39 in float32, uniform with b - a beyond float64's).
+            reason = str(error).strip().splitlines()[0].rstrip(".")
+            raise _unusable_init(parameter, path, dtype, f"torch: {reason}") from None
     if device.type != "cpu" or dtype != sample_dtype:
         tensor = tensor.to(device=device, dtype=dtype)
+    _check_finite(tensor, parameter, path, dtype)
     return tensor
+
+
+def _check_finite(
+    tensor: torch.Tensor, parameter: ParameterSpec, path: str, dtype: torch.dtype
+) -> None:
+    """Every value the init drew is finite in the run's dtype: options too large for
+    it (``init=normal init.std=1e308``, ``std=1e5`` in float16) give inf or NaN."""
+    if not tensor.is_floating_point() or bool(torch.isfinite(tensor).all()):
+        return
+    bad = int((~torch.isfinite(tensor)).sum())
+    count = f"{bad:,} of its {tensor.numel():,} values are"
+    if bad == tensor.numel():
+        count = "all its values are" if bad > 1 else "its value is"
+    raise _unusable_init(parameter, path, dtype, f"{count} inf or NaN")
+
+
+def _unusable_init(
+    parameter: ParameterSpec, path: str, dtype: torch.dtype, what: str
+) -> ConfigError:
+    """The error for an init whose options give no finite values in ``dtype``: names
+    the init and its options, the parameter, and the options to lower."""
+    dtype_name = str(dtype).removeprefix("torch.")
+    largest = torch.finfo(dtype).max
+    key = parameter.key or path
+    large = {
+        name: value
+        for name, value in parameter.init.params.items()
+        if isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and abs(value) > 1
+    }
+    if large:
+        example = " ".join(
+            f"{key}.{name}={-1 if value < 0 else 1}" for name, value in large.items()
+        )
+        hint = f"Use values that {dtype_name} can hold, e.g. {example}."
+    else:
+        hint = "Give the init other options, or choose another init."
+    return ConfigError(
+        key,
+        f"{parameter.init.describe()} cannot fill {path} in {dtype_name} "
+        f"(largest value {largest:.3g}): {what}.",
+        hint,
+    )
 
 
 def _saved(
