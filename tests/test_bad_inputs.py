@@ -70,6 +70,7 @@ HUGE_BATCH_BYTES = 2_000_000_000 * 4 * (8 + 2 * 32 + 2 * 32 + 2)
 NEEDS_BYTES = {
     "network-too-large": HUGE_BYTES,
     "batch-too-large": HUGE_BATCH_BYTES,
+    "layer-width-too-large": 640 * 10**12,
 }
 
 
@@ -238,7 +239,7 @@ OVERRIDE_CASES = [
     case("batch-too-large", *HUGE_BATCH,
          key="batch_size",
          value=f"{HUGE_BATCH_BYTES / 1e9:,.1f} GB for a batch of 2,000,000,000 rows",
-         fix="Use a smaller batch_size, or device=meta"),
+         fix="Use a smaller batch_size (at most "),
     # A tensor larger than torch can describe, even on the meta device.
     case("tensor-beyond-int64-on-meta",
          "model=mlp", "model.width=10000000000", "model.depth=3", "device=meta",
@@ -394,7 +395,17 @@ EXPORT_CASES = [
          value="'rum'", fix="Did you mean 'run'?"),
 ]  # fmt: skip
 
-CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES
+#: A layer 10 trillion units wide: 640 TB, its width's fault, not the batch's.
+WIDE_LAYER = (f"{LAYER}.out_features=9999999999999",)
+
+# Issue 19, the command line's edge.
+CLI19_CASES = [
+    case("layer-width-too-large", *WIDE_LAYER, key=f"{LAYER}.out_features",
+         value="9,999,999,999,999 makes the run need 640,000.0 GB",
+         fix=f"Use a smaller {LAYER}.out_features, or device=meta"),
+]  # fmt: skip
+
+CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + CLI19_CASES
 
 
 def physical_memory() -> int:
@@ -631,6 +642,50 @@ def test_the_memory_guard_names_the_model_when_it_takes_the_most(
         MemoryLimitError,
         match=r"^model: the run needs .* a batch of 1 row and .*\n"
         r"  Make the network smaller, or use device=meta",
+    ):
+        factory.check_memory(spec, modules)
+
+
+def test_the_memory_guard_names_the_layer_whose_width_takes_the_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not batch_size, although the batch's activations take more than the network:
+    one row does not fit either, and linear1's width is what takes the memory."""
+    from annfactory import factory
+
+    monkeypatch.setattr(factory, "available_bytes", lambda device: 10**9)
+    spec = annfactory.to_spec(annfactory.compose(list(WIDE_LAYER)))
+    modules = factory._meta_layers(spec)
+    width = 9_999_999_999_999
+    # linear1: 3 -> width, linear2: width -> 2; its outputs and sigmoid's for 5 rows.
+    parameters = (3 * width + width) + (width * 2 + 2)
+    outputs = 5 * width * 2
+    assert factory.batch_bytes(spec) > factory.estimate_bytes(modules, torch.float32)
+    with pytest.raises(
+        MemoryLimitError,
+        match=rf"^{LAYER}\.out_features: 9,999,999,999,999 makes the run need "
+        r"640,000\.0 GB, 640,000\.0 GB of it for linear1's outputs for a batch of 5 "
+        r"rows and its parameters and linear2's; cpu has 1\.0 GB available\.\n"
+        rf"  Use a smaller {LAYER}\.out_features, or device=meta",
+    ):
+        factory.check_memory(spec, modules)
+    assert 4 * (parameters + outputs) == pytest.approx(640e12, rel=1e-3)
+
+
+def test_the_memory_guard_says_how_many_rows_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from annfactory import factory
+
+    spec = annfactory.to_spec(annfactory.compose(list(HUGE_BATCH)))
+    modules = factory._meta_layers(spec)
+    network = factory.estimate_bytes(modules, torch.float32)
+    per_row = (8 + 2 * 32 + 2 * 32 + 2) * 4
+    monkeypatch.setattr(
+        factory, "available_bytes", lambda device: (network + 1000 * per_row) / 0.9
+    )
+    with pytest.raises(
+        MemoryLimitError, match=r"Use a smaller batch_size \(at most 1,000 fit\)"
     ):
         factory.check_memory(spec, modules)
 
