@@ -398,14 +398,47 @@ EXPORT_CASES = [
 #: A layer 10 trillion units wide: 640 TB, its width's fault, not the batch's.
 WIDE_LAYER = (f"{LAYER}.out_features=9999999999999",)
 
-# Issue 19, the command line's edge.
+# Issue 19, the command line's edge: the memory guard names a layer's width, and
+# Hydra's own errors about one override come out in annfactory's words.
 CLI19_CASES = [
     case("layer-width-too-large", *WIDE_LAYER, key=f"{LAYER}.out_features",
          value="9,999,999,999,999 makes the run need 640,000.0 GB",
          fix=f"Use a smaller {LAYER}.out_features, or device=meta"),
+    case("hydra-key-misspelled", "hydra.job.chdr=true", key="hydra.job.chdr",
+         value="'chdr'", fix="Did you mean 'chdir'?"),
+    case("hydra-open-mapping-needs-plus", "hydra.job.env_set.MY_VAR=1",
+         key="hydra.job.env_set.MY_VAR", value="'MY_VAR'",
+         fix="+ adds it: +hydra.job.env_set.MY_VAR=1"),
+    case("launcher-key-misspelled", "hydra/launcher=joblib", "hydra.launcher.n_jobz=2",
+         key="hydra.launcher.n_jobz", value="'n_jobz'", fix="Did you mean 'n_jobs'?"),
+    case("hydra-value-of-another-type", "hydra.job.chdir=[1]",
+         key="hydra.job.chdir", value="'[1]' is not a valid bool",
+         fix="Give a bool; --cfg hydra --package hydra.job"),
+    case("add-existing-hydra-key", "+hydra.verbose=true", key="hydra.verbose",
+         value="already has a value", fix="Write hydra.verbose=true"),
+    case("delete-unknown-top-level-key", "~sede", key="sede", value="'sede'",
+         fix="Did you mean 'seed'?"),
+    case("delete-with-another-value", "~seed=3", key="seed",
+         value="~seed=3 deletes it only where its value is 3; it is 0",
+         fix="Write ~seed to delete it"),
+    pytest.param(
+        Bad(("--config-dir", str(BAD_INPUTS), "model=layer_key_left_out",
+             "model.layers.fc1.bias_init=zeros"),
+            key="model.layers.fc1.bias_init", value="has no 'bias_init' in its config",
+            fix="+ adds it: +model.layers.fc1.bias_init=zeros"),
+        id="file-layer_key_left_out",
+    ),
+    case("user-layer-key-misspelled", "--config-dir", str(BAD_INPUTS),
+         "model=layer_key_left_out", "model.layers.fc1.bias_nit=zeros",
+         key="model.layers.fc1.bias_nit", value="'bias_nit'",
+         fix="Did you mean 'bias_init'?"),
 ]  # fmt: skip
 
 CASES = OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + CLI19_CASES
+# The corpus's file list includes this case's model file.
+FILE_CASES.extend(
+    param for param in CLI19_CASES if param.id == "file-layer_key_left_out"
+)
 
 
 def physical_memory() -> int:
