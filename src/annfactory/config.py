@@ -219,7 +219,10 @@ def composed_once() -> Iterator[None]:
             except ConfigCompositionException as error:
                 # Hydra's message about one override, in ours (Hydra prints an
                 # annfactory error alone; HYDRA_FULL_ERROR=1 shows the chain).
-                raise rerender_composition(error, overrides, compose_with) from error
+                translated = override_error(error, overrides, compose_with)
+                if translated is None:
+                    raise
+                raise translated from error
 
         if run_mode == RunMode.MULTIRUN and not validate_sweep_overrides:
             kept.clear()
@@ -1352,14 +1355,26 @@ def rerender_composition(
     overrides: Sequence[str],
     compose_with: Callable[[list[str]], DictConfig] | None = None,
 ) -> ConfigError:
-    """Our message for an error Hydra raised composing ``overrides``.
+    """Our message for an error Hydra raised composing ``overrides``: that of
+    :func:`override_error`, else :func:`rerender`'s."""
+    translated = override_error(error, overrides, compose_with)
+    return rerender(error) if translated is None else translated
+
+
+def override_error(
+    error: Exception,
+    overrides: Sequence[str],
+    compose_with: Callable[[list[str]], DictConfig] | None = None,
+) -> ConfigError | None:
+    """Our message for an error Hydra raised composing ``overrides`` about one of
+    them; None for any other error.
 
     Hydra's own about one override (a key that does not exist, set without ``+``: "Key
     'fc1' is not in struct"; ``~`` of a missing key; ``+`` of a key that has a value;
     a value of the wrong type) name the key, the value, the closest valid key and, where
     a ``+`` adds what the override meant (an open mapping such as
     ``hydra.job.env_set``, a layer key that the model file leaves out), the ``+``
-    form. Anything else is :func:`rerender`'s.
+    form.
 
     Args:
         error: What Hydra raised.
@@ -1371,14 +1386,14 @@ def rerender_composition(
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     if not isinstance(error, ConfigCompositionException):
-        return rerender(error)
+        return None
     message, cause = str(error), error.__cause__
     missing = _COULD_NOT_OVERRIDE.match(message)
     if missing and isinstance(cause, ConfigAttributeError | ConfigKeyError):
-        return _missing_key(missing["key"], overrides, compose_with) or rerender(cause)
+        return _missing_key(missing["key"], overrides, compose_with)
     missing = _NOTHING_TO_DELETE.match(message)
     if missing:
-        return _missing_key(missing["key"], overrides, compose_with) or rerender(error)
+        return _missing_key(missing["key"], overrides, compose_with)
     other = _OTHER_VALUE.match(message)
     if other:
         key = other["key"]
@@ -1400,7 +1415,7 @@ def rerender_composition(
         )
     if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
         return _invalid_value(cause)
-    return rerender(cause if isinstance(cause, Exception) else error)
+    return None
 
 
 def _find_override(key: str, overrides: Sequence[str]) -> tuple[Any, str] | None:
