@@ -853,3 +853,20 @@ def test_init_value_bad_input_in_process(bad: Bad) -> None:
 @pytest.mark.parametrize("bad", INIT_VALUE_CASES)
 def test_init_value_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
     test_bad_input_on_the_command_line(run_cli, bad)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [param for param in CLI19_CASES if "+ adds it: " in param.values[0].fix],
+)
+def test_the_plus_form_that_a_message_suggests_composes(bad: Bad) -> None:
+    """The suggested ``+`` override, put in place of the one that failed, works."""
+    with pytest.raises(ConfigError) as info:
+        fail_in_process(bad)
+    suggested = str(info.value).rpartition("+ adds it: ")[2].strip()
+    fixed = Bad((*bad.args[:-1], suggested), bad.key, bad.value, bad.fix)
+    overrides = fixed.overrides
+    if fixed.config_dirs:
+        overrides = [*overrides, f"hydra.searchpath=[file://{BAD_INPUTS}]"]
+    spec = annfactory.to_spec(annfactory.compose(overrides))
+    annfactory.build_network(spec)
