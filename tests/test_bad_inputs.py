@@ -70,6 +70,7 @@ HUGE_BATCH_BYTES = 2_000_000_000 * 4 * (8 + 2 * 32 + 2 * 32 + 2)
 NEEDS_BYTES = {
     "network-too-large": HUGE_BYTES,
     "batch-too-large": HUGE_BATCH_BYTES,
+    "layer-width-too-large": 640 * 10**12,
 }
 
 
@@ -239,7 +240,7 @@ OVERRIDE_CASES = [
     case("batch-too-large", *HUGE_BATCH,
          key="batch_size",
          value=f"{HUGE_BATCH_BYTES / 1e9:,.1f} GB for a batch of 2,000,000,000 rows",
-         fix="Use a smaller batch_size, or device=meta"),
+         fix="Use a smaller batch_size (at most "),
     # A tensor larger than torch can describe, even on the meta device.
     case("tensor-beyond-int64-on-meta",
          "model=mlp", "model.width=10000000000", "model.depth=3", "device=meta",
@@ -436,10 +437,54 @@ DATA19_CASES = [
          key="activation", value="U+0435", fix="Type it in ASCII: activation=relu"),
 ]  # fmt: skip
 
+
+#: A layer 10 trillion units wide: 640 TB, its width's fault, not the batch's.
+WIDE_LAYER = (f"{LAYER}.out_features=9999999999999",)
+
+# Issue 19, the command line's edge: the memory guard names a layer's width, and
+# Hydra's own errors about one override come out in annfactory's words.
+CLI19_CASES = [
+    case("layer-width-too-large", *WIDE_LAYER, key=f"{LAYER}.out_features",
+         value="9,999,999,999,999 makes the run need 640,000.0 GB",
+         fix=f"Use a smaller {LAYER}.out_features, or device=meta"),
+    case("hydra-key-misspelled", "hydra.job.chdr=true", key="hydra.job.chdr",
+         value="'chdr'", fix="Did you mean 'chdir'?"),
+    case("hydra-open-mapping-needs-plus", "hydra.job.env_set.MY_VAR=1",
+         key="hydra.job.env_set.MY_VAR", value="'MY_VAR'",
+         fix="+ adds it: +hydra.job.env_set.MY_VAR=1"),
+    case("launcher-key-misspelled", "hydra/launcher=joblib", "hydra.launcher.n_jobz=2",
+         key="hydra.launcher.n_jobz", value="'n_jobz'", fix="Did you mean 'n_jobs'?"),
+    case("hydra-value-of-another-type", "hydra.job.chdir=[1]",
+         key="hydra.job.chdir", value="'[1]' is not a valid bool",
+         fix="Give a bool; --cfg hydra --package hydra.job"),
+    case("add-existing-hydra-key", "+hydra.verbose=true", key="hydra.verbose",
+         value="already has a value", fix="Write hydra.verbose=true"),
+    case("delete-unknown-top-level-key", "~sede", key="sede", value="'sede'",
+         fix="Did you mean 'seed'?"),
+    case("delete-with-another-value", "~seed=3", key="seed",
+         value="~seed=3 deletes it only where its value is 3; it is 0",
+         fix="Write ~seed to delete it"),
+    pytest.param(
+        Bad(("--config-dir", str(BAD_INPUTS), "model=layer_key_left_out",
+             "model.layers.fc1.bias_init=zeros"),
+            key="model.layers.fc1.bias_init", value="has no 'bias_init' in its config",
+            fix="+ adds it: +model.layers.fc1.bias_init=zeros"),
+        id="file-layer_key_left_out",
+    ),
+    case("user-layer-key-misspelled", "--config-dir", str(BAD_INPUTS),
+         "model=layer_key_left_out", "model.layers.fc1.bias_nit=zeros",
+         key="model.layers.fc1.bias_nit", value="'bias_nit'",
+         fix="Did you mean 'bias_init'?"),
+]  # fmt: skip
+
 CASES = (
     OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + DATA19_CASES
-    + TRAIN19_CASES
+    + TRAIN19_CASES + CLI19_CASES
 )  # fmt: skip
+# The corpus's file list includes this case's model file.
+FILE_CASES.extend(
+    param for param in CLI19_CASES if param.id == "file-layer_key_left_out"
+)
 
 
 def physical_memory() -> int:
@@ -680,6 +725,50 @@ def test_the_memory_guard_names_the_model_when_it_takes_the_most(
         factory.check_memory(spec, modules)
 
 
+def test_the_memory_guard_names_the_layer_whose_width_takes_the_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not batch_size, although the batch's activations take more than the network:
+    one row does not fit either, and linear1's width is what takes the memory."""
+    from annfactory import factory
+
+    monkeypatch.setattr(factory, "available_bytes", lambda device: 10**9)
+    spec = annfactory.to_spec(annfactory.compose(list(WIDE_LAYER)))
+    modules = factory._meta_layers(spec)
+    width = 9_999_999_999_999
+    # linear1: 3 -> width, linear2: width -> 2; its outputs and sigmoid's for 5 rows.
+    parameters = (3 * width + width) + (width * 2 + 2)
+    outputs = 5 * width * 2
+    assert factory.batch_bytes(spec) > factory.estimate_bytes(modules, torch.float32)
+    with pytest.raises(
+        MemoryLimitError,
+        match=rf"^{LAYER}\.out_features: 9,999,999,999,999 makes the run need "
+        r"640,000\.0 GB, 640,000\.0 GB of it for linear1's outputs for a batch of 5 "
+        r"rows and its parameters and linear2's; cpu has 1\.0 GB available\.\n"
+        rf"  Use a smaller {LAYER}\.out_features, or device=meta",
+    ):
+        factory.check_memory(spec, modules)
+    assert 4 * (parameters + outputs) == pytest.approx(640e12, rel=1e-3)
+
+
+def test_the_memory_guard_says_how_many_rows_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from annfactory import factory
+
+    spec = annfactory.to_spec(annfactory.compose(list(HUGE_BATCH)))
+    modules = factory._meta_layers(spec)
+    network = factory.estimate_bytes(modules, torch.float32)
+    per_row = (8 + 2 * 32 + 2 * 32 + 2) * 4
+    monkeypatch.setattr(
+        factory, "available_bytes", lambda device: (network + 1000 * per_row) / 0.9
+    )
+    with pytest.raises(
+        MemoryLimitError, match=r"Use a smaller batch_size \(at most 1,000 fit\)"
+    ):
+        factory.check_memory(spec, modules)
+
+
 def replace_device(spec: annfactory.RunSpec, device: str) -> annfactory.RunSpec:
     from dataclasses import replace
 
@@ -802,3 +891,58 @@ def test_shape_bad_input_in_process(bad: Bad) -> None:
 @pytest.mark.parametrize("bad", SHAPE_CASES)
 def test_shape_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
     test_bad_input_on_the_command_line(run_cli, bad)
+
+
+# ------------------------------------------------------------------------------------
+# Issue 19: init options whose values the dtype cannot hold, caught right after the
+# init fills the parameter (so after allocation: not in CASES, whose in-process test
+# refuses any allocation)
+# ------------------------------------------------------------------------------------
+
+INIT_VALUE_CASES = [
+    case("init-std-overflows-float32", "model=mlp", "init=normal", "init.std=1e308",
+         key="init", value="normal(mean=0, std=1e+308) cannot fill hidden1.weight",
+         fix="e.g. init.std=1"),
+    case("init-uniform-bounds-overflow", "model=mlp", "init=uniform",
+         "init.a=-1e308", "init.b=1e308", key="init",
+         value="uniform(a=-1e+308, b=1e+308)", fix="e.g. init.a=-1 init.b=1"),
+    case("init-constant-overflows-float32", f"init@{LAYER}.bias_init=constant",
+         f"{LAYER}.bias_init.val=1e39", key=f"{LAYER}.bias_init",
+         value="constant(val=1e+39)", fix=f"e.g. {LAYER}.bias_init.val=1"),
+    case("init-std-overflows-float16", "model=mlp", "dtype=float16", "init=normal",
+         "init.std=1e5", key="init", value="in float16 (largest value 6.55e+04)",
+         fix="e.g. init.std=1"),
+    case("init-std-overflows-in-train", *TRAIN, "data=moons", "task.epochs=1",
+         "init=normal", "init.std=1e308", key="init",
+         value="normal(mean=0, std=1e+308)", fix="e.g. init.std=1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("bad", INIT_VALUE_CASES)
+def test_init_value_bad_input_in_process(bad: Bad) -> None:
+    with pytest.raises(ConfigError) as info:
+        fail_in_process(bad)
+    assert_names_the_problem(str(info.value).splitlines(), bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", INIT_VALUE_CASES)
+def test_init_value_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
+    test_bad_input_on_the_command_line(run_cli, bad)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [param for param in CLI19_CASES if "+ adds it: " in param.values[0].fix],
+)
+def test_the_plus_form_that_a_message_suggests_composes(bad: Bad) -> None:
+    """The suggested ``+`` override, put in place of the one that failed, works."""
+    with pytest.raises(ConfigError) as info:
+        fail_in_process(bad)
+    suggested = str(info.value).rpartition("+ adds it: ")[2].strip()
+    fixed = Bad((*bad.args[:-1], suggested), bad.key, bad.value, bad.fix)
+    overrides = fixed.overrides
+    if fixed.config_dirs:
+        overrides = [*overrides, f"hydra.searchpath=[file://{BAD_INPUTS}]"]
+    spec = annfactory.to_spec(annfactory.compose(overrides))
+    annfactory.build_network(spec)

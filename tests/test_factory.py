@@ -435,3 +435,67 @@ def test_a_class_without_a_rule_reports_its_childrens_parameters() -> None:
     }
     network = annfactory.build_network(spec)
     assert all(torch.equal(p, torch.zeros_like(p)) for p in network.parameters())
+
+
+# Options whose values the run's dtype cannot hold: caught right after the init, with
+# the key to change (issue 19).
+NON_FINITE_INITS = [
+    pytest.param(
+        ["model=mlp", "init=normal", "init.std=1e308"],
+        r"^init: normal\(mean=0, std=1e\+308\) cannot fill hidden1\.weight in "
+        r"float32 \(largest value 3\.4e\+38\): all its values are inf or NaN\.\n"
+        r"  Use values that float32 can hold, e\.g\. init\.std=1\.$",
+        id="normal-std-1e308",
+    ),
+    pytest.param(
+        ["model=mlp", "dtype=float64", "init=normal", "init.std=1e308"],
+        r"^init: .* in float64 .*: \d+ of its 256 values are inf or NaN\.\n"
+        r"  .* e\.g\. init\.std=1\.$",
+        id="normal-std-1e308-float64",
+    ),
+    pytest.param(
+        ["model=mlp", "init=uniform", "init.a=-1e308", "init.b=1e308"],
+        r"^init: uniform\(a=-1e\+308, b=1e\+308\) cannot fill hidden1\.weight in "
+        r"float32 .*: torch: .*\n  .* e\.g\. init\.a=-1 init\.b=1\.$",
+        id="uniform-bounds-1e308",
+    ),
+    pytest.param(
+        ["model=demo", "init@model.layers.out.bias_init=constant",
+         "model.layers.out.bias_init.val=1e39"],
+        r"^model\.layers\.out\.bias_init: constant\(val=1e\+39\) cannot fill out\.bias"
+        r" .*\n  .* e\.g\. model\.layers\.out\.bias_init\.val=1\.$",
+        id="constant-1e39-float32",
+    ),
+    pytest.param(
+        ["model=mlp", "dtype=float16", "init=normal", "init.std=1e5"],
+        r"^init: normal\(mean=0, std=100000\) cannot fill hidden1\.weight in float16 "
+        r"\(largest value 6\.55e\+04\): \d+ of its 256 values are inf or NaN",
+        id="normal-std-1e5-float16",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("overrides", "message"), NON_FINITE_INITS)
+def test_an_init_that_gives_non_finite_values_is_refused(
+    overrides: list[str], message: str
+) -> None:
+    spec = to_spec(compose(overrides))
+    with pytest.raises(annfactory.ConfigError, match=message):
+        build_network(spec)
+
+
+def test_the_suggested_init_options_build() -> None:
+    """The fix the message suggests, applied to the same command line, works."""
+    spec = to_spec(compose(["model=mlp", "init=uniform", "init.a=-1e308", "init.b=1"]))
+    with pytest.raises(annfactory.ConfigError, match=r"e\.g\. init\.a=-1\.$"):
+        build_network(spec)
+    fixed = to_spec(compose(["model=mlp", "init=uniform", "init.a=-1", "init.b=1"]))
+    for tensor in build_network(fixed).state_dict().values():
+        assert torch.isfinite(tensor).all()
+
+
+def test_large_but_finite_init_values_pass() -> None:
+    spec = to_spec(compose(["model=mlp", "init=normal", "init.std=1e30"]))
+    weight = build_network(spec).state_dict()["hidden1.weight"]
+    assert torch.isfinite(weight).all()
+    assert weight.abs().max() > 1e29

@@ -431,4 +431,4 @@ def test_help_examples_show_the_command_that_was_typed(
     for line in examples:
         assert line.replace("annfactory", "python -m annfactory", 1) in text
     # Prose that names annfactory elsewhere is left alone.
-    assert "annfactory: build a fully connected PyTorch network" in text
+    assert "annfactory: build a PyTorch network from config" in text

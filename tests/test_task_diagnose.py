@@ -360,6 +360,10 @@ def test_the_first_non_finite_layer_is_named_and_not_called_vanishing() -> None:
     ]
     std_line = activation_axes.get_lines()[0]
     assert list(std_line.get_xdata()) == list(range(1, index + 1))
+    # Dead units: no point inside the shaded non-finite region (from the first
+    # non-finite layer on), where a NaN row would read as "no dead units".
+    (dead_line,) = _dead_axes.get_lines()
+    assert list(dead_line.get_xdata()) == list(range(1, index + 1))
     for axes in figure.axes:
         for line in axes.get_lines():
             assert np.isfinite(np.asarray(line.get_ydata(), dtype=float)).all()

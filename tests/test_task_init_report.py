@@ -529,6 +529,40 @@ def test_the_legend_never_covers_the_bars(
         assert legend.get_title().get_text().startswith("agrees: "), name
 
 
+def test_a_constant_tensor_is_drawn_as_a_line_at_its_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch norm's weight (all ones) and bias (all zeros) have no density: a line
+    at the value, labelled with it, not one bar of arbitrary width and height."""
+    from matplotlib.figure import Figure
+
+    saved: dict[str, Figure] = {}
+    save = Figure.savefig
+
+    def keep(figure: Figure, path: Any, *args: Any, **kwargs: Any) -> None:
+        saved[Path(path).name] = figure
+        save(figure, path, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    spec = annfactory.to_spec(annfactory.compose(["model=cnn"]))
+    _report(spec, tmp_path)
+    for name, value in (("init_norm1.weight.png", 1.0), ("init_norm1.bias.png", 0.0)):
+        (axes,) = saved[name].axes
+        assert not axes.patches, name  # no histogram bars
+        lines = [line for line in axes.get_lines() if line.get_label() != "_nolegend_"]
+        measured = [line for line in lines if line.get_label().startswith("measured")]
+        (line,) = measured
+        assert line.get_label() == f"measured: all 16 values are {value:g}"
+        assert list(line.get_xdata()) == [value, value]  # a vertical line at it
+        assert [text.get_text().strip() for text in axes.texts] == [f"{value:g}"]
+        low, high = axes.get_xlim()
+        assert low < value < high
+        assert axes.get_yticks().size == 0  # no density axis to read
+    # A tensor with a spread still gets its histogram.
+    (axes,) = saved["init_conv1.weight.png"].axes
+    assert len(axes.patches) > 1
+
+
 def test_a_registered_init_without_theory_reports_no_theory(tmp_path: Path) -> None:
     @inits.register("halves")
     def halves(tensor: torch.Tensor, *, generator: torch.Generator) -> None:

@@ -29,6 +29,7 @@ from annfactory.config import (
 )
 from annfactory.errors import AnnFactoryError, ConfigError
 from annfactory.files import to_yaml, write_atomic
+from annfactory.streams import guard_output
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -278,6 +279,9 @@ def run_task(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return _run(cfg, output_dir)
+    # A job may run in a launcher's worker process, which prints its line into the
+    # same pipe as the command: a reader that has gone must not fail the job.
+    guard_output()
     isolated = writes_own_summary(hydra_cfg.sweeper)
     start = time.perf_counter()
     record: dict[str, Any] = {

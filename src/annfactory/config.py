@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -53,6 +53,7 @@ __all__ = [
     "overrides_for_hydra",
     "quote_free_text",
     "rerender",
+    "rerender_composition",
     "to_spec",
 ]
 
@@ -110,16 +111,24 @@ def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     for_hydra = check_overrides(overrides)
-    try:
+
+    def compose_with(given: list[str], hydra_node: bool = False) -> DictConfig:
         with _bundled_hydra():
             cfg: DictConfig = hydra_compose(
-                config_name=CONFIG_NAME, overrides=for_hydra
+                config_name=CONFIG_NAME,
+                overrides=given,
+                return_hydra_config=hydra_node,
             )
+        return cfg
+
+    try:
+        return compose_with(for_hydra)
     except (HydraException, OmegaConfBaseException) as error:
         # Not "from error": Hydra prints an OmegaConf cause after our message. The
         # original stays the context, which a full traceback shows.
-        raise rerender(error)  # noqa: B904
-    return cfg
+        raise rerender_composition(  # noqa: B904
+            error, for_hydra, lambda given: compose_with(given, hydra_node=True)
+        )
 
 
 @contextmanager
@@ -162,12 +171,17 @@ def composed_once() -> Iterator[None]:
     for Hydra's own error. Any other composition (a sweep's jobs, ``compose()``) is
     Hydra's own. Composing costs 0.1-0.3 s, a tenth of a run.
 
+    Where the composition fails on one override (a key that does not exist, set
+    without ``+``), the error is Hydra's in annfactory's words
+    (:func:`rerender_composition`): key, value, closest key and the ``+`` form.
+
     This relies on Hydra's internal ``ConfigLoaderImpl`` (hydra-core 1.3, pinned in
     pyproject); where its methods are not as expected, Hydra composes twice as usual.
     """
     try:
         from hydra._internal.config_loader_impl import ConfigLoaderImpl
         from hydra.core.override_parser.overrides_parser import OverridesParser
+        from hydra.errors import ConfigCompositionException
         from hydra.types import RunMode
         from omegaconf import OmegaConf
     except ImportError:  # pragma: no cover - another Hydra: compose as it does
@@ -190,16 +204,27 @@ def composed_once() -> Iterator[None]:
         from_shell: bool = True,
         validate_sweep_overrides: bool = True,
     ) -> DictConfig:
-        def compose() -> DictConfig:
+        def compose_with(given: list[str]) -> DictConfig:
             cfg: DictConfig = original(
                 self,
                 config_name=config_name,
-                overrides=overrides,
+                overrides=given,
                 run_mode=run_mode,
                 from_shell=from_shell,
                 validate_sweep_overrides=validate_sweep_overrides,
             )
             return cfg
+
+        def compose() -> DictConfig:
+            try:
+                return compose_with(list(overrides))
+            except ConfigCompositionException as error:
+                # Hydra's message about one override, in ours (Hydra prints an
+                # annfactory error alone; HYDRA_FULL_ERROR=1 shows the chain).
+                translated = override_error(error, overrides, compose_with)
+                if translated is None:
+                    raise
+                raise translated from error
 
         if run_mode == RunMode.MULTIRUN and not validate_sweep_overrides:
             kept.clear()
@@ -1387,6 +1412,196 @@ def rerender(error: Exception, cfg: Any = None) -> ConfigError:
     if hint and len(hint) > 300:
         hint = hint[:297] + "..."
     return ConfigError(key, message, hint)
+
+
+#: Hydra's messages about one override that it could not apply to the config.
+_COULD_NOT_OVERRIDE = re.compile(r"^Could not override '(?P<key>[^']+)'")
+_NOTHING_TO_DELETE = re.compile(
+    r"^Could not delete from config\. '(?P<key>[^']+)' does"
+)
+_OTHER_VALUE = re.compile(
+    r"^Could not delete from config\. The value of '(?P<key>[^']+)' is "
+    r"(?P<actual>.*) and not (?P<given>.*)\.$",
+    re.S,
+)
+_ALREADY_THERE = re.compile(
+    r"^Could not append to config\. An item is already at "
+    r"'(?P<key>[^']+)'"
+)
+_NOT_VALID = re.compile(r"is not a valid (?P<type>\w+)")
+
+
+def rerender_composition(
+    error: Exception,
+    overrides: Sequence[str],
+    compose_with: Callable[[list[str]], DictConfig] | None = None,
+) -> ConfigError:
+    """Our message for an error Hydra raised composing ``overrides``: that of
+    :func:`override_error`, else :func:`rerender`'s."""
+    translated = override_error(error, overrides, compose_with)
+    return rerender(error) if translated is None else translated
+
+
+def override_error(
+    error: Exception,
+    overrides: Sequence[str],
+    compose_with: Callable[[list[str]], DictConfig] | None = None,
+) -> ConfigError | None:
+    """Our message for an error Hydra raised composing ``overrides`` about one of
+    them; None for any other error.
+
+    Hydra's own about one override (a key that does not exist, set without ``+``: "Key
+    'fc1' is not in struct"; ``~`` of a missing key; ``+`` of a key that has a value;
+    a value of the wrong type) name the key, the value, the closest valid key and, where
+    a ``+`` adds what the override meant (an open mapping such as
+    ``hydra.job.env_set``, a layer key that the model file leaves out), the ``+``
+    form.
+
+    Args:
+        error: What Hydra raised.
+        overrides: The overrides as Hydra received them.
+        compose_with: Composes the same config with other overrides; used to list the
+            keys there are (without the failing override). None: no keys listed.
+    """
+    from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    if not isinstance(error, ConfigCompositionException):
+        return None
+    message, cause = str(error), error.__cause__
+    missing = _COULD_NOT_OVERRIDE.match(message)
+    if missing and isinstance(cause, ConfigAttributeError | ConfigKeyError):
+        return _missing_key(missing["key"], overrides, compose_with)
+    missing = _NOTHING_TO_DELETE.match(message)
+    if missing:
+        return _missing_key(missing["key"], overrides, compose_with)
+    other = _OTHER_VALUE.match(message)
+    if other:
+        key = other["key"]
+        return ConfigError(
+            key,
+            f"~{key}={other['given']} deletes it only where its value is "
+            f"{other['given']}; it is {other['actual']}.",
+            f"Write {_shell('~' + key)} to delete it whatever its value.",
+        )
+    there = _ALREADY_THERE.match(message)
+    if there:
+        key = there["key"]
+        found = _find_override(key, overrides)
+        value = _value_text(*found) if found else "<value>"
+        return ConfigError(
+            key,
+            "already has a value; + adds a key that is not there.",
+            f"Write {_shell(f'{key}={value}')} to change it.",
+        )
+    if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
+        return _invalid_value(cause)
+    return None
+
+
+def _find_override(key: str, overrides: Sequence[str]) -> tuple[Any, str] | None:
+    """The last override of ``key`` (parsed) and its line, or None."""
+    found = None
+    for line in overrides:
+        try:
+            (override,) = _parse_overrides([line])
+        except AnnFactoryError:
+            continue
+        if override.key_or_group == key:
+            found = (override, line)
+    return found
+
+
+def _missing_key(
+    key: str,
+    overrides: Sequence[str],
+    compose_with: Callable[[list[str]], DictConfig] | None,
+) -> ConfigError | None:
+    """The error for an override of a key that the composed config lacks, from the
+    config composed without it; None where that cannot be worked out."""
+    from hydra.errors import HydraException
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    found = _find_override(key, overrides)
+    if found is None or compose_with is None:
+        return None
+    override, line = found
+    rest = [other for other in overrides if other != line]
+    try:
+        cfg = compose_with(rest)
+    except (HydraException, OmegaConfBaseException):
+        return None  # another override is wrong too: Hydra's message
+    node: Any = cfg
+    path: list[str] = []
+    for part in key.split("."):
+        if not _has_key(node, part):
+            break
+        node = OmegaConf.select(node, part, throw_on_missing=False)
+        path.append(part)
+    else:
+        return None
+    part = key.split(".")[len(path)]
+    adding = None if override.is_delete() else f"+ adds it: {_shell('+' + line)}"
+    layer_keys = _layer_keys_of(node) if path[:2] == ["model", "layers"] else []
+    if len(path) == 3 and layer_keys:
+        if adding and part in layer_keys:
+            return ConfigError(
+                ".".join([*path, part]),
+                f"layer {path[2]!r} has no {part!r} in its config, so {line} has "
+                "nothing to set.",
+                adding,
+            )
+        # The keys its type takes, not only those its file happens to set.
+        return UnknownNameError(
+            ".".join([*path, part]),
+            "layer key",
+            part,
+            layer_keys,
+            where=f" for layer type {node.get('type')!r}",
+        )
+    if path[:1] == ["model"]:
+        return _unknown_key(cfg, node, path, part, override, line)
+    where = f" in {'.'.join(path) or 'the config'}"
+    valid = list(node) if isinstance(node, DictConfig) else []
+    # An open mapping (hydra.job.env_set, a logging config) takes new keys with +; a
+    # schema's node (hydra.job, a launcher's settings) takes only its own.
+    open_mapping = isinstance(node, DictConfig) and OmegaConf.get_type(node) is dict
+    return UnknownNameError(
+        ".".join([*path, part]),
+        "key",
+        part,
+        valid,
+        where=where,
+        advice=adding if open_mapping and adding else "",
+    )
+
+
+def _layer_keys_of(node: Any) -> list[str]:
+    """The keys that a layer node may hold, from its type's schema (none if the type
+    is not a registered one)."""
+    from annfactory.layers import layers
+
+    type_name = node.get("type") if hasattr(node, "get") else None
+    if not isinstance(type_name, str) or type_name not in layers:
+        return []
+    keys = groups.get("layer").option_keys(layers.get(type_name))
+    return list(keys.allowed)
+
+
+def _invalid_value(cause: Exception) -> ConfigError:
+    """A value that a typed node (Hydra's own config, a plugin's schema) refuses."""
+    key = str(getattr(cause, "full_key", ""))
+    first = str(cause).strip().splitlines()[0].rstrip(".")
+    expected = _NOT_VALID.search(first)
+    root = "hydra" if key.startswith("hydra") else "job"
+    if expected:
+        shown = f"--cfg {root} --package {key.rpartition('.')[0] or key}"
+        hint = f"Give a {expected['type']}; {shown} shows the values there."
+    else:  # a mapping of settings given one value
+        shown = f"--cfg {root} --package {key}"
+        hint = f"Set one of its keys, e.g. {key}.<key>=<value>; {shown} lists them."
+    return ConfigError(key, f"{first}.", hint)
 
 
 def _raw_value(cfg: Any, key: str) -> Any:

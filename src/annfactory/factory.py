@@ -447,37 +447,124 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
     """Refuse a run that would not fit on its device: the network's parameters and
     buffers, its input batch and the activations of a forward pass.
 
+    The message names what takes the memory: ``batch_size`` when a smaller batch
+    would fit (and how many rows do), else the size option of the one layer whose
+    width takes most of it (``model.layers.linear1.out_features``; see
+    :func:`_widening_layer`), else the model.
+
     Args:
         spec: The run (its device, dtype and batch size).
         modules: Its layers, built on the meta device.
 
     Raises:
         MemoryLimitError: The estimate exceeds :data:`MEMORY_HEADROOM` of the
-            available memory; says both, names ``batch_size`` when the batch takes
-            more than the network, and points to ``device=meta``.
+            available memory; says both, names what takes the memory, and points to
+            ``device=meta``.
     """
     if spec.device == "meta":
         return
     device = torch.device(spec.device)
-    network = estimate_bytes(modules, getattr(torch, spec.dtype))
+    dtype: torch.dtype = getattr(torch, spec.dtype)
+    network = estimate_bytes(modules, dtype)
     batch = batch_bytes(spec)
     needed = network + batch
     available = available_bytes(device)
     if available is None or needed <= MEMORY_HEADROOM * available:
         return
-    if batch > network:
-        key, fix = "batch_size", "Use a smaller batch_size, or device=meta"
-    else:
-        key, fix = "model", "Make the network smaller, or use device=meta"
     rows = f"{spec.batch_size:,} row{'' if spec.batch_size == 1 else 's'}"
+    on_device = f"{spec.device} has {_size(available)} available"
+    dry_run = "device=meta for a dry run without memory"
+    per_row = batch / spec.batch_size
+    fitting_rows = int((MEMORY_HEADROOM * available - network) // per_row)
+    if 1 <= fitting_rows < spec.batch_size:
+        raise MemoryLimitError(
+            "batch_size",
+            _needs(needed, network, batch, spec, rows) + f"; {on_device}.",
+            f"Use a smaller batch_size (at most {fitting_rows:,} fit), or {dry_run}.",
+        )
+    culprit = _widening_layer(spec, modules, dtype, needed)
+    if culprit is None:
+        raise MemoryLimitError(
+            "model",
+            _needs(needed, network, batch, spec, rows) + f"; {on_device}.",
+            f"Make the network smaller, or use {dry_run}.",
+        )
+    layer, option, share, after = culprit
+    key = f"model.layers.{layer.name}.{option}"
+    parameters = "its parameters" + (f" and {after}'s" if after else "")
     raise MemoryLimitError(
         key,
+        f"{layer.options[option]:,} makes the run need {_size(needed)}, "
+        f"{_size(share)} of it for {layer.name}'s outputs for a batch of {rows} and "
+        f"{parameters}; {on_device}.",
+        f"Use a smaller {key}, or {dry_run}.",
+    )
+
+
+#: Layer options that set the width of its output, one of which the guard names
+#: when it is what takes the memory.
+_SIZE_OPTIONS = ("out_features", "out_channels")
+
+
+def _widening_layer(
+    spec: RunSpec, modules: Sequence[nn.Module], dtype: torch.dtype, needed: int
+) -> tuple[LayerSpec, str, int, str | None] | None:
+    """The layer whose size option takes most of the run's memory, with that option,
+    the bytes it accounts for and the name of the layer after it (None for the last);
+    None if no one layer takes most of it.
+
+    The suspect is the one layer that sets the widest output (``out_features``,
+    ``out_channels``); layers after it that keep that width (a batch norm) are its
+    own. It accounts for their outputs and parameters and the parameters of the layer
+    that takes its output, and must account for at least half of the run.
+    """
+    layers = spec.network.layers
+    widths = [math.prod(layer.output_shape) for layer in layers]
+    widest = max(widths)
+    setters = [
+        (index, option)
+        for index, layer in enumerate(layers)
+        if widths[index] == widest
+        for option in _SIZE_OPTIONS
+        if isinstance(layer.options.get(option), int)
+    ]
+    if len(setters) != 1:
+        return None  # several layers as wide (an mlp's width): the model's size
+    first, option = setters[0]
+    last = first
+    while last + 1 < len(layers) and widths[last + 1] == widest:
+        last += 1
+    outputs = sum(
+        _layer_bytes(layer, module, spec, dtype)[1]
+        for layer, module in zip(
+            layers[first : last + 1], modules[first : last + 1], strict=True
+        )
+    )
+    share = outputs + estimate_bytes(modules[first : last + 2], dtype)
+    if share < needed / 2:
+        return None
+    after = layers[last + 1].name if last + 1 < len(layers) else None
+    return layers[first], option, share, after
+
+
+def _needs(needed: int, network: int, batch: int, spec: RunSpec, rows: str) -> str:
+    return (
         f"the run needs {_size(needed)}: {_size(network)} for the network's "
         f"parameters and buffers ({spec.network.num_params:,} parameters in "
-        f"{spec.dtype}) and {_size(batch)} for a batch of {rows} and its "
-        f"activations; {spec.device} has {_size(available)} available.",
-        f"{fix} for a dry run without memory.",
+        f"{spec.dtype}) and {_size(batch)} for a batch of {rows} and its activations"
     )
+
+
+def _layer_bytes(
+    layer: LayerSpec, module: nn.Module, spec: RunSpec, dtype: torch.dtype
+) -> tuple[int, int]:
+    """What one layer takes: its parameters and buffers, and the outputs (its own,
+    its activation's and those of layers nested in it) of a forward pass."""
+    outputs = 0
+    for inner in _every_layer([layer]):
+        count = 1 if inner.activation.name == "identity" else 2
+        outputs += spec.batch_size * math.prod(inner.output_shape) * count
+    return estimate_bytes([module], dtype), outputs * dtype.itemsize
 
 
 def _size(count: float) -> str:
@@ -557,10 +644,68 @@ def _initialized(
     generator = seeded_generator(seed, path)
     scheme = inits.get(parameter.init.name)
     with torch.no_grad():
-        scheme.apply(tensor, generator=generator, **parameter.init.params)
+        try:
+            scheme.apply(tensor, generator=generator, **parameter.init.params)
+        except RuntimeError as error:
+            if isinstance(error, torch.OutOfMemoryError):
+                raise
+            # torch refuses options out of the sampling dtype's range itself
+            # (constant val=1e39 in float32, uniform with b - a beyond float64's).
+            reason = str(error).strip().splitlines()[0].rstrip(".")
+            raise _unusable_init(parameter, path, dtype, f"torch: {reason}") from None
     if device.type != "cpu" or dtype != sample_dtype:
         tensor = tensor.to(device=device, dtype=dtype)
+    _check_finite(tensor, parameter, path, dtype)
     return tensor
+
+
+def _check_finite(
+    tensor: torch.Tensor, parameter: ParameterSpec, path: str, dtype: torch.dtype
+) -> None:
+    """Every value the init drew is finite in the run's dtype: options too large for
+    it (``init=normal init.std=1e308``, ``std=1e5`` in float16) give inf or NaN."""
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return
+    # The extremes are inf or NaN if any value is (NaN propagates): one pass without
+    # a mask the size of the tensor, a twentieth of isfinite(tensor).all()'s time.
+    low, high = torch.aminmax(tensor)
+    if math.isfinite(float(low)) and math.isfinite(float(high)):
+        return
+    bad = int((~torch.isfinite(tensor)).sum())
+    count = f"{bad:,} of its {tensor.numel():,} values are"
+    if bad == tensor.numel():
+        count = "all its values are" if bad > 1 else "its value is"
+    raise _unusable_init(parameter, path, dtype, f"{count} inf or NaN")
+
+
+def _unusable_init(
+    parameter: ParameterSpec, path: str, dtype: torch.dtype, what: str
+) -> ConfigError:
+    """The error for an init whose options give no finite values in ``dtype``: names
+    the init and its options, the parameter, and the options to lower."""
+    dtype_name = str(dtype).removeprefix("torch.")
+    largest = torch.finfo(dtype).max
+    key = parameter.key or path
+    large = {
+        name: value
+        for name, value in parameter.init.params.items()
+        if isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and abs(value) > 1
+    }
+    if large:
+        example = " ".join(
+            f"{key}.{name}={-1 if value < 0 else 1}" for name, value in large.items()
+        )
+        hint = f"Use values that {dtype_name} can hold, e.g. {example}."
+    else:
+        hint = "Give the init other options, or choose another init."
+    return ConfigError(
+        key,
+        f"{parameter.init.describe()} cannot fill {path} in {dtype_name} "
+        f"(largest value {largest:.3g}): {what}.",
+        hint,
+    )
 
 
 def _saved(

@@ -536,7 +536,7 @@ def _resolve_parameter(
             f"dimensions; {layer.entry.name}.{parameter} has shape {list(shape)}.",
             "Use zeros, constant, uniform, normal or default for it.",
         )
-    return ParameterSpec(parameter, shape, choice, from_default)
+    return ParameterSpec(parameter, shape, choice, from_default, key)
 
 
 def _default_init(

@@ -9,6 +9,10 @@ composes anything, then Hydra runs :func:`run_task` as usual. Hydra names the jo
 after this module, ``run`` (``run.log`` in each run's directory), and finds the
 configs in the package (``pkg://annfactory/conf``), in a clone or installed alike.
 
+Output piped into a program that exits early (``annfactory ... | head -1``) stops
+being printed, not the run: it finishes, saves its files and exits 0
+(:mod:`annfactory.streams`).
+
 Hydra stops with a ``ValueError`` traceback when a command line combines flags that
 each choose what the command does (``-m --cfg job``); :func:`check_command_flags` says
 so in two lines instead. ``--help`` lists the sweepers and launchers through the
@@ -30,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from annfactory.cli import precheck_argv, run_task
 from annfactory.config import composed_once
+from annfactory.streams import guard_output
 
 __all__ = ["check_command_flags", "group_options", "main", "parse_hydra_flags"]
 
@@ -57,6 +62,8 @@ def main(command: str = "annfactory") -> None:
     """
     global _command, _help_requested
     _command = command
+    # A reader that stops early (| head) ends the printing, not the run.
+    guard_output()
     argv = sys.argv[1:]
     args = parse_hydra_flags(argv)
     if args is not None:  # else Hydra reports the bad flag itself

@@ -134,12 +134,15 @@ class ParameterSpec:
         shape: Its shape.
         init: The scheme that fills it, fully resolved (never ``default``).
         from_default: ``init`` is the layer type's own PyTorch default.
+        key: The config path that chose ``init`` (``model.layers.linear1.weight_init``,
+            or ``init`` where the top-level group set it), for messages.
     """
 
     name: str
     shape: tuple[int, ...]
     init: InitSpec
     from_default: bool
+    key: str = field(default="", compare=False)
 
     @property
     def numel(self) -> int:

@@ -598,18 +598,21 @@ def plot_diagnosis(rows: Sequence[Mapping[str, Any]], title: str) -> Figure:
     activation_axes, dead_axes, grad_axes = figure.subplots(1, 3)
     index = list(range(1, len(rows) + 1))
     _plot_activations(activation_axes, index, rows)
-    # A layer whose every output is inf or NaN has no unit that is 0: no point.
+    first_bad = next(
+        (i for i, row in zip(index, rows, strict=True) if row["nonfinite_fraction"]),
+        None,
+    )
+    # From the first layer whose output holds inf or NaN on (the shaded region), a
+    # unit with a NaN row is not "0 for every row": a fraction there would read as
+    # "no dead units". No point.
     dead = [
-        None if row["nonfinite_fraction"] == 1 else row["dead_fraction"] for row in rows
+        None if first_bad is not None and i >= first_bad else row["dead_fraction"]
+        for i, row in zip(index, rows, strict=True)
     ]
     dead_axes.plot(*_finite_points(index, dead), marker="o", color="tab:red")
     dead_axes.set_ylim(-0.05, 1.05)
     dead_axes.set_title("dead units (0 for every row), fraction", fontsize=10)
     _plot_gradients(grad_axes, index, rows)
-    first_bad = next(
-        (i for i, row in zip(index, rows, strict=True) if row["nonfinite_fraction"]),
-        None,
-    )
     named = len(rows) <= _MAX_NAMED_TICKS
     for axes in (activation_axes, dead_axes, grad_axes):
         if first_bad is not None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
     import torch
+    from matplotlib.axes import Axes
 
 # torch, matplotlib and the factory are imported inside the functions that use them:
 # the override check and --help import this module for the task's schema.
@@ -432,10 +433,42 @@ def _write_histograms(
     )
 
 
+def _value_line(axes: Axes, value: float, theory: Theory | None, count: int) -> None:
+    """A line at ``value`` for a tensor whose ``count`` values all equal it, its
+    value written beside it, with room around it and a constant theory's value."""
+    axes.axvline(
+        value,
+        color="C0",
+        alpha=0.55,
+        linewidth=8,
+        label=f"measured: all {count} values are {value:.4g}",
+    )
+    axes.text(
+        value,
+        0.97,
+        f"  {value:.4g}",
+        transform=axes.get_xaxis_transform(),
+        ha="left",
+        va="top",
+        fontsize=9,
+    )
+    ends = [value]
+    if theory is not None and (theory.kind == "constant" or theory.std == 0):
+        ends.append(theory.mean)
+    low, high = min(ends), max(ends)
+    pad = max(0.5 * (high - low), 0.25 * max(abs(low), abs(high)), 0.5)
+    axes.set_xlim(low - pad, high + pad)
+
+
 def _histogram(
     path: Path, row: _Row, values: npt.NDArray[np.float64], bins: int
 ) -> None:
-    """One parameter's histogram (density) with its theoretical density over it."""
+    """One parameter's histogram (density) with its theoretical density over it.
+
+    A tensor whose values are all equal (a batch norm's weight of ones) has no
+    density to draw: it gets a line at its value, labelled with it, instead of one
+    bar of arbitrary width and height.
+    """
     import numpy as np
     from matplotlib.figure import Figure
 
@@ -443,17 +476,23 @@ def _histogram(
     axes = figure.add_subplot()
     measured, theory = row.measured, row.theory
     assert measured is not None
-    _, edges, _ = axes.hist(
-        values,
-        bins=bins,
-        density=True,
-        color="C0",
-        alpha=0.55,
-        label=(
-            f"measured: n={measured.n}, mean {measured.mean:.4g}, "
-            f"std {measured.std:.4g}"
-        ),
-    )
+    constant = values.size > 0 and float(values.min()) == float(values.max())
+    if constant:
+        value = float(values[0])
+        edges = np.array([value, value])
+        _value_line(axes, value, theory, measured.n)
+    else:
+        _, edges, _ = axes.hist(
+            values,
+            bins=bins,
+            density=True,
+            color="C0",
+            alpha=0.55,
+            label=(
+                f"measured: n={measured.n}, mean {measured.mean:.4g}, "
+                f"std {measured.std:.4g}"
+            ),
+        )
     if theory is None:
         axes.plot([], [], " ", label="no theory for this init")
     elif theory.kind == "constant" or theory.std == 0:
@@ -487,7 +526,10 @@ def _histogram(
         axes.set_xlim(left, right)
     axes.set_title(f"{row.name} {list(row.shape)}\n{row.init}", fontsize=9)
     axes.set_xlabel("value")
-    axes.set_ylabel("density")
+    if constant:
+        axes.set_yticks([])  # one value: no density to read off
+    else:
+        axes.set_ylabel("density")
     # Below the axes, not over them: inside, a legend covers the bars of a small
     # tensor (out.bias), wherever its few values happen to fall.
     labels = axes.get_legend_handles_labels()[1]

@@ -26,7 +26,7 @@ import math
 import sys
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
@@ -553,7 +553,33 @@ def _saved_spec(
         **{name: stats.to_dict() for name, stats in fitted.items()},
     }
     data["data"] = {**spec.extras["data"].to_dict(), "fitted": record}
-    return parse_run(data)
+    return _with_init_keys(parse_run(data), spec)
+
+
+def _with_init_keys(saved: RunSpec, spec: RunSpec) -> RunSpec:
+    """``saved`` with each parameter's config key taken from ``spec``, whose layers
+    it shares: a message about an init names the key the command line set
+    (``init``), not the layer's slot that the round trip through a dict leaves."""
+    keys = {
+        (layer.name, parameter.name): parameter.key
+        for layer in spec.network.layers
+        for parameter in layer.parameters
+    }
+    layers = tuple(
+        replace(
+            layer,
+            parameters=tuple(
+                replace(
+                    parameter,
+                    key=keys.get((layer.name, parameter.name), parameter.key),
+                )
+                for parameter in layer.parameters
+            ),
+        )
+        for layer in saved.network.layers
+    )
+    network = replace(saved.network, layers=layers)
+    return replace(saved, network=network)
 
 
 def _set_buffers(model: Network, fitted: Mapping[str, Standardization]) -> None:
