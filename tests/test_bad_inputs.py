@@ -431,8 +431,11 @@ DATA19_CASES = [
                fix="Set data.kind=regression"),
     train_case("csv-tilde-path", "data=csv", "data.path=~/no/such.csv",
                "data.target=label", key="data.path",
-               value="'~' is not expanded here",
-               fix=f"Give the absolute path: data.path={Path.home()}/no/such.csv"),
+               value=f"{Path.home()}/no/such.csv, what it would name, does not exist",
+               fix="Give the absolute path of an existing file"),
+    case("tilde-run-dir", "hydra.run.dir=~/annfactory-runs", key="hydra.run.dir",
+         value="'~' is not expanded here",
+         fix=f"Give the absolute path: hydra.run.dir={Path.home()}/annfactory-runs"),
     case("lookalike-activation-group", f"activation=r{CYRILLIC_IE}lu",
          key="activation", value="U+0435", fix="Type it in ASCII: activation=relu"),
 ]  # fmt: skip
@@ -837,7 +840,7 @@ SHAPE_CASES = [
          fix="use data=digits, or model=mlp for these rows"),
     user_file("residual_mismatch", key="model.layers.block",
               value="adds its input, of shape [16], to its layers' output, of shape "
-              "[8]", fix="Set model.layers.block.projection=true"),
+              "[8]", fix="Set +model.layers.block.projection=true"),
     case("resmlp-block-changes-the-width", "model=resmlp",
          "model.layers.block1.layers.fc2.out_features=16", key="model.layers.block1",
          value="of shape [32], to its layers' output, of shape [16]",

@@ -328,13 +328,35 @@ def test_a_row_that_ends_with_a_comma_says_so(tmp_path: Path) -> None:
     )
 
 
-def test_a_tilde_path_on_the_command_line_says_it_is_not_expanded() -> None:
+def test_a_tilde_path_on_the_command_line_says_it_is_not_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "x.csv").write_text("a,label\n1,0\n", encoding="utf-8")
     with pytest.raises(
         ConfigError,
         match=r"^data\.path: '~/x\.csv': '~' is not expanded here .*\n"
-        rf"  Give the absolute path: data\.path={re.escape(str(Path.home()))}/x\.csv$",
+        rf"  Give the absolute path: data\.path={re.escape(str(tmp_path))}/x\.csv$",
     ):
         check_overrides(["task=train", "data=csv", "data.path=~/x.csv"])
+
+
+def test_a_tilde_path_to_no_file_suggests_no_path_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(
+        ConfigError,
+        match=r"^data\.path: '~/x\.csv': '~' is not expanded here .*, and "
+        rf"{re.escape(str(tmp_path))}/x\.csv, what it would name, does not exist "
+        r"either\.\n  Give the absolute path of an existing file\.$",
+    ):
+        check_overrides(["task=train", "data=csv", "data.path=~/x.csv"])
+    with pytest.raises(
+        ConfigError,
+        match=rf"Give the absolute path: hydra\.run\.dir={re.escape(str(tmp_path))}/r$",
+    ):
+        check_overrides(["hydra.run.dir=~/r"])
 
 
 # ------------------------------------------------------------------------------------

@@ -224,7 +224,7 @@ def test_a_shape_mismatch_without_projection_names_the_block_and_both_shapes() -
         ConfigError,
         match=r"^model\.layers\.block: residual block 'block' adds its input, of shape "
         r"\[6\], to its layers' output, of shape \[4\]: they differ\.\n"
-        r"  Set model\.layers\.block\.projection=true \(a linear projection of the "
+        r"  Set \+model\.layers\.block\.projection=true \(a linear projection of the "
         r"input\), or make its last layer give the input's shape\.$",
     ):
         annfactory.parse_run({"model": _model(("block", block))})

@@ -114,11 +114,12 @@ def follow(
         path.end = failure
         return [path]
     assert len(seen) < MAX_STEPS, f"too many steps: {chain}"
+    instead = failure.key if "instead" in failure.hint else None
     paths = []
     for suggestion in suggestions:
         branch = Chain([*path.commands, suggestion])
         paths += follow(
-            apply_command(overrides, suggestion),
+            apply_command(overrides, suggestion, replaces=instead),
             attempt,
             seen=(*seen, failure),
             applied=suggestion,
@@ -200,6 +201,18 @@ def test_a_suggestion_replaces_what_the_command_line_set() -> None:
     assert override_key("+init@model.layers.x.weight_init=zeros") == (
         "model.layers.x.weight_init"
     )
+
+
+def test_a_suggested_deletion_replaces_a_deletion_and_instead_replaces_the_key() -> None:
+    assert apply_command(["~seed=3", "model=mlp"], ["~seed"]) == ["model=mlp", "~seed"]
+    assert apply_command(["seed=3"], ["~seed"]) == ["~seed"]
+    overrides = ["task=train", "batch_size=7"]
+    assert apply_command(overrides, ["task.batch_size=7"], replaces="batch_size") == [
+        "task=train", "task.batch_size=7"
+    ]  # fmt: skip
+    assert apply_command(overrides, ["task.batch_size=7"]) == [
+        *overrides, "task.batch_size=7"
+    ]  # fmt: skip
 
 
 def test_commands_are_written_as_shell_words() -> None:

@@ -551,12 +551,23 @@ def _unparsable(line: str, error: Exception) -> ConfigError:
     key = key.lstrip("+~") or line
     if value.startswith("~") and _holds_text(key):
         # The shell expands ~ only at the start of a word, and Hydra's grammar
-        # refuses it unquoted: give the path the user meant.
+        # refuses it unquoted: give the path the user meant, where it is one that
+        # works (Hydra's directories are made; a file to read must exist).
+        expanded = os.path.expanduser(value)
+        problem = (
+            f"{value!r}: '~' is not expanded here (the shell expands it only at the "
+            "start of a word)"
+        )
+        if key.startswith("hydra.") or os.path.exists(expanded):
+            return ConfigError(
+                key,
+                f"{problem}.",
+                f"Give the absolute path: {_shell(f'{key}={expanded}')}",
+            )
         return ConfigError(
             key,
-            f"{value!r}: '~' is not expanded here (the shell expands it only at the "
-            "start of a word).",
-            f"Give the absolute path: {_shell(f'{key}={os.path.expanduser(value)}')}",
+            f"{problem}, and {expanded}, what it would name, does not exist either.",
+            "Give the absolute path of an existing file.",
         )
     odd = non_ascii_character(line)
     if odd is not None:

@@ -10,7 +10,9 @@ overrides, by this convention, which :func:`suggested_commands` reads back:
 - overrides next to each other are one command, applied together; prose between
   them separates alternatives (``Use data=digits, or model=mlp for these rows``);
 - a word with ``<...>`` is a template to fill in (``data=<name>``), and a command
-  right after ``e.g.`` an example: neither is a command to run as it stands.
+  right after ``e.g.`` an example: neither is a command to run as it stands;
+- a hint that says ``instead`` (``Use task.batch_size=7 instead.``) means that its
+  command takes the place of the override the message names (its key).
 
 Every command a message suggests works as written: applied to the command line
 (appended, an earlier setting of the same key replaced), it runs, or it stops at
@@ -143,14 +145,24 @@ def _is_override(word: str, roots: set[str]) -> bool:
     return root in roots
 
 
-def apply_command(overrides: Sequence[str], suggestion: Sequence[str]) -> list[str]:
-    """The command line with a suggestion applied as a user would: its overrides
-    appended, and an earlier override that sets one of their keys (``key=...`` or
-    ``+key=...``, not a deletion) left out."""
-    keys = {override_key(word) for word in suggestion}
-    kept = [
-        word
-        for word in overrides
-        if word.startswith("~") or override_key(word) not in keys
-    ]
-    return [*kept, *suggestion]
+def apply_command(
+    overrides: Sequence[str], suggestion: Sequence[str], replaces: str | None = None
+) -> list[str]:
+    """The command line with a suggestion applied as a user would.
+
+    Its overrides are appended. An earlier override of one of their keys is left
+    out: a setting (``key=...``, ``+key=...``) of a key the suggestion sets or
+    deletes, a deletion (``~key=3``) of a key it deletes (``~key``); a deletion
+    stays before a suggestion that adds the key back. With ``replaces`` (the key of a message
+    whose hint says ``instead``), the overrides of that key are left out too.
+    """
+    sets = {override_key(word) for word in suggestion if not word.startswith("~")}
+    deletes = {override_key(word) for word in suggestion if word.startswith("~")}
+
+    def replaced(word: str) -> bool:
+        key = override_key(word)
+        if key is not None and key == replaces:
+            return True
+        return key in (deletes if word.startswith("~") else sets | deletes)
+
+    return [*(word for word in overrides if not replaced(word)), *suggestion]

@@ -416,12 +416,14 @@ def _check_residual_shapes(
     if body_shape == input_shape or options.get("projection"):
         return
     kind = "linear" if len(input_shape) == 1 else "1x1 convolution"
+    # A block written without the option (a model file's own) needs + to add it.
+    add = "" if "projection" in entry.fields else "+"
     raise ConfigError(
         entry.path,
         f"residual block {entry.name!r} adds its input, of shape {list(input_shape)}, "
         f"to its layers' output, of shape {list(body_shape)}: they differ.",
-        f"Set {entry.path}.projection=true (a {kind} projection of the input), or "
-        "make its last layer give the input's shape.",
+        f"Set {add}{entry.path}.projection=true (a {kind} projection of the input), "
+        "or make its last layer give the input's shape.",
     )
 
 
