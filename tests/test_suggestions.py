@@ -203,7 +203,7 @@ def test_a_suggestion_replaces_what_the_command_line_set() -> None:
     )
 
 
-def test_a_suggested_deletion_replaces_a_deletion_and_instead_replaces_the_key() -> None:
+def test_a_deletion_replaces_a_deletion_and_instead_replaces_the_key() -> None:
     assert apply_command(["~seed=3", "model=mlp"], ["~seed"]) == ["model=mlp", "~seed"]
     assert apply_command(["seed=3"], ["~seed"]) == ["~seed"]
     overrides = ["task=train", "batch_size=7"]

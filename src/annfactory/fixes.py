@@ -153,8 +153,9 @@ def apply_command(
     Its overrides are appended. An earlier override of one of their keys is left
     out: a setting (``key=...``, ``+key=...``) of a key the suggestion sets or
     deletes, a deletion (``~key=3``) of a key it deletes (``~key``); a deletion
-    stays before a suggestion that adds the key back. With ``replaces`` (the key of a message
-    whose hint says ``instead``), the overrides of that key are left out too.
+    stays before a suggestion that adds the key back. With ``replaces`` (the key of
+    a message whose hint says ``instead``), the overrides of that key are left out
+    too.
     """
     sets = {override_key(word) for word in suggestion if not word.startswith("~")}
     deletes = {override_key(word) for word in suggestion if word.startswith("~")}

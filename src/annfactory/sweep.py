@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from hydra.experimental.callback import Callback
 
 from annfactory.errors import AnnFactoryError
+from annfactory.figures import save_figure
 from annfactory.files import write_atomic
 
 if TYPE_CHECKING:
@@ -358,7 +359,7 @@ def write_summary(
 
         figure = plot_summary(records)
         if figure is not None:
-            figure.savefig(sweep_dir / SUMMARY_FIGURE, format="png")
+            save_figure(figure, sweep_dir / SUMMARY_FIGURE, format="png")
     if len(layout.columns) <= _PRINTED_MAX_COLUMNS:
         return constants + _markdown(layout.columns, layout.rows)
     shown = layout.columns[:_PRINTED_MAX_COLUMNS]
@@ -585,7 +586,7 @@ def plot_search(
     figure = plot(records, objective, direction, log_scale)
     if sweep_dir is not None:
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        figure.savefig(sweep_dir / SUMMARY_FIGURE, format="png")
+        save_figure(figure, sweep_dir / SUMMARY_FIGURE, format="png")
     return figure
 
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.activations import activations
 from annfactory.errors import ConfigError
+from annfactory.figures import save_figure
 from annfactory.layer_spec import parse_choice
 from annfactory.params import Param, require_mapping
 from annfactory.spec import ActivationSpec
@@ -559,7 +560,7 @@ def _plot_curve(curve: _Curve, path: Path) -> None:
         derivative_axes.set_ylim(bottom, top + 0.25 * (top - bottom))
         derivative_axes.legend(loc="upper left", fontsize="small")
     figure.suptitle(f"{label} on [{_fmt(x[0])}, {_fmt(x[-1])}]")
-    figure.savefig(path, dpi=_DPI)
+    save_figure(figure, path, dpi=_DPI)
 
 
 #: Line styles and markers, cycled independently of the ten colors so that curves
@@ -577,7 +578,7 @@ def overview_figure(options: ActivationsOptions) -> Figure:
 
 
 def _plot_overview(curves: list[_Curve], path: Path) -> None:
-    _overview(curves).savefig(path, dpi=_DPI)
+    save_figure(_overview(curves), path, dpi=_DPI)
 
 
 def _same_as(curves: Sequence[_Curve]) -> list[str | None]:
@@ -658,7 +659,7 @@ def _plot_vector(result: _VectorResult, path: Path) -> None:
     axes.set_title(
         f"{result.spec.describe()} of the scores: {total} = {result.total:.6f}"
     )
-    figure.savefig(path, dpi=_DPI)
+    save_figure(figure, path, dpi=_DPI)
 
 
 def _decorate(axes: Axes) -> None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
+from annfactory.figures import save_figure
 from annfactory.params import Param, validate_params
 from annfactory.seeding import random_labels
 from annfactory.spec import ActivationSpec, RunSpec
@@ -311,8 +312,11 @@ def run(context: TaskContext) -> dict[str, Any]:
     if figure_path is not None:
         title = figure_title(context, verdict_text)
         # The title goes into the PNG's metadata too, where scripts can read it.
-        plot_diagnosis(layer_rows, title).savefig(
-            figure_path, format="png", metadata={"Title": title}
+        save_figure(
+            plot_diagnosis(layer_rows, title),
+            figure_path,
+            format="png",
+            metadata={"Title": title},
         )
     save_model(context, model)
     return {

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
+from annfactory.figures import save_figure
 from annfactory.inits import Theory, inits
 from annfactory.params import Param, validate_params
 from annfactory.tasks import TaskContext, save_model, tasks
@@ -542,4 +543,4 @@ def _histogram(
         title_fontsize=8,
         frameon=False,
     )
-    figure.savefig(path, dpi=FIGURE_DPI, format="png")
+    save_figure(figure, path, dpi=FIGURE_DPI, format="png")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
+from annfactory.figures import save_figure
 from annfactory.optimizers import SCHEDULES
 from annfactory.params import Param, validate_params
 from annfactory.spec import ActivationSpec, LayerSpec, RunSpec
@@ -459,8 +460,11 @@ def run(context: TaskContext) -> dict[str, Any]:
     curves_path = context.path(CURVES_FILE)
     if curves_path is not None:
         title = _figure_title(context, summary, metric_key)
-        plot_curves(summary["history"], metric, title, kept.epoch).savefig(
-            curves_path, format="png", metadata={"Title": title}
+        save_figure(
+            plot_curves(summary["history"], metric, title, kept.epoch),
+            curves_path,
+            format="png",
+            metadata={"Title": title},
         )
     spec_path = context.path("spec.yaml")
     if spec_path is not None:
