@@ -4,6 +4,7 @@
 does, on first use.
 """
 
+from annfactory._version import __version__
 from annfactory.activations import Activation, activations
 from annfactory.api import build_model, build_network, materialize
 from annfactory.config import compose, to_spec
@@ -31,8 +32,6 @@ from annfactory.spec import (
     RunSpec,
     parse_run,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Activation",

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from annfactory._version import __version__
 from annfactory.errors import ConfigError
 from annfactory.files import to_yaml, write_atomic
 from annfactory.spec import FORMAT_KEY, RunSpec, parse_run
@@ -193,8 +194,6 @@ def load_spec(path: str | Path) -> RunSpec:
 def _check_format(file: Path, version: Any) -> None:
     """Refuse a spec.yaml of a format this annfactory does not read: a newer one,
     or a ``format_version`` that is no version at all."""
-    from annfactory import __version__
-
     reads = f"annfactory {__version__} reads {FORMAT_KEY} {FORMAT_VERSION}"
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ConfigError(
