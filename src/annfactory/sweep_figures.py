@@ -21,7 +21,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from annfactory.sweep import JobRecord, flatten, override_cells, table_layout
+from annfactory.sweep_table import JobRecord, flatten, override_cells, table_layout
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
