@@ -786,7 +786,7 @@ def _build_residual(
 ) -> nn.Module:
     from torch import nn
 
-    from annfactory.network import Residual
+    from annfactory.blocks import Residual
 
     shortcut: nn.Module | None = None
     if projection and tuple(body_shape) != tuple(input_shape):

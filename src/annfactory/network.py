@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _module
 
+from annfactory.blocks import Residual, add_layers
 from annfactory.spec import NetworkSpec
 
 __all__ = ["Network", "Residual"]
@@ -73,7 +74,7 @@ class Network(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec
-        self._order = _add_layers(self, blocks)
+        self._order = add_layers(self, blocks)
         # Decided once: a child that overrides __call__ (or is not a plain
         # nn.Module) is called through it, and so are all children then.
         self._fast = _FAST_PATH and all(
@@ -127,50 +128,3 @@ class Network(nn.Module):
         if len(spec.input_shape) == 1 and len(spec.output_shape) == 1:
             return f"in_features={spec.in_features}, out_features={spec.out_features}"
         return f"input_shape={spec.input_shape}, output_shape={spec.output_shape}"
-
-
-class Residual(nn.Module):
-    """A residual block: ``x + body(x)``, or ``projection(x) + body(x)`` where the body
-    changes the shape.
-
-    The body's layers are children under their config names, each followed by its
-    activation (``<layer>_act``) as in :class:`Network`, so the state dict reads
-    ``block.fc1.weight``; the projection, if any, is the child ``projection``.
-
-    Args:
-        body: The body's layers in order: ``(name, layer, activation or None)``.
-        projection: A module that maps the input to the body's output shape (a
-            linear layer or a 1x1 convolution), or None.
-    """
-
-    def __init__(
-        self,
-        body: Sequence[tuple[str, nn.Module, nn.Module | None]],
-        projection: nn.Module | None = None,
-    ) -> None:
-        super().__init__()
-        self._order = _add_layers(self, body)
-        self.projection = projection
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x
-        modules = self._modules
-        for name in self._order:
-            y = modules[name](y)  # type: ignore[misc]
-        shortcut = x if self.projection is None else self.projection(x)
-        return shortcut + y
-
-
-def _add_layers(
-    module: nn.Module, layers: Sequence[tuple[str, nn.Module, nn.Module | None]]
-) -> tuple[str, ...]:
-    """Add each layer to ``module`` under its name, followed by its activation as
-    ``<name>_act``; return the children's names in the order they run."""
-    order: list[str] = []
-    for name, layer, activation in layers:
-        module.add_module(name, layer)
-        order.append(name)
-        if activation is not None:
-            module.add_module(f"{name}_act", activation)
-            order.append(f"{name}_act")
-    return tuple(order)
