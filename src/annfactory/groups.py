@@ -35,7 +35,7 @@ from annfactory.errors import (
     non_ascii_character,
 )
 from annfactory.inits import inits
-from annfactory.layers import layers
+from annfactory.layers import LAYER_FIELDS, layers
 from annfactory.optimizers import optimizers, parse_optimizer
 from annfactory.params import Param, check_keys
 from annfactory.plugins import load_plugins
@@ -190,8 +190,6 @@ def _task_keys(task: Task) -> OptionKeys:
 
 
 def _layer_keys(layer_type: Any) -> OptionKeys:
-    from annfactory.spec import LAYER_FIELDS
-
     nested = ["layers"] if getattr(layer_type, "nested", False) else []
     return OptionKeys(
         [*LAYER_FIELDS, *nested, *layer_type.params], "layer key", beside=()

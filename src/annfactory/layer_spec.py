@@ -26,7 +26,15 @@ from annfactory.errors import (
 )
 from annfactory.fixes import command, flow
 from annfactory.inits import InitScheme, Nonlinearity, inits
-from annfactory.layers import PROJECTION, InputRankError, LayerShape, LayerType, layers
+from annfactory.layers import (
+    LAYER_FIELDS,
+    PROJECTION,
+    InputRankError,
+    LayerShape,
+    LayerType,
+    build_on_meta,
+    layers,
+)
 from annfactory.models import LayerEntry, model_types
 from annfactory.params import require_mapping, validate_params
 from annfactory.registry import Registry
@@ -48,8 +56,6 @@ __all__ = [
     "parse_network",
 ]
 
-#: The fields of a layer node besides its layer type's options.
-LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
 #: The parameters that the fields ``weight_init`` and ``bias_init`` set.
 _PARAMETER_FIELDS: Final = {"weight": "weight_init", "bias": "bias_init"}
 #: The nonlinearity a default init is resolved for: the layer's own init knows none.
@@ -587,11 +593,8 @@ def _shape_on_meta(layer: _Layer) -> LayerShape:
     the input's shape but for the last dimension, which ``out_features`` sets if the
     type has that option (the contract of classes that take ``in_features`` first).
     """
-    import torch
-
     try:
-        with torch.device("meta"):
-            module = layer.layer_type.build(layer.input_shape, **layer.options)
+        module = build_on_meta(layer.layer_type, layer.input_shape, layer.options)
     except Exception as error:
         raise ConfigError(
             layer.entry.path,

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "LAYER_FIELDS",
     "DefaultInit",
     "InitChoice",
     "InputRankError",
@@ -32,6 +33,7 @@ __all__ = [
     "LayerType",
     "ShapeRule",
     "SizeParam",
+    "build_on_meta",
     "in_features_first",
     "layers",
 ]
@@ -40,6 +42,9 @@ InitChoice = tuple[str, dict[str, Any]]
 """An init scheme's name and parameters, e.g. ``("uniform", {"a": -0.5, "b": 0.5})``."""
 
 Shape = tuple[int, ...]
+
+#: The fields of a layer node besides its layer type's options.
+LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
 
 
 @dataclass(frozen=True)
@@ -378,6 +383,17 @@ def _affine_shape(
         if bias:
             parameters["bias"] = (features,)
     return LayerShape(input_shape, parameters)
+
+
+def build_on_meta(
+    layer_type: LayerType, input_shape: Shape, options: Mapping[str, Any]
+) -> nn.Module:
+    """The layer built on the meta device, where it allocates nothing: how the
+    shapes of a layer type without a shape rule (a plugin class) are learnt."""
+    import torch
+
+    with torch.device("meta"):
+        return layer_type.build(input_shape, **options)
 
 
 def _norm_default(
