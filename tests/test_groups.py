@@ -38,13 +38,15 @@ DEMO = annfactory.to_spec(annfactory.compose(["model=demo"])).to_dict()["model"]
 def test_the_run_keys_are_the_primary_config_s_keys() -> None:
     cfg = annfactory.compose(["init=normal", "activation=relu"])
     for_every_task = [
-        name for name in run_keys() if name in KEYS or not groups.get(name).tasks
+        name for name in run_keys() if name in KEYS or not groups.get(name).per_task
     ]
     assert set(cfg) == set(for_every_task)
     assert top_level_groups() == [
         "activation", "data", "init", "model", "optimizer", "task"
     ]  # fmt: skip
     # data and optimizer come with task=train (its option file declares them).
+    per_task = [name for name, group in groups.items() if group.per_task]
+    assert list(tasks.get("train").groups) == per_task
     train = annfactory.compose(["task=train", "data=iris", "init=normal",
                                 "activation=relu"])  # fmt: skip
     assert set(train) == set(run_keys())

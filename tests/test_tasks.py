@@ -213,3 +213,32 @@ def test_registration_takes_a_task_or_a_run_function() -> None:
         tasks.register("odd", lambda context: {}, colour="red")
     with pytest.raises(RegistrationError, match=r"task 'forward' is already"):
         tasks.register("forward", entry)
+
+
+# A task declares the config groups it reads and its headline metric (issue 20)
+
+
+def test_a_task_that_declares_a_group_is_named_by_the_check() -> None:
+    from annfactory.config import check_overrides
+
+    tasks.register("fit", lambda context: {}, groups=("data",))
+    with pytest.raises(
+        ConfigError,
+        match=r"data is read by task=fit or task=train only, and the task is forward",
+    ):
+        check_overrides(["data=iris"])
+
+
+def test_the_groups_each_built_in_task_reads() -> None:
+    readers = {name: task.groups for name, task in tasks.items() if task.groups}
+    assert readers == {"train": ("data", "optimizer")}
+
+
+def test_a_task_s_headline_metric_is_its_sweep_line_s() -> None:
+    from annfactory.sweep import key_metric
+
+    tasks.register("count", lambda context: {}, metric=("count.rows", "count.n"))
+    metrics = {"task": "count", "count": {"n": 4, "rows": 7}, "total_params": 26}
+    assert key_metric(metrics) == "rows=7"
+    assert key_metric({**metrics, "count": {"n": 4}}) == "n=4"
+    assert key_metric({**metrics, "count": {}}) == "total_params=26"

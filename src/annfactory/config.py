@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -658,15 +658,31 @@ def _check_task_groups(parsed: Sequence[Any]) -> None:
         if override.package is not None or name == "task":
             continue
         group = _group_of(name) if name in groups else None
-        if group is None or not group.tasks or set(tasks) & set(group.tasks):
+        if group is None or not group.per_task:
             continue
-        needed = " or ".join(f"task={task}" for task in group.tasks)
+        readers = _tasks_reading(name, tasks)
+        if not readers or set(tasks) & set(readers):
+            continue
+        needed = " or ".join(f"task={task}" for task in readers)
         raise ConfigError(
             _override_key(override),
             f"{name} is read by {needed} only, and the task is "
             f"{' or '.join(tasks) if tasks else 'forward'}.",
             f"Add {needed}, e.g. python scripts/run.py {needed} {override.input_line}",
         )
+
+
+def _tasks_reading(group: str, chosen: Sequence[str]) -> list[str]:
+    """The tasks that declare ``group`` among the groups they read
+    (``Task(groups=...)``); a chosen task that is not registered yet (a plugin's)
+    is looked up first, which loads the plugins."""
+    from annfactory.tasks import tasks
+
+    for name in chosen:
+        if name not in tasks:
+            with suppress(AnnFactoryError):
+                tasks.get(name)
+    return [name for name, task in tasks.items() if group in task.groups]
 
 
 def _group_of(name: str) -> ConfigGroup | None:

@@ -114,10 +114,12 @@ class ConfigGroup:
         option_keys: The keys an option's node may hold, from the option's registry
             entry (default: the entry's ``option_names``, or its ``params``, beside
             ``name``).
-        tasks: The tasks whose option file declares the group in its defaults list
-            (``data`` and ``optimizer``: ``train``); empty: the primary config
+        per_task: Only the tasks that name the group in their ``groups``
+            (``Task(groups=("data", "optimizer"))``: ``train``) read it, and their
+            option file declares it in its defaults list; False: the primary config
             declares it, for every task. The override check refuses the group's
-            overrides for other tasks with a message that names them.
+            overrides for other tasks with a message that names the ones that read
+            it.
     """
 
     doc: str = ""
@@ -127,7 +129,7 @@ class ConfigGroup:
     choice: bool = False
     slots: tuple[str, ...] = ()
     option_keys: Callable[[Any], OptionKeys] = field(default=_params_of)
-    tasks: tuple[str, ...] = ()
+    per_task: bool = False
 
     def options(self) -> Registry[Any] | None:
         """The registry of the group's options, or None."""
@@ -234,7 +236,7 @@ groups.register(
         registry=datasets,
         parse=parse_data,
         choice=True,
-        tasks=("train",),
+        per_task=True,
     ),
 )
 groups.register(
@@ -244,7 +246,7 @@ groups.register(
         registry=optimizers,
         parse=parse_optimizer,
         choice=True,
-        tasks=("train",),
+        per_task=True,
     ),
 )
 groups.register(

@@ -327,24 +327,17 @@ def key_metric(metrics: Mapping[str, Any]) -> str:
 
     The first of the task's headline metrics that the job reported, or empty.
     """
+    from annfactory.tasks import tasks
+
     flat = flatten(metrics)
     task = str(metrics.get("task", ""))
-    for name in _KEY_METRICS.get(task, ()) + _KEY_METRICS[""]:
+    headline = tasks.get(task).metric if task in tasks else ()
+    # Any task, a plugin's too, has a size.
+    for name in (*headline, "total_params"):
         value = flat.get(name)
         if value is not None:
             return f"{name.rpartition('.')[2]}={_cell(value)}"
     return ""
-
-
-#: Per task, the metrics a job's line shows (the first one reported);
-#: "" applies to every task (a plugin's task shows its size).
-_KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "train": ("train.val_accuracy", "train.val_r2", "train.val_loss"),
-    "diagnose": ("diagnose.verdict",),
-    "init_report": ("all_agree",),
-    "activations": (),
-    "": ("total_params",),
-}
 
 
 def job_line(record: JobRecord) -> str:

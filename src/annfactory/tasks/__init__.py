@@ -187,6 +187,12 @@ class Task:
         objectives: The metrics a search may optimize (``hydra/sweeper=optuna``):
             dotted path into the returned metrics -> ``"minimize"`` or
             ``"maximize"``. The first one is the search's default objective.
+        groups: The config groups beyond the primary config's that the task reads
+            (``train``: ``data`` and ``optimizer``), which its option file declares
+            in its defaults list; the override check refuses them for other tasks.
+        metric: The task's headline metric, the one a sweep job's line shows:
+            dotted paths into the returned metrics, the first one reported wins
+            (``train``: ``val_accuracy``, or ``val_r2`` for regression data).
         doc: One line for listings.
     """
 
@@ -197,6 +203,8 @@ class Task:
     compiles: bool = False
     reads_batch_size: bool | Callable[[Any], bool] = True
     objectives: Mapping[str, str] = field(default_factory=dict)
+    groups: tuple[str, ...] = ()
+    metric: tuple[str, ...] = ()
     doc: str = ""
 
     @property

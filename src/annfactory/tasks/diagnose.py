@@ -197,6 +197,7 @@ def loss_for(option: str, output_activation: ActivationSpec) -> tuple[str, str]:
     parse_options=parse_options,
     # The top-level batch_size only with task.batch_size=null.
     reads_batch_size=lambda options: options.batch_size is None,
+    metric=("diagnose.verdict",),
 )
 def run(context: TaskContext) -> dict[str, Any]:
     """Run the diagnosis; print it, plot it, and return the metrics.

@@ -247,7 +247,11 @@ class _Row:
 
 
 @tasks.register(
-    "init_report", params=OPTIONS, parse_options=parse_options, reads_batch_size=False
+    "init_report",
+    params=OPTIONS,
+    parse_options=parse_options,
+    reads_batch_size=False,
+    metric=("all_agree",),
 )
 def run(context: TaskContext) -> dict[str, Any]:
     """Build the network, compare each parameter with its theory, report.

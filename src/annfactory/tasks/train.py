@@ -296,6 +296,9 @@ def _loss_function(
     parse_options=parse_options,
     # Rows per step are task.batch_size; a top-level batch_size is refused.
     reads_batch_size=False,
+    # Declared by conf/task/train.yaml's defaults list, read by no other task.
+    groups=("data", "optimizer"),
+    metric=("train.val_accuracy", "train.val_r2", "train.val_loss"),
     # What a search (hydra/sweeper=optuna) may optimize; the first is its default.
     # val_accuracy comes with classification data, val_r2 with regression.
     objectives={
