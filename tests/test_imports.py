@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "annfactory"
 
 
@@ -85,3 +87,36 @@ def private_imports(path: Path) -> set[tuple[str, str, str]]:
 def test_no_module_imports_another_s_private_name() -> None:
     found = set().union(*(private_imports(path) for path in PACKAGE.rglob("*.py")))
     assert found == KNOWN_PRIVATE_IMPORTS
+
+
+def test_the_errors_import_no_hydra() -> None:
+    # Hydra's errors are a concern of the edge where Hydra calls annfactory
+    # (annfactory.hydra_report), not of the bottom of the stack (issue 20).
+    imported = imported_modules(PACKAGE / "errors.py")
+    assert not {name.partition(".")[0] for name in imported} & {"hydra", "omegaconf"}
+
+
+def test_hydra_prints_an_annfactory_error_as_its_message_alone() -> None:
+    from hydra.errors import CompactHydraException
+
+    from annfactory.errors import ConfigError
+    from annfactory.hydra_report import reported
+
+    @reported
+    def task(seed: int) -> int:
+        raise ConfigError("seed", f"{seed} is out of range.", "Allowed: >= 0.")
+
+    message = r"^seed: -1 is out of range\.\n  Allowed: >= 0\.$"
+    with pytest.raises(CompactHydraException, match=message) as caught:
+        task(-1)
+    assert isinstance(caught.value.__cause__, ConfigError)
+
+
+def test_the_layers_contract_holds(capsys: pytest.CaptureFixture[str]) -> None:
+    # pyproject.toml's [tool.importlinter]: imports point downward, deferred ones
+    # too (`make lint` runs the same contracts as lint-imports).
+    cli = pytest.importorskip("importlinter.cli")
+    config = PACKAGE.parents[1] / "pyproject.toml"
+    assert cli.lint_imports(config_filename=str(config), no_cache=True) == 0, (
+        capsys.readouterr().out
+    )

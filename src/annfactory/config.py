@@ -184,6 +184,8 @@ def composed_once() -> Iterator[None]:
         from hydra.errors import ConfigCompositionException
         from hydra.types import RunMode
         from omegaconf import OmegaConf
+
+        from annfactory.hydra_report import ReportedError
     except ImportError:  # pragma: no cover - another Hydra: compose as it does
         yield
         return
@@ -219,12 +221,13 @@ def composed_once() -> Iterator[None]:
             try:
                 return compose_with(list(overrides))
             except ConfigCompositionException as error:
-                # Hydra's message about one override, in ours (Hydra prints an
-                # annfactory error alone; HYDRA_FULL_ERROR=1 shows the chain).
+                # Hydra's message about one override, in ours, which Hydra prints
+                # alone (HYDRA_FULL_ERROR=1 shows the chain).
                 translated = override_error(error, overrides, compose_with)
                 if translated is None:
                     raise
-                raise translated from error
+                translated.__cause__ = error
+                raise ReportedError(str(translated)) from translated
 
         if run_mode == RunMode.MULTIRUN and not validate_sweep_overrides:
             kept.clear()

@@ -4,8 +4,9 @@ Every error that annfactory raises on purpose derives from :class:`AnnFactoryErr
 Each subclass also inherits the builtin exception it resembles, so callers can catch
 ``ValueError`` or ``LookupError`` as they would elsewhere.
 
-``AnnFactoryError`` derives from Hydra's ``CompactHydraException``: when one escapes a
-Hydra task function, Hydra prints its message alone, without a traceback, and exits
+Nothing here imports Hydra: where Hydra calls annfactory's code (the task function,
+the sweepers), :func:`annfactory.hydra_report.reported` raises each of these errors
+again as one that Hydra prints as its message alone, without a traceback, exiting
 non-zero. ``HYDRA_FULL_ERROR=1`` shows the full chain.
 """
 
@@ -14,8 +15,6 @@ from __future__ import annotations
 import difflib
 import unicodedata
 from collections.abc import Iterable
-
-from hydra.errors import CompactHydraException
 
 __all__ = [
     "AnnFactoryError",
@@ -30,7 +29,7 @@ __all__ = [
 ]
 
 
-class AnnFactoryError(CompactHydraException):
+class AnnFactoryError(Exception):
     """Root of every error that annfactory raises on purpose."""
 
 

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from annfactory.cli import precheck_argv, run_task
 from annfactory.config import composed_once
+from annfactory.hydra_report import reported
 from annfactory.streams import guard_output
 
 __all__ = ["check_command_flags", "group_options", "main", "parse_hydra_flags"]
@@ -48,6 +49,7 @@ _help_requested = False
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@reported
 def _app(cfg: DictConfig) -> dict[str, Any]:
     """Hydra's task function: one job of a run or a sweep."""
     return run_task(cfg)

@@ -64,6 +64,12 @@ class AnnFactorySweeper(BasicSweeper):
     """Hydra's basic sweeper, with failed jobs recorded and a summary at the end."""
 
     def sweep(self, arguments: list[str]) -> Any:
+        from annfactory.hydra_report import reported
+
+        # annfactory's errors reach Hydra as its compact errors: no traceback.
+        return reported(self._sweep)(arguments)
+
+    def _sweep(self, arguments: list[str]) -> Any:
         from annfactory.sweep import ComposeOnce, write_summary
 
         assert self.config is not None

@@ -714,6 +714,12 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> Any:
+        from annfactory.hydra_report import reported
+
+        # annfactory's errors reach Hydra as its compact errors: no traceback.
+        return reported(self._sweep)(arguments)
+
+    def _sweep(self, arguments: list[str]) -> Any:
         from annfactory.errors import ConfigError
         from annfactory.sweep import (
             ComposeOnce,
