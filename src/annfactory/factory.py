@@ -25,7 +25,7 @@ from annfactory.inits import inits
 from annfactory.layers import layers
 from annfactory.network import Network
 from annfactory.seeding import parameter_seed, sampling_dtype, seeded_generator
-from annfactory.spec import LayerSpec, ParameterSpec, RunSpec
+from annfactory.spec_types import LayerSpec, ParameterSpec, RunSpec
 
 __all__ = [
     "MEMORY_HEADROOM",

@@ -25,6 +25,7 @@ from annfactory.errors import (
     non_ascii_character,
 )
 from annfactory.fixes import command, flow
+from annfactory.groups import CHOICE_SLOTS
 from annfactory.inits import InitScheme, Nonlinearity, inits
 from annfactory.layers import (
     LAYER_FIELDS,
@@ -38,13 +39,12 @@ from annfactory.layers import (
 from annfactory.models import LayerEntry, model_types
 from annfactory.params import require_mapping, validate_params
 from annfactory.registry import Registry
-from annfactory.spec import (
+from annfactory.spec_types import (
     ActivationSpec,
     InitSpec,
     LayerSpec,
     NetworkSpec,
     ParameterSpec,
-    reject_targets,
 )
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "parse_init",
     "parse_layer",
     "parse_network",
+    "reject_targets",
 ]
 
 #: The parameters that the fields ``weight_init`` and ``bias_init`` set.
@@ -697,3 +698,40 @@ def _lookup(registry: Registry[Any], name: Any, key: str) -> Any:
             f"Use one of: {', '.join(registry.names())}.",
         )
     return registry.get(name, key=key)
+
+
+_TARGET: Final = "_target_"
+#: Slots that name an activation or an init, by the last part of their config path.
+_CHOICE_SLOTS: Final = CHOICE_SLOTS
+
+
+def reject_targets(node: Any, key: str) -> None:
+    """Refuse a ``_target_`` key anywhere in ``node``, before anything is looked up.
+
+    Hydra's ``instantiate`` would import and call what it names; annfactory builds
+    only registered entries and never reads it.
+    """
+    if isinstance(node, Mapping):
+        if _TARGET in node:
+            raise _target_error(key)
+        for name, child in node.items():
+            reject_targets(child, f"{key}.{name}" if key else str(name))
+    elif isinstance(node, list | tuple):
+        for index, child in enumerate(node):
+            reject_targets(child, f"{key}[{index}]")
+
+
+def _target_error(key: str) -> ConfigError:
+    parent, _, last = key.rpartition(".")
+    registry = _CHOICE_SLOTS.get(last)
+    if registry is not None:
+        hint = f"Use {key}.name with one of: {', '.join(registry.names())}."
+    elif parent.endswith(".layers") or parent == "layers":
+        hint = f"Use {key}.type with one of: {', '.join(layers.names())}."
+    else:
+        hint = "Remove it; configs name registered layer types, activations and inits."
+    return ConfigError(
+        f"{key}.{_TARGET}" if key else _TARGET,
+        f"configs name registered entries; {_TARGET} is never imported or called.",
+        hint,
+    )

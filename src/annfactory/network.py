@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.modules import module as _module
 
 from annfactory.blocks import Residual, add_layers
-from annfactory.spec import NetworkSpec
+from annfactory.spec_types import NetworkSpec
 
 __all__ = ["Network", "Residual"]
 

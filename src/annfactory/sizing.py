@@ -22,7 +22,9 @@ and output sizes:
   ``input_shape`` take the data's.
 
 Where the network still does not fit the data, the error names both and a command
-that fixes it (:mod:`annfactory.fixes`). No torch here.
+that fixes it (:mod:`annfactory.fixes`). No torch here; the data's sizes are read
+here (:func:`data_shape_of`, a CSV file's header and target column), between
+composing and building, so the spec's types and the layers' parser do no I/O.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ from typing import Any
 
 from annfactory.errors import ConfigError
 from annfactory.fixes import command, flow
-from annfactory.spec import LayerSpec, NetworkSpec
+from annfactory.layer_spec import parse_network
+from annfactory.layers import layers
+from annfactory.spec_types import LayerSpec, NetworkSpec
 
-__all__ = ["DataShape", "check_data_sizes", "size_by_data"]
+__all__ = ["DataShape", "check_data_sizes", "data_shape_of", "size_by_data"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,18 @@ class DataShape:
         (or one unit for two classes), or one value for regression."""
         binary = self.kind == "classification" and self.outputs == 2 and outputs == 1
         return outputs == self.outputs or binary
+
+
+def data_shape_of(data: Any, seed: int) -> DataShape:
+    """What a network trained on the run's data set must take and give: the data
+    set's sizes (a CSV file's are read from the file)."""
+    from annfactory.data import data_image_shape, data_sizes, datasets
+
+    features, outputs, kind = data_sizes(data, seed)
+    images = tuple(
+        name for name, entry in datasets.items() if entry.image_shape is not None
+    )
+    return DataShape(data.name, features, outputs, kind, data_image_shape(data), images)
 
 
 def size_by_data(
@@ -152,8 +168,6 @@ def _rows(
     vector = [data.features]
     if data.image_shape is None:
         return vector
-    from annfactory.layer_spec import parse_network
-
     try:
         parse_network({**model, "input_shape": vector}, "model", init, activation)
     except ConfigError:
@@ -332,8 +346,6 @@ def _output_error(
 def _own_fields(node: Mapping[str, Any], layer: LayerSpec) -> dict[str, Any]:
     """A layer's settings to write it again: its type, its out_features, and each
     field that differs from its default."""
-    from annfactory.layers import layers
-
     params = layers.get(layer.type).params
     fields: dict[str, Any] = {
         "type": layer.type,
