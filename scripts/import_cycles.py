@@ -80,9 +80,8 @@ def main() -> int:
         print(f"cycle of {len(component)} modules:")
         inside = set(component)
         for module in component:
-            targets = sorted(
-                t for t in graph.find_modules_directly_imported_by(module) if t in inside
-            )
+            imported = graph.find_modules_directly_imported_by(module)
+            targets = sorted(t for t in imported if t in inside)
             if args.skip_registration:
                 targets = [t for t in targets if not t.startswith(module + ".")]
             print(f"  {module} -> {', '.join(targets)}")
