@@ -42,4 +42,4 @@ bench: $(STAMP) bytecode
 	$(PY) scripts/bench.py --compile
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
