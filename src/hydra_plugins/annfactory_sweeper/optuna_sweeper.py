@@ -726,8 +726,8 @@ class OptunaSweeper(Sweeper):
         except ImportError:
             raise ConfigError(
                 "hydra/sweeper",
-                "optuna needs the optuna package (>= 4), which is not installed.",
-                'Install it: pip install "optuna>=4" (or the "search" extra).',
+                "optuna needs the optuna package (>= 4.9), which is not installed.",
+                'Install it: pip install "optuna>=4.9,<6" (or the "search" extra).',
             ) from None
         assert self.config is not None
         assert self.hydra_context is not None
