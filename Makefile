@@ -3,14 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+EXTRAS := .[dev,launchers,search]
+# The fast tier: no test that starts a process.
+FAST := -m "not slow"
 
-.PHONY: demo test test-fast lint typecheck check clean bytecode bench
+.PHONY: demo test test-fast test-newest test-minimum lint typecheck check clean bytecode bench
 
+# .venv: every package at the version in constraints.txt (the full pin set), so that
+# `make test` is the same run on every machine. Rebuilt when either file changes.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,launchers,search]"
+	$(PY) -m pip install --quiet -c constraints.txt -e "$(EXTRAS)"
 	touch $(STAMP)
 
 # Bytecode for the package's own sources: an editable install leaves none, and where
@@ -23,10 +28,35 @@ demo: $(STAMP) bytecode
 	$(PY) scripts/run.py model=demo
 
 test: $(STAMP) bytecode
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n 2 --durations=25
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not slow"
+	$(PY) -m pytest -n 2 $(FAST)
+
+# The newest releases pyproject.toml allows (torch aside: constraints-newest.txt), in
+# .venv-newest, upgraded on every run, then the fast tier. What it installed is in
+# .venv-newest/versions.txt: copy it into constraints.txt to move the pins on.
+test-newest:
+	test -x .venv-newest/bin/python || $(PYTHON) -m venv .venv-newest
+	.venv-newest/bin/python -m pip install --quiet --upgrade pip
+	.venv-newest/bin/python -m pip install --quiet -c constraints-newest.txt torch==2.13.0
+	.venv-newest/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager \
+		-c constraints-newest.txt -e "$(EXTRAS)"
+	.venv-newest/bin/python -m pip freeze --all --exclude-editable | sed "s/+cpu$$//" \
+		> .venv-newest/versions.txt
+	.venv-newest/bin/python -m pytest -n 2 $(FAST)
+
+# The lower bounds pyproject.toml claims (constraints-minimum.txt; torch stays at
+# 2.13.0), in .venv-minimum, then the fast tier.
+.venv-minimum/.installed: pyproject.toml constraints-minimum.txt
+	$(PYTHON) -m venv .venv-minimum
+	.venv-minimum/bin/python -m pip install --quiet --upgrade pip
+	.venv-minimum/bin/python -m pip install --quiet -c constraints-minimum.txt torch==2.13.0
+	.venv-minimum/bin/python -m pip install --quiet -c constraints-minimum.txt -e "$(EXTRAS)"
+	touch $@
+
+test-minimum: .venv-minimum/.installed
+	.venv-minimum/bin/python -m pytest -n 2 $(FAST)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts
@@ -42,4 +72,4 @@ bench: $(STAMP) bytecode
 	$(PY) scripts/bench.py --compile
 
 clean:
-	rm -rf $(VENV) outputs multirun .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) .venv-newest .venv-minimum outputs multirun .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -4,11 +4,13 @@ storage, and searches through the command line."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +232,63 @@ def test_every_sampler_is_made_and_cmaes_is_available() -> None:
         "grid": "GridSampler",
         "cmaes": "CmaEsSampler",
     }
+
+
+# The README's search space; trials asked two at a time (n_jobs=2: a batch is asked
+# before any of it is told), told a made-up value. Trials 0-9 are TPE's random start
+# (the same on Optuna 4.0 to 5.x), 10 and 11 its first model-based ones. These are
+# what Optuna 4.9 and 5.1 both ask; Optuna 5's own defaults (multivariate TPE) ask
+# something else for 10 and 11, and so did Optuna 4.0-4.8.
+PINNED_TRIALS = [
+    (32, 3, 0.008663279761354562, "kaiming_normal"),
+    (16, 3, 0.05981221901152557, "kaiming_normal"),
+    (128, 5, 0.0249732861040606, "kaiming_normal"),
+    (128, 3, 0.0017538232373118048, "kaiming_normal"),
+    (128, 4, 0.0070925432147358365, "xavier_normal"),
+    (64, 4, 0.010278118224157015, "xavier_normal"),
+    (64, 5, 0.00020236454843648925, "xavier_normal"),
+    (16, 1, 0.00021435095535798573, "xavier_normal"),
+    (64, 5, 0.0001942205696972693, "xavier_normal"),
+    (16, 2, 0.00022939802981311865, "xavier_normal"),
+    (32, 1, 0.0013110058873616395, "kaiming_normal"),
+    (32, 2, 0.0010031542913003625, "kaiming_normal"),
+]
+
+
+def test_tpe_with_a_seed_asks_the_pinned_trials() -> None:
+    space = search_space(
+        [
+            "model.width=choice(16,32,64,128)",
+            "model.depth=range(1,6)",
+            "optimizer.lr=tag(log,interval(0.0001,0.1))",
+            "init=choice(xavier_normal,kaiming_normal)",
+        ]
+    )
+    study = optuna.create_study(sampler=make_sampler("tpe", 0, space))
+    asked = []
+    for _ in range(len(PINNED_TRIALS) // 2):
+        batch = [study.ask(space.distributions) for _ in range(2)]
+        for trial in batch:
+            p = trial.params
+            asked.append(
+                (p["model.width"], p["model.depth"], p["optimizer.lr"], p["init"])
+            )
+            value = abs(math.log10(p["optimizer.lr"]) + 2) + p["model.depth"] / 5
+            study.tell(trial, value + (p["init"] == "xavier_normal"))
+    assert [row[:2] + row[3:] for row in asked] == [
+        row[:2] + row[3:] for row in PINNED_TRIALS
+    ]
+    assert [row[2] for row in asked] == pytest.approx(
+        [row[2] for row in PINNED_TRIALS], rel=1e-9
+    )
+
+
+def test_the_tpe_sampler_is_made_without_a_warning() -> None:
+    # Optuna 4.x calls constant_liar experimental; 5.x deprecates some arguments.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sampler = make_sampler("tpe", 0, search_space(["x=interval(0,1)"]))
+    assert isinstance(sampler, optuna.samplers.TPESampler)
 
 
 def test_an_unknown_sampler_names_the_closest() -> None:

@@ -31,6 +31,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -465,7 +466,7 @@ def make_sampler(
     if name not in SAMPLERS:
         raise UnknownNameError("hydra.sweeper.sampler", "sampler", name, SAMPLERS)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+        return make_tpe_sampler(seed)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "grid":
@@ -492,6 +493,32 @@ def make_sampler(
             ", ".join(categorical),
         )
     return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+
+
+def make_tpe_sampler(seed: Optional[int]) -> "optuna.samplers.TPESampler":  # noqa: UP045
+    """Optuna's TPE, set up so that a seed asks the same trials on Optuna 4.9 to 5.x.
+
+    Optuna 5.0 changed two defaults: ``multivariate`` (False -> True for one
+    objective) and ``constant_liar`` (False -> True), and 5.0's multivariate TPE
+    computes its kernel bandwidths differently from 4.x's, so only the independent
+    (univariate) TPE asks the same trials on both. ``constant_liar`` counts the
+    trials still running as bad ones, so that the ``n_jobs`` trials of one batch,
+    asked before any is told, spread out: it asks the same on both. The others are
+    the defaults of both (``group`` needs ``multivariate``). Optuna 4.x calls
+    ``constant_liar`` experimental; its warning says nothing a user can act on.
+    """
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=False,
+            group=False,
+            constant_liar=True,
+            n_startup_trials=10,
+            n_ei_candidates=24,
+        )
 
 
 def grid_of(space: SearchSpace) -> dict[str, list[Any]]:
@@ -732,8 +759,8 @@ class OptunaSweeper(Sweeper):
         except ImportError:
             raise ConfigError(
                 "hydra/sweeper",
-                "optuna needs the optuna package (>= 4), which is not installed.",
-                'Install it: pip install "optuna>=4" (or the "search" extra).',
+                "optuna needs the optuna package (>= 4.9), which is not installed.",
+                'Install it: pip install "optuna>=4.9,<6" (or the "search" extra).',
             ) from None
         assert self.config is not None
         assert self.hydra_context is not None
