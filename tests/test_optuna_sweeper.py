@@ -4,6 +4,7 @@ storage, and searches through the command line."""
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 import re
@@ -427,12 +428,23 @@ def test_a_resume_over_other_overrides_names_what_differs(
 
 
 def test_a_study_made_before_the_record_is_resumed_and_recorded(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # An earlier test in this process may have run a logging config that disabled
+    # the loggers that existed then, or stopped their propagation to caplog's root.
+    logger = logging.getLogger("hydra_plugins.annfactory_sweeper.optuna_sweeper")
+    monkeypatch.setattr(logger, "disabled", False)
+    monkeypatch.setattr(logger, "propagate", True)
     study = optuna.create_study()
     trial = study.ask(search_space(DIGITS).distributions)
     study.tell(trial, 0.5)
-    check_same_search(study, search_space(DIGITS))
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        with caplog.at_level(logging.WARNING):
+            check_same_search(study, search_space(DIGITS))
+    finally:
+        logger.setLevel(level)
     assert "has no record of its overrides" in caplog.text
     assert study.user_attrs["fixed_overrides"] == ["task=train", "data=digits"]
     with pytest.raises(ConfigError, match="this command gives data=iris instead"):

@@ -257,7 +257,7 @@ def test_a_job_line_is_one_line_with_number_overrides_status_and_result() -> Non
 
 
 def test_the_launchers_per_job_lines_are_hidden_and_their_others_kept(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from annfactory.cli import QuietJobs
 
@@ -265,10 +265,19 @@ def test_the_launchers_per_job_lines_are_hidden_and_their_others_kept(
     QuietJobs().on_multirun_start(OmegaConf.create({}))  # a second sweep: one filter
     logger = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
     assert len(logger.filters) == 1
-    with caplog.at_level(logging.INFO):
-        logger.info("Launching 2 jobs locally")
-        logger.info("\t#0 : model=demo seed=1")
-        logger.info("\t#12 : model=demo seed=2")
+    # An earlier test in this process may have run a logging config that disabled
+    # the loggers that existed then, or stopped their propagation to caplog's root.
+    monkeypatch.setattr(logger, "disabled", False)
+    monkeypatch.setattr(logger, "propagate", True)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        with caplog.at_level(logging.INFO):
+            logger.info("Launching 2 jobs locally")
+            logger.info("\t#0 : model=demo seed=1")
+            logger.info("\t#12 : model=demo seed=2")
+    finally:
+        logger.setLevel(level)
     assert caplog.messages == ["Launching 2 jobs locally"]
 
 
