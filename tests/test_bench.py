@@ -96,7 +96,7 @@ def test_bench_end_to_end_reports_the_hydra_app_and_the_bare_script(
     assert done.returncode in (0, 1), done.stderr
     figures = json.loads(out.read_text())["figures"]
     assert [(f["name"], f["target"]) for f in figures] == [
-        ("end to end", 1.05),
+        ("end to end", 1.10),
         ("end to end vs a bare script", None),
     ]
     # Both compare the same annfactory run.
