@@ -38,7 +38,9 @@ def network() -> nn.Module:
     return _network()
 
 
-def test_the_network_equals_the_call_path(network: nn.Module, batch: torch.Tensor) -> None:
+def test_the_network_equals_the_call_path(
+    network: nn.Module, batch: torch.Tensor
+) -> None:
     assert torch.equal(network(batch), _plain(network)(batch))
 
 
