@@ -90,7 +90,7 @@ def _dumper() -> Any:
 def _dumper_over(base: type) -> Any:
     """A subclass of the PyYAML dumper ``base`` with OmegaConf's rule for strings."""
 
-    class _Dumper(base):  # type: ignore[misc, valid-type]
+    class _Dumper(base):  # type: ignore[misc]
         pass
 
     _Dumper.add_representer(str, _represent_str)
