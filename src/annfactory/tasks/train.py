@@ -25,15 +25,16 @@ import io
 import math
 import sys
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
 from annfactory.figures import save_figure
-from annfactory.optimizers import SCHEDULES
+from annfactory.losses import LossChoice, loss_for, losses
+from annfactory.optimizers import schedules
 from annfactory.params import Param, validate_params
-from annfactory.spec import ActivationSpec, LayerSpec, RunSpec
+from annfactory.spec import LayerSpec, RunSpec
 from annfactory.tasks import TaskContext, tasks
 from annfactory.training import KEEPS
 
@@ -61,9 +62,9 @@ __all__ = [
     "run",
 ]
 
-#: The losses ``task.loss`` may name; null derives one from the output activation.
-LOSSES: Final = ("cross_entropy", "nll", "bce", "mse")
-#: Schedules of the learning rate, stepped once per epoch.
+#: The built-in losses ``task.loss`` may name; null derives one from the output
+#: activation (:func:`~annfactory.losses.loss_for`).
+LOSSES: Final = tuple(losses.names_in_order())
 HISTORY_FILE: Final = "history.csv"
 CURVES_FILE: Final = "curves.png"
 #: Names of the preprocessing layers the saved network gets.
@@ -75,7 +76,7 @@ _FIGURE_INCHES: Final = (11.0, 4.0)
 _FIGURE_DPI: Final = 100
 _TITLE_WIDTH: Final = 150
 
-_OPTIONS: Final = {
+_FIXED_OPTIONS: Final = {
     "epochs": Param(int, 100, "passes over the training rows", low=1),
     "batch_size": Param(int, 64, "rows per optimizer step", low=1),
     "patience": Param(
@@ -87,13 +88,9 @@ _OPTIONS: Final = {
     "keep": Param(
         str, "best", "weights saved: of the best val_loss, or the last", choices=KEEPS
     ),
-    "schedule": Param(str, "none", "learning-rate schedule", choices=SCHEDULES),
     "step_size": Param(int, 30, "epochs between lr drops (schedule=step)", low=1),
     "gamma": Param(
         float, 0.1, "lr factor at each drop (schedule=step)", low=0, low_open=True
-    ),
-    "loss": Param(
-        str, None, "null: from the output activation and the data", choices=LOSSES
     ),
     "log_every": Param(
         int,
@@ -102,6 +99,59 @@ _OPTIONS: Final = {
         low=1,
     ),
 }
+
+
+
+
+def _option_schema() -> dict[str, Param]:
+    """The task's options, with the loss and schedule choices the registries hold
+    now, in the order conf/task/train.yaml lists them."""
+    fixed = _FIXED_OPTIONS
+    return {
+        **{name: fixed[name] for name in ("epochs", "batch_size", "patience", "keep")},
+        "schedule": Param(
+            str,
+            "none",
+            "learning-rate schedule",
+            choices=tuple(schedules.names_in_order()),
+        ),
+        "step_size": fixed["step_size"],
+        "gamma": fixed["gamma"],
+        "loss": Param(
+            str,
+            None,
+            "null: from the output activation and the data",
+            choices=tuple(losses.names_in_order()),
+        ),
+        "log_every": fixed["log_every"],
+    }
+
+
+class _Options(Mapping[str, Param]):
+    """The task's schema, live: a loss or schedule registered after this module was
+    imported is a valid ``task.loss`` or ``task.schedule`` too."""
+
+    def __init__(self) -> None:
+        self._sizes = (-1, -1)
+        self._schema: dict[str, Param] = {}
+
+    def _table(self) -> dict[str, Param]:
+        sizes = (len(losses), len(schedules))
+        if sizes != self._sizes:
+            self._schema, self._sizes = _option_schema(), sizes
+        return self._schema
+
+    def __getitem__(self, name: str) -> Param:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+_OPTIONS: Final = _Options()
 
 
 @dataclass(frozen=True)
@@ -127,162 +177,6 @@ def parse_options(given: Mapping[str, Any], key: str) -> TrainOptions:
             message names ``<key>.<option>``.
     """
     return TrainOptions(**validate_params(given, _OPTIONS, key, "task 'train'"))
-
-
-# ------------------------------------------------------------------------------------
-# The loss
-# ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LossChoice:
-    """How the network is trained: the loss, and what it is computed from.
-
-    Attributes:
-        name: ``cross_entropy``, ``nll``, ``bce`` or ``mse``.
-        formula: One line for the printout and ``metrics.json``.
-        logits: The loss takes the output layer's pre-activation (the network's
-            final activation is skipped while training); False: the output.
-    """
-
-    name: str
-    formula: str
-    logits: bool
-
-
-def loss_for(
-    option: str | None,
-    activation: ActivationSpec,
-    kind: str,
-    out_features: int,
-    classes: int,
-) -> LossChoice:
-    """The loss for an output activation, a kind of data and ``task.loss``.
-
-    Derived (``option`` None): cross-entropy on the logits after an identity output;
-    after softmax, the negative log-likelihood of the log-softmax of the
-    pre-activation (the same value as cross-entropy on the logits, computed stably,
-    never a second softmax); after log_softmax, NLL of the output; one sigmoid unit on
-    two classes: binary cross-entropy on the logits; regression: mean squared error.
-
-    Raises:
-        ConfigError: ``task.loss`` contradicts the output activation or the data, or
-            the output cannot be trained for this data; the message says why.
-    """
-    name = activation.name
-    if kind == "regression":
-        if name in ("softmax", "log_softmax"):
-            raise ConfigError(
-                "model.output_activation",
-                f"a regression network cannot end with {name}: its output is a "
-                "distribution over classes, constant for one unit.",
-                "Use model.output_activation=identity.",
-            )
-        if option not in (None, "mse"):
-            raise ConfigError(
-                "task.loss",
-                f"{option} is a classification loss, and the data is a regression "
-                "target.",
-                "Use task.loss=mse, or leave task.loss out.",
-            )
-        return LossChoice("mse", "mse_loss(output, standardized target)", False)
-    if option == "mse":
-        raise ConfigError(
-            "task.loss",
-            f"mse is a regression loss, and the data has {classes} classes.",
-            "Leave task.loss out: the loss follows the output activation.",
-        )
-    binary = out_features == 1
-    if binary:
-        if name not in ("sigmoid", "identity"):
-            raise ConfigError(
-                "model.output_activation",
-                f"one output unit after {name} cannot give class probabilities.",
-                "Use sigmoid (binary cross-entropy) or 2 output units.",
-            )
-        if option not in (None, "bce"):
-            raise ConfigError(
-                "task.loss",
-                f"{option} needs one output per class; the network has one unit "
-                "for two classes, which takes bce.",
-                "Use task.loss=bce, or leave task.loss out.",
-            )
-        return LossChoice(
-            "bce",
-            "binary_cross_entropy_with_logits(pre-activation)"
-            if name == "sigmoid"
-            else "binary_cross_entropy_with_logits(output as logit)",
-            name == "sigmoid",
-        )
-    if option == "bce":
-        raise ConfigError(
-            "task.loss",
-            f"bce takes one sigmoid unit on two classes; the network has "
-            f"{out_features} output units.",
-            "Leave task.loss out (cross-entropy), or set the output to 1 unit.",
-        )
-    dim = activation.params.get("dim", -1)
-    if dim not in (-1, 1):
-        raise ConfigError(
-            "model.output_activation.dim",
-            f"{name} over dim {dim} does not normalize over the classes.",
-            "Use dim: -1.",
-        )
-    if name == "softmax":
-        if option == "cross_entropy":
-            raise ConfigError(
-                "task.loss",
-                "cross_entropy applies a softmax of its own: after the softmax "
-                "output it would be a second softmax, the classic bug.",
-                "Leave task.loss out: a softmax output trains on NLL of the "
-                "log-softmax of its pre-activation.",
-            )
-        return LossChoice(
-            "nll", f"nll_loss(log_softmax(pre-activation, dim={dim}))", True
-        )
-    if name == "log_softmax":
-        return LossChoice("nll", "nll_loss(output), output = log-probabilities", True)
-    if option == "nll":
-        raise ConfigError(
-            "task.loss",
-            f"nll takes log-probabilities, and a {name} output gives none.",
-            "Leave task.loss out (cross-entropy on the logits), or end with "
-            "log_softmax.",
-        )
-    if name == "identity":
-        return LossChoice("cross_entropy", "cross_entropy(output as logits)", False)
-    if name == "sigmoid":
-        raise ConfigError(
-            "model.output_activation",
-            f"a sigmoid on each of {out_features} units does not give one class "
-            "per row.",
-            "Use identity (cross-entropy on the logits) or softmax.",
-        )
-    return LossChoice("cross_entropy", f"cross_entropy({name} output as logits)", False)
-
-
-def _loss_function(
-    choice: LossChoice,
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    from torch.nn import functional
-
-    if choice.name == "mse":
-
-        def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return functional.mse_loss(output.reshape(target.shape), target)
-
-        return mse
-    if choice.name == "bce":
-
-        def bce(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return functional.binary_cross_entropy_with_logits(
-                output.reshape(target.shape), target.to(output.dtype)
-            )
-
-        return bce
-    # cross_entropy on logits and nll of log_softmax(pre-activation) are one
-    # computation: log_softmax then nll_loss (what functional.cross_entropy does).
-    return functional.cross_entropy
 
 
 # ------------------------------------------------------------------------------------
@@ -413,7 +307,7 @@ def run(context: TaskContext) -> dict[str, Any]:
         result = train(
             logits=logits,
             module=model,
-            loss=_loss_function(choice),
+            loss=losses.get(choice.name).build(),
             metric=metric,
             optimizer=optimizer,
             schedule=schedule,
