@@ -372,8 +372,7 @@ def _choose_nll(output: LossOutput, name: str) -> LossChoice:
         return _nll_choice(output)
     raise ConfigError(
         "task.loss",
-        f"{name} takes log-probabilities, and a {output.activation} output gives "
-        "none.",
+        f"{name} takes log-probabilities, and a {output.activation} output gives none.",
         "Leave task.loss out (cross-entropy on the logits), or end with log_softmax.",
     )
 

@@ -101,8 +101,6 @@ _FIXED_OPTIONS: Final = {
 }
 
 
-
-
 def _option_schema() -> dict[str, Param]:
     """The task's options, with the loss and schedule choices the registries hold
     now, in the order conf/task/train.yaml lists them."""
