@@ -164,3 +164,22 @@ def test_an_unknown_schedule_names_the_closest() -> None:
         match=r"^task\.schedule: unknown schedule 'cosin'\. Did you mean 'cosine'\?",
     ):
         build_schedule("cosin", optimizer, epochs=3, step_size=1, gamma=0.5)
+
+
+def test_the_readme_example_registers_a_loss_and_a_schedule_that_train() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(# my_training\.py\n.*?)```", readme, re.DOTALL)
+    assert len(blocks) == 1
+    exec(compile(blocks[0], "README.md my_training", "exec"), {})
+    result = train(
+        ["data=diabetes", "optimizer=sgd", "optimizer.lr=0.1", "task.loss=huber",
+         "task.schedule=exponential", "task.gamma=0.9"]
+    )["train"]  # fmt: skip
+    assert result["loss_formula"] == "huber_loss(output, standardized target)"
+    assert [row["lr"] for row in result["history"]] == pytest.approx([0.1, 0.09])
+    assert losses.get("huber").doc.startswith("Huber loss")
+    with pytest.raises(ConfigError, match=r"huber takes regression data, and the"):
+        train(["data=iris", "task.loss=huber"])
