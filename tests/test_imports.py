@@ -159,3 +159,24 @@ def test_no_import_cycle_but_a_package_registering_its_own_modules() -> None:
     assert [
         {name.partition(".")[2].partition(".")[0] for name in c} for c in cycles
     ] == [{"tasks"}]
+
+
+@pytest.mark.slow
+def test_the_task_group_lists_the_built_in_tasks_without_importing_them_first() -> None:
+    # groups imports the task registry only; the built-in tasks register when the
+    # task group's options are asked for (a fresh process: nothing imported yet).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from annfactory.groups import groups\n"
+        "assert 'annfactory.tasks' not in sys.modules\n"
+        "print(' '.join(groups.get('task').options().names()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == [
+        "activations", "diagnose", "export", "forward", "init_report", "train"
+    ]  # fmt: skip
