@@ -93,3 +93,28 @@ def test_spec_yaml_is_the_text_omegaconf_writes(
     data = {FORMAT_KEY: FORMAT_VERSION, **spec.to_dict()}
     text = (tmp_path / SPEC_FILE).read_text()
     assert text == OmegaConf.to_yaml(OmegaConf.create(data))
+
+
+STRINGS = ["null", "1e3", "yes", "", "a: b", "two\nlines", "é", "日本", "Off", "~"]
+
+
+@pytest.mark.parametrize("dumper", ["CSafeDumper", "SafeDumper"])
+def test_strings_are_written_as_omegaconf_writes_them(dumper: str) -> None:
+    # The representer is PyYAML's public API with OmegaConf's rule: quote what would
+    # read back as a bool or a number; libyaml's and the pure Python dumper agree.
+    from annfactory.files import _dumper_over
+
+    base = getattr(yaml, dumper, None)
+    if base is None:
+        pytest.skip(f"this PyYAML has no {dumper}")
+    data = {f"k{index}": value for index, value in enumerate(STRINGS)}
+    ours = yaml.dump(
+        data,
+        Dumper=_dumper_over(base),
+        default_flow_style=False,
+        allow_unicode=True,
+        sort_keys=False,
+    )
+    assert ours == OmegaConf.to_yaml(OmegaConf.create(data))
+    assert "k0: 'null'\nk1: '1e3'\nk2: 'yes'\nk3: ''\nk4: 'a: b'\n" in ours
+    assert yaml.safe_load(ours) == data

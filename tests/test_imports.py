@@ -120,3 +120,63 @@ def test_the_layers_contract_holds(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.lint_imports(config_filename=str(config), no_cache=True) == 0, (
         capsys.readouterr().out
     )
+
+
+def test_the_groups_import_the_task_declarations_not_the_tasks() -> None:
+    # The task group's options are the tasks registry, below the groups; the tasks
+    # package (runs, factory, the built-in tasks) sits above the spec (issue 20).
+    imported = imported_modules(PACKAGE / "groups.py")
+    assert "annfactory.task_registry" in imported
+    assert not [name for name in imported if name.startswith("annfactory.tasks")]
+    registry = imported_modules(PACKAGE / "task_registry.py")
+    assert not [name for name in registry if name.startswith("annfactory.tasks")]
+
+
+def test_the_layers_contract_ignores_no_import() -> None:
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())
+    for contract in config["tool"]["importlinter"]["contracts"]:
+        assert not contract.get("ignore_imports"), contract["name"]
+
+
+def test_no_import_cycle_but_a_package_registering_its_own_modules() -> None:
+    grimp = pytest.importorskip("grimp")
+    import importlib.util
+
+    script = PACKAGE.parents[1] / "scripts" / "import_cycles.py"
+    loaded = importlib.util.spec_from_file_location("import_cycles", script)
+    assert loaded is not None
+    assert loaded.loader is not None
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    graph = grimp.build_graph(
+        "annfactory", cache_dir=None, exclude_type_checking_imports=True
+    )
+    assert module._components(graph, skip_registration=True) == []
+    # Counting registration imports, the one cycle is the tasks package's own.
+    cycles = module._components(graph, skip_registration=False)
+    assert [
+        {name.partition(".")[2].partition(".")[0] for name in c} for c in cycles
+    ] == [{"tasks"}]
+
+
+@pytest.mark.slow
+def test_the_task_group_lists_the_built_in_tasks_without_importing_them_first() -> None:
+    # groups imports the task registry only; the built-in tasks register when the
+    # task group's options are asked for (a fresh process: nothing imported yet).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from annfactory.groups import groups\n"
+        "assert 'annfactory.tasks' not in sys.modules\n"
+        "print(' '.join(groups.get('task').options().names()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == [
+        "activations", "diagnose", "export", "forward", "init_report", "train"
+    ]  # fmt: skip

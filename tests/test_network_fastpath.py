@@ -1,9 +1,9 @@
-"""The forward fast path of ``Network`` (it skips ``nn.Module.__call__`` of children).
+"""The forward path of ``Network``: every child called through ``nn.Module.__call__``.
 
-Each test compares the fast path with the plain path through ``__call__`` (a
-``nn.Sequential`` of the same children) under what could see the difference: hooks on
-the network, on a child and global ones, autograd, ``torch.compile``, ``torch.export``
-and ONNX export.
+Each test compares the network with a ``nn.Sequential`` of the same children under what
+could see a difference: hooks on the network, on a child and global ones, autograd,
+``torch.compile``, ``torch.export``, ONNX export, a child that overrides ``__call__``
+and a child compiled with ``Module.compile()``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from torch import nn
 
 import annfactory
 from annfactory import compose
-from annfactory import network as network_module
 from annfactory.network import Network
 
 
@@ -39,7 +38,9 @@ def network() -> nn.Module:
     return _network()
 
 
-def test_fast_path_equals_call_path(network: nn.Module, batch: torch.Tensor) -> None:
+def test_the_network_equals_the_call_path(
+    network: nn.Module, batch: torch.Tensor
+) -> None:
     assert torch.equal(network(batch), _plain(network)(batch))
 
 
@@ -160,49 +161,8 @@ def test_onnx_export_matches_eager(network: nn.Module, batch: torch.Tensor) -> N
 
 
 # ------------------------------------------------------------------------------------
-# Where an assumption of the fast path fails: every child through __call__
+# Children that change how they are called
 # ------------------------------------------------------------------------------------
-
-
-def test_the_pinned_torch_takes_the_fast_path(network: Network) -> None:
-    assert network_module._FAST_PATH
-    assert network._fast
-
-
-def test_a_torch_without_a_global_hook_dict_gets_the_fallback(
-    monkeypatch: pytest.MonkeyPatch, batch: torch.Tensor
-) -> None:
-    fast = _network()
-    expected = fast(batch)
-    with monkeypatch.context() as patch:  # torch itself needs it back to run
-        patch.delattr(nn.modules.module, "_global_backward_pre_hooks")
-        assert not network_module._fast_path_available()
-    monkeypatch.setattr(network_module, "_FAST_PATH", False)
-    fallback = _network()
-    assert not fallback._fast
-    assert torch.equal(fallback(batch), expected)
-    assert torch.equal(fallback(batch), _plain(fallback)(batch))
-    # Every child is called through __call__: its hooks run.
-    seen: list[str] = []
-    for name in fallback._order:
-        fallback.get_submodule(name).register_forward_pre_hook(
-            lambda module, args, name=name: seen.append(name)
-        )
-    fallback(batch)
-    assert seen == list(fallback._order)
-
-
-def test_a_torch_without_module_hook_dicts_gets_the_fallback(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    original = nn.Module.__init__
-
-    def without_hooks(self: nn.Module, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        object.__delattr__(self, "_backward_pre_hooks")
-
-    monkeypatch.setattr(nn.Module, "__init__", without_hooks)
-    assert not network_module._fast_path_available()
 
 
 def test_a_child_that_overrides_call_is_called_through_it(batch: torch.Tensor) -> None:
@@ -227,7 +187,6 @@ def test_a_child_that_overrides_call_is_called_through_it(batch: torch.Tensor) -
 
     annfactory.layers.register("counted_linear", Counted, weighted=True)
     network = _network("+model.layers.hidden1.type=counted_linear")
-    assert not network._fast
     assert isinstance(network.get_submodule("hidden1"), Counted)
     assert torch.equal(network(batch), _plain(network)(batch))
     assert len(calls) == 2
@@ -250,3 +209,21 @@ def test_a_compiled_child_runs_its_compiled_call(
     child._compiled_call_impl = counting
     torch.testing.assert_close(network(batch), expected)
     assert compiled_calls == [1]
+
+
+def test_a_pre_hook_on_every_child_fires_in_order(
+    network: Network, batch: torch.Tensor
+) -> None:
+    seen: list[str] = []
+    handles = [
+        network.get_submodule(name).register_forward_pre_hook(
+            lambda module, args, name=name: seen.append(name)
+        )
+        for name in network._order
+    ]
+    try:
+        network(batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert seen == list(network._order)

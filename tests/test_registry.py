@@ -105,6 +105,18 @@ def test_names_are_sorted_and_iteration_follows_them(fruits: Registry[str]) -> N
     assert 3 not in fruits
 
 
+def test_names_in_order_follow_registration_and_survive_a_restore(
+    fruits: Registry[str],
+) -> None:
+    assert fruits.names_in_order() == ["banana", "apple", "cherry"]
+    state = fruits.snapshot()
+    fruits.unregister("banana")
+    fruits.register("banana", "green")
+    assert fruits.names_in_order() == ["apple", "cherry", "banana"]
+    fruits.restore(state)
+    assert fruits.names_in_order() == ["banana", "apple", "cherry"]
+
+
 def test_unregister_removes_and_returns_the_entry(fruits: Registry[str]) -> None:
     assert fruits.unregister("banana") == "yellow"
     assert "banana" not in fruits

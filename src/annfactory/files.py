@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["to_yaml", "write_atomic"]
 
@@ -25,10 +25,10 @@ def to_yaml(data: Any) -> str:
 
     Every run writes its config and Hydra's (``.hydra/*.yaml``) and its ``spec.yaml``.
     OmegaConf's pure Python emitter takes about five times as long, a large part of a
-    sweep job's own cost. The representer is OmegaConf's (strings that would read back
-    as a bool or a number are quoted), so the data read back is the same; libyaml
-    only folds long quoted strings at other points (``tests/test_files.py``).
-    Without libyaml, OmegaConf's own emitter.
+    sweep job's own cost. Strings are represented by OmegaConf's rule (those that
+    would read back as a bool or a number are quoted), so the data read back is the
+    same; libyaml only folds long quoted strings at other points
+    (``tests/test_files.py``). Without libyaml, PyYAML's pure Python safe dumper.
     """
     import yaml
     from omegaconf import OmegaConf
@@ -45,19 +45,53 @@ def to_yaml(data: Any) -> str:
     return text
 
 
+#: The words YAML 1.1 reads as a bool (PyYAML's resolver, and so OmegaConf's).
+_YAML_BOOLS: Final = frozenset(
+    word
+    for base in ("y", "yes", "n", "no", "true", "false", "on", "off")
+    for word in (base, base.capitalize(), base.upper())
+)
+
+
+def _reads_as_other_type(text: str) -> bool:
+    """Whether ``text``, written plainly, would read back as a bool or a number:
+    OmegaConf quotes those (``"yes"``, ``"1e3"``, ``"1_000"``, ``"nan"``)."""
+    if text in _YAML_BOOLS:
+        return True
+    for number in (int, float):
+        try:
+            number(text)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def _represent_str(dumper: Any, text: str) -> Any:
+    """A string as OmegaConf writes it: single-quoted where it would read back as a
+    bool or a number, else in the style PyYAML chooses (which quotes what YAML would
+    read as null or syntax, and writes multi-line strings so they read back)."""
+    return dumper.represent_scalar(
+        "tag:yaml.org,2002:str",
+        text,
+        style="'" if _reads_as_other_type(text) else None,
+    )
+
+
 @cache
 def _dumper() -> Any:
-    """libyaml's dumper with OmegaConf's representer for strings (OmegaConf's own
-    dumper without libyaml)."""
+    """PyYAML's safe dumper (libyaml's where PyYAML has it) with OmegaConf's rule for
+    strings."""
     import yaml
-    from omegaconf._utils import get_omega_conf_dumper
 
-    omegaconf_dumper = get_omega_conf_dumper()
-    if not hasattr(yaml, "CSafeDumper"):
-        return omegaconf_dumper
+    return _dumper_over(getattr(yaml, "CSafeDumper", yaml.SafeDumper))
 
-    class _Dumper(yaml.CSafeDumper):  # type: ignore[misc]
+
+def _dumper_over(base: type) -> Any:
+    """A subclass of the PyYAML dumper ``base`` with OmegaConf's rule for strings."""
+
+    class _Dumper(base):  # type: ignore[misc]
         pass
 
-    _Dumper.add_representer(str, omegaconf_dumper.str_representer)
+    _Dumper.add_representer(str, _represent_str)
     return _Dumper

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from annfactory.activations import activations
 from annfactory.data import datasets, parse_data
@@ -40,9 +40,7 @@ from annfactory.optimizers import optimizers, parse_optimizer
 from annfactory.params import Param, check_keys
 from annfactory.plugins import load_plugins
 from annfactory.registry import Registry
-
-if TYPE_CHECKING:
-    from annfactory.tasks import Task
+from annfactory.task_registry import Task, loaded_tasks
 
 __all__ = [
     "CHOICE_SLOTS",
@@ -180,13 +178,6 @@ groups: Registry[ConfigGroup] = Registry(
 """annfactory's config groups (others, like ``hydra/launcher``, are Hydra's)."""
 
 
-def _tasks() -> Registry[Task]:
-    # annfactory.tasks imports the spec, which imports this module.
-    from annfactory.tasks import tasks
-
-    return tasks
-
-
 def _task_keys(task: Task) -> OptionKeys:
     return OptionKeys(task.option_names, kind="key")
 
@@ -253,7 +244,7 @@ groups.register(
     "task",
     ConfigGroup(
         doc="what the run does with the network",
-        registry=_tasks,
+        registry=loaded_tasks,
         option_keys=_task_keys,
     ),
 )

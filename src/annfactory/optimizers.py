@@ -1,4 +1,5 @@
-"""Optimizers: the ``optimizer`` registry, their options, and learning-rate schedules.
+"""Optimizers: the ``optimizer`` registry, their options, and the ``schedules`` registry
+of learning-rate schedules.
 
 An optimizer is one registered :class:`OptimizerType`: a function that builds the
 ``torch.optim`` optimizer, the schema of its scalar options (:class:`Param`), and
@@ -15,6 +16,15 @@ A new optimizer is one registered builder::
         import torch
 
         return torch.optim.RMSprop(parameters, **options)
+
+A schedule is one registered build function too (:data:`schedules`,
+``task.schedule=<name>``)::
+
+    @schedules.register("exponential")
+    def exponential(optimizer, *, epochs, step_size, gamma):
+        import torch
+
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma)
 
 torch is imported only inside the builders and :func:`build_optimizer`.
 """
@@ -39,15 +49,14 @@ __all__ = [
     "FloatList",
     "OptimizerSpec",
     "OptimizerType",
+    "ScheduleType",
     "build_optimizer",
     "build_schedule",
     "learning_rate",
     "optimizers",
     "parse_optimizer",
+    "schedules",
 ]
-
-#: The learning-rate schedules of :func:`build_schedule`, stepped once per epoch.
-SCHEDULES: Final = ("none", "cosine", "step")
 
 Builder = Callable[[Iterable["torch.nn.Parameter"], Mapping[str, Any]], Any]
 """``build(parameters, options) -> torch.optim.Optimizer``: ``options`` holds every
@@ -296,6 +305,92 @@ def build_optimizer(
     return built
 
 
+# ------------------------------------------------------------------------------------
+# Learning-rate schedules.
+# ------------------------------------------------------------------------------------
+
+ScheduleBuilder = Callable[..., Any]
+"""``build(optimizer, *, epochs, step_size, gamma) -> LRScheduler | None``: the
+schedule over ``optimizer`` (None: a constant rate), stepped once per epoch.
+``epochs`` is the planned number of epochs; ``step_size`` and ``gamma`` are
+``task.step_size`` and ``task.gamma``."""
+
+
+@dataclass(frozen=True)
+class ScheduleType:
+    """A learning-rate schedule.
+
+    Args:
+        build: ``build(optimizer, *, epochs, step_size, gamma)``: the
+            ``torch.optim.lr_scheduler`` scheduler, or None for a constant rate.
+        doc: One line for listings.
+    """
+
+    build: ScheduleBuilder
+    doc: str = ""
+
+
+def _schedule_from(obj: Any, *, name: str, **options: Any) -> ScheduleType:
+    """Registry coercion: a :class:`ScheduleType`, or its build function (``doc``:
+    the function's first docstring line)."""
+    if isinstance(obj, ScheduleType):
+        if options:
+            raise RegistrationError(
+                f"schedule {name!r}: options given with a ScheduleType"
+            )
+        return obj
+    if not callable(obj):
+        raise RegistrationError(
+            f"schedule {name!r}: expected a build function or a ScheduleType, got "
+            f"{type(obj).__name__}"
+        )
+    doc = options.pop("doc", None) or (inspect.getdoc(obj) or "").split("\n")[0]
+    try:
+        return ScheduleType(build=obj, doc=doc, **options)
+    except TypeError as error:
+        raise RegistrationError(f"schedule {name!r}: {error}") from None
+
+
+schedules: Registry[ScheduleType] = Registry(
+    "schedule", coerce=_schedule_from, on_miss=load_plugins
+)
+"""The schedule registry: ``task.schedule=<name>`` steps the entry's scheduler once
+per epoch."""
+
+
+@schedules.register("none")
+def _constant(
+    optimizer: torch.optim.Optimizer, *, epochs: int, step_size: int, gamma: float
+) -> None:
+    """A constant rate: the optimizer's."""
+    return None
+
+
+@schedules.register("cosine")
+def _cosine(
+    optimizer: torch.optim.Optimizer, *, epochs: int, step_size: int, gamma: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Cosine annealing from the optimizer's rate to 0 over the planned epochs
+    (CosineAnnealingLR)."""
+    import torch
+
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+
+
+@schedules.register("step")
+def _step(
+    optimizer: torch.optim.Optimizer, *, epochs: int, step_size: int, gamma: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The rate times gamma every step_size epochs (StepLR)."""
+    import torch
+
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+
+
+#: The built-in schedules, in the order ``task.schedule`` lists them.
+SCHEDULES: Final = tuple(schedules.names_in_order())
+
+
 def build_schedule(
     name: str | None,
     optimizer: torch.optim.Optimizer,
@@ -308,10 +403,10 @@ def build_schedule(
     """The learning-rate schedule called ``name``, stepped once per epoch.
 
     Args:
-        name: ``"none"`` (or None): a constant rate; ``"cosine"``: cosine annealing
-            from the optimizer's rate to 0 over ``epochs`` (``CosineAnnealingLR``);
-            ``"step"``: the rate times ``gamma`` every ``step_size`` epochs
-            (``StepLR``).
+        name: A registered schedule (:data:`schedules`): ``"none"`` (or None): a
+            constant rate; ``"cosine"``: cosine annealing from the optimizer's rate
+            to 0 over ``epochs`` (``CosineAnnealingLR``); ``"step"``: the rate times
+            ``gamma`` every ``step_size`` epochs (``StepLR``).
         optimizer: The optimizer whose rate it sets.
         epochs: The planned number of epochs (the cosine's period).
         step_size: Epochs between two decays of ``"step"``.
@@ -319,19 +414,13 @@ def build_schedule(
         key: The config path of ``name``, for the message.
 
     Raises:
-        UnknownNameError: ``name`` is not one of :data:`SCHEDULES`.
+        UnknownNameError: ``name`` is no registered schedule.
     """
-    import torch
-
-    if name is None or name == "none":
-        return None
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    if name == "step":
-        return torch.optim.lr_scheduler.StepLR(
-            optimizer, step_size=step_size, gamma=gamma
-        )
-    raise UnknownNameError(key, "schedule", name, SCHEDULES)
+    entry = schedules.get("none" if name is None else name, key=key)
+    built: torch.optim.lr_scheduler.LRScheduler | None = entry.build(
+        optimizer, epochs=epochs, step_size=step_size, gamma=gamma
+    )
+    return built
 
 
 # ------------------------------------------------------------------------------------

@@ -161,6 +161,12 @@ class Registry(Generic[T]):
         """Sorted names of the entries registered so far (never calls ``on_miss``)."""
         return sorted(self._entries)
 
+    def names_in_order(self) -> list[str]:
+        """Names of the entries registered so far, in the order they were registered
+        (the built-in entries first, as their module's table lists them); never calls
+        ``on_miss``."""
+        return list(self._entries)
+
     def origin(self, name: str) -> str:
         """Where the entry called ``name`` was defined (``module:qualname``)."""
         self.get(name)

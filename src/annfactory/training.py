@@ -185,96 +185,189 @@ def train(
         ConfigError: The loss became NaN or infinite (training diverged): names
             ``optimizer.lr``, the usual cause.
     """
-    import torch
-
     _check_arguments(metric, keep, epochs, batch_size, patience, x_train, x_val)
-    rows = x_train.shape[0]
-    device = x_train.device
-    # Each step's loss weighs by its rows; only the last batch of an epoch is short.
-    sizes = batch_sizes(rows, batch_size, batch_norm=has_batch_norm(module))
-    weights = torch.tensor(sizes, dtype=torch.float32, device=device) / rows
-    forward = _forward(logits, loss, device, autocast)
-    evaluate = _validation(forward, metric, x_val, y_val)
-    scaler = (
-        torch.amp.GradScaler(device.type, init_scale=_INITIAL_LOSS_SCALE)
-        if autocast == torch.float16
-        else None
+    run_epoch = _EpochRunner(
+        logits=logits,
+        module=module,
+        loss=loss,
+        metric=metric,
+        optimizer=optimizer,
+        schedule=schedule,
+        x_train=x_train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        batch_size=batch_size,
+        generator=generator,
+        autocast=autocast,
     )
-    step = _Stepper(optimizer, scaler)
-    train_total_squares = _total_squares(y_train) if metric == "r2" else None
     result = TrainResult()
-    best_loss = math.inf
-    best_state: dict[str, Tensor] | None = None
-    since_best = 0
+    best = _BestSoFar(keep=keep, epochs=epochs)
     start = time.perf_counter()
     with (
-        _cpu_threads(module, batch_size, device),
-        _seeded_dropout(dropout_seed, device),
+        _cpu_threads(module, batch_size, x_train.device),
+        _seeded_dropout(dropout_seed, x_train.device),
     ):
         for epoch in range(1, epochs + 1):
-            epoch_start = time.perf_counter()
-            lr = float(optimizer.param_groups[0]["lr"])
-            module.train()
-            order = torch.randperm(rows, generator=generator).to(device)
-            step_losses = []
-            step_scores = []
-            for inputs, targets in zip(
-                torch.split(x_train.index_select(0, order), sizes),
-                torch.split(y_train.index_select(0, order), sizes),
-                strict=True,
-            ):
-                outputs, step_loss = forward(inputs, targets)
-                step(step_loss)
-                step_losses.append(step_loss.detach())
-                step_scores.append(_score(outputs.detach(), targets, metric))
-            module.eval()
-            with torch.inference_mode():
-                train_loss = (torch.stack(step_losses).float() * weights).sum()
-                train_value = _metric(
-                    torch.stack(step_scores).sum(0), rows, train_total_squares
-                )
-                val_loss, value = evaluate()
-                # The epoch's one host sync.
-                numbers = torch.stack(
-                    [train_loss.double(), val_loss.double(), value, train_value]
-                ).tolist()
-            if schedule is not None:
-                schedule.step()
-            record = EpochRecord(
-                epoch,
-                numbers[0],
-                numbers[1],
-                numbers[2],
-                lr,
-                time.perf_counter() - epoch_start,
-                numbers[3],
-            )
+            record = run_epoch(epoch)
             _check_finite(record, optimizer)
             result.history.append(record)
             result.epochs_run = epoch
-            if record.val_loss < best_loss:
-                best_loss, result.best_epoch, since_best = record.val_loss, epoch, 0
-                if keep == "best" and epoch < epochs:
-                    best_state = {
-                        name: tensor.detach().clone()
-                        for name, tensor in module.state_dict().items()
-                    }
-            else:
-                since_best += 1
+            best.update(record, module)
+            result.best_epoch = best.epoch
             if on_epoch is not None:
                 on_epoch(record)
-            if patience is not None and since_best >= patience and epoch < epochs:
+            if patience is not None and best.since >= patience and epoch < epochs:
                 result.stopped_early = True
                 break
-        if (
-            keep == "best"
-            and best_state is not None
-            and result.best_epoch != result.epochs_run
-        ):
-            module.load_state_dict(best_state)
+        best.restore(module, result.epochs_run)
     module.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+class _EpochRunner:
+    """One epoch: minibatch steps over the shuffled training rows, then validation.
+
+    Built once per run (the batch sizes and their weights, the forward pass, the
+    validation, the optimizer's stepper); ``run_epoch(epoch)`` trains one epoch,
+    steps the schedule, and returns its record. The arguments are
+    :func:`train`'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        logits: Callable[[Tensor], Tensor],
+        module: torch.nn.Module,
+        loss: Callable[[Tensor, Tensor], Tensor],
+        metric: str,
+        optimizer: torch.optim.Optimizer,
+        schedule: torch.optim.lr_scheduler.LRScheduler | None,
+        x_train: Tensor,
+        y_train: Tensor,
+        x_val: Tensor,
+        y_val: Tensor,
+        batch_size: int,
+        generator: torch.Generator,
+        autocast: torch.dtype | None,
+    ) -> None:
+        import torch
+
+        self._module, self._metric = module, metric
+        self._optimizer, self._schedule = optimizer, schedule
+        self._x_train, self._y_train = x_train, y_train
+        self._generator = generator
+        self._rows = rows = x_train.shape[0]
+        device = x_train.device
+        # Each step's loss weighs by its rows; only the last batch of an epoch is
+        # short.
+        self._sizes = batch_sizes(rows, batch_size, batch_norm=has_batch_norm(module))
+        self._weights = (
+            torch.tensor(self._sizes, dtype=torch.float32, device=device) / rows
+        )
+        self._forward = _forward(logits, loss, device, autocast)
+        self._evaluate = _validation(self._forward, metric, x_val, y_val)
+        scaler = (
+            torch.amp.GradScaler(device.type, init_scale=_INITIAL_LOSS_SCALE)
+            if autocast == torch.float16
+            else None
+        )
+        self._step = _Stepper(optimizer, scaler)
+        self._total_squares = _total_squares(y_train) if metric == "r2" else None
+
+    def __call__(self, epoch: int) -> EpochRecord:
+        epoch_start = time.perf_counter()
+        lr = float(self._optimizer.param_groups[0]["lr"])
+        step_losses, step_scores = self._train_steps()
+        numbers = self._figures(step_losses, step_scores)
+        if self._schedule is not None:
+            self._schedule.step()
+        return EpochRecord(
+            epoch,
+            numbers[0],
+            numbers[1],
+            numbers[2],
+            lr,
+            time.perf_counter() - epoch_start,
+            numbers[3],
+        )
+
+    def _train_steps(self) -> tuple[list[Tensor], list[Tensor]]:
+        """One pass over the shuffled training rows: each step's loss and score."""
+        import torch
+
+        self._module.train()
+        device = self._x_train.device
+        order = torch.randperm(self._rows, generator=self._generator).to(device)
+        step_losses = []
+        step_scores = []
+        for inputs, targets in zip(
+            torch.split(self._x_train.index_select(0, order), self._sizes),
+            torch.split(self._y_train.index_select(0, order), self._sizes),
+            strict=True,
+        ):
+            outputs, step_loss = self._forward(inputs, targets)
+            self._step(step_loss)
+            step_losses.append(step_loss.detach())
+            step_scores.append(_score(outputs.detach(), targets, self._metric))
+        return step_losses, step_scores
+
+    def _figures(
+        self, step_losses: list[Tensor], step_scores: list[Tensor]
+    ) -> list[float]:
+        """The epoch's train loss, validation loss, validation metric and running
+        train metric, in eval mode, with the epoch's one host sync."""
+        import torch
+
+        self._module.eval()
+        with torch.inference_mode():
+            train_loss = (torch.stack(step_losses).float() * self._weights).sum()
+            train_value = _metric(
+                torch.stack(step_scores).sum(0), self._rows, self._total_squares
+            )
+            val_loss, value = self._evaluate()
+            numbers: list[float] = torch.stack(
+                [train_loss.double(), val_loss.double(), value, train_value]
+            ).tolist()
+        return numbers
+
+
+@dataclass
+class _BestSoFar:
+    """Early stopping's and ``keep="best"``'s state: the epoch with the lowest
+    validation loss so far (the first of equals), its weights, and the epochs since.
+
+    Attributes:
+        keep: ``"best"`` or ``"last"``.
+        epochs: The most epochs the run may take (the last one's state is kept
+            without a copy).
+    """
+
+    keep: str
+    epochs: int
+    loss: float = math.inf
+    epoch: int = 0
+    since: int = 0
+    state: dict[str, Tensor] | None = None
+
+    def update(self, record: EpochRecord, module: torch.nn.Module) -> None:
+        """Take in an epoch's record; copy the weights where it is the best yet."""
+        if record.val_loss < self.loss:
+            self.loss, self.epoch, self.since = record.val_loss, record.epoch, 0
+            if self.keep == "best" and record.epoch < self.epochs:
+                self.state = {
+                    name: tensor.detach().clone()
+                    for name, tensor in module.state_dict().items()
+                }
+        else:
+            self.since += 1
+
+    def restore(self, module: torch.nn.Module, epochs_run: int) -> None:
+        """With ``keep="best"``, load the best epoch's weights unless it was the
+        last one run."""
+        if self.keep == "best" and self.state is not None and self.epoch != epochs_run:
+            module.load_state_dict(self.state)
 
 
 def _check_arguments(

@@ -1,4 +1,5 @@
-"""Tasks that ``scripts/run.py`` runs (``task=<name>``): the ``tasks`` registry.
+"""Tasks that ``scripts/run.py`` runs (``task=<name>``): the built-in tasks, and
+running one.
 
 A task is one registered :class:`Task`: its ``run(context) -> metrics`` function and
 the schema of its options (the ``task`` node's keys besides ``name``). A task module
@@ -18,7 +19,9 @@ Likewise a task declares whether it reads the top-level ``batch_size``
 (``reads_batch_size``); a ``batch_size`` set for one that does not is refused, not
 ignored (``task=train`` takes its rows per step from ``task.batch_size``).
 
-Importing this package imports the built-in task modules, which import torch and
+The registry itself, :data:`tasks`, lives below the config groups in
+:mod:`annfactory.task_registry` (re-exported here). Importing this package imports the
+built-in task modules, which import torch and
 matplotlib only inside their functions: the override check and ``--help`` read the
 schemas without paying for torch. Other packages add tasks as plugins
 (:mod:`annfactory.plugins`), looked up when a name is missing.
@@ -34,21 +37,25 @@ noticeable part of a sweep job.
 from __future__ import annotations
 
 import atexit
-import inspect
 import io
 import os
 import shutil
 import sys
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from annfactory.errors import ConfigError, RegistrationError
-from annfactory.params import Param, check_keys, validate_params
-from annfactory.plugins import load_plugins
-from annfactory.registry import Registry
+from annfactory.errors import ConfigError
 from annfactory.runs import METRICS_FILE, SPEC_FILE, metrics_json, save_run
+from annfactory.task_registry import (
+    TASKS,
+    Task,
+    check_option_names,
+    parse_task_options,
+    task_name,
+    tasks,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -157,118 +164,6 @@ def _remove_staging_folders() -> None:
     _STAGING.clear()
 
 
-RunFunction = Callable[["TaskContext"], Mapping[str, Any]]
-"""A task's work: ``run(context) -> metrics``."""
-ParseOptions = Callable[[Mapping[str, Any], str], Any]
-"""``parse_options(given, key) -> options``: ``given`` is the ``task`` node without
-``name``, ``key`` its config path; errors name ``<key>.<option>``."""
-
-
-@dataclass(frozen=True)
-class Task:
-    """A task: what it does and the schema of its options.
-
-    Args:
-        run: ``run(context) -> metrics``; ``context.options`` holds the parsed
-            options.
-        params: The options that are one bool, int, float or string, with their
-            types, defaults and bounds.
-        parse_options: Turns the given options into what ``context.options`` holds,
-            with the rules that ``params`` cannot say (cross-option rules, lists,
-            mappings). None: ``validate_params`` over ``params``, a dict with every
-            option.
-        other_options: Options that only ``parse_options`` reads (lists, mappings),
-            by name: with ``params`` they are the keys a ``task`` node may hold.
-        compiles: The task honours ``compile=true``.
-        reads_batch_size: The task uses the top-level ``batch_size`` (the rows of
-            the run's random batch), or a function of the parsed options that says
-            whether it does (``task=diagnose`` does with ``task.batch_size=null``).
-            A ``batch_size`` set for a task that does not is refused.
-        objectives: The metrics a search may optimize (``hydra/sweeper=optuna``):
-            dotted path into the returned metrics -> ``"minimize"`` or
-            ``"maximize"``. The first one is the search's default objective.
-        groups: The config groups beyond the primary config's that the task reads
-            (``train``: ``data`` and ``optimizer``), which its option file declares
-            in its defaults list; the override check refuses them for other tasks.
-        metric: The task's headline metric, the one a sweep job's line shows:
-            dotted paths into the returned metrics, the first one reported wins
-            (``train``: ``val_accuracy``, or ``val_r2`` for regression data).
-        doc: One line for listings.
-    """
-
-    run: RunFunction
-    params: Mapping[str, Param] = field(default_factory=dict)
-    parse_options: ParseOptions | None = None
-    other_options: tuple[str, ...] = ()
-    compiles: bool = False
-    reads_batch_size: bool | Callable[[Any], bool] = True
-    objectives: Mapping[str, str] = field(default_factory=dict)
-    groups: tuple[str, ...] = ()
-    metric: tuple[str, ...] = ()
-    doc: str = ""
-
-    @property
-    def option_names(self) -> tuple[str, ...]:
-        """Every key a ``task`` node may hold besides ``name``."""
-        return (*self.params, *self.other_options)
-
-    def reads_batch_size_with(self, options: Any) -> bool:
-        """Whether the task, with these parsed options, uses the top-level
-        ``batch_size``."""
-        if callable(self.reads_batch_size):
-            return bool(self.reads_batch_size(options))
-        return self.reads_batch_size
-
-
-def _task_from(obj: Any, *, name: str, **options: Any) -> Task:
-    """Registry coercion: accept a :class:`Task`, or a run function and the Task's
-    other fields as keyword options (``doc`` defaults to the first line of the run
-    function's module docstring, or of its own)."""
-    if isinstance(obj, Task):
-        if options:
-            raise RegistrationError(f"task {name!r}: options given with a Task")
-        return obj
-    if not callable(obj):
-        raise RegistrationError(
-            f"task {name!r}: expected a run function or a Task, got "
-            f"{type(obj).__name__}"
-        )
-    module = inspect.getmodule(obj)
-    doc = (
-        options.pop("doc", None)
-        or (module.__doc__ if module is not None else None)
-        or obj.__doc__
-        or ""
-    )
-    try:
-        return Task(run=obj, doc=doc.strip().split("\n")[0], **options)
-    except TypeError as error:
-        raise RegistrationError(f"task {name!r}: {error}") from None
-
-
-tasks: Registry[Task] = Registry("task", coerce=_task_from, on_miss=load_plugins)
-"""The task registry: ``task=<name>`` runs the entry called ``name``."""
-
-
-class _TaskModules(Mapping[str, str]):
-    """Task name -> the module of its run function, read from :data:`tasks`."""
-
-    def __getitem__(self, name: str) -> str:
-        if name not in tasks:
-            raise KeyError(name)
-        return tasks.get(name).run.__module__
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(tasks.names())
-
-    def __len__(self) -> int:
-        return len(tasks)
-
-
-TASKS: Mapping[str, str] = _TaskModules()
-"""Task name -> module, read-only (kept from before the registry; use :data:`tasks`)."""
-
-
 def save_model(context: TaskContext, model: nn.Module) -> None:
     """Stage the run's ``spec.yaml`` and (off the meta device) ``weights.safetensors``
     with :func:`annfactory.runs.save_run`; they land in the run directory when the
@@ -276,46 +171,6 @@ def save_model(context: TaskContext, model: nn.Module) -> None:
     spec_path = context.path(SPEC_FILE)
     if spec_path is not None:
         save_run(spec_path.parent, context.spec, model)
-
-
-def task_name(node: Any, key: str = "task") -> str:
-    """The task a ``task`` node names (default ``forward``), checked."""
-    if node is None:
-        return "forward"
-    name = node.get("name", "forward") if isinstance(node, Mapping) else node
-    tasks.get(name, key=f"{key}.name")  # an unknown name loads plugins first
-    return str(name)
-
-
-def check_option_names(name: str, given: Collection[str], key: str = "task") -> None:
-    """Each option in ``given`` is one that task ``name`` declares.
-
-    The override check and :func:`parse_task_options` both call it: one rule.
-
-    Raises:
-        UnknownNameError: Names ``<key>.<option>`` and the closest declared option.
-    """
-    options = tasks.get(name).option_names
-    check_keys(given, options, key, "key", where=f" for task {name!r}")
-
-
-def parse_task_options(name: str, given: Mapping[str, Any], key: str = "task") -> Any:
-    """The options of task ``name``, validated by its schema.
-
-    Args:
-        name: The task.
-        given: The ``task`` node without ``name``.
-        key: The node's config path.
-
-    Raises:
-        ConfigError: An unknown option (names the closest one) or a bad value;
-            the message names ``<key>.<option>``.
-    """
-    task = tasks.get(name)
-    check_option_names(name, given, key)
-    if task.parse_options is not None:
-        return task.parse_options(given, key)
-    return validate_params(given, task.params, key, f"task {name!r}")
 
 
 def run_named_task(

@@ -19,32 +19,37 @@ every few epochs elsewhere, nothing per epoch in a sweep) and the result; writes
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import math
-import sys
-import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
 from annfactory.figures import save_figure
-from annfactory.optimizers import SCHEDULES
+from annfactory.losses import LossChoice, loss_for, losses
+from annfactory.optimizers import schedules
 from annfactory.params import Param, validate_params
-from annfactory.spec import ActivationSpec, LayerSpec, RunSpec
+from annfactory.spec import LayerSpec, RunSpec
 from annfactory.tasks import TaskContext, tasks
+from annfactory.tasks.train_report import (
+    Progress,
+    figure_title,
+    history_csv,
+    history_row,
+    plot_curves,
+    print_header,
+    print_result,
+)
 from annfactory.training import KEEPS
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
-    from matplotlib.figure import Figure
 
     from annfactory.data import Standardization, Table
     from annfactory.network import Network
-    from annfactory.training import EpochRecord
+    from annfactory.optimizers import OptimizerSpec
+    from annfactory.training import TrainResult
 
 # torch, numpy, matplotlib and the data loaders are imported inside the functions that
 # use them: the override check and --help import this module for the task's schema.
@@ -61,21 +66,16 @@ __all__ = [
     "run",
 ]
 
-#: The losses ``task.loss`` may name; null derives one from the output activation.
-LOSSES: Final = ("cross_entropy", "nll", "bce", "mse")
-#: Schedules of the learning rate, stepped once per epoch.
+#: The built-in losses ``task.loss`` may name; null derives one from the output
+#: activation (:func:`~annfactory.losses.loss_for`).
+LOSSES: Final = tuple(losses.names_in_order())
 HISTORY_FILE: Final = "history.csv"
 CURVES_FILE: Final = "curves.png"
 #: Names of the preprocessing layers the saved network gets.
 INPUT_LAYER: Final = "standardize"
 OUTPUT_LAYER: Final = "destandardize"
-#: Without a terminal, about this many progress lines per run.
-_PROGRESS_LINES: Final = 20
-_FIGURE_INCHES: Final = (11.0, 4.0)
-_FIGURE_DPI: Final = 100
-_TITLE_WIDTH: Final = 150
 
-_OPTIONS: Final = {
+_FIXED_OPTIONS: Final = {
     "epochs": Param(int, 100, "passes over the training rows", low=1),
     "batch_size": Param(int, 64, "rows per optimizer step", low=1),
     "patience": Param(
@@ -87,13 +87,9 @@ _OPTIONS: Final = {
     "keep": Param(
         str, "best", "weights saved: of the best val_loss, or the last", choices=KEEPS
     ),
-    "schedule": Param(str, "none", "learning-rate schedule", choices=SCHEDULES),
     "step_size": Param(int, 30, "epochs between lr drops (schedule=step)", low=1),
     "gamma": Param(
         float, 0.1, "lr factor at each drop (schedule=step)", low=0, low_open=True
-    ),
-    "loss": Param(
-        str, None, "null: from the output activation and the data", choices=LOSSES
     ),
     "log_every": Param(
         int,
@@ -102,6 +98,57 @@ _OPTIONS: Final = {
         low=1,
     ),
 }
+
+
+def _option_schema() -> dict[str, Param]:
+    """The task's options, with the loss and schedule choices the registries hold
+    now, in the order conf/task/train.yaml lists them."""
+    fixed = _FIXED_OPTIONS
+    return {
+        **{name: fixed[name] for name in ("epochs", "batch_size", "patience", "keep")},
+        "schedule": Param(
+            str,
+            "none",
+            "learning-rate schedule",
+            choices=tuple(schedules.names_in_order()),
+        ),
+        "step_size": fixed["step_size"],
+        "gamma": fixed["gamma"],
+        "loss": Param(
+            str,
+            None,
+            "null: from the output activation and the data",
+            choices=tuple(losses.names_in_order()),
+        ),
+        "log_every": fixed["log_every"],
+    }
+
+
+class _Options(Mapping[str, Param]):
+    """The task's schema, live: a loss or schedule registered after this module was
+    imported is a valid ``task.loss`` or ``task.schedule`` too."""
+
+    def __init__(self) -> None:
+        self._sizes = (-1, -1)
+        self._schema: dict[str, Param] = {}
+
+    def _table(self) -> dict[str, Param]:
+        sizes = (len(losses), len(schedules))
+        if sizes != self._sizes:
+            self._schema, self._sizes = _option_schema(), sizes
+        return self._schema
+
+    def __getitem__(self, name: str) -> Param:
+        return self._table()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+_OPTIONS: Final = _Options()
 
 
 @dataclass(frozen=True)
@@ -127,162 +174,6 @@ def parse_options(given: Mapping[str, Any], key: str) -> TrainOptions:
             message names ``<key>.<option>``.
     """
     return TrainOptions(**validate_params(given, _OPTIONS, key, "task 'train'"))
-
-
-# ------------------------------------------------------------------------------------
-# The loss
-# ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LossChoice:
-    """How the network is trained: the loss, and what it is computed from.
-
-    Attributes:
-        name: ``cross_entropy``, ``nll``, ``bce`` or ``mse``.
-        formula: One line for the printout and ``metrics.json``.
-        logits: The loss takes the output layer's pre-activation (the network's
-            final activation is skipped while training); False: the output.
-    """
-
-    name: str
-    formula: str
-    logits: bool
-
-
-def loss_for(
-    option: str | None,
-    activation: ActivationSpec,
-    kind: str,
-    out_features: int,
-    classes: int,
-) -> LossChoice:
-    """The loss for an output activation, a kind of data and ``task.loss``.
-
-    Derived (``option`` None): cross-entropy on the logits after an identity output;
-    after softmax, the negative log-likelihood of the log-softmax of the
-    pre-activation (the same value as cross-entropy on the logits, computed stably,
-    never a second softmax); after log_softmax, NLL of the output; one sigmoid unit on
-    two classes: binary cross-entropy on the logits; regression: mean squared error.
-
-    Raises:
-        ConfigError: ``task.loss`` contradicts the output activation or the data, or
-            the output cannot be trained for this data; the message says why.
-    """
-    name = activation.name
-    if kind == "regression":
-        if name in ("softmax", "log_softmax"):
-            raise ConfigError(
-                "model.output_activation",
-                f"a regression network cannot end with {name}: its output is a "
-                "distribution over classes, constant for one unit.",
-                "Use model.output_activation=identity.",
-            )
-        if option not in (None, "mse"):
-            raise ConfigError(
-                "task.loss",
-                f"{option} is a classification loss, and the data is a regression "
-                "target.",
-                "Use task.loss=mse, or leave task.loss out.",
-            )
-        return LossChoice("mse", "mse_loss(output, standardized target)", False)
-    if option == "mse":
-        raise ConfigError(
-            "task.loss",
-            f"mse is a regression loss, and the data has {classes} classes.",
-            "Leave task.loss out: the loss follows the output activation.",
-        )
-    binary = out_features == 1
-    if binary:
-        if name not in ("sigmoid", "identity"):
-            raise ConfigError(
-                "model.output_activation",
-                f"one output unit after {name} cannot give class probabilities.",
-                "Use sigmoid (binary cross-entropy) or 2 output units.",
-            )
-        if option not in (None, "bce"):
-            raise ConfigError(
-                "task.loss",
-                f"{option} needs one output per class; the network has one unit "
-                "for two classes, which takes bce.",
-                "Use task.loss=bce, or leave task.loss out.",
-            )
-        return LossChoice(
-            "bce",
-            "binary_cross_entropy_with_logits(pre-activation)"
-            if name == "sigmoid"
-            else "binary_cross_entropy_with_logits(output as logit)",
-            name == "sigmoid",
-        )
-    if option == "bce":
-        raise ConfigError(
-            "task.loss",
-            f"bce takes one sigmoid unit on two classes; the network has "
-            f"{out_features} output units.",
-            "Leave task.loss out (cross-entropy), or set the output to 1 unit.",
-        )
-    dim = activation.params.get("dim", -1)
-    if dim not in (-1, 1):
-        raise ConfigError(
-            "model.output_activation.dim",
-            f"{name} over dim {dim} does not normalize over the classes.",
-            "Use dim: -1.",
-        )
-    if name == "softmax":
-        if option == "cross_entropy":
-            raise ConfigError(
-                "task.loss",
-                "cross_entropy applies a softmax of its own: after the softmax "
-                "output it would be a second softmax, the classic bug.",
-                "Leave task.loss out: a softmax output trains on NLL of the "
-                "log-softmax of its pre-activation.",
-            )
-        return LossChoice(
-            "nll", f"nll_loss(log_softmax(pre-activation, dim={dim}))", True
-        )
-    if name == "log_softmax":
-        return LossChoice("nll", "nll_loss(output), output = log-probabilities", True)
-    if option == "nll":
-        raise ConfigError(
-            "task.loss",
-            f"nll takes log-probabilities, and a {name} output gives none.",
-            "Leave task.loss out (cross-entropy on the logits), or end with "
-            "log_softmax.",
-        )
-    if name == "identity":
-        return LossChoice("cross_entropy", "cross_entropy(output as logits)", False)
-    if name == "sigmoid":
-        raise ConfigError(
-            "model.output_activation",
-            f"a sigmoid on each of {out_features} units does not give one class "
-            "per row.",
-            "Use identity (cross-entropy on the logits) or softmax.",
-        )
-    return LossChoice("cross_entropy", f"cross_entropy({name} output as logits)", False)
-
-
-def _loss_function(
-    choice: LossChoice,
-) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    from torch.nn import functional
-
-    if choice.name == "mse":
-
-        def mse(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return functional.mse_loss(output.reshape(target.shape), target)
-
-        return mse
-    if choice.name == "bce":
-
-        def bce(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-            return functional.binary_cross_entropy_with_logits(
-                output.reshape(target.shape), target.to(output.dtype)
-            )
-
-        return bce
-    # cross_entropy on logits and nll of log_softmax(pre-activation) are one
-    # computation: log_softmax then nll_loss (what functional.cross_entropy does).
-    return functional.cross_entropy
 
 
 # ------------------------------------------------------------------------------------
@@ -315,16 +206,67 @@ def run(context: TaskContext) -> dict[str, Any]:
         ConfigError: No data set is chosen, ``device=meta``, or the loss contradicts
             the output activation.
     """
-    import torch
-
-    from annfactory.data import datasets, load_table, split_rows
-    from annfactory.factory import build_network, resolve_device
-    from annfactory.optimizers import build_optimizer, build_schedule, parse_optimizer
-    from annfactory.seeding import DROPOUT_STREAM, parameter_seed, seeded_generator
-    from annfactory.training import AUTOCAST_DTYPES, batch_sizes, has_batch_norm, train
+    from annfactory.optimizers import parse_optimizer
 
     spec, options = context.spec, context.options
     assert isinstance(options, TrainOptions)
+    data_spec = _data_of(spec)
+    optimizer_spec = spec.extras.get("optimizer") or parse_optimizer("adam")
+    prepared = _prepare(spec, data_spec, options)
+    result = _fit_network(context, prepared, optimizer_spec, options)
+    summary = _summary(prepared, result, optimizer_spec, data_spec.name, options)
+    metric_key = f"val_{prepared.metric}"
+    print_result(context.out, summary, metric_key)
+    _save_outputs(context, prepared, summary, metric_key)
+    return {
+        "total_params": sum(p.numel() for p in prepared.model.parameters()),
+        "output_shape": [
+            len(prepared.val_index),
+            *prepared.saved_spec.network.output_shape,
+        ],
+        "train": summary,
+    }
+
+
+@dataclass
+class _Prepared:
+    """What a run trains: the data, its split, the loss, and the network with its
+    preprocessing layers, on the device.
+
+    Attributes:
+        spec: The run's spec.
+        table: The loaded data set.
+        train_index: The training rows.
+        val_index: The validation rows.
+        choice: The loss.
+        metric: ``accuracy`` or ``r2``.
+        saved_spec: The spec the saved run gets (preprocessing layers, the data's
+            record).
+        model: The network, float32 while training in mixed precision.
+        tensors: ``x_train``, ``y_train``, ``x_val``, ``y_val`` on the device.
+        device: Where it trains.
+        saved_dtype: The dtype the network is saved in.
+        mixed: Half precision trains as mixed precision.
+    """
+
+    spec: RunSpec
+    table: Table
+    train_index: np.ndarray
+    val_index: np.ndarray
+    choice: LossChoice
+    metric: str
+    saved_spec: RunSpec
+    model: Network
+    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    device: torch.device
+    saved_dtype: torch.dtype
+    mixed: bool
+
+
+def _data_of(spec: RunSpec) -> Any:
+    """The run's data set; refuses a run without one, or on the meta device."""
+    from annfactory.data import datasets
+
     data_spec = spec.extras.get("data")
     if data_spec is None:
         raise ConfigError(
@@ -338,13 +280,23 @@ def run(context: TaskContext) -> dict[str, Any]:
             "training needs values, and device=meta allocates none.",
             "Use device=cpu (or cuda).",
         )
-    optimizer_spec = spec.extras.get("optimizer") or parse_optimizer("adam")
+    return data_spec
+
+
+def _prepare(spec: RunSpec, data_spec: Any, options: TrainOptions) -> _Prepared:
+    """Load and split the data, choose the loss, build the network around the
+    training split's statistics, and put the rows on the device."""
+    import torch
+
+    from annfactory.data import load_table, split_rows
+    from annfactory.factory import build_network, resolve_device
+    from annfactory.training import AUTOCAST_DTYPES, has_batch_norm
+
     network_spec = spec.network
-    out_layer = network_spec.layers[-1]
     table = load_table(data_spec, spec.seed, spec.dtype)
     choice = loss_for(
         options.loss,
-        out_layer.activation,
+        network_spec.layers[-1].activation,
         table.kind,
         network_spec.out_features,
         table.n_outputs,
@@ -369,19 +321,64 @@ def run(context: TaskContext) -> dict[str, Any]:
     )
     _check_batch_norm(has_batch_norm(model), options.batch_size, len(train_index))
     _set_buffers(model, fitted)
+    tensors = _split_tensors(
+        model, table, network_spec.input_shape, (train_index, val_index), device, dtype
+    )
+    return _Prepared(
+        spec=spec,
+        table=table,
+        train_index=train_index,
+        val_index=val_index,
+        choice=choice,
+        metric="r2" if table.kind == "regression" else "accuracy",
+        saved_spec=saved_spec,
+        model=model,
+        tensors=tensors,
+        device=device,
+        saved_dtype=saved_dtype,
+        mixed=mixed,
+    )
+
+
+def _split_tensors(
+    model: Network,
+    table: Table,
+    input_shape: tuple[int, ...],
+    split: tuple[np.ndarray, np.ndarray],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``x_train, y_train, x_val, y_val``: the rows standardized by the network's
+    first layer, and the targets as the loss takes them, on the device."""
+    import torch
+
     standardize = model.get_submodule(INPUT_LAYER)
     with torch.no_grad():
         features = torch.tensor(table.features, dtype=dtype, device=device)
         # Rows as the network takes them: vectors, or images ([rows, 1, 8, 8]).
-        features = features.reshape(table.rows, *network_spec.input_shape)
+        features = features.reshape(table.rows, *input_shape)
         x = standardize(features)
     y = _targets(model, table, device, dtype)
-    train_rows = torch.as_tensor(train_index, device=device)
-    val_rows = torch.as_tensor(val_index, device=device)
-    x_train, x_val = x[train_rows], x[val_rows]
-    y_train, y_val = y[train_rows], y[val_rows]
-    logits = _core(model, network_spec.layers[-1].name, choice.logits)
-    optimizer = build_optimizer(optimizer_spec, model.parameters(), device)
+    train_rows = torch.as_tensor(split[0], device=device)
+    val_rows = torch.as_tensor(split[1], device=device)
+    return x[train_rows], y[train_rows], x[val_rows], y[val_rows]
+
+
+def _fit_network(
+    context: TaskContext,
+    prepared: _Prepared,
+    optimizer_spec: OptimizerSpec,
+    options: TrainOptions,
+) -> TrainResult:
+    """Print the plan, train with progress, and cast a mixed-precision network to
+    its saved dtype."""
+    from annfactory.optimizers import build_optimizer, build_schedule
+    from annfactory.seeding import DROPOUT_STREAM, parameter_seed, seeded_generator
+    from annfactory.training import train
+
+    spec, model = prepared.spec, prepared.model
+    logits = _core(model, spec.network.layers[-1].name, prepared.choice.logits)
+    optimizer = build_optimizer(optimizer_spec, model.parameters(), prepared.device)
     schedule = build_schedule(
         options.schedule,
         optimizer,
@@ -389,32 +386,15 @@ def run(context: TaskContext) -> dict[str, Any]:
         step_size=options.step_size,
         gamma=options.gamma,
     )
-    metric = "r2" if table.kind == "regression" else "accuracy"
-    _print_header(context.out, spec, table, train_index, val_index, choice, options)
-    if mixed:
-        print(
-            f"precision: {spec.dtype} mixed: float32 weights and optimizer state, "
-            f"autocast forward passes"
-            + (", loss scaling" if spec.dtype == "float16" else "")
-            + f"; saved in {spec.dtype}",
-            file=context.out,
-        )
-    rows = len(train_index)
-    steps = batch_sizes(rows, options.batch_size, batch_norm=has_batch_norm(model))
-    if steps != batch_sizes(rows, options.batch_size, batch_norm=False):
-        print(
-            f"note: {rows} training rows leave 1 row for the last batch "
-            "of an epoch, and batch norm needs 2 or more: it joins the batch before "
-            f"it ({options.batch_size + 1} rows).",
-            file=context.out,
-        )
-    progress = _Progress(context.out, options, metric)
+    _print_plan(context.out, prepared, options)
+    x_train, y_train, x_val, y_val = prepared.tensors
+    progress = Progress(context.out, options, prepared.metric)
     try:
         result = train(
             logits=logits,
             module=model,
-            loss=_loss_function(choice),
-            metric=metric,
+            loss=losses.get(prepared.choice.name).build(),
+            metric=prepared.metric,
             optimizer=optimizer,
             schedule=schedule,
             x_train=x_train,
@@ -428,19 +408,64 @@ def run(context: TaskContext) -> dict[str, Any]:
             generator=seeded_generator(spec.seed, "train.shuffle"),
             on_epoch=progress.epoch,
             dropout_seed=parameter_seed(spec.seed, DROPOUT_STREAM),
-            autocast=saved_dtype if mixed else None,
+            autocast=prepared.saved_dtype if prepared.mixed else None,
         )
     finally:
         progress.close()
-    if mixed:
-        model.to(saved_dtype)
+    if prepared.mixed:
+        model.to(prepared.saved_dtype)
+    return result
+
+
+def _print_plan(out: TextIO, prepared: _Prepared, options: TrainOptions) -> None:
+    """The header, and the notes on mixed precision and a batch of one row."""
+    from annfactory.training import batch_sizes, has_batch_norm
+
+    spec = prepared.spec
+    print_header(
+        out,
+        spec,
+        prepared.table,
+        prepared.train_index,
+        prepared.val_index,
+        prepared.choice,
+        options,
+    )
+    if prepared.mixed:
+        print(
+            f"precision: {spec.dtype} mixed: float32 weights and optimizer state, "
+            f"autocast forward passes"
+            + (", loss scaling" if spec.dtype == "float16" else "")
+            + f"; saved in {spec.dtype}",
+            file=out,
+        )
+    rows = len(prepared.train_index)
+    batch_norm = has_batch_norm(prepared.model)
+    steps = batch_sizes(rows, options.batch_size, batch_norm=batch_norm)
+    if steps != batch_sizes(rows, options.batch_size, batch_norm=False):
+        print(
+            f"note: {rows} training rows leave 1 row for the last batch "
+            "of an epoch, and batch norm needs 2 or more: it joins the batch before "
+            f"it ({options.batch_size + 1} rows).",
+            file=out,
+        )
+
+
+def _summary(
+    prepared: _Prepared,
+    result: TrainResult,
+    optimizer_spec: OptimizerSpec,
+    data_name: str,
+    options: TrainOptions,
+) -> dict[str, Any]:
+    """``metrics.json``'s ``train`` section: the kept epoch's figures first."""
     kept = result.history[
         (result.best_epoch if options.keep == "best" else result.epochs_run) - 1
     ]
-    metric_key = f"val_{metric}"
-    summary: dict[str, Any] = {
+    metric = prepared.metric
+    return {
         # The sweep table lists these first.
-        metric_key: kept.metric,
+        f"val_{metric}": kept.metric,
         "val_loss": kept.val_loss,
         "train_loss": kept.train_loss,
         "best_epoch": result.best_epoch,
@@ -448,23 +473,33 @@ def run(context: TaskContext) -> dict[str, Any]:
         "kept_epoch": kept.epoch,
         "seconds": result.seconds,
         "stopped_early": result.stopped_early,
-        "loss": choice.name,
-        "loss_formula": choice.formula,
+        "loss": prepared.choice.name,
+        "loss_formula": prepared.choice.formula,
         "optimizer": optimizer_spec.to_dict(),
-        "data": data_spec.name,
-        "rows_train": len(train_index),
-        "rows_val": len(val_index),
-        "history": [_history_row(record, metric) for record in result.history],
+        "data": data_name,
+        "rows_train": len(prepared.train_index),
+        "rows_val": len(prepared.val_index),
+        "history": [history_row(record, metric) for record in result.history],
     }
-    _print_result(context.out, summary, metric_key)
+
+
+def _save_outputs(
+    context: TaskContext,
+    prepared: _Prepared,
+    summary: Mapping[str, Any],
+    metric_key: str,
+) -> None:
+    """Stage ``history.csv``, ``curves.png`` and the run (``spec.yaml``, weights)."""
     history_path = context.path(HISTORY_FILE)
     if history_path is not None:
         history_path.write_text(history_csv(summary["history"]), encoding="utf-8")
     curves_path = context.path(CURVES_FILE)
     if curves_path is not None:
-        title = _figure_title(context, summary, metric_key)
+        title = figure_title(context, summary, metric_key)
         save_figure(
-            plot_curves(summary["history"], metric, title, kept.epoch),
+            plot_curves(
+                summary["history"], prepared.metric, title, summary["kept_epoch"]
+            ),
             curves_path,
             format="png",
             metadata={"Title": title},
@@ -473,12 +508,7 @@ def run(context: TaskContext) -> dict[str, Any]:
     if spec_path is not None:
         from annfactory.runs import save_run
 
-        save_run(spec_path.parent, saved_spec, model)
-    return {
-        "total_params": sum(p.numel() for p in model.parameters()),
-        "output_shape": [len(val_index), *saved_spec.network.output_shape],
-        "train": summary,
-    }
+        save_run(spec_path.parent, prepared.saved_spec, prepared.model)
 
 
 def _spec_has_batch_norm(layers: Sequence[LayerSpec]) -> bool:
@@ -641,211 +671,3 @@ def _core(
         return x
 
     return logits
-
-
-# ------------------------------------------------------------------------------------
-# Reporting
-# ------------------------------------------------------------------------------------
-
-
-def _history_row(record: EpochRecord, metric: str) -> dict[str, Any]:
-    return {
-        "epoch": record.epoch,
-        "train_loss": record.train_loss,
-        "val_loss": record.val_loss,
-        f"val_{metric}": record.metric,
-        f"train_{metric}": record.train_metric,
-        "lr": record.lr,
-        "seconds": record.seconds,
-    }
-
-
-def history_csv(history: Sequence[Mapping[str, Any]]) -> str:
-    """The per-epoch table of ``metrics.json``'s history as CSV text."""
-    buffer = io.StringIO()
-    if history:
-        writer = csv.DictWriter(
-            buffer, fieldnames=list(history[0]), lineterminator="\n"
-        )
-        writer.writeheader()
-        writer.writerows(history)
-    return buffer.getvalue()
-
-
-def _print_header(
-    out: TextIO,
-    spec: RunSpec,
-    table: Table,
-    train_index: np.ndarray,
-    val_index: np.ndarray,
-    choice: LossChoice,
-    options: TrainOptions,
-) -> None:
-    what = (
-        f"{table.n_outputs} classes" if table.kind == "classification" else "regression"
-    )
-    print(
-        f"data: {table.name}, {table.rows} rows x {table.n_features} features, "
-        f"{what}; {len(train_index)} train / {len(val_index)} validation rows",
-        file=out,
-    )
-    print(f"network: {spec.network.summary_line()}", file=out)
-    for note in spec.notes:  # the sizes the data gave the network (annfactory.sizing)
-        print(f"note: {note}", file=out)
-    optimizer = spec.extras.get("optimizer")
-    node = optimizer.to_dict() if optimizer is not None else {"name": "adam"}
-    name = node.pop("name")
-    described = f"{name}({', '.join(f'{k}={v}' for k, v in node.items())})"
-    print(f"loss: {choice.formula}", file=out)
-    print(
-        f"optimizer: {described}; {options.epochs} epochs of batch "
-        f"{options.batch_size}, schedule {options.schedule}",
-        file=out,
-    )
-
-
-def _print_result(out: TextIO, summary: Mapping[str, Any], metric_key: str) -> None:
-    stopped = " (stopped early)" if summary["stopped_early"] else ""
-    print(
-        f"trained {summary['epochs_run']} epochs in {summary['seconds']:.2f} s"
-        f"{stopped}; kept epoch {summary['kept_epoch']} "
-        f"(best val_loss at epoch {summary['best_epoch']})",
-        file=out,
-    )
-    print(
-        f"{metric_key}: {summary[metric_key]:.4f}  val_loss: {summary['val_loss']:.4f}"
-        f"  train_loss: {summary['train_loss']:.4f}",
-        file=out,
-    )
-
-
-def _in_sweep() -> bool:
-    """Whether this job is one of a Hydra multirun (nothing printed per epoch)."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
-    except ImportError:  # pragma: no cover - hydra is a dependency
-        return False
-    if not HydraConfig.initialized():
-        return False
-    return bool(HydraConfig.get().mode == RunMode.MULTIRUN)
-
-
-class _Progress:
-    """Per-epoch progress: a bar on a terminal, a line every few epochs elsewhere,
-    nothing in a sweep."""
-
-    def __init__(self, out: TextIO, options: TrainOptions, metric: str) -> None:
-        self._out = out
-        self._metric = metric
-        self._epochs = options.epochs
-        self._bar: Any = None
-        self._every = 0
-        if _in_sweep():
-            return
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=options.epochs, unit="epoch", file=sys.stderr, leave=True
-            )
-            return
-        self._every = options.log_every or max(
-            1, math.ceil(options.epochs / _PROGRESS_LINES)
-        )
-
-    def epoch(self, record: EpochRecord) -> None:
-        figures = (
-            f"train_loss {record.train_loss:.4f}  val_loss {record.val_loss:.4f}  "
-            f"val_{self._metric} {record.metric:.4f}"
-        )
-        if self._bar is not None:
-            self._bar.set_postfix_str(figures, refresh=False)
-            self._bar.update(1)
-        elif self._every and (
-            record.epoch % self._every == 0 or record.epoch in (1, self._epochs)
-        ):
-            width = len(str(self._epochs))
-            print(
-                f"epoch {record.epoch:>{width}}/{self._epochs}  {figures}",
-                file=self._out,
-            )
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-def _figure_title(
-    context: TaskContext, summary: Mapping[str, Any], metric_key: str
-) -> str:
-    overrides = context.own_overrides
-    what = " ".join(overrides) if overrides else context.spec.network.summary_line()
-    result = (
-        f"kept epoch {summary['kept_epoch']}: {metric_key} {summary[metric_key]:.4f}, "
-        f"val_loss {summary['val_loss']:.4f} ({summary['loss']})"
-    )
-    return "\n".join([*textwrap.wrap(what, _TITLE_WIDTH), result])
-
-
-def plot_curves(
-    history: Sequence[Mapping[str, Any]],
-    metric: str,
-    title: str,
-    kept: int | None = None,
-) -> Figure:
-    """The figure of ``curves.png``: the train and validation loss against epoch
-    (log scale when they span a decade), and the metric, train and validation.
-
-    Args:
-        history: ``metrics.json``'s per-epoch rows.
-        metric: ``accuracy`` or ``r2``.
-        title: The figure's title.
-        kept: The epoch whose weights were saved (a dotted line), or None.
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=_FIGURE_INCHES, dpi=_FIGURE_DPI, layout="constrained")
-    loss_axes, metric_axes = figure.subplots(1, 2)
-    epochs = [row["epoch"] for row in history]
-    for column, label, style in (
-        ("train_loss", "train", "-"),
-        ("val_loss", "validation", "-"),
-    ):
-        values = [row[column] for row in history]
-        loss_axes.plot(
-            epochs, values, style, label=label, marker="." if len(epochs) < 30 else None
-        )
-    positive = [row[c] for row in history for c in ("train_loss", "val_loss")]
-    if positive and min(positive) > 0 and max(positive) / min(positive) > 10:
-        loss_axes.set_yscale("log")
-    loss_axes.set_title("loss", fontsize=10)
-    marker = "." if len(epochs) < 30 else None
-    metric_axes.plot(
-        epochs, [row[f"train_{metric}"] for row in history], label="train",
-        marker=marker,
-    )  # fmt: skip
-    metric_axes.plot(
-        epochs, [row[f"val_{metric}"] for row in history], label="validation",
-        marker=marker,
-    )  # fmt: skip
-    if kept is not None:
-        for axes in (loss_axes, metric_axes):
-            axes.axvline(
-                kept, color="0.5", linewidth=0.8, linestyle=":", label="kept weights"
-            )
-    metric_axes.set_title(
-        "accuracy"
-        if metric == "accuracy"
-        else "R\u00b2 (coefficient of determination)",
-        fontsize=10,
-    )
-    for axes in (loss_axes, metric_axes):
-        axes.set_xlabel("epoch")
-        # Epochs are whole: no tick at 1.5 in a short run.
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.grid(True, alpha=0.3)
-        axes.legend(fontsize=8, loc="best")
-    figure.suptitle(title, fontsize=10)
-    return figure
