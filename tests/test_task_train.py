@@ -598,3 +598,18 @@ def test_curves_of_a_short_run_tick_whole_epochs(epochs: int) -> None:
         ticks = [tick for tick in axes.get_xticks() if low <= tick <= high]
         assert ticks, axes.get_title()
         assert all(float(tick).is_integer() for tick in ticks), ticks
+
+
+def test_training_calls_each_layer_through_module_call_so_hooks_fire() -> None:
+    # A user's layer may work through hooks (torch.nn.utils' older weight_norm and
+    # spectral_norm do): training must call modules as torch does, module(x).
+    from annfactory.tasks.train import _core
+
+    model = annfactory.build_model(annfactory.compose(["model=demo"]))
+    seen: list[str] = []
+    for name, child in model.named_children():
+        child.register_forward_pre_hook(lambda _m, _a, name=name: seen.append(name))
+    logits = _core(model, "out", skip_output_activation=True)
+    out = logits(torch.randn(4, 3))
+    assert out.shape == (4, 2)
+    assert seen == ["linear1", "linear1_act", "linear2", "linear2_act", "out"]

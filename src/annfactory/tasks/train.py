@@ -653,9 +653,9 @@ def _core(
     """The network between its preprocessing layers, as the loss takes it: without
     the output activation when the loss takes the pre-activation.
 
-    The modules are called through ``forward``: the task owns them while training
-    and adds no hooks, and ``nn.Module.__call__``'s bookkeeping would cost more than
-    a small layer's arithmetic.
+    Each module is called as ``module(x)`` (``nn.Module.__call__``), so that hooks
+    a user's layer registers, and anything else torch does there, apply while
+    training too.
     """
     modules = [
         module
@@ -663,11 +663,11 @@ def _core(
         if name not in (INPUT_LAYER, OUTPUT_LAYER)
         and not (skip_output_activation and name == f"{out_layer}_act")
     ]
-    forwards = tuple(module.forward for module in modules)
+    called = tuple(modules)
 
     def logits(x: torch.Tensor) -> torch.Tensor:
-        for forward in forwards:
-            x = forward(x)
+        for module in called:
+            x = module(x)
         return x
 
     return logits
