@@ -27,22 +27,25 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from annfactory.errors import ConfigError, UnknownNameError
-from hydra_plugins.annfactory_sweeper.optuna_sweeper import (
-    _Batch,
-    _consecutive,
-    _objective_never_produced,
-    _terminate_as_exit,
-    check_same_search,
-    choose_objective,
-    grid_left,
+from hydra_plugins.annfactory_sweeper import _consecutive, sweeper_params
+from hydra_plugins.annfactory_sweeper._search_space import (
     grid_of,
-    make_sampler,
-    objective_value,
-    open_storage,
     override_value,
     search_space,
-    sweeper_params,
 )
+from hydra_plugins.annfactory_sweeper._study import (
+    check_same_search,
+    grid_left,
+    make_sampler,
+    open_storage,
+)
+from hydra_plugins.annfactory_sweeper._trials import (
+    Batch,
+    choose_objective,
+    objective_never_produced,
+    objective_value,
+)
+from hydra_plugins.annfactory_sweeper.optuna_sweeper import _terminate_as_exit
 
 RUN_PY = Path(__file__).resolve().parents[1] / "scripts" / "run.py"
 
@@ -336,16 +339,16 @@ def test_a_search_stops_when_no_job_reports_the_objective() -> None:
     missing = _job("error", "the job's metrics have no 'train.val_r2'.", val_loss=1.0)
     failed = _job("error", "it broke")
     failed["metrics"] = {}
-    assert _objective_never_produced([missing, missing])
-    assert not _objective_never_produced([missing, _job(val_loss=1.0)])
-    assert not _objective_never_produced([failed])
+    assert objective_never_produced([missing, missing])
+    assert not objective_never_produced([missing, _job(val_loss=1.0)])
+    assert not objective_never_produced([failed])
 
 
 def test_a_cut_short_batch_leaves_no_trial_running() -> None:
     study = optuna.create_study()
     space = search_space(["model.width=choice(4,8)"])
     trials = [study.ask(space.distributions) for _ in range(3)]
-    batch = _Batch(study, trials, "train.val_loss")
+    batch = Batch(study, trials, "train.val_loss")
     batch.tell(trials[0].number, _job(val_loss=0.5))
     batch.tell(trials[1].number, _job(val_loss=float("inf")))
     batch.fail_untold()  # trials[2] never ran

@@ -12,11 +12,26 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from annfactory.errors import ConfigError, RegistrationError, UnknownNameError
+from annfactory.conv_layers import (
+    SPATIAL_NAMES,
+    InputRankError,
+    adaptive_avg_pool2d_shape,
+    build_adaptive_avg_pool2d,
+    build_conv,
+    build_flatten,
+    build_pool,
+    conv_params,
+    conv_shape,
+    flatten_shape,
+    pool_params,
+    pool_shape,
+)
+from annfactory.errors import RegistrationError
 from annfactory.inits import fan_in_and_fan_out
+from annfactory.layer_shapes import LayerShape, Shape, ShapeRule, SizeParam
 from annfactory.params import REQUIRED, Param, params_from_arguments
 from annfactory.plugins import load_plugins
 from annfactory.registry import EntryCoercion, Registry
@@ -41,100 +56,9 @@ __all__ = [
 InitChoice = tuple[str, dict[str, Any]]
 """An init scheme's name and parameters, e.g. ``("uniform", {"a": -0.5, "b": 0.5})``."""
 
-Shape = tuple[int, ...]
-
 #: The fields of a layer node besides its layer type's options.
 LAYER_FIELDS: Final = ("type", "activation", "weight_init", "bias_init")
 
-
-@dataclass(frozen=True)
-class LayerShape:
-    """The shapes of a layer for one input shape (no batch dimension anywhere).
-
-    Attributes:
-        output: The shape of the layer's output.
-        parameters: Each parameter's path in the layer (``weight``, or
-            ``block.fc1.weight`` in a child module) and its shape, in the order the
-            module registers them.
-    """
-
-    output: Shape
-    parameters: Mapping[str, Shape] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SizeParam(Param):
-    """An option with one integer per spatial dimension, as torch.nn takes it: an
-    integer for every dimension or a list of ``dims`` integers (``kernel_size: 3`` or
-    ``[3, 5]``).
-
-    Args:
-        dims: The number of spatial dimensions (2 for ``conv2d``).
-        words: Strings it also takes (``padding: same``).
-        null_means: What ``null`` means, in words; empty: ``null`` is refused.
-    """
-
-    dims: int = 1
-    words: tuple[str, ...] = ()
-    null_means: str = ""
-
-    def allowed(self) -> str:
-        """What values are allowed, in words."""
-        text = "an integer"
-        if self.low is not None:
-            text += f" >= {int(self.low)}"
-        if self.dims > 1:
-            text += f" or a list of {self.dims} of them"
-        if self.words:
-            text += ", or " + " or ".join(repr(word) for word in self.words)
-        if self.null_means:
-            text += f", or null ({self.null_means})"
-        return text
-
-    def validate(self, value: Any, key: str) -> Any:
-        """``value`` as an int, a list of ints, one of the words or None; else a
-        :class:`ConfigError` naming ``key``."""
-        if value is None and self.null_means:
-            return None
-        if isinstance(value, str):
-            if value in self.words:
-                return value
-            if self.words:
-                raise UnknownNameError(
-                    key,
-                    key.rpartition(".")[2] or "value",
-                    value,
-                    self.words,
-                    advice=f"or give {self.allowed().partition(', or ')[0]}.",
-                )
-        if isinstance(value, list | tuple):
-            sizes = list(value)
-            good = len(sizes) == self.dims and all(
-                isinstance(size, int)
-                and not isinstance(size, bool)
-                and (self.low is None or size >= self.low)
-                for size in sizes
-            )
-            if not good:
-                low = "" if self.low is None else f" >= {int(self.low)}"
-                raise ConfigError(
-                    key,
-                    f"{sizes!r} is not a list of {self.dims} integers{low}.",
-                    f"Allowed: {self.allowed()}.",
-                )
-            return sizes
-        if value is None or isinstance(value, str):
-            raise ConfigError(
-                key,
-                f"{value!r} is not {self.allowed()}.",
-                f"Allowed: {self.allowed()}.",
-            )
-        return Param(int, low=self.low, doc=self.doc).validate(value, key)
-
-
-ShapeRule = Callable[[Shape, Mapping[str, Any]], LayerShape]
-"""``shape(input_shape, options) -> LayerShape``: pure, no torch. Raises ValueError
-for an input shape the layer cannot take (the message says why)."""
 
 DefaultInit = Callable[[str, LayerShape, Mapping[str, Any]], InitChoice]
 """``default_init(parameter, shape, options) -> (scheme, params)``: the layer's own
@@ -475,273 +399,42 @@ layers.register("destandardize", LayerType(
 
 
 # ------------------------------------------------------------------------------------
-# Convolutions, pooling and flatten: samples of [channels, length] (1-D) and
-# [channels, height, width] (2-D), channels first as torch.nn takes them.
+# Convolutions, pooling and flatten (their rules and builders: annfactory.conv_layers)
 # ------------------------------------------------------------------------------------
-
-_SPATIAL_NAMES: Final = {1: "length", 2: "height, width"}
-
-
-class InputRankError(ValueError):
-    """A shape rule's input has the wrong number of dimensions (a conv2d on a
-    vector); ``dims`` is the number it takes, for the fix the message suggests."""
-
-    def __init__(self, message: str, dims: int) -> None:
-        super().__init__(message)
-        self.dims = dims
-
-
-def _sizes(value: int | Sequence[int], dims: int) -> tuple[int, ...]:
-    """One size per spatial dimension: an int stands for all of them."""
-    return (value,) * dims if isinstance(value, int) else tuple(value)
-
-
-def _as_torch(value: Any) -> Any:
-    """A list option as the tuple torch.nn takes."""
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _spatial(input_shape: Shape, dims: int) -> tuple[int, tuple[int, ...]]:
-    """``(channels, spatial sizes)`` of a sample with ``dims`` spatial dimensions."""
-    if len(input_shape) != dims + 1:
-        expected = f"[channels, {_SPATIAL_NAMES[dims]}]"
-        raise InputRankError(
-            f"it takes {expected} ({dims + 1} dimensions), not {len(input_shape)}",
-            dims + 1,
-        )
-    return input_shape[0], tuple(input_shape[1:])
-
-
-def _size_text(sizes: Sequence[int]) -> str:
-    """``8x8``; ``3`` for a size that is the same in every dimension."""
-    return str(sizes[0]) if len(set(sizes)) == 1 else "x".join(map(str, sizes))
-
-
-def _window(
-    spatial: tuple[int, ...],
-    kernel: tuple[int, ...],
-    stride: tuple[int, ...],
-    padding: tuple[int, ...],
-    dilation: tuple[int, ...],
-) -> tuple[int, ...]:
-    """The output's spatial sizes of a sliding window, as torch.nn computes them:
-    ``floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1``.
-
-    Raises:
-        ValueError: The window is larger than the (padded) input: names both.
-    """
-    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True)]
-    padded = [size + 2 * p for size, p in zip(spatial, padding, strict=True)]
-    if any(span > size for span, size in zip(spans, padded, strict=True)):
-        text = f"kernel_size {_size_text(kernel)}"
-        if any(d != 1 for d in dilation):
-            text += f" with dilation {_size_text(dilation)} spans {_size_text(spans)}"
-        text += f" > input {'x'.join(map(str, spatial))}"
-        if any(padding):
-            text += f" padded to {'x'.join(map(str, padded))}"
-        raise ValueError(text)
-    return tuple(
-        (size - span) // s + 1
-        for size, span, s in zip(padded, spans, stride, strict=True)
-    )
-
-
-def _conv_shape(dims: int) -> ShapeRule:
-    """The shape rule of a ``dims``-D convolution: ``[out_channels, *sizes]``,
-    each size as torch.nn.ConvNd computes it; weight ``[out_channels,
-    in_channels / groups, *kernel]``, bias ``[out_channels]``."""
-
-    def shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
-        in_channels, spatial = _spatial(input_shape, dims)
-        out_channels, groups = options["out_channels"], options["groups"]
-        for which, channels in (("in", in_channels), ("out", out_channels)):
-            if channels % groups:
-                raise ValueError(
-                    f"groups {groups} does not divide its {which}_channels {channels}"
-                )
-        kernel = _sizes(options["kernel_size"], dims)
-        stride = _sizes(options["stride"], dims)
-        dilation = _sizes(options["dilation"], dims)
-        padding = options["padding"]
-        if padding == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError(
-                    "padding 'same' needs stride 1 (torch does not pad strided "
-                    "convolutions to the same size)"
-                )
-            # torch pads dilation * (kernel - 1) in all, so every size stays.
-            output = spatial
-        else:
-            pads = (0,) * dims if padding == "valid" else _sizes(padding, dims)
-            output = _window(spatial, kernel, stride, pads, dilation)
-        parameters: dict[str, Shape] = {
-            "weight": (out_channels, in_channels // groups, *kernel)
-        }
-        if options["bias"]:
-            parameters["bias"] = (out_channels,)
-        return LayerShape((out_channels, *output), parameters)
-
-    return shape
-
-
-def _build_conv(dims: int) -> Callable[..., nn.Module]:
-    """``build(input_shape, **options)`` of torch.nn.Conv1d or Conv2d, its
-    in_channels the input's channels."""
-
-    def build(input_shape: Shape, **options: Any) -> nn.Module:
-        from torch import nn
-
-        cls = nn.Conv1d if dims == 1 else nn.Conv2d
-        torch_options = {name: _as_torch(value) for name, value in options.items()}
-        module: nn.Module = cls(input_shape[0], **torch_options)
-        return module
-
-    build.__name__ = build.__qualname__ = f"build_conv{dims}d"
-    return build
-
-
-def _pool_shape(dims: int) -> ShapeRule:
-    """The shape rule of a ``dims``-D max or average pool: the channels kept, each
-    size as torch.nn computes it (``stride: null`` is the kernel_size)."""
-
-    def shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
-        channels, spatial = _spatial(input_shape, dims)
-        kernel = _sizes(options["kernel_size"], dims)
-        given = options["stride"]
-        stride = kernel if given is None else _sizes(given, dims)
-        padding = _sizes(options["padding"], dims)
-        if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
-            raise ValueError(
-                f"padding {_size_text(padding)} is more than half of kernel_size "
-                f"{_size_text(kernel)}"
-            )
-        output = _window(spatial, kernel, stride, padding, (1,) * dims)
-        return LayerShape((channels, *output))
-
-    return shape
-
-
-def _build_pool(kind: str, dims: int) -> Callable[..., nn.Module]:
-    """``build(input_shape, **options)`` of torch.nn's ``<kind>Pool<dims>d``."""
-
-    def build(input_shape: Shape, **options: Any) -> nn.Module:
-        from torch import nn
-
-        cls = getattr(nn, f"{kind}Pool{dims}d")
-        module: nn.Module = cls(
-            **{name: _as_torch(value) for name, value in options.items()}
-        )
-        return module
-
-    build.__name__ = build.__qualname__ = f"build_{kind.lower()}_pool{dims}d"
-    return build
-
-
-def _adaptive_avg_pool2d_shape(
-    input_shape: Shape, options: Mapping[str, Any]
-) -> LayerShape:
-    channels, _ = _spatial(input_shape, 2)
-    return LayerShape((channels, *_sizes(options["output_size"], 2)))
-
-
-def _build_adaptive_avg_pool2d(input_shape: Shape, *, output_size: Any) -> nn.Module:
-    from torch import nn
-
-    return nn.AdaptiveAvgPool2d(_as_torch(output_size))
-
-
-def _flatten_dims(input_shape: Shape, options: Mapping[str, Any]) -> tuple[int, int]:
-    """The sample's dimensions ``[first, last)`` that flatten joins (torch.nn's
-    ``start_dim`` and ``end_dim`` count the batch dimension)."""
-    rank = len(input_shape) + 1
-    start, end = options["start_dim"], options["end_dim"]
-    last = end + rank if end < 0 else end
-    if not start <= last < rank:
-        raise ValueError(
-            f"start_dim {start} and end_dim {end} select no dimensions of a "
-            f"[batch, {', '.join(map(str, input_shape))}] input"
-        )
-    return start - 1, last
-
-
-def _flatten_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
-    first, last = _flatten_dims(input_shape, options)
-    joined = math.prod(input_shape[first:last])
-    return LayerShape((*input_shape[:first], joined, *input_shape[last:]))
-
-
-def _build_flatten(input_shape: Shape, *, start_dim: int, end_dim: int) -> nn.Module:
-    from torch import nn
-
-    return nn.Flatten(start_dim, end_dim)
-
-
-def _kernel(dims: int, doc: str) -> SizeParam:
-    return SizeParam(int, REQUIRED, doc, low=1, dims=dims)
-
-
-def _conv_params(dims: int) -> dict[str, Param]:
-    return {
-        "out_channels": Param(int, REQUIRED, "output channels", low=1),
-        "kernel_size": _kernel(dims, "size of the convolving kernel"),
-        "stride": SizeParam(int, 1, "step of the kernel", low=1, dims=dims),
-        "padding": SizeParam(
-            int, 0, "zeros added to both sides", low=0, dims=dims,
-            words=("same", "valid"),
-        ),
-        "dilation": SizeParam(int, 1, "spacing of the kernel's elements", low=1,
-                              dims=dims),
-        "groups": Param(int, 1, "blocked connections from input to output channels",
-                        low=1),
-        "bias": Param(bool, True, "learn an additive bias per output channel"),
-    }  # fmt: skip
-
-
-def _pool_params(dims: int) -> dict[str, Param]:
-    return {
-        "kernel_size": _kernel(dims, "size of the window"),
-        "stride": SizeParam(
-            int, None, "step of the window", low=1, dims=dims,
-            null_means="the kernel_size",
-        ),
-        "padding": SizeParam(int, 0, "implicit padding on both sides", low=0,
-                             dims=dims),
-    }  # fmt: skip
-
 
 for _dims in (1, 2):
     layers.register(f"conv{_dims}d", LayerType(
-        build=_build_conv(_dims),
-        params=_conv_params(_dims),
-        shape=_conv_shape(_dims),
+        build=build_conv(_dims),
+        params=conv_params(_dims),
+        shape=conv_shape(_dims),
         default_init=_linear_default,
         weighted=True,
-        doc=f"{_dims}-D convolution over [channels, {_SPATIAL_NAMES[_dims]}] "
+        doc=f"{_dims}-D convolution over [channels, {SPATIAL_NAMES[_dims]}] "
         f"(torch.nn.Conv{_dims}d)",
     ))  # fmt: skip
     for _kind in ("Max", "Avg"):
         layers.register(f"{_kind.lower()}_pool{_dims}d", LayerType(
-            build=_build_pool(_kind, _dims),
-            params=_pool_params(_dims),
-            shape=_pool_shape(_dims),
+            build=build_pool(_kind, _dims),
+            params=pool_params(_dims),
+            shape=pool_shape(_dims),
             doc=f"{_kind.lower()} over each window of every channel "
             f"(torch.nn.{_kind}Pool{_dims}d)",
         ))  # fmt: skip
 layers.register("adaptive_avg_pool2d", LayerType(
-    build=_build_adaptive_avg_pool2d,
+    build=build_adaptive_avg_pool2d,
     params={"output_size": SizeParam(int, REQUIRED, "the output's height and width",
                                      low=1, dims=2)},
-    shape=_adaptive_avg_pool2d_shape,
+    shape=adaptive_avg_pool2d_shape,
     doc="averages each channel to output_size (torch.nn.AdaptiveAvgPool2d)",
 ))  # fmt: skip
 layers.register("flatten", LayerType(
-    build=_build_flatten,
+    build=build_flatten,
     params={
         "start_dim": Param(int, 1, "first dimension to join (0 is the batch's)",
                            low=1),
         "end_dim": Param(int, -1, "last dimension to join (-1: the last)"),
     },
-    shape=_flatten_shape,
+    shape=flatten_shape,
     doc="joins dimensions into one: [C, H, W] -> [C*H*W] (torch.nn.Flatten)",
 ))  # fmt: skip
 

@@ -18,13 +18,14 @@ is ever touched.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from annfactory.sweep_table import JobRecord, flatten, override_cells, table_layout
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+    from matplotlib.collections import PathCollection
     from matplotlib.figure import Figure
 
 __all__ = ["plot_search", "plot_summary"]
@@ -88,13 +89,7 @@ def _validation_curves(records: Sequence[JobRecord]) -> Figure:
         key=lambda record: record["job"],
     )
     labels, shared = _labels(records)
-    kinds: dict[str | None, list[JobRecord]] = {}
-    for record in ok:
-        first = _history(record)[0]
-        metric = next(
-            (k for k in first if k.startswith("val_") and k != "val_loss"), None
-        )
-        kinds.setdefault(metric, []).append(record)
+    kinds = _jobs_by_metric(ok)
     columns = 2 if any(metric for metric in kinds) else 1
     figure = Figure(
         figsize=(
@@ -111,22 +106,7 @@ def _validation_curves(records: Sequence[JobRecord]) -> Figure:
         loss = _loss_name(jobs) if mixed else ""
         panels = ["val_loss", *([metric] if metric else [])]
         for axes, column in zip(row, panels, strict=False):
-            for record in jobs:
-                colour = colours[record["job"]]
-                history = _history(record)
-                epochs = [entry["epoch"] for entry in history]
-                values = [_finite(entry.get(column)) for entry in history]
-                axes.plot(
-                    epochs, values, color=colour, linewidth=1.2,
-                    label=labels[record["job"]],
-                )  # fmt: skip
-                kept = record["metrics"]["train"].get("kept_epoch")
-                if isinstance(kept, int) and 1 <= kept <= len(history):
-                    axes.plot(
-                        [epochs[kept - 1]], [values[kept - 1]], "o", markersize=7,
-                        markerfacecolor="white", markeredgecolor=colour,
-                        markeredgewidth=1.6, zorder=3,
-                    )  # fmt: skip
+            _plot_curves(axes, column, jobs, colours, labels)
             if column == "val_loss":
                 _log_scale_if_wide(axes, "y")
             axes.set_xlabel("epoch")
@@ -160,6 +140,45 @@ def _validation_curves(records: Sequence[JobRecord]) -> Figure:
     # Jobs are named up to _MAX_LEGEND; more would hide the panels.
     _legend(figure, [*handles, kept_mark] if len(ok) <= _MAX_LEGEND else [kept_mark])
     return figure
+
+
+def _jobs_by_metric(ok: Sequence[JobRecord]) -> dict[str | None, list[JobRecord]]:
+    """The jobs by their validation metric besides the loss (None: the loss only),
+    in order: one row of panels each."""
+    kinds: dict[str | None, list[JobRecord]] = {}
+    for record in ok:
+        first = _history(record)[0]
+        metric = next(
+            (k for k in first if k.startswith("val_") and k != "val_loss"), None
+        )
+        kinds.setdefault(metric, []).append(record)
+    return kinds
+
+
+def _plot_curves(
+    axes: Axes,
+    column: str,
+    jobs: Sequence[JobRecord],
+    colours: Mapping[int, Any],
+    labels: Mapping[int, str],
+) -> None:
+    """One panel: each job's ``column`` per epoch, with a ring at the epoch whose
+    weights the job kept."""
+    for record in jobs:
+        colour = colours[record["job"]]
+        history = _history(record)
+        epochs = [entry["epoch"] for entry in history]
+        values = [_finite(entry.get(column)) for entry in history]
+        axes.plot(
+            epochs, values, color=colour, linewidth=1.2, label=labels[record["job"]],
+        )  # fmt: skip
+        kept = record["metrics"]["train"].get("kept_epoch")
+        if isinstance(kept, int) and 1 <= kept <= len(history):
+            axes.plot(
+                [epochs[kept - 1]], [values[kept - 1]], "o", markersize=7,
+                markerfacecolor="white", markeredgecolor=colour,
+                markeredgewidth=1.6, zorder=3,
+            )  # fmt: skip
 
 
 def _loss_name(jobs: Sequence[JobRecord]) -> str:
@@ -413,17 +432,7 @@ def plot_search(
 
     if direction not in ("minimize", "maximize"):
         raise ValueError(f"direction must be minimize or maximize, not {direction!r}")
-    trials: list[tuple[int, float, dict[str, str]]] = []
-    failed: list[tuple[int, dict[str, str]]] = []
-    for record in sorted(records, key=lambda r: r["job"]):
-        cells = override_cells(record["overrides"])
-        value = None
-        if record["status"] == "ok":
-            value = _number(flatten(record["metrics"]).get(objective))
-        if value is not None:
-            trials.append((record["job"], value, cells))
-        else:
-            failed.append((record["job"], cells))
+    trials, failed = _trials_and_failures(records, objective)
     layout = table_layout(records)
     parameters = layout.varying_overrides[:_MAX_PARAMETER_PANELS]
     panels = 1 + len(parameters)
@@ -439,26 +448,11 @@ def plot_search(
         axes.set_visible(False)
     better = min if direction == "minimize" else max
     best = better(trials, key=lambda trial: trial[1]) if trials else None
-    numbers = [trial[0] for trial in trials]
-    values = [trial[1] for trial in trials]
-    every = [*numbers, *(job for job, _ in failed)]
+    every = [*(trial[0] for trial in trials), *(job for job, _ in failed)]
     colour_range = (min(every), max(every) or 1) if every else (0, 1)
-    history = grid.flat[0]
-    scatter = history.scatter(
-        numbers, values, c=numbers, cmap="viridis", s=18, zorder=3,
-        vmin=colour_range[0], vmax=colour_range[1], label="trial",
-    )  # fmt: skip
-    running: list[float] = []
-    for value in values:
-        running.append(value if not running else better(running[-1], value))
-    history.step(numbers, running, where="post", color="C3", label="best so far")
-    _failed_marks(history, [float(job) for job, _ in failed])
-    history.set_xlabel("trial")
-    history.xaxis.set_major_locator(MaxNLocator(integer=True))
-    history.set_ylabel(objective)
-    history.set_title("optimization history", fontsize=9)
-    if trials or failed:
-        history.legend(fontsize=7, loc="best")
+    scatter = _plot_history(
+        grid.flat[0], trials, failed, objective, better, colour_range
+    )
     for axes, parameter in zip(grid.flat[1:], parameters, strict=False):
         log = None if log_scale is None else parameter in log_scale
         _objective_against(axes, parameter, trials, failed, best, colour_range, log)
@@ -478,6 +472,61 @@ def plot_search(
         bar.locator = MaxNLocator(integer=True)
         bar.update_ticks()
     return figure
+
+
+def _trials_and_failures(
+    records: Sequence[JobRecord], objective: str
+) -> tuple[list[tuple[int, float, dict[str, str]]], list[tuple[int, dict[str, str]]]]:
+    """The trials with an objective, ``(number, value, override cells)``, and the
+    others, ``(number, override cells)``, by trial number."""
+    trials: list[tuple[int, float, dict[str, str]]] = []
+    failed: list[tuple[int, dict[str, str]]] = []
+    for record in sorted(records, key=lambda r: r["job"]):
+        cells = override_cells(record["overrides"])
+        value = None
+        if record["status"] == "ok":
+            value = _number(flatten(record["metrics"]).get(objective))
+        if value is not None:
+            trials.append((record["job"], value, cells))
+        else:
+            failed.append((record["job"], cells))
+    return trials, failed
+
+
+def _plot_history(
+    history: Axes,
+    trials: Sequence[tuple[int, float, dict[str, str]]],
+    failed: Sequence[tuple[int, dict[str, str]]],
+    objective: str,
+    better: Callable[[float, float], float],
+    colour_range: tuple[int, int],
+) -> PathCollection:
+    """The optimization history panel: each trial's objective, coloured by trial
+    number, the best so far as a step line, and the failed trials' crosses.
+
+    Returns:
+        The trials' scatter, for the figure's colour bar.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    numbers = [trial[0] for trial in trials]
+    values = [trial[1] for trial in trials]
+    scatter = history.scatter(
+        numbers, values, c=numbers, cmap="viridis", s=18, zorder=3,
+        vmin=colour_range[0], vmax=colour_range[1], label="trial",
+    )  # fmt: skip
+    running: list[float] = []
+    for value in values:
+        running.append(value if not running else better(running[-1], value))
+    history.step(numbers, running, where="post", color="C3", label="best so far")
+    _failed_marks(history, [float(job) for job, _ in failed])
+    history.set_xlabel("trial")
+    history.xaxis.set_major_locator(MaxNLocator(integer=True))
+    history.set_ylabel(objective)
+    history.set_title("optimization history", fontsize=9)
+    if trials or failed:
+        history.legend(fontsize=7, loc="best")
+    return scatter
 
 
 def _failed_marks(axes: Axes, xs: Sequence[float]) -> None:

@@ -213,19 +213,7 @@ def run(context: TaskContext) -> dict[str, Any]:
 
     spec, options = context.spec, context.options
     assert isinstance(options, DiagnoseOptions)
-    if spec.device == "meta":
-        raise ConfigError(
-            "device",
-            "diagnose needs values, and device=meta allocates none.",
-            "Use device=cpu (or cuda).",
-        )
-    if len(spec.network.output_shape) != 1:
-        raise ConfigError(
-            "model",
-            "diagnose draws one class label per row, so it needs a vector output; "
-            f"the network's output shape is {list(spec.network.output_shape)}.",
-            "Use a model whose input (and so output) is a vector, or task=forward.",
-        )
+    _check_diagnosable(spec)
     rows = spec.batch_size if options.batch_size is None else options.batch_size
     model = build_network(spec)
     weights = _trainable_weights(model, spec)
@@ -243,7 +231,76 @@ def run(context: TaskContext) -> dict[str, Any]:
     dtype: torch.dtype = getattr(torch, spec.dtype)
     x = random_input(dataclasses.replace(spec, batch_size=rows), device, dtype)
     labels = random_labels(spec, rows, device) if loss_name == "cross_entropy" else None
+    output, loss, passed_on = _forward_and_backward(model, spec, x, labels, loss_name)
 
+    layer_rows = [
+        _layer_row(
+            layer.name, layer.activation.describe(), passed_on[layer.name], weights
+        )
+        for layer in spec.network.layers
+    ]
+    loss_value = loss.detach().double().item()
+    diagnosis = _diagnosis(
+        layer_rows, loss_value, (loss_name, loss_formula), notes, options
+    )
+    _print_report(context.out, spec, rows, diagnosis)
+    figure_path = context.path(FIGURE_FILE)
+    if figure_path is not None:
+        title = figure_title(context, diagnosis["verdict_text"])
+        # The title goes into the PNG's metadata too, where scripts can read it.
+        save_figure(
+            plot_diagnosis(layer_rows, title),
+            figure_path,
+            format="png",
+            metadata={"Title": title},
+        )
+    save_model(context, model)
+    return {
+        "total_params": sum(p.numel() for p in model.parameters()),
+        "output_shape": list(output.shape),
+        "diagnose": diagnosis,
+    }
+
+
+def _check_diagnosable(spec: RunSpec) -> None:
+    """Refuse a network that has no values to measure (``device=meta``) or no
+    vector output to draw class labels for.
+
+    Raises:
+        ConfigError: Names the key to change and how.
+    """
+    if spec.device == "meta":
+        raise ConfigError(
+            "device",
+            "diagnose needs values, and device=meta allocates none.",
+            "Use device=cpu (or cuda).",
+        )
+    if len(spec.network.output_shape) != 1:
+        raise ConfigError(
+            "model",
+            "diagnose draws one class label per row, so it needs a vector output; "
+            f"the network's output shape is {list(spec.network.output_shape)}.",
+            "Use a model whose input (and so output) is a vector, or task=forward.",
+        )
+
+
+def _forward_and_backward(
+    model: Network,
+    spec: RunSpec,
+    x: torch.Tensor,
+    labels: torch.Tensor | None,
+    loss_name: str,
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """One forward pass of ``x`` in eval mode and the loss's backward pass, with
+    the gradients left on the parameters.
+
+    Returns:
+        The output, the loss, and each layer's output as it is passed on (after its
+        activation), by layer name.
+    """
+    import torch
+
+    last = spec.network.layers[-1]
     model.eval()
     model.zero_grad(set_to_none=True)
     passed_on: dict[str, torch.Tensor] = {}
@@ -270,20 +327,24 @@ def run(context: TaskContext) -> dict[str, Any]:
     finally:
         for hook in hooks:
             hook.remove()
+    return output, loss, passed_on
 
-    layer_rows = [
-        _layer_row(
-            layer.name, layer.activation.describe(), passed_on[layer.name], weights
-        )
-        for layer in spec.network.layers
-    ]
+
+def _diagnosis(
+    layer_rows: list[dict[str, Any]],
+    loss_value: float,
+    loss: tuple[str, str],
+    notes: list[str],
+    options: DiagnoseOptions,
+) -> dict[str, Any]:
+    """The diagnosis: the verdict and the figures it rests on, from the layers'
+    rows and the loss (``loss``: its name and formula)."""
     norms = [
         row["weight_grad_norm"]
         for row in layer_rows
         if row["weight_grad_norm"] is not None
     ]
     ratio = _ratio(norms[0], norms[-1]) if norms else math.nan
-    loss_value = loss.detach().double().item()
     nonfinite = _first_nonfinite(layer_rows, loss_value)
     if nonfinite is None:
         verdict, verdict_text = _verdict(ratio, norms, options)
@@ -292,38 +353,21 @@ def run(context: TaskContext) -> dict[str, Any]:
     else:
         verdict = NON_FINITE
         verdict_text = _nonfinite_text(nonfinite, layer_rows, loss_value)
-    diagnosis: dict[str, Any] = {
+    return {
         # The sweep table lists the keys in this order and prints the first four.
         "verdict": verdict,
         "grad_ratio_first_last": ratio,
         "dead_fraction_max": max(row["dead_fraction"] for row in layer_rows),
         "activation_std_last": layer_rows[-1]["activation_std"],
-        "loss": loss_name,
+        "loss": loss[0],
         "loss_option": options.loss,
-        "loss_formula": loss_formula,
+        "loss_formula": loss[1],
         "loss_value": loss_value,
         "nonfinite": nonfinite,
         "thresholds": options.thresholds(),
         "verdict_text": verdict_text,
         "notes": notes,
         "layers": layer_rows,
-    }
-    _print_report(context.out, spec, rows, diagnosis)
-    figure_path = context.path(FIGURE_FILE)
-    if figure_path is not None:
-        title = figure_title(context, verdict_text)
-        # The title goes into the PNG's metadata too, where scripts can read it.
-        save_figure(
-            plot_diagnosis(layer_rows, title),
-            figure_path,
-            format="png",
-            metadata={"Title": title},
-        )
-    save_model(context, model)
-    return {
-        "total_params": sum(p.numel() for p in model.parameters()),
-        "output_shape": list(output.shape),
-        "diagnose": diagnosis,
     }
 
 

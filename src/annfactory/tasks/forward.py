@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from annfactory.seeding import random_input
@@ -127,6 +127,18 @@ def run(context: TaskContext) -> dict[str, Any]:
         if spec.compile:
             metrics["compile"] = compiled
     _print_report(out, spec, x, y, summary_text, parameters, total)
+    _print_notes(out, spec, dead, device.type == "meta")
+    context.write_text("summary.txt", summary_text + "\n")
+    save_model(context, model)
+    return metrics
+
+
+def _print_notes(
+    out: TextIO, spec: RunSpec, dead: Mapping[str, int], on_meta: bool
+) -> None:
+    """The notes below the report: the dead units of each activation (``dead``:
+    activation module name -> count), and that ``compile=true`` compiled nothing on
+    the meta device."""
     if dead:
         # A unit is one value of a sample's output: a feature, or a channel at one
         # position of an image.
@@ -141,14 +153,11 @@ def run(context: TaskContext) -> dict[str, Any]:
             f"note: units that output 0 for every row of this batch (dead): {listing}",
             file=out,
         )
-    if spec.compile and device.type == "meta":
+    if spec.compile and on_meta:
         print(
             "note: compile=true compiles nothing on device=meta: no forward pass runs.",
             file=out,
         )
-    context.write_text("summary.txt", summary_text + "\n")
-    save_model(context, model)
-    return metrics
 
 
 #: (threshold, name) of the units that mult-adds are counted in, largest first.

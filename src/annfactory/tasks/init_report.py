@@ -465,6 +465,38 @@ def _value_line(axes: Axes, value: float, theory: Theory | None, count: int) -> 
     axes.set_xlim(low - pad, high + pad)
 
 
+def _theory_curve(axes: Axes, theory: Theory, first: float, last: float) -> None:
+    """The theoretical density of an init over the histogram, whose bins span
+    ``first`` to ``last``: over its support (a uniform's ends drawn as steps), or
+    4.5 standard deviations each side of its mean; the x-axis spans both."""
+    import numpy as np
+
+    if theory.low is not None and theory.high is not None:
+        low, high = theory.low, theory.high
+    else:
+        low = theory.mean - 4.5 * theory.std
+        high = theory.mean + 4.5 * theory.std
+    pad = 0.05 * (high - low)
+    left = min(first, low - pad)
+    right = max(last, high + pad)
+    if theory.low is not None and theory.high is not None:
+        inside = np.linspace(low, high, 400)
+        xs = np.concatenate([[left, low], inside, [high, right]])
+        ys = [0.0, 0.0, *(theory.density(float(x)) for x in inside), 0.0, 0.0]
+    else:
+        xs = np.linspace(left, right, 400)
+        ys = [theory.density(float(x)) for x in xs]
+    if theory.kind == "orthogonal":
+        label = (
+            f"theory (approximation): N(0, {theory.std:.4g}^2), "
+            "std = gain/sqrt(max(rows, cols))"
+        )
+    else:
+        label = f"theory: {theory.describe()}"
+    axes.plot(xs, ys, color="C3", linewidth=2, label=label)
+    axes.set_xlim(left, right)
+
+
 def _histogram(
     path: Path, row: _Row, values: npt.NDArray[np.float64], bins: int
 ) -> None:
@@ -505,30 +537,7 @@ def _histogram(
             theory.mean, color="C3", linewidth=2, label=f"theory: {theory.describe()}"
         )
     else:
-        if theory.low is not None and theory.high is not None:
-            low, high = theory.low, theory.high
-        else:
-            low = theory.mean - 4.5 * theory.std
-            high = theory.mean + 4.5 * theory.std
-        pad = 0.05 * (high - low)
-        left = min(float(edges[0]), low - pad)
-        right = max(float(edges[-1]), high + pad)
-        if theory.low is not None and theory.high is not None:
-            inside = np.linspace(low, high, 400)
-            xs = np.concatenate([[left, low], inside, [high, right]])
-            ys = [0.0, 0.0, *(theory.density(float(x)) for x in inside), 0.0, 0.0]
-        else:
-            xs = np.linspace(left, right, 400)
-            ys = [theory.density(float(x)) for x in xs]
-        if theory.kind == "orthogonal":
-            label = (
-                f"theory (approximation): N(0, {theory.std:.4g}^2), "
-                "std = gain/sqrt(max(rows, cols))"
-            )
-        else:
-            label = f"theory: {theory.describe()}"
-        axes.plot(xs, ys, color="C3", linewidth=2, label=label)
-        axes.set_xlim(left, right)
+        _theory_curve(axes, theory, float(edges[0]), float(edges[-1]))
     axes.set_title(f"{row.name} {list(row.shape)}\n{row.init}", fontsize=9)
     axes.set_xlabel("value")
     if constant:
