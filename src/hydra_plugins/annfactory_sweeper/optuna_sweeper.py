@@ -785,7 +785,7 @@ class OptunaSweeper(Sweeper):
 
         # The launcher shares this context: each job is composed once, not twice.
         loader = ComposeOnce(self.hydra_context.config_loader)
-        self.hydra_context.config_loader = loader  # type: ignore[assignment]  # a proxy
+        self.hydra_context.config_loader = loader
         grid = grid_of(space) if self.sampler == "grid" else None
         records: list[JobRecord] = []
         returns: list[Any] = []
