@@ -14,7 +14,11 @@ sweeper:
   sweep directory and the table is printed; if any job failed, the sweep exits
   non-zero without a traceback.
 - A sweep with no job (an empty ``range``, a ``glob`` matching nothing) is refused
-  before anything runs; ``hydra.sweeper.params`` is accepted from the command line.
+  before anything runs, and so is a swept ``interval()`` (a search samples it:
+  ``hydra/sweeper=optuna``), with a message instead of a traceback;
+  ``hydra.sweeper.params`` is accepted from the command line.
+- Each job is composed once (``annfactory.sweep.ComposeOnce``): up front, to find the
+  jobs that do not compose, and the launcher is handed that config.
 - Ctrl-C writes the summary of the jobs that finished, the running one marked
   ``interrupted``, and exits with status 130.
 
