@@ -17,7 +17,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from annfactory.config import CONFIG_NAME, _bundled_hydra
 from annfactory.errors import ConfigError
@@ -259,3 +259,32 @@ def test_the_removed_launcher_is_refused_with_the_ones_there_are() -> None:
     assert "Valid launchers: basic, joblib, submitit_local, submitit_slurm" in str(
         info.value
     )
+
+
+def test_a_plugin_launchers_per_job_lines_are_hidden_and_its_others_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from annfactory.cli import QuietJobs
+
+    # A launcher plugin of one's own: its logger exists once its module is imported.
+    logger = logging.getLogger("hydra_plugins.my_launcher.launching")
+    QuietJobs().on_multirun_start(OmegaConf.create({}))
+    QuietJobs().on_multirun_start(OmegaConf.create({}))  # a second sweep: one filter
+    assert len(logger.filters) == 1
+    logger.disabled, logger.propagate = False, True  # another test's logging config
+    other = logging.getLogger("annfactory.other")
+    other.disabled, other.propagate = False, True
+    with (
+        caplog.at_level(logging.INFO, logger=logger.name),
+        caplog.at_level(logging.INFO, logger=other.name),
+    ):
+        logger.info("Launching 2 jobs on my cluster")
+        logger.info("\t#0 : model=demo seed=1")
+        logger.info("\t#12 : model=demo seed=2")
+        other.info("\t#3 : not a launcher's")
+    assert caplog.messages == [
+        "Launching 2 jobs on my cluster",
+        "\t#3 : not a launcher's",
+    ]
