@@ -480,9 +480,16 @@ CLI19_CASES = [
          fix="Did you mean 'bias_init'?"),
 ]  # fmt: skip
 
+# Issue 20, public APIs only: annfactory's launcher is gone, basic is the default.
+ISSUE20_H1_CASES = [
+    case("removed-annfactory-launcher", "hydra/launcher=annfactory",
+         key="hydra/launcher", value="'annfactory'",
+         fix="Valid launchers: basic, joblib, submitit_local, submitit_slurm"),
+]  # fmt: skip
+
 CASES = (
     OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + DATA19_CASES
-    + TRAIN19_CASES + CLI19_CASES
+    + TRAIN19_CASES + CLI19_CASES + ISSUE20_H1_CASES
 )  # fmt: skip
 # The corpus's file list includes this case's model file.
 FILE_CASES.extend(

@@ -338,12 +338,13 @@ def test_help_lists_every_sweeper_and_launcher_hydra_accepts(
             for option in groups["hydra/sweeper"]
         ],
         "hydra/launcher": [
-            option + " (selected)" * (option == "annfactory")
+            option + " (selected)" * (option == "basic")
             for option in groups["hydra/launcher"]
         ],
     }
     assert {"annfactory", "basic"} <= set(groups["hydra/sweeper"])
-    assert {"annfactory", "basic", *SCHEMAS} <= set(groups["hydra/launcher"])
+    assert {"basic", *SCHEMAS} <= set(groups["hydra/launcher"])
+    assert "annfactory" not in groups["hydra/launcher"]  # gone: basic is the default
 
 
 def test_the_readme_shows_what_help_lists(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -398,8 +398,8 @@ class _CountingLoader:  # module level, so pickle finds it
         self.calls.append(tuple(overrides))
         return {"overrides": list(overrides)}
 
-    def other(self) -> str:
-        return "delegated"
+    def list_groups(self, parent_name: str) -> list[str]:
+        return [f"{parent_name}/delegated"]
 
 
 def test_compose_once_hands_the_validated_config_to_the_launcher() -> None:
@@ -417,11 +417,11 @@ def test_compose_once_hands_the_validated_config_to_the_launcher() -> None:
     relaunched = loader.load_sweep_config(None, ["seed=1"])
     assert relaunched is not validated
     assert inner.calls == [("seed=1",), ("seed=1",)]
-    assert loader.other() == "delegated"
+    assert loader.list_groups("model") == ["model/delegated"]
     loader.compose(None, ["seed=2"])
     loader.forget()
     copy = pickle.loads(pickle.dumps(loader))
-    assert copy._kept == {}
+    assert copy.kept == {}
 
 
 def test_compose_once_gives_each_repeated_job_its_own_config() -> None:
@@ -436,7 +436,7 @@ def test_compose_once_gives_each_repeated_job_its_own_config() -> None:
     assert len(inner.calls) == 3
     assert [id(c) for c in launched] == [id(c) for c in validated]
     assert launched[0] is not launched[2]
-    assert loader._kept == {}
+    assert loader.kept == {}
 
 
 @pytest.mark.slow

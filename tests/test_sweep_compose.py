@@ -1,6 +1,7 @@
-"""A sweep job whose overrides only set values is a copy of a template, not a new
-composition (``annfactory.sweep.ComposeOnce``): pinned here against Hydra's own
-``load_sweep_config`` on the pinned Hydra, config, ``hydra`` node, flags and errors."""
+"""Each job of a sweep is composed once (``annfactory.sweep.ComposeOnce``): through
+Hydra's public ``ConfigLoader.load_sweep_config``, up front by the sweeper, and the
+launcher is handed that same config. Pinned here against Hydra's own composition:
+config, ``hydra`` node, flags and errors."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hydra.core.config_loader import ConfigLoader
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -50,7 +52,28 @@ def described(cfg: DictConfig) -> tuple[Any, ...]:
     )
 
 
-#: Sweeps whose jobs the template path composes: per job, its overrides.
+class Counting(ComposeOnce):
+    """A loader that counts its compositions (a ``ComposeOnce`` is the simplest
+    complete ``ConfigLoader`` that delegates): what ``ComposeOnce`` wraps in a test."""
+
+    def __init__(self, loader: ConfigLoader) -> None:
+        super().__init__(loader)
+        self.calls: list[list[str]] = []
+
+    def load_sweep_config(
+        self, master_config: DictConfig, sweep_overrides: list[str]
+    ) -> DictConfig:
+        self.calls.append(list(sweep_overrides))
+        return super().load_sweep_config(master_config, sweep_overrides)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)  # the calls too
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+#: Sweeps of the kinds of overrides a job has: per job, its overrides.
 SWEEPS = {
     "values only": [["seed=0"], ["seed=1"], ["seed=2", "batch_size=3"]],
     "group choices and values": [
@@ -98,30 +121,23 @@ MASTERS = {
 
 @pytest.mark.parametrize("hydra_overrides", MASTERS.values(), ids=MASTERS.keys())
 @pytest.mark.parametrize("jobs", SWEEPS.values(), ids=SWEEPS.keys())
-def test_a_value_job_is_hydras_own_composition(
-    hydra_app: Any,
-    compositions: list[list[str]],
-    jobs: list[list[str]],
-    hydra_overrides: list[str],
+def test_each_job_is_hydras_composition_made_once(
+    hydra_app: Any, jobs: list[list[str]], hydra_overrides: list[str]
 ) -> None:
     sweep = master(hydra_app, hydra_overrides)
-    loader = ComposeOnce(hydra_app.config_loader)
-    compositions.clear()
+    counting = Counting(hydra_app.config_loader)
+    loader = ComposeOnce(counting)
     ours = [loader.compose(sweep, overrides) for overrides in jobs]
-    templates = {tuple(o for o in job if o.split("=")[0] in _GROUPS) for job in jobs}
-    # One composition per distinct set of group choices, not one per job.
-    assert len(compositions) == len(templates)
+    # What a launcher then asks for, job after job: the same configs.
+    launched = [loader.load_sweep_config(sweep, overrides) for overrides in jobs]
+    assert [id(cfg) for cfg in launched] == [id(cfg) for cfg in ours]
+    assert counting.calls == jobs  # one composition per job, none doubled
     hydras = [hydra_app.config_loader.load_sweep_config(sweep, job) for job in jobs]
     for job, mine, own in zip(jobs, ours, hydras, strict=True):
         assert described(mine) == described(own), job
 
 
-_GROUPS = {"model", "init", "activation", "task", "data", "optimizer"} | {
-    "init@model.layers.linear1.weight_init"
-}
-
-
-def test_each_job_gets_its_own_copy(hydra_app: Any) -> None:
+def test_each_job_gets_its_own_config(hydra_app: Any) -> None:
     sweep = master(hydra_app)
     loader = ComposeOnce(hydra_app.config_loader)
     first = loader.compose(sweep, ["seed=1"])
@@ -139,7 +155,7 @@ def test_each_job_gets_its_own_copy(hydra_app: Any) -> None:
     assert described(second) == described(own)
 
 
-#: Jobs the template path cannot compose: each gets Hydra's own error.
+#: Jobs that do not compose: each gets Hydra's own error.
 BAD_JOBS = [
     ["model.widht=3"],
     ["seed=1", "init=nope"],
@@ -152,10 +168,11 @@ BAD_JOBS = [
 
 
 @pytest.mark.parametrize("job", BAD_JOBS, ids=[" ".join(job) for job in BAD_JOBS])
-def test_a_bad_job_gets_hydras_error(hydra_app: Any, job: list[str]) -> None:
+def test_a_bad_job_gets_hydras_error_and_is_not_kept(
+    hydra_app: Any, job: list[str]
+) -> None:
     sweep = master(hydra_app)
     loader = ComposeOnce(hydra_app.config_loader)
-    loader.compose(sweep, ["seed=0"])  # a template exists for the plain choices
     with pytest.raises(Exception) as ours:  # noqa: PT011 (Hydra's, whatever it is)
         loader.compose(sweep, job)
     with pytest.raises(Exception) as own:  # noqa: PT011
@@ -163,71 +180,39 @@ def test_a_bad_job_gets_hydras_error(hydra_app: Any, job: list[str]) -> None:
     assert type(ours.value) is type(own.value)
     assert str(ours.value) == str(own.value)
     assert str(ours.value.__cause__) == str(own.value.__cause__)
+    assert loader.kept == {}
 
 
-def test_hydra_overrides_in_a_job_are_composed_by_hydra(
-    hydra_app: Any, compositions: list[list[str]]
-) -> None:
+def test_a_worker_process_composes_with_hydra(hydra_app: Any) -> None:
     sweep = master(hydra_app)
-    loader = ComposeOnce(hydra_app.config_loader)
-    compositions.clear()
-    jobs = [["seed=1", "hydra.job.name=a"], ["seed=2", "hydra.job.name=b"]]
-    ours = [loader.compose(sweep, job) for job in jobs]
-    assert len(compositions) == 2  # no template: each job composed by Hydra
-    for job, mine in zip(jobs, ours, strict=True):
-        own = hydra_app.config_loader.load_sweep_config(sweep, job)
-        assert described(mine) == described(own)
-
-
-def test_a_worker_process_composes_with_hydra(
-    hydra_app: Any, compositions: list[list[str]]
-) -> None:
-    sweep = master(hydra_app)
-    loader = ComposeOnce(hydra_app.config_loader)
+    loader = ComposeOnce(Counting(hydra_app.config_loader))
     loader.compose(sweep, ["model=mlp", "seed=1"])
     # What the joblib launcher sends to a worker (loky pickles with cloudpickle).
     import cloudpickle
 
     copy = pickle.loads(cloudpickle.dumps(loader))
-    assert copy._kept == {}
-    compositions.clear()
+    assert copy.kept == {}
+    assert isinstance(copy.loader, Counting)
     mine = copy.load_sweep_config(sweep, ["model=mlp", "seed=4"])
-    assert compositions == [["hydra.mode=MULTIRUN", "model=mlp", "seed=4"]]  # Hydra
+    assert copy.loader.calls == [["model=mlp", "seed=1"], ["model=mlp", "seed=4"]]
     own = hydra_app.config_loader.load_sweep_config(sweep, ["model=mlp", "seed=4"])
     assert described(mine) == described(own)
 
 
-def _nodes(node: Any) -> Iterator[Any]:
-    yield node
-    if OmegaConf.is_dict(node):
-        for key in node._content if isinstance(node._content, dict) else ():
-            yield from _nodes(node._get_node(key))
-    elif OmegaConf.is_list(node) and isinstance(node._content, list):
-        for index in range(len(node._content)):
-            yield from _nodes(node._get_node(index))
-
-
-@pytest.mark.parametrize(
-    "hydra_overrides",
-    [[], ["hydra/sweeper=optuna"], ["hydra/launcher=basic"]],
-    ids=["annfactory", "optuna sweeper", "basic launcher"],
-)
-def test_templates_are_copied_from_their_pickle(
-    hydra_app: Any, hydra_overrides: list[str]
-) -> None:
-    # The plugin configs (annfactory's sweepers and launcher) pickle: their classes
-    # live in a module Hydra's plugin scan does not run twice.
-    sweep = master(hydra_app, hydra_overrides)
-    loader = ComposeOnce(hydra_app.config_loader)
-    first = loader.compose(sweep, ["model=mlp", "seed=1"])
-    second = loader.compose(sweep, ["model=mlp", "seed=2"])
-    ((template, pickled),) = loader._templates.values()  # type: ignore[union-attr]
-    assert isinstance(pickled, bytes)
-    for cfg in (first, second):
-        nodes = list(_nodes(cfg))
-        assert len(nodes) > 100
-        assert all(node._get_root() is cfg for node in nodes)
-        assert not any(node is other for node in nodes for other in _nodes(template))
-    assert (first.seed, second.seed) == (1, 2)
-    own = hydra_app.config_loader.load_sweep_config(sweep, ["model=mlp", "seed=2"])
-    assert described(second) == described(own)
+def test_everything_else_is_the_wrapped_loaders(hydra_app: Any) -> None:
+    inner = hydra_app.config_loader
+    loader = ComposeOnce(inner)
+    assert isinstance(loader, ConfigLoader)
+    assert loader.get_group_options("model") == inner.get_group_options("model")
+    assert loader.list_groups("hydra") == inner.list_groups("hydra")
+    assert loader.get_search_path() is inner.get_search_path()
+    assert loader.get_sources() == inner.get_sources()
+    run = RunMode.MULTIRUN
+    defaults = loader.compute_defaults_list(CONFIG_NAME, ["model=mlp"], run)
+    assert [d.config_path for d in defaults.defaults] == [
+        d.config_path
+        for d in inner.compute_defaults_list(CONFIG_NAME, ["model=mlp"], run).defaults
+    ]
+    cfg = loader.load_configuration(CONFIG_NAME, ["seed=3"], RunMode.RUN)
+    assert cfg.seed == 3
+    assert "model" in cfg

@@ -223,13 +223,12 @@ class RemoveFailedRunDir(Callback):
                 break
 
 
-#: The loggers of the launchers that log one line per job as they launch it.
-_LAUNCHER_LOGGERS = (
-    "hydra._internal.core_plugins.basic_launcher",
-    "hydra_plugins.annfactory_sweeper.launcher",
-    "hydra_plugins.hydra_joblib_launcher._core",
-    "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
-)
+#: The packages whose loggers may log a launcher's line per job: Hydra (its basic
+#: launcher) and its plugins (joblib, submitit, any other).
+_LAUNCHER_PACKAGES = ("hydra", "hydra_plugins")
+#: Loggers of launchers that create them only when they launch (joblib imports its
+#: launching module then): named here so the first sweep hides their lines too.
+_LAUNCHER_LOGGERS = ("hydra_plugins.hydra_joblib_launcher._core",)
 #: Such a line: ``\t#3 : model=demo seed=2``.
 _LAUNCH_LINE = re.compile(r"^\t#\d+ : ")
 
@@ -239,13 +238,19 @@ class QuietJobs(Callback):
 
     Hydra's launchers log ``#3 : model=demo seed=2`` as they start each job; the job
     then prints its one line with the same number and overrides, and its result
-    (:func:`run_task`). This hides the launchers' per-job line and keeps their
-    others (``Launching 6 jobs locally``). Registered in ``hydra.callbacks`` of
+    (:func:`run_task`). This hides the launchers' per-job line, matched by its
+    pattern on every logger of Hydra and its plugins, and keeps their others
+    (``Launching 6 jobs locally``). Registered in ``hydra.callbacks`` of
     annfactory's config.
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        for name in _LAUNCHER_LOGGERS:
+        names = [
+            name
+            for name in list(logging.root.manager.loggerDict)
+            if name.partition(".")[0] in _LAUNCHER_PACKAGES
+        ]
+        for name in {*names, *_LAUNCHER_PACKAGES, *_LAUNCHER_LOGGERS}:
             logger = logging.getLogger(name)
             if not any(isinstance(f, _HideLaunchLines) for f in logger.filters):
                 logger.addFilter(_HideLaunchLines())

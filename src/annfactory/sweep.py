@@ -21,7 +21,13 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra.core.config_loader import ConfigLoader
+from hydra.core.config_search_path import ConfigSearchPath
+from hydra.core.object_type import ObjectType
 from hydra.experimental.callback import Callback
+from hydra.plugins.config_source import ConfigSource
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
 from annfactory.errors import AnnFactoryError
 from annfactory.figures import save_figure
@@ -38,7 +44,6 @@ from annfactory.sweep_table import cell as _cell
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-    from omegaconf import DictConfig
 
 __all__ = [
     "ANNFACTORY_SWEEPERS",
@@ -80,181 +85,101 @@ class SweepFailedError(AnnFactoryError):
     """Some jobs of a sweep failed; the summary names them."""
 
 
-class ComposeOnce:
-    """Wraps Hydra's config loader so each job's config is composed once per sweep,
-    and a job that only sets values is not composed at all.
+class ComposeOnce(ConfigLoader):
+    """Hydra's config loader, through which each job of a sweep is composed once.
 
-    The sweeper composes every job up front (:meth:`compose`) to find the invalid ones;
-    the launcher then asks for the same configs again (``load_sweep_config``) and gets
-    the kept ones instead of composing them a second time. Each kept config is handed
-    out once: the launcher writes the job's number into it and Hydra makes it
-    read-only, so two jobs with the same overrides (``seed=1,2,1``) must each get their
-    own. Everything else is delegated to the wrapped loader.
-
-    **Value jobs.** Hydra composes a config in two steps: the group choices among the
-    overrides (``model=mlp``) build the defaults list and the merged config; then the
-    other overrides (``seed=3``, ``model.width=64``) are applied to it in order, and
-    the ``hydra`` node records them. A sweep's jobs usually differ only in the second
-    kind. So the first step runs once per distinct set of group choices (Hydra's own
-    composition of those choices, kept as a template), and each job is a copy of its
-    template with its other overrides applied by Hydra's own function and recorded as
-    Hydra records them: the same config, ``hydra`` node included, for about a tenth of
-    the time. ``tests/test_sweep_compose.py`` checks that it equals Hydra's composition
-    on the pinned Hydra, for the kinds of overrides a sweep has, errors included. Any
-    job outside what the path handles (an override of ``hydra.*``, a search path, a
-    loader that is not Hydra's) and any job the path fails on is composed by Hydra.
+    The sweeper composes every job up front (:meth:`compose`, Hydra's public
+    ``load_sweep_config``) to find the ones that do not compose; the launcher then
+    asks for the same configs again (:meth:`load_sweep_config`) and gets the kept
+    ones instead of a second composition. Each kept config is handed out once: the
+    launcher writes the job's number into it and Hydra makes it read-only, so two
+    jobs with the same overrides (``seed=1,2,1``) each get their own. Everything
+    else is the wrapped loader's. Set as the ``config_loader`` of the sweep's
+    ``HydraContext``, which the launcher shares.
     """
 
-    def __init__(self, loader: Any) -> None:
+    def __init__(self, loader: ConfigLoader) -> None:
         self.loader = loader
         # Per overrides, the configs composed and not yet launched, in job order.
-        self._kept: dict[tuple[str, ...], deque[Any]] = {}
-        # Per group choices (in order), Hydra's composition of them alone and its
-        # pickle (None where it does not pickle); None in a launcher's worker
-        # process (see __getstate__).
-        self._templates: dict[tuple[str, ...], tuple[Any, bytes | None]] | None = {}
+        self.kept: dict[tuple[str, ...], deque[DictConfig]] = {}
 
-    def compose(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+    def compose(
+        self, master_config: DictConfig, sweep_overrides: Sequence[str]
+    ) -> DictConfig:
         """Compose one job's config (raises if it does not compose) and keep it for
         the launcher."""
-        config = self._compose(master_config, sweep_overrides)
-        self._kept.setdefault(tuple(sweep_overrides), deque()).append(config)
+        config = self.loader.load_sweep_config(master_config, list(sweep_overrides))
+        self.kept.setdefault(tuple(sweep_overrides), deque()).append(config)
         return config
 
-    def load_sweep_config(self, master_config: Any, sweep_overrides: list[str]) -> Any:
+    def load_sweep_config(
+        self, master_config: DictConfig, sweep_overrides: list[str]
+    ) -> DictConfig:
         """The launcher's request: a config kept by :meth:`compose` for these
         overrides, or a freshly composed one when none is left (a relaunch, or a
         launcher's worker process)."""
         key = tuple(sweep_overrides)
-        kept = self._kept.get(key)
+        kept = self.kept.get(key)
         if not kept:
-            return self._compose(master_config, sweep_overrides)
+            return self.loader.load_sweep_config(master_config, sweep_overrides)
         config = kept.popleft()
         if not kept:
-            del self._kept[key]
+            del self.kept[key]
         return config
 
     def forget(self) -> None:
         """Drop configs kept for jobs that will not be launched."""
-        self._kept.clear()
+        self.kept.clear()
 
-    def _compose(self, master_config: Any, sweep_overrides: list[str]) -> Any:
-        split = None
-        if self._templates is not None:
-            split = _split_overrides(self.loader, master_config, sweep_overrides)
-        if split is not None:
-            choices, values, parsed = split
-            try:
-                return self._from_template(master_config, choices, values, parsed)
-            except Exception:
-                # Composed by Hydra below: its error, worded as Hydra words it.
-                pass
-        return self.loader.load_sweep_config(master_config, sweep_overrides)
-
-    def _from_template(
+    def load_configuration(
         self,
-        master_config: Any,
-        choices: tuple[str, ...],
-        values: list[Any],
-        parsed: list[Any],
+        config_name: str | None,
+        overrides: list[str],
+        run_mode: RunMode,
+        from_shell: bool = True,
+        validate_sweep_overrides: bool = True,
+    ) -> DictConfig:
+        return self.loader.load_configuration(
+            config_name,
+            overrides,
+            run_mode,
+            from_shell=from_shell,
+            validate_sweep_overrides=validate_sweep_overrides,
+        )
+
+    def get_search_path(self) -> ConfigSearchPath:
+        return self.loader.get_search_path()
+
+    def get_sources(self) -> list[ConfigSource]:
+        return self.loader.get_sources()
+
+    def list_groups(self, parent_name: str) -> list[str]:
+        return self.loader.list_groups(parent_name)
+
+    def get_group_options(
+        self,
+        group_name: str,
+        results_filter: ObjectType | None = ObjectType.CONFIG,
+        config_name: str | None = None,
+        overrides: list[str] | None = None,
+    ) -> list[str]:
+        return self.loader.get_group_options(
+            group_name, results_filter, config_name, overrides
+        )
+
+    def compute_defaults_list(
+        self, config_name: str | None, overrides: list[str], run_mode: RunMode
     ) -> Any:
-        """What ``ConfigLoaderImpl._load_configuration_impl`` does after building the
-        config, on a copy of the job's template (its group choices composed)."""
-        from hydra._internal.config_loader_impl import (
-            ConfigLoaderImpl,
-            get_overrides_dirname,
-        )
-        from omegaconf import OmegaConf
-
-        assert self._templates is not None
-        kept = self._templates.get(choices)
-        if kept is None:
-            template = self.loader.load_sweep_config(master_config, list(choices))
-            kept = self._templates[choices] = (template, _pickled(template))
-        cfg = _copy(*kept)
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
-        cfg.hydra.overrides.task = [str(override.input_line) for override in parsed]
-        naming = cfg.hydra.job.config.override_dirname
-        cfg.hydra.job.override_dirname = get_overrides_dirname(
-            overrides=parsed,
-            kv_sep=naming.kv_sep,
-            item_sep=naming.item_sep,
-            exclude_keys=naming.exclude_keys,
-        )
-        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
-        return cfg
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.loader, name)
+        return self.loader.compute_defaults_list(config_name, overrides, run_mode)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Sent to worker processes by some launchers (joblib): the loader alone. A
-        # worker gets one job per unpickled copy, so a template would be composed for
-        # one job: Hydra composes it directly. (Nor do the configs pickle: Hydra
-        # loads plugin modules outside sys.modules, so their dataclasses do not.)
-        return {"loader": self.loader, "_kept": {}, "_templates": None}
+        # Sent to worker processes by some launchers (joblib): the loader alone; a
+        # worker composes its job itself.
+        return {"loader": self.loader, "kept": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-
-
-def _pickled(cfg: Any) -> bytes | None:
-    """``cfg`` pickled, or None where it holds something that does not pickle (the
-    config class of a plugin loaded outside ``sys.modules``)."""
-    import pickle
-
-    try:
-        return pickle.dumps(cfg, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:
-        return None
-
-
-def _copy(cfg: Any, pickled: bytes | None) -> Any:
-    """A copy of ``cfg``: from its pickle, several times faster than
-    ``copy.deepcopy`` (the same nodes, flags and metadata: OmegaConf pickles them
-    all), else ``copy.deepcopy``."""
-    import copy
-    import pickle
-
-    return copy.deepcopy(cfg) if pickled is None else pickle.loads(pickled)
-
-
-def _split_overrides(
-    loader: Any, master_config: Any, sweep_overrides: Sequence[str]
-) -> tuple[tuple[str, ...], list[Any], list[Any]] | None:
-    """A job's overrides as Hydra's ``Overrides`` splits them: the group choices (as
-    typed, in order), the config overrides (parsed, in order) and all of them parsed;
-    None where the template path does not apply.
-
-    It applies where the loader is Hydra's, the primary config adds no search path
-    (the loader's repository then has every group the composition sees), no override
-    names ``hydra.*`` (Hydra records those apart), and there is something to apply.
-    """
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    if not isinstance(loader, ConfigLoaderImpl) or not sweep_overrides:
-        return None
-    if master_config.hydra.get("searchpath"):
-        return None
-    parsed = OverridesParser.create().parse_overrides(list(sweep_overrides))
-    choices: list[str] = []
-    values: list[Any] = []
-    for override in parsed:
-        if override.is_hydra_override() or override.is_sweep_override():
-            return None
-        # Hydra's rule (defaults_list.Overrides): a dict, or a key that is no group,
-        # is a config override.
-        is_group = loader.repository.group_exists(override.key_or_group)
-        if is_group and not isinstance(override.value(), dict):
-            choices.append(str(override.input_line))
-        elif override.package is None:
-            values.append(override)
-        else:
-            return None  # Hydra's "looks like a config group" error, from Hydra
-    if not values:
-        return None
-    return tuple(choices), values, parsed
+        self.loader = state["loader"]
+        self.kept = state["kept"]
 
 
 def write_summary(

@@ -1,7 +1,10 @@
-"""annfactory's Hydra sweeper: Hydra's basic sweeper with fault isolation and a summary.
+"""annfactory's Hydra sweeper: Hydra's basic sweep with fault isolation and a summary.
 
-Selected by annfactory's config (``hydra/sweeper: annfactory``). Differences from the
-basic sweeper:
+Selected by annfactory's config (``hydra/sweeper: annfactory``). It subclasses Hydra's
+public ``Sweeper`` interface and runs the jobs Hydra's basic sweeper would (the
+cartesian product of the swept values, in the same order, with the same numbers and
+batches), through whichever launcher is configured. Differences from the basic
+sweeper:
 
 - A job whose overrides do not compose is recorded as a failed row with a clear
   message; the other jobs still run, with their usual job numbers.
@@ -11,7 +14,11 @@ basic sweeper:
   sweep directory and the table is printed; if any job failed, the sweep exits
   non-zero without a traceback.
 - A sweep with no job (an empty ``range``, a ``glob`` matching nothing) is refused
-  before anything runs; ``hydra.sweeper.params`` is accepted from the command line.
+  before anything runs, and so is a swept ``interval()`` (a search samples it:
+  ``hydra/sweeper=optuna``), with a message instead of a traceback;
+  ``hydra.sweeper.params`` is accepted from the command line.
+- Each job is composed once (``annfactory.sweep.ComposeOnce``): up front, to find the
+  jobs that do not compose, and the launcher is handed that config.
 - Ctrl-C writes the summary of the jobs that finished, the running one marked
   ``interrupted``, and exits with status 130.
 
@@ -21,18 +28,24 @@ only when a sweep runs.
 
 # No "from __future__ import annotations": Hydra loads plugin modules without
 # registering them in sys.modules, and OmegaConf needs real types on the dataclass.
+import contextlib
+import io
+import itertools
 import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
+from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from hydra_plugins.annfactory_sweeper._conf import AnnFactorySweeperConf
@@ -48,6 +61,7 @@ __all__ = [
     "AnnFactorySweeperConf",
     "check_not_empty",
     "interrupted_records",
+    "job_batches",
     "sweeper_params",
 ]
 
@@ -60,8 +74,41 @@ ConfigStore.instance().store(
 )
 
 
-class AnnFactorySweeper(BasicSweeper):
-    """Hydra's basic sweeper, with failed jobs recorded and a summary at the end."""
+class AnnFactorySweeper(Sweeper):
+    """Hydra's basic sweep, with failed jobs recorded and a summary at the end."""
+
+    def __init__(
+        self,
+        max_batch_size: Optional[int] = None,  # noqa: UP045 (Hydra's signature)
+        params: Any = None,
+    ) -> None:
+        super().__init__()
+        self.max_batch_size = max_batch_size
+        self.params = params
+        self.config: DictConfig | None = None
+        self.launcher: Launcher | None = None
+        self.hydra_context: HydraContext | None = None
+        self.loader: ComposeOnce | None = None
+
+    def setup(
+        self,
+        *,
+        hydra_context: HydraContext,
+        task_function: TaskFunction,
+        config: DictConfig,
+    ) -> None:
+        from annfactory.sweep import ComposeOnce
+
+        self.config = config
+        # The launcher composes each job through this context's loader, which hands
+        # it the config the sweeper composed up front: each job is composed once.
+        self.loader = ComposeOnce(hydra_context.config_loader)
+        self.hydra_context = HydraContext(
+            config_loader=self.loader, callbacks=hydra_context.callbacks
+        )
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=self.hydra_context, task_function=task_function
+        )
 
     def sweep(self, arguments: list[str]) -> Any:
         from annfactory.hydra_report import reported
@@ -70,21 +117,19 @@ class AnnFactorySweeper(BasicSweeper):
         return reported(self._sweep)(arguments)
 
     def _sweep(self, arguments: list[str]) -> Any:
-        from annfactory.sweep import ComposeOnce, write_summary
+        from annfactory.sweep import write_summary
 
         assert self.config is not None
         assert self.launcher is not None
-        assert self.hydra_context is not None
-        # The launcher shares this context: each job is composed once, not twice.
-        loader = ComposeOnce(self.hydra_context.config_loader)
-        self.hydra_context.config_loader = loader  # type: ignore[assignment]  # a proxy
-        self.params = sweeper_params(self.params)
-        params_conf = self._parse_config()
+        assert self.loader is not None
+        loader = self.loader
+        params = sweeper_params(self.params)
+        params_conf = [f"{key}={value}" for key, value in params.items()]
         params_conf.extend(arguments)
-        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        parser = OverridesParser.create(config_loader=loader)
         parsed = parser.parse_overrides(params_conf)
-        check_not_empty(parsed, self.hydra_context.config_loader)
-        self.overrides = self.split_arguments(parsed, self.max_batch_size)
+        check_not_empty(parsed, loader)
+        batches = job_batches(parsed, self.max_batch_size)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
@@ -95,8 +140,7 @@ class AnnFactorySweeper(BasicSweeper):
         launched: dict[int, Sequence[str]] = {}
         started = time.time() - 2.0  # a file system's clock may round down
         try:
-            while not self.is_done():
-                batch = self.get_job_batch()
+            for batch in batches:
                 failed = self._invalid_jobs(loader, batch, first_job)
                 records.extend(failed.values())
                 for start, jobs in _runs_of_valid_jobs(batch, first_job, failed):
@@ -122,7 +166,7 @@ class AnnFactorySweeper(BasicSweeper):
             records = interrupted_records(records, launched, sweep_dir, started)
             table = write_summary(sweep_dir, records)
             print(f"\nSweep summary ({sweep_dir / 'summary.md'}):\n{table}", flush=True)
-            total = sum(len(batch) for batch in self.overrides)
+            total = sum(len(batch) for batch in batches)
             _exit_interrupted(records, total, "job", sweep_dir / "summary.md")
 
         records.sort(key=lambda record: record["job"])
@@ -190,6 +234,50 @@ def sweeper_params(params: Any, where: str = "hydra.sweeper.params") -> dict[str
                 f"Give it as text, {example}.",
             )
     return flat
+
+
+def job_batches(
+    overrides: Sequence[Override], max_batch_size: int | None
+) -> list[list[list[str]]]:
+    """The jobs of a sweep, in batches of at most ``max_batch_size`` (None: one
+    batch), as Hydra's basic sweeper makes them.
+
+    Each key's values in the order given (a swept key's through Hydra's
+    ``sweep_string_iterator``; a key given twice keeps its first place and its last
+    value), and the jobs their cartesian product, the first key varying slowest:
+    ``a=1,2 b=x,y`` gives ``a=1 b=x``, ``a=1 b=y``, ``a=2 b=x``, ``a=2 b=y``.
+
+    Raises:
+        ConfigError: A sweep of a kind that cannot be listed (``interval()``, which
+            a search samples), or a batch size below 1.
+    """
+    from annfactory.errors import ConfigError
+
+    values: dict[str, list[str]] = {}
+    for override in overrides:
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            values[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            values[key] = [f"{key}={val}" for val in override.sweep_string_iterator()]
+        else:
+            raise ConfigError(
+                key,
+                f"{override.input_line or key!r} is a range to search, not values to "
+                "list: the sweep cannot run it.",
+                "List values (a,b,c or range(start,stop)), or search it with "
+                "hydra/sweeper=optuna.",
+            )
+    if max_batch_size is not None and max_batch_size < 1:
+        raise ConfigError(
+            "hydra.sweeper.max_batch_size",
+            f"{max_batch_size} is not a batch size.",
+            "Give a whole number of jobs above 0, or null for one batch.",
+        )
+    jobs = [list(job) for job in itertools.product(*values.values())]
+    if max_batch_size is None:
+        return [jobs]
+    return [jobs[i : i + max_batch_size] for i in range(0, len(jobs), max_batch_size)]
 
 
 def check_not_empty(overrides: Sequence[Override], loader: Any) -> None:
@@ -335,14 +423,27 @@ def _runs_of_valid_jobs(
 
 
 def _record_of(result: JobReturn, job: int, overrides: Sequence[str]) -> Any:
-    if result.status == JobStatus.COMPLETED and isinstance(result._return_value, dict):
-        record = dict(result._return_value)
-        record["job"] = job
-        return record
-    # The task raised (a different task function, or a launcher-level failure).
-    error = result._return_value
-    message = str(error) if error is not None else "the job did not finish"
-    return _error_record(job, overrides, f"{type(error).__name__}: {message}")
+    """A job's record from its ``JobReturn``: what the task returned, or an error
+    row with the exception it raised."""
+    if result.status == JobStatus.COMPLETED:
+        value = result.return_value
+        if isinstance(value, dict):
+            record = dict(value)
+            record["job"] = job
+            return record
+        message = f"the task returned {type(value).__name__}, not a record"
+        return _error_record(job, overrides, message)
+    if result.status != JobStatus.FAILED:
+        return _error_record(job, overrides, "the job did not finish")
+    # The task raised (a different task function, or a launcher-level failure):
+    # return_value raises it again, after a line to stderr that the job's own
+    # line and its row already say.
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            value = result.return_value
+    except Exception as error:
+        return _error_record(job, overrides, f"{type(error).__name__}: {error}")
+    return _error_record(job, overrides, f"the job failed: {value!r}")
 
 
 def _error_record(job: int, overrides: Sequence[str], message: str) -> Any:
@@ -357,6 +458,4 @@ def _error_record(job: int, overrides: Sequence[str], message: str) -> Any:
 
 
 # The search sweeper (hydra/sweeper=optuna); below the helpers it imports lazily.
-# The default launcher (hydra/launcher=annfactory).
-from .launcher import AnnFactoryLauncher  # noqa: E402, F401
 from .optuna_sweeper import OptunaSweeper  # noqa: E402, F401

@@ -1,20 +1,19 @@
-"""The configs of annfactory's sweepers and launcher (``hydra/sweeper: annfactory``,
-``hydra/sweeper: optuna``, ``hydra/launcher: annfactory``).
+"""The configs of annfactory's sweepers (``hydra/sweeper: annfactory``,
+``hydra/sweeper: optuna``).
 
 Apart from the plugin modules that register them: Hydra's plugin scan executes each
 plugin module again after it has been imported, so a dataclass defined in one exists
 twice, and a config holding it does not pickle (pickle finds the other class). The
 scan skips modules whose name starts with ``_``; the plugin modules import these by
-their absolute name: one class each, so a composed config pickles
-(``annfactory.sweep.ComposeOnce`` copies a job's config template that way, several
-times faster than ``copy.deepcopy``).
+their absolute name: one class each, so a composed config pickles (a launcher may
+send it to a worker process).
 """
 
 # No "from __future__ import annotations": OmegaConf needs real types on a dataclass.
 from dataclasses import dataclass
 from typing import Any, Optional
 
-__all__ = ["AnnFactoryLauncherConf", "AnnFactorySweeperConf", "OptunaSweeperConf"]
+__all__ = ["AnnFactorySweeperConf", "OptunaSweeperConf"]
 
 
 @dataclass
@@ -53,8 +52,3 @@ class OptunaSweeperConf:
     # The search space as a mapping, e.g. {"model.width": "choice(16,32)"}; the
     # command line's overrides of the same keys win. Typed Any: see above.
     params: Any = None
-
-
-@dataclass
-class AnnFactoryLauncherConf:
-    _target_: str = "hydra_plugins.annfactory_sweeper.launcher.AnnFactoryLauncher"

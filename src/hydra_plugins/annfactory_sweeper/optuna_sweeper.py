@@ -137,6 +137,7 @@ class OptunaSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.hydra_context: HydraContext | None = None
+        self.loader: ComposeOnce | None = None
 
     def setup(
         self,
@@ -145,10 +146,17 @@ class OptunaSweeper(Sweeper):
         task_function: TaskFunction,
         config: DictConfig,
     ) -> None:
+        from annfactory.sweep import ComposeOnce
+
         self.config = config
-        self.hydra_context = hydra_context
+        # The launcher composes each trial through this context's loader, which hands
+        # it the config composed up front: each trial is composed once.
+        self.loader = ComposeOnce(hydra_context.config_loader)
+        self.hydra_context = HydraContext(
+            config_loader=self.loader, callbacks=hydra_context.callbacks
+        )
         self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=hydra_context, task_function=task_function
+            config=config, hydra_context=self.hydra_context, task_function=task_function
         )
 
     def sweep(self, arguments: list[str]) -> Any:
@@ -158,8 +166,6 @@ class OptunaSweeper(Sweeper):
         return reported(self._sweep)(arguments)
 
     def _sweep(self, arguments: list[str]) -> Any:
-        from annfactory.sweep import ComposeOnce
-
         _require_optuna()
         assert self.config is not None
         assert self.hydra_context is not None
@@ -182,9 +188,8 @@ class OptunaSweeper(Sweeper):
             self.sampler,
         )
 
-        # The launcher shares this context: each job is composed once, not twice.
-        loader = ComposeOnce(self.hydra_context.config_loader)
-        self.hydra_context.config_loader = loader  # type: ignore[assignment]  # a proxy
+        loader = self.loader
+        assert loader is not None
         records, returns, interrupted = self._search(
             study, space, objective, loader, sweep_dir
         )
