@@ -26,9 +26,7 @@ from annfactory.groups import (
     groups,
     top_level_groups,
 )
-from annfactory.spec import (
-    mlp_layer_names,
-)
+from annfactory.models import GeneratedLayers, model_types
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -48,29 +46,33 @@ def _unknown_key(
         if not path:  # the top-level groups are absent while no option is chosen
             valid.update(top_level_groups())
         return UnknownNameError(key, "key", part, valid, where=where)
-    names = _mlp_layer_names(cfg)
-    if names is not None:
+    made = _generated_layers(cfg)
+    if made is not None:
+        type_name, generated, names, settings = made
         if part in names:
             return ConfigError(
                 key,
-                f"mlp layer {part!r} has no settings of its own yet (its layers are "
-                "made from depth and width).",
+                f"{type_name} layer {part!r} has no settings of its own yet (its "
+                f"layers are made from {' and '.join(generated.made_from)}).",
                 f"+ adds one: {_shell('+' + line)}",
             )
-        number = re.fullmatch(r"hidden(\d+)", part)
-        if number and int(number.group(1)) > len(names) - 1:
-            depth = int(number.group(1))
-            advice = f"with {part}: model.depth={depth} {_shell('+' + line)}"
+        needed = generated.settings_for(part)
+        if needed:
+            setting = " ".join(
+                f"model.{name}={value}" for name, value in needed.items()
+            )
+            advice = f"with {part}: {setting} {_shell('+' + line)}"
         else:
             example = closest_name(part, names) or names[0]
             edited = line.replace(f"model.layers.{part}", f"model.layers.{example}", 1)
             advice = f"+ gives one a setting: {_shell('+' + edited.lstrip('+'))}"
+        count = generated.count_key
         return UnknownNameError(
             key,
             "layer",
             part,
             names,
-            where=f" (mlp, depth={len(names) - 1})",
+            where=f" ({type_name}, {count}={settings[count]})",
             advice=advice,
         )
     layers_node = node if isinstance(node, DictConfig) else {}
@@ -83,16 +85,32 @@ def _unknown_key(
     )
 
 
-def _mlp_layer_names(cfg: DictConfig) -> list[str] | None:
-    """The layers of an mlp model (generated from its depth), or None."""
+def _generated_layers(
+    cfg: DictConfig,
+) -> tuple[str, GeneratedLayers, list[str], dict[str, Any]] | None:
+    """The composed model's type, how that type makes its layers, their names and
+    the settings they are made from; None for a type that lists its layers (or is
+    not registered) and for settings not valid yet."""
     from omegaconf import OmegaConf
 
-    if OmegaConf.select(cfg, "model.type", throw_on_missing=False) != "mlp":
+    name = OmegaConf.select(cfg, "model.type", throw_on_missing=False)
+    if not isinstance(name, str) or name not in model_types:
         return None
-    depth = OmegaConf.select(cfg, "model.depth", throw_on_missing=False)
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+    generated = model_types.get(name).generated
+    if generated is None:
         return None
-    return mlp_layer_names(depth)
+    settings = {
+        key: OmegaConf.select(cfg, f"model.{key}", throw_on_missing=False)
+        for key in generated.made_from
+    }
+    names = generated.names(settings)
+    return None if names is None else (name, generated, names, settings)
+
+
+def _generated_layer_names(cfg: DictConfig) -> list[str]:
+    """The layers the composed model makes from its settings (none if it lists them)."""
+    made = _generated_layers(cfg)
+    return [] if made is None else made[2]
 
 
 def _command_adding_layer(cfg: DictConfig, name: str, override: Any, line: str) -> str:

@@ -7,11 +7,12 @@ that the primary config may lack."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from annfactory.config.diagnosis import _mlp_layer_names, _unknown_key
+from annfactory.config.diagnosis import _generated_layer_names, _unknown_key
 from annfactory.config.rendering import _has_key, _is_mapping
 from annfactory.config.rewriting import _for_hydra, _override_key, _replaces_slot
 from annfactory.config.sources import (
@@ -35,6 +36,7 @@ from annfactory.groups import (
     choice_group,
     groups,
 )
+from annfactory.models import model_types
 from annfactory.spec import (
     layers_set_by_groups,
 )
@@ -143,15 +145,12 @@ def _check_unknown_keys(
     return cfg
 
 
-#: What each top-level group replaces: the field of a layer, the mlp's own key for
-#: all its layers, and the layers it sets, in words.
+#: What each top-level group replaces: the field of every layer it sets, and those
+#: layers, in words. The model's own key that it replaces (an mlp's
+#: ``hidden_activation``) is its model type's (``ModelType.group_keys``).
 _GROUP_FIELDS = {
-    "init": ("weight_init", "weight_init", "weight init of every dense layer"),
-    "activation": (
-        "activation",
-        "hidden_activation",
-        "activation of every dense layer but the last",
-    ),
+    "init": ("weight_init", "weight init of every dense layer"),
+    "activation": ("activation", "activation of every dense layer but the last"),
 }
 
 
@@ -175,19 +174,23 @@ def _overridden_settings(
     }
     if not groups:
         return []
-    # Per-layer settings as (group, layer or None for the mlp's own key, line).
+    # Per-layer settings as (group, layer, line), and the model's own keys for all
+    # its layers as (group, None, line) with the key.
     settings: list[tuple[str, str | None, str]] = []
+    model_keys: dict[int, str] = {}
     for override, line in zip(parsed, overrides, strict=True):
         if override.is_delete() or override.is_sweep_override():
             continue
         path = str(override.package or override.key_or_group)
         for group in groups:
-            field, mlp_key, _ = _GROUP_FIELDS[group]
+            field, _ = _GROUP_FIELDS[group]
             layer = re.fullmatch(rf"model\.layers\.(\w+)\.{field}(\..+)?", path)
             if layer:
                 settings.append((group, layer.group(1), line))
-            elif re.fullmatch(rf"model\.{mlp_key}(\..+)?", path):
-                settings.append((group, None, line))
+            for model_key in _model_keys_of(group):
+                if re.fullmatch(rf"model\.{model_key}(\..+)?", path):
+                    model_keys[len(settings)] = model_key
+                    settings.append((group, None, line))
     if not settings:
         return []
     try:
@@ -200,22 +203,43 @@ def _overridden_settings(
     except (HydraException, OmegaConfBaseException, AnnFactoryError):
         return []  # the overrides are wrong; their error says so
     replaced = {"init": set_by_init, "activation": set_by_activation}
-    is_mlp = model.get("type") == "mlp"
+    own_keys = _own_group_keys(model)
     notes = []
     for group, line in groups.items():
         dropped = [
             setting
-            for chosen, layer, setting in settings
+            for index, (chosen, layer, setting) in enumerate(settings)
             if chosen == group
-            and (layer in replaced[group] if layer is not None else is_mlp)
+            and (
+                layer in replaced[group]
+                if layer is not None
+                else own_keys.get(group) == model_keys[index]
+            )
         ]
         if dropped:
             verb = "has" if len(dropped) == 1 else "have"
             notes.append(
-                f"{line} sets the {_GROUP_FIELDS[group][2]}, so "
+                f"{line} sets the {_GROUP_FIELDS[group][1]}, so "
                 f"{', '.join(dropped)} {verb} no effect."
             )
     return notes
+
+
+def _model_keys_of(group: str) -> set[str]:
+    """The model keys that ``group`` replaces, in any registered model type."""
+    return {
+        entry.group_keys[group]
+        for _, entry in model_types.items()
+        if group in entry.group_keys
+    }
+
+
+def _own_group_keys(model: Mapping[str, Any]) -> Mapping[str, str]:
+    """The group keys of a composed model's type (none for an unknown type)."""
+    name = model.get("type")
+    if isinstance(name, str) and name in model_types:
+        return model_types.get(name).group_keys
+    return {}
 
 
 def _listed_slots(parsed: list[Any], config_dirs: list[Path]) -> set[str]:
@@ -350,7 +374,7 @@ def _check_slot_failure(
     existing = list(layers_node) if isinstance(layers_node, DictConfig) else []
     if layer.startswith("model.layers.") and name in [
         *existing,
-        *(_mlp_layer_names(cfg) or []),
+        *_generated_layer_names(cfg),
     ]:
         raise ConfigError(
             key,
