@@ -66,10 +66,68 @@ def _check_unknown_keys(
         The config composed without the checked keys, or None if none was composed.
     """
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     searchpath_changed = any(o.key_or_group == "hydra.searchpath" for o in parsed)
+    suspects, additions = _suspects(parsed, config_dirs, searchpath_changed)
+    listed = _listed_slots(parsed, config_dirs)
+    slots = [
+        o
+        for o in parsed
+        if o.package
+        and o.key_or_group in groups
+        and not (o.is_add() or o.is_delete() or o.is_sweep_override())
+        and _override_key(o) not in listed
+    ]
+    if not (suspects or additions or slots) or searchpath_changed:
+        return None
+    lines = dict(zip(map(id, parsed), overrides, strict=True))
+    checked = {id(o) for o in [*suspects, *additions]}
+    rest = [(o, line) for o, line in zip(parsed, overrides, strict=True)]
+    rest = [(o, line) for o, line in rest if id(o) not in checked]
+    try:
+        cfg = _hydra_compose(_for_hydra([o for o, _ in rest], [x for _, x in rest]))
+    except (HydraException, OmegaConfBaseException) as error:
+        _check_slot_failure(error, slots, rest, lines)
+        return None  # another override is wrong; Hydra or our checks report it
+    added = [o.key_or_group for o in additions]
+    for override in suspects:
+        key = override.key_or_group
+        if any(key.startswith(f"{prefix}.") for prefix in added):
+            continue  # under a key that a + adds
+        _check_key_path(cfg, override, lines[id(override)])
+    for override in additions:
+        _check_addition(cfg, override)
+    return cfg
+
+
+def _check_addition(cfg: DictConfig, override: Any) -> None:
+    """``+key=value`` adds a key that the config lacks (or holds as ``???``)."""
+    from omegaconf import OmegaConf
+
+    if _replaces_slot(override):
+        return  # replaces whatever the slot holds
+    key = override.key_or_group
+    parent, _, last = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
+    # A ??? value counts as absent, as Hydra counts it.
+    if not _has_key(node, last) or OmegaConf.is_missing(node, last):
+        return
+    if isinstance(override.value(), dict) and _is_mapping(node[last]):
+        return  # Hydra merges a mapping into a mapping under +
+    value = override.get_value_element_as_str()
+    raise ConfigError(
+        key,
+        "already has a value; + adds a key that is not there.",
+        f"Write {_shell(f'{key}={value}')} to change it.",
+    )
+
+
+def _suspects(
+    parsed: list[Any], config_dirs: list[Path], searchpath_changed: bool
+) -> tuple[list[Any], list[Any]]:
+    """The value overrides and deletions of keys that may not exist (a nested key, or
+    a top-level key that the primary config lacks), and the additions (``+``)."""
 
     def unknown_top_level(key: str) -> bool:
         return not (
@@ -98,51 +156,7 @@ def _check_unknown_keys(
             or (not override.is_delete() and unknown_top_level(override.key_or_group))
         )
     ]
-    additions = [o for o in parsed if plain_key(o) and o.is_add()]
-    listed = _listed_slots(parsed, config_dirs)
-    slots = [
-        o
-        for o in parsed
-        if o.package
-        and o.key_or_group in groups
-        and not (o.is_add() or o.is_delete() or o.is_sweep_override())
-        and _override_key(o) not in listed
-    ]
-    if not (suspects or additions or slots) or searchpath_changed:
-        return None
-    lines = dict(zip(map(id, parsed), overrides, strict=True))
-    checked = {id(o) for o in [*suspects, *additions]}
-    rest = [(o, line) for o, line in zip(parsed, overrides, strict=True)]
-    rest = [(o, line) for o, line in rest if id(o) not in checked]
-    try:
-        cfg = _hydra_compose(_for_hydra([o for o, _ in rest], [x for _, x in rest]))
-    except (HydraException, OmegaConfBaseException) as error:
-        _check_slot_failure(error, slots, rest, lines)
-        return None  # another override is wrong; Hydra or our checks report it
-    added = [o.key_or_group for o in additions]
-    for override in suspects:
-        key = override.key_or_group
-        if any(key.startswith(f"{prefix}.") for prefix in added):
-            continue  # under a key that a + adds
-        _check_key_path(cfg, override, lines[id(override)])
-    for override in additions:
-        if _replaces_slot(override):
-            continue  # replaces whatever the slot holds
-        key = override.key_or_group
-        parent, _, last = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
-        # A ??? value counts as absent, as Hydra counts it.
-        if not _has_key(node, last) or OmegaConf.is_missing(node, last):
-            continue
-        if isinstance(override.value(), dict) and _is_mapping(node[last]):
-            continue  # Hydra merges a mapping into a mapping under +
-        value = override.get_value_element_as_str()
-        raise ConfigError(
-            key,
-            "already has a value; + adds a key that is not there.",
-            f"Write {_shell(f'{key}={value}')} to change it.",
-        )
-    return cfg
+    return suspects, [o for o in parsed if plain_key(o) and o.is_add()]
 
 
 #: What each top-level group replaces: the field of every layer it sets, and those
