@@ -259,7 +259,10 @@ def _report_composition_failure(error: Exception, args: argparse.Namespace) -> N
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = overrides_from_argv(sys.argv[1:])  # as Hydra received them
-    translated = override_error(error, overrides, _composer(args))
+    try:
+        translated = override_error(error, overrides, _composer(args))
+    except Exception:  # then Hydra's own words, below
+        translated = None
     if translated is not None:
         print(translated, file=sys.stderr)
     elif isinstance(error, CompactHydraException):
