@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
+from annfactory.cli import FULL_ERROR_HINT
 from annfactory.config import conf_dir
 from annfactory.config.sources import _bundled_yaml
 
@@ -110,6 +111,8 @@ def test_hydras_error_about_one_override_is_ours_on_the_command_line(
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith(message), err
+    # Hydra's framing, as Hydra prints it after its own errors.
+    assert err.endswith(f"\n\n{FULL_ERROR_HINT}\n"), err
     assert "Traceback" not in err
     assert "HYDRA_FULL_ERROR" not in os.environ
     assert not list(tmp_path.iterdir())  # no run directory made
@@ -127,6 +130,7 @@ def test_another_composition_error_is_printed_as_hydra_prints_it(
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("Ambiguous value for argument 'seed=1,2'"), err
+    assert err.endswith(f"\n\n{FULL_ERROR_HINT}\n"), err
     assert "Traceback" not in err
 
 

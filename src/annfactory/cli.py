@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 __all__ = [
+    "FULL_ERROR_HINT",
     "LOG_FILE",
     "HydraComposed",
     "QuietJobs",
@@ -190,6 +191,10 @@ def _probe_directory(key: str, path: Path, example: str) -> None:
                 break
 
 
+#: The line Hydra prints after an error's message.
+FULL_ERROR_HINT = (
+    "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+)
 #: ``HYDRA_FULL_ERROR``'s value before :func:`composition_errors_reworded` set it,
 #: while it is set (None: it was not set); empty otherwise.
 _full_error_before: list[str | None] = []
@@ -263,14 +268,13 @@ def _report_composition_failure(error: Exception, args: argparse.Namespace) -> N
         translated = override_error(error, overrides, _composer(args))
     except Exception:  # then Hydra's own words, below
         translated = None
-    if translated is not None:
-        print(translated, file=sys.stderr)
-    elif isinstance(error, CompactHydraException):
-        print(error, file=sys.stderr)
-        if isinstance(error.__cause__, OmegaConfBaseException):
-            print(error.__cause__, file=sys.stderr)
-    else:  # before the task, Hydra prints the whole traceback
-        traceback.print_exc()
+    if translated is None and not isinstance(error, CompactHydraException):
+        traceback.print_exc()  # before the task, Hydra prints the whole traceback
+        sys.exit(1)
+    print(error if translated is None else translated, file=sys.stderr)
+    if translated is None and isinstance(error.__cause__, OmegaConfBaseException):
+        print(error.__cause__, file=sys.stderr)
+    print(f"\n{FULL_ERROR_HINT}", file=sys.stderr)
     sys.exit(1)
 
 
