@@ -161,3 +161,97 @@ def test_the_help_opens_with_what_the_project_does_now() -> None:
             assert model.stem in header, model.stem
     assert "-m" in header
     assert "hydra/sweeper=optuna" in header
+
+
+# ------------------------------------------------------------------------------------
+# Hydra's flags, parsed by annfactory's own parser
+# ------------------------------------------------------------------------------------
+
+FLAG_LINES = [
+    [],
+    ["model=demo", "seed=3"],
+    ["-h"],
+    ["--help", "model=mlp"],
+    ["--hydra-help"],
+    ["--cfg", "job"],
+    ["-c", "hydra", "--resolve", "-p", "hydra.job"],
+    ["--cfg=all", "--package", "model"],
+    ["-r", "seed=1"],
+    ["--run", "model=demo"],
+    ["-m", "seed=1,2", "model=demo,mlp"],
+    ["--multirun", "hydra/launcher=joblib"],
+    ["-sc", "install=bash"],
+    ["--shell-completion", "query=seed"],
+    ["-cp", "/tmp/x", "-cn", "app", "a=1"],
+    ["--config-path=/tmp/x", "--config-name=app"],
+    ["-cd", "my_configs", "model=mine"],
+    ["--config-dir", "my_configs", "--config-dir", "other", "model=mine"],
+    ["--experimental-rerun", "run/.hydra/config.pickle"],
+    ["-i"],
+    ["--info", "defaults-tree", "model=demo"],
+    ["-i", "searchpath"],
+    ["--info=plugins"],
+]
+
+
+def _hydras_parser():  # type: ignore[no-untyped-def]
+    from hydra._internal.utils import get_args_parser  # tests compare against it
+
+    return get_args_parser()
+
+
+@pytest.mark.parametrize("argv", FLAG_LINES, ids=lambda argv: " ".join(argv) or "none")
+def test_the_flags_parse_as_hydras_own_parser_parses_them(argv: list[str]) -> None:
+    from annfactory.config.edge import parse_flags
+
+    ours = vars(parse_flags(argv))
+    assert ours == vars(_hydras_parser().parse_args(argv))
+    known = vars(parse_flags([*argv, "--no-such"], known_only=True))
+    assert known == vars(_hydras_parser().parse_known_args([*argv, "--no-such"])[0])
+
+
+def test_the_parser_has_each_flag_of_hydras() -> None:
+    from annfactory.config.edge import args_parser
+
+    def flags(parser):  # type: ignore[no-untyped-def]
+        return {
+            option: (
+                action.dest,
+                action.nargs,
+                action.const,
+                list(action.choices or []),
+            )
+            for action in parser._actions  # argparse's list of the arguments
+            for option in action.option_strings or [action.dest]
+        }
+
+    assert flags(args_parser()) == flags(_hydras_parser())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--cfg", "jobs"], ["--info", "nothing"], ["--no-such-flag"], ["-p"]],
+    ids=" ".join,
+)
+def test_what_hydras_parser_refuses_ours_refuses(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from annfactory.config.edge import FlagsError, parse_flags
+
+    with pytest.raises(SystemExit):
+        _hydras_parser().parse_args(argv)
+    capsys.readouterr()
+    with pytest.raises(FlagsError):
+        parse_flags(argv)
+    assert capsys.readouterr() == ("", "")  # Hydra prints the usage, once
+
+
+def test_version_prints_hydras_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import hydra
+
+    from annfactory.config.edge import parse_flags
+
+    with pytest.raises(SystemExit) as exit_info:
+        parse_flags(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"Hydra {hydra.__version__}\n"

@@ -1,194 +1,49 @@
-"""What a run costs before its task: it composes its config once
-(``annfactory.config.composed_once``), with the config that Hydra's own second
-composition would give, and the override checks read each bundled file once."""
+"""What a run costs before its task, and what it says when Hydra cannot compose.
+
+Hydra composes a run's config twice (``hydra.mode`` is read from a first
+composition: Hydra's open issue #3440); annfactory patches nothing of Hydra's, so a
+command line composes exactly as Hydra composes it, and its override checks compose
+nothing more where the overrides are good. Where Hydra's composition fails on one
+override, the command line says so in annfactory's words, without composing on the
+way of a run that works (``annfactory.cli.composition_errors_reworded``).
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import ConfigCompositionException
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from annfactory.config import (
-    CONFIG_NAME,
-    _bundled_hydra,
-    _bundled_yaml,
-    composed_once,
-    conf_dir,
-)
-
-MODE_OVERRIDE = {RunMode.RUN: "hydra.mode=RUN", RunMode.MULTIRUN: "hydra.mode=MULTIRUN"}
+from annfactory.cli import FULL_ERROR_HINT
+from annfactory.config import conf_dir
+from annfactory.config.sources import _bundled_yaml
 
 
-@pytest.fixture
-def hydra_app() -> Iterator[Any]:
-    """Hydra initialized with the bundled config, as ``@hydra.main`` has it."""
-    with _bundled_hydra():
-        yield GlobalHydra.instance().hydra
+def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
+    from annfactory.run import main
+
+    monkeypatch.setattr(sys, "argv", ["run.py", *args])
+    main("python scripts/run.py")
 
 
-def start(hydra: Any, overrides: list[str], run_mode: RunMode) -> DictConfig:
-    """What ``@hydra.main`` does before a run or a sweep: read the mode from one
-    composition, then compose for the run with the mode added."""
-    mode = hydra.get_mode(config_name=CONFIG_NAME, overrides=list(overrides))
-    added = [] if mode is not None else [MODE_OVERRIDE[run_mode]]
-    cfg: DictConfig = hydra.compose_config(
-        config_name=CONFIG_NAME,
-        overrides=[*overrides, *added],
-        run_mode=run_mode,
-        with_log_configuration=False,
-    )
-    return cfg
-
-
-def flags(cfg: DictConfig) -> tuple[bool | None, bool | None]:
-    return OmegaConf.is_struct(cfg), OmegaConf.is_readonly(cfg.hydra)
-
-
-CASES = [
-    [],
-    ["model=mlp", "init=normal", "init.std=0.1", "activation=tanh"],
-    ["model=demo", "init@model.layers.linear1.weight_init=orthogonal"],
-    ["model=mlp", "+init@model.layers.hidden1.weight_init=zeros", "seed=3"],
-    ["task=diagnose", "hydra.job.chdir=false", "hydra.verbose=true"],
-]
-RUNS = [
-    *[(overrides, mode) for overrides in CASES for mode in RunMode],
-    (["hydra.mode=RUN", "batch_size=2"], RunMode.RUN),
-    (["hydra.mode=MULTIRUN", "seed=1,2"], RunMode.MULTIRUN),
-]
-
-
-@pytest.mark.parametrize(
-    ("overrides", "run_mode"),
-    RUNS,
-    ids=[f"{mode.name} {' '.join(overrides) or 'none'}" for overrides, mode in RUNS],
-)
-def test_the_run_config_is_hydras_own_second_composition(
-    hydra_app: Any,
-    compositions: list[list[str]],
-    overrides: list[str],
-    run_mode: RunMode,
-) -> None:
-    own = start(hydra_app, overrides, run_mode)
-    assert len(compositions) == 2  # control: Hydra alone composes twice
-    compositions.clear()
-    with composed_once():
-        derived = start(hydra_app, overrides, run_mode)
-    assert len(compositions) == 1
-    assert OmegaConf.to_yaml(derived) == OmegaConf.to_yaml(own)
-    assert flags(derived) == flags(own) == (True, False)
-    assert derived.hydra.mode == own.hydra.mode
-    assert list(derived.hydra.overrides.hydra) == list(own.hydra.overrides.hydra)
-
-
-def test_a_mode_set_in_the_overrides_adds_no_override(
-    hydra_app: Any, compositions: list[list[str]]
-) -> None:
-    with composed_once():
-        cfg = start(hydra_app, ["hydra.mode=RUN"], RunMode.RUN)
-    assert len(compositions) == 1
-    assert list(cfg.hydra.overrides.hydra) == ["hydra.mode=RUN"]
-    assert cfg.hydra.mode == RunMode.RUN
-
-
-def test_a_sweep_in_a_run_gets_hydras_error(hydra_app: Any) -> None:
-    with composed_once(), pytest.raises(ConfigCompositionException) as own:
-        start(hydra_app, ["seed=1,2"], RunMode.RUN)
-    assert "Ambiguous value for argument 'seed=1,2'" in str(own.value)
-    with composed_once(), pytest.raises(ConfigCompositionException) as hydra:
-        start(hydra_app, ["hydra.job.name=a,b"], RunMode.MULTIRUN)
-    assert "Sweeping over Hydra's configuration is not supported" in str(hydra.value)
-
-
-def test_a_missing_choice_is_composed_again_for_hydras_error(
-    tmp_path: Path, compositions: list[list[str]]
-) -> None:
-    # Multirun mode (the mode check) skips a ??? group; run mode must stop there.
-    (tmp_path / "db").mkdir()
-    (tmp_path / "db" / "sqlite.yaml").write_text("path: x.db\n")
-    (tmp_path / "app.yaml").write_text("defaults:\n  - db: ???\n  - _self_\n")
-    from hydra import initialize_config_dir
-
-    with initialize_config_dir(str(tmp_path), version_base="1.3"):
-        hydra = GlobalHydra.instance().hydra
-        with composed_once():
-            mode = hydra.get_mode(config_name="app", overrides=[])
-            assert mode is None
-            with pytest.raises(ConfigCompositionException, match="specify 'db'"):
-                hydra.compose_config(
-                    config_name="app",
-                    overrides=["hydra.mode=RUN"],
-                    run_mode=RunMode.RUN,
-                )
-    assert len(compositions) == 2
-    with initialize_config_dir(str(tmp_path), version_base="1.3"), composed_once():
-        hydra = GlobalHydra.instance().hydra
-        hydra.get_mode(config_name="app", overrides=["db=sqlite"])
-        cfg = hydra.compose_config(
-            config_name="app",
-            overrides=["db=sqlite", "hydra.mode=RUN"],
-            run_mode=RunMode.RUN,
-        )
-    assert cfg.db.path == "x.db"
-    assert len(compositions) == 3
-
-
-def test_other_compositions_are_hydras_own(
-    hydra_app: Any, compositions: list[list[str]]
-) -> None:
-    with composed_once():
-        hydra_app.get_mode(config_name=CONFIG_NAME, overrides=["seed=1"])
-        # Not the run of the overrides just read: composed, with its own overrides.
-        cfg = hydra_app.compose_config(
-            config_name=CONFIG_NAME, overrides=["seed=2"], run_mode=RunMode.RUN
-        )
-        again = hydra_app.compose_config(
-            config_name=CONFIG_NAME, overrides=["seed=3"], run_mode=RunMode.RUN
-        )
-    assert (cfg.seed, again.seed) == (2, 3)
-    assert compositions == [["seed=1"], ["seed=2"], ["seed=3"]]
-
-
-def test_hydras_loader_is_put_back() -> None:
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-
-    before = ConfigLoaderImpl.load_configuration
-    inside = []
-
-    def fail() -> None:
-        with composed_once():
-            inside.append(ConfigLoaderImpl.load_configuration)
-            raise RuntimeError("the app failed")
-
-    with pytest.raises(RuntimeError, match="the app failed"):
-        fail()
-    assert inside[0] is not before
-    assert ConfigLoaderImpl.load_configuration is before
-
-
-def test_a_cli_run_composes_once(
+def test_a_cli_run_composes_as_hydra_does_and_checks_compose_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     compositions: list[list[str]],
 ) -> None:
-    from annfactory.run import main
-
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     run_dir = tmp_path / "run"
-    argv = ["run.py", "model=demo", "seed=4", f"hydra.run.dir={run_dir}"]
-    monkeypatch.setattr(sys, "argv", argv)
-    main("python scripts/run.py")
-    assert compositions == [argv[1:]]
+    args = ["model=demo", "seed=4", f"hydra.run.dir={run_dir}"]
+    run_main(monkeypatch, *args)
+    # Hydra's two compositions (#3440): the mode, then the run; none of ours.
+    assert compositions == [args, [*args, "hydra.mode=RUN"]]
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["total_params"] == 26
-    assert metrics["seed"] == 4
+    assert (metrics["total_params"], metrics["seed"]) == (26, 4)
     recorded = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")
     assert recorded.hydra.mode == "RUN"
     assert list(recorded.hydra.overrides.hydra) == [
@@ -196,6 +51,99 @@ def test_a_cli_run_composes_once(
         "hydra.mode=RUN",
     ]
     assert "output shape: [5, 2]" in (run_dir / "run.log").read_text()
+    assert "HYDRA_FULL_ERROR" not in os.environ
+
+
+def test_a_job_runs_with_hydra_full_error_as_the_user_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from annfactory import run
+
+    seen: list[str | None] = []
+
+    def task(cfg: DictConfig) -> dict[str, Any]:
+        seen.append(os.environ.get("HYDRA_FULL_ERROR"))
+        return {}
+
+    monkeypatch.setattr(run, "run_task", task)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    run_main(monkeypatch, "model=demo", f"hydra.run.dir={tmp_path / 'a'}")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "0")
+    run_main(monkeypatch, "model=demo", f"hydra.run.dir={tmp_path / 'b'}")
+    assert seen == [None, "0"]
+    assert os.environ["HYDRA_FULL_ERROR"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["hydra.job.chdr=true"],
+            "hydra.job.chdr: unknown key 'chdr' in hydra.job. Did you mean 'chdir'?",
+        ),
+        (
+            ["hydra.job.env_set.MY_VAR=1"],
+            "hydra.job.env_set.MY_VAR: unknown key 'MY_VAR' in hydra.job.env_set.\n"
+            "  No key exists; + adds it: +hydra.job.env_set.MY_VAR=1",
+        ),
+        (
+            ["~seed=3"],
+            "seed: ~seed=3 deletes it only where its value is 3; it is 0.\n"
+            "  Write ~seed to delete it whatever its value.",
+        ),
+        (
+            ["-m", "hydra.job.chdr=true", "seed=1,2"],
+            "hydra.job.chdr: unknown key 'chdr' in hydra.job. Did you mean 'chdir'?",
+        ),
+    ],
+)
+def test_hydras_error_about_one_override_is_ours_on_the_command_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    message: str,
+) -> None:
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(monkeypatch, *args, "model=demo")
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith(message), err
+    # Hydra's framing, as Hydra prints it after its own errors.
+    assert err.endswith(f"\n\n{FULL_ERROR_HINT}\n"), err
+    assert "Traceback" not in err
+    assert "HYDRA_FULL_ERROR" not in os.environ
+    assert not list(tmp_path.iterdir())  # no run directory made
+
+
+def test_another_composition_error_is_printed_as_hydra_prints_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(monkeypatch, "model=demo", "seed=1,2")
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Ambiguous value for argument 'seed=1,2'"), err
+    assert err.endswith(f"\n\n{FULL_ERROR_HINT}\n"), err
+    assert "Traceback" not in err
+
+
+def test_hydra_full_error_shows_hydras_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hydra.errors import ConfigCompositionException
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigCompositionException, match=r"hydra\.job\.chdr"):
+        run_main(monkeypatch, "model=demo", "hydra.job.chdr=true")
+    assert os.environ["HYDRA_FULL_ERROR"] == "1"
 
 
 @pytest.mark.parametrize(

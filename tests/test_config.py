@@ -7,10 +7,11 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 import annfactory
 from annfactory import ConfigError, UnknownNameError, compose, to_spec
@@ -446,6 +447,43 @@ def test_compose_inside_a_running_hydra_app_leaves_it_initialized(
         cfg = compose(["model=mlp"])
         assert GlobalHydra.instance().hydra is outer
     assert cfg.model.type == "mlp"
+
+
+def test_compose_inside_a_hydra_main_app_leaves_the_app_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    (tmp_path / "app.yaml").write_text("x: 1\n")
+    seen: dict[str, Any] = {}
+
+    @hydra.main(version_base="1.3", config_path=str(tmp_path), config_name="app")
+    def app(cfg: DictConfig) -> None:
+        state = GlobalHydra.instance()
+        before = (state.hydra, HydraConfig.get().job.name)
+        seen["model"] = compose(["model=mlp"]).model.type
+        assert GlobalHydra.instance().is_initialized()
+        seen["same"] = (GlobalHydra.instance().hydra, HydraConfig.get().job.name)
+        seen["before"] = before
+        # The app's own loader still composes the app's config.
+        loader = GlobalHydra.instance().config_loader()
+        seen["options"] = loader.get_group_options("hydra/launcher")
+        seen["app"] = compose_app(cfg)
+
+    def compose_app(cfg: DictConfig) -> int:
+        from hydra import compose as hydra_compose
+
+        return int(hydra_compose(config_name="app", overrides=["x=2"]).x)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["app.py", "hydra.run.dir=run"])
+    app()
+    assert seen["model"] == "mlp"
+    assert seen["same"] == seen["before"]
+    assert "basic" in seen["options"]
+    assert seen["app"] == 2
 
 
 def test_gain_defaults_to_activation_gain_in_spec() -> None:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 import annfactory
-from annfactory import ConfigError, Param, Registry, UnknownNameError, config
+from annfactory import ConfigError, Param, Registry, UnknownNameError
 from annfactory.activations import activations
 from annfactory.config import check_overrides, conf_dir
 from annfactory.data import datasets
@@ -177,7 +177,7 @@ def test_the_override_check_reads_a_group_s_options_and_their_keys(
     def no_composing(overrides: list[str]) -> None:
         raise AssertionError(f"composed {overrides}")
 
-    monkeypatch.setattr(config, "_hydra_compose", no_composing)
+    monkeypatch.setattr("annfactory.config.precheck_keys._hydra_compose", no_composing)
     with pytest.raises(
         UnknownNameError,
         match=r"^noise\.sdt: unknown parameter 'sdt' for noise 'gaussian'\. "
@@ -203,7 +203,7 @@ def test_task_options_are_checked_before_composing(
     def no_composing(overrides: list[str]) -> None:
         raise AssertionError(f"composed {overrides}")
 
-    monkeypatch.setattr(config, "_hydra_compose", no_composing)
+    monkeypatch.setattr("annfactory.config.precheck_keys._hydra_compose", no_composing)
     with pytest.raises(
         UnknownNameError,
         match=r"^task\.los: unknown key 'los' for task 'diagnose'\. "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import annfactory
 from annfactory import ConfigError, RegistrationError, UnknownNameError
 from annfactory.models import (
     Expansion,
+    GeneratedLayers,
     LayerEntry,
     ModelType,
     mlp_layer_names,
@@ -117,6 +119,73 @@ def test_a_model_type_is_a_function_or_a_model_type() -> None:
         )
     assert "broken" not in model_types
     assert "tower" not in model_types
+
+
+def test_the_mlp_entry_says_which_layers_it_makes_and_what_adds_one() -> None:
+    mlp, sequential = model_types.get("mlp"), model_types.get("sequential")
+    assert sequential.generated is None
+    assert sequential.group_keys == {}
+    generated = mlp.generated
+    assert generated is not None
+    assert generated.names({"depth": 2}) == ["hidden1", "hidden2", "out"]
+    assert generated.names({"depth": 0}) == ["out"]
+    for depth in (None, -1, True, "2", "???"):
+        assert generated.names({"depth": depth}) is None
+    assert (generated.made_from, generated.count_key) == (("depth", "width"), "depth")
+    assert generated.settings_for("hidden7") == {"depth": 7}
+    for name in ("hidden0", "hidden07", "out", "fc1", "hidden"):
+        assert generated.settings_for(name) is None
+    assert mlp.group_keys == {"init": "weight_init", "activation": "hidden_activation"}
+
+
+def _floors(model: Mapping[str, Any]) -> list[str] | None:
+    floors = model.get("floors")
+    if not isinstance(floors, int) or floors < 1:
+        return None
+    return [f"floor{index}" for index in range(1, floors + 1)]
+
+
+def test_the_override_check_asks_a_model_type_for_the_layers_it_makes(
+    tmp_path: Path,
+) -> None:
+    """The messages about a generated layer come from the model type's entry, not
+    from knowledge of the mlp in the checks."""
+    model_types.register(
+        "tower",
+        params=_TOWER,
+        generated=GeneratedLayers(
+            names=_floors,
+            made_from=("floors",),
+            count_key="floors",
+            settings_for=lambda name: (
+                {"floors": int(name[5:])} if name[5:].isdigit() else None
+            ),
+        ),
+    )(_tower)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "tower.yaml").write_text(
+        "type: tower\nin_features: 4\nfloors: 2\nlayers: {}\n"
+    )
+    searched = f"hydra.searchpath=[file://{tmp_path}]"
+    with pytest.raises(
+        UnknownNameError,
+        match=r"^model\.layers\.floor5: unknown layer 'floor5' \(tower, floors=2\)\. "
+        r"Did you mean 'floor2'\?\n  Valid layers: floor1, floor2; with floor5: "
+        r"model\.floors=5 "
+        r"\+model\.layers\.floor5\.activation=relu$",
+    ):
+        annfactory.compose(
+            ["model=tower", "model.layers.floor5.activation=relu", searched]
+        )
+    with pytest.raises(
+        ConfigError,
+        match=r"^model\.layers\.floor2: tower layer 'floor2' has no settings of its "
+        r"own yet \(its layers are made from floors\)\.\n"
+        r"  \+ adds one: \+model\.layers\.floor2\.activation=relu$",
+    ):
+        annfactory.compose(
+            ["model=tower", "model.layers.floor2.activation=relu", searched]
+        )
 
 
 def test_the_registry_snapshot_fixture_removes_user_model_types() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import logging
@@ -12,21 +13,26 @@ import tempfile
 import time
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from hydra.experimental.callback import Callback
 
 from annfactory.config import (
+    CONFIG_NAME,
     argv_for_hydra,
     check_overrides,
+    composer,
     config_dirs_from_argv,
     full_error_requested,
+    override_error,
     overrides_from_argv,
     quote_free_text,
     to_spec,
 )
+from annfactory.config.edge import FlagsError, parse_flags
 from annfactory.errors import AnnFactoryError, ConfigError
 from annfactory.files import to_yaml, write_atomic
 from annfactory.streams import guard_output
@@ -35,10 +41,14 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 __all__ = [
+    "FULL_ERROR_HINT",
     "LOG_FILE",
+    "HydraComposed",
     "QuietJobs",
     "RemoveFailedRunDir",
     "check_output_dir",
+    "composition_errors_reworded",
+    "hydra_composed",
     "precheck_argv",
     "run_task",
     "silence_known_warnings",
@@ -107,12 +117,11 @@ def check_output_dir(argv: Sequence[str], overrides: Sequence[str]) -> None:
         ConfigError: The value is empty, names a file, or cannot be created or
             written to; names the key, the path and the reason.
     """
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        args, _ = get_args_parser().parse_known_args(list(argv))
-    except SystemExit:  # argparse reports its own errors; let Hydra do that
+        args = parse_flags(argv, known_only=True)
+    except FlagsError:  # Hydra reports it
         return
     not_a_run = (
         args.cfg,
@@ -180,6 +189,108 @@ def _probe_directory(key: str, path: Path, example: str) -> None:
                 folder.rmdir()
             except OSError:
                 break
+
+
+#: The line Hydra prints after an error's message.
+FULL_ERROR_HINT = (
+    "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+)
+#: ``HYDRA_FULL_ERROR``'s value before :func:`composition_errors_reworded` set it,
+#: while it is set (None: it was not set); empty otherwise.
+_full_error_before: list[str | None] = []
+
+
+@contextmanager
+def composition_errors_reworded(args: argparse.Namespace | None) -> Iterator[None]:
+    """Hydra's errors about one override, in annfactory's words, with no second
+    composition where Hydra's succeeds.
+
+    Until Hydra has composed the config (:func:`hydra_composed`), ``HYDRA_FULL_ERROR=1``
+    is set, so that Hydra raises a composition error instead of printing it. The
+    error about one override (a key that does not exist, set without ``+``) is then
+    printed as :func:`annfactory.config.override_error` words it (key, value, closest
+    key, the ``+`` form); any other as Hydra prints it. Exits 1, as Hydra does.
+
+    Nothing changes where the user set ``HYDRA_FULL_ERROR=1`` (the traceback), nor
+    once the config is composed: a job's errors are Hydra's to print.
+
+    Args:
+        args: The command line, parsed (:func:`~annfactory.config.edge.parse_flags`);
+            None if argparse refused it (Hydra says so).
+    """
+    if args is None or full_error_requested():
+        yield
+        return
+    _full_error_before.append(os.environ.get("HYDRA_FULL_ERROR"))
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    except Exception as error:
+        if not _full_error_before:
+            raise  # after composing: raised under the user's own setting
+        hydra_composed()
+        _report_composition_failure(error, args)
+    finally:
+        hydra_composed()
+
+
+def hydra_composed() -> None:
+    """Hydra has composed the config: its errors are printed by Hydra again
+    (``HYDRA_FULL_ERROR`` as the user set it)."""
+    if not _full_error_before:
+        return
+    before = _full_error_before.pop()
+    if before is None:
+        os.environ.pop("HYDRA_FULL_ERROR", None)
+    else:
+        os.environ["HYDRA_FULL_ERROR"] = before
+
+
+class HydraComposed(Callback):
+    """A Hydra callback: the run's (or the sweep's) config is composed
+    (:func:`hydra_composed`); first in ``hydra.callbacks`` of annfactory's config."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        hydra_composed()
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        hydra_composed()
+
+
+def _report_composition_failure(error: Exception, args: argparse.Namespace) -> NoReturn:
+    """Print what Hydra raised composing the command line's config, as annfactory or
+    as Hydra words it, and exit 1."""
+    from hydra.errors import CompactHydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = overrides_from_argv(sys.argv[1:])  # as Hydra received them
+    try:
+        translated = override_error(error, overrides, _composer(args))
+    except Exception:  # then Hydra's own words, below
+        translated = None
+    if translated is None and not isinstance(error, CompactHydraException):
+        traceback.print_exc()  # before the task, Hydra prints the whole traceback
+        sys.exit(1)
+    print(error if translated is None else translated, file=sys.stderr)
+    if translated is None and isinstance(error.__cause__, OmegaConfBaseException):
+        print(error.__cause__, file=sys.stderr)
+    print(f"\n{FULL_ERROR_HINT}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _composer(
+    args: argparse.Namespace,
+) -> Callable[[list[str]], DictConfig] | None:
+    """Composes the command line's config with other overrides, as Hydra did
+    (:func:`annfactory.config.composer`); None for another app's config
+    (``--config-path``), which annfactory does not know."""
+    if args.config_path is not None:
+        return None
+    return composer(
+        args.config_name or CONFIG_NAME,
+        config_dirs_from_argv(sys.argv[1:]),
+        multirun=bool(args.multirun),
+    )
 
 
 class RemoveFailedRunDir(Callback):

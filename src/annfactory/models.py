@@ -16,6 +16,7 @@ A new model type is one registered expander::
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -34,6 +35,7 @@ from annfactory.registry import Registry
 __all__ = [
     "Expander",
     "Expansion",
+    "GeneratedLayers",
     "LayerEntry",
     "ModelType",
     "mlp_layer_names",
@@ -95,6 +97,30 @@ Expander = Callable[[Mapping[str, Any], str], Expansion]
 
 
 @dataclass(frozen=True)
+class GeneratedLayers:
+    """How a model type makes its layers from its settings instead of listing them
+    (an mlp makes ``hidden1`` ... ``hidden<depth>``, then ``out``).
+
+    The override checks ask it which layers a composed model has, and what would
+    add one that a command line names, before anything is built.
+
+    Args:
+        names: The layers' names for the model's settings (a mapping holding at
+            least ``made_from``'s keys, as configured), or None where those
+            settings are not valid yet.
+        made_from: The model keys the layers are made from (``depth``, ``width``).
+        count_key: The model key that says how many layers there are (``depth``).
+        settings_for: The model settings that would make a layer called so
+            (``hidden7``: ``{"depth": 7}``), or None where no setting makes one.
+    """
+
+    names: Callable[[Mapping[str, Any]], list[str] | None]
+    made_from: tuple[str, ...]
+    count_key: str
+    settings_for: Callable[[str], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
 class ModelType:
     """A model type.
 
@@ -104,11 +130,18 @@ class ModelType:
             them with :func:`~annfactory.params.validate_params`.
         expand: ``expand(model, key) -> Expansion``.
         doc: One line for listings.
+        generated: How it makes its layers from its settings; None for a type
+            that lists them under ``layers`` (``sequential``).
+        group_keys: For a top-level group that sets a field of its layers
+            (``init``, ``activation``), the model's own key that the group replaces
+            (an mlp's ``weight_init``, ``hidden_activation``).
     """
 
     params: Mapping[str, Param]
     expand: Expander
     doc: str = ""
+    generated: GeneratedLayers | None = None
+    group_keys: Mapping[str, str] = field(default_factory=dict)
 
 
 def _model_type_from(
@@ -117,10 +150,13 @@ def _model_type_from(
     name: str,
     params: Mapping[str, Param] | None = None,
     doc: str | None = None,
+    generated: GeneratedLayers | None = None,
+    group_keys: Mapping[str, str] | None = None,
 ) -> ModelType:
     """Registry coercion: accept a :class:`ModelType` or an expander function."""
     if isinstance(obj, ModelType):
-        if params is not None or doc is not None:
+        given = (params, doc, generated, group_keys)
+        if any(option is not None for option in given):
             raise RegistrationError(
                 f"model type {name!r}: options given with a ModelType"
             )
@@ -130,7 +166,13 @@ def _model_type_from(
             f"model type {name!r}: expected an expander function or a ModelType"
         )
     summary = (inspect.getdoc(obj) or "").strip().split("\n")[0]
-    return ModelType(params=dict(params or {}), expand=obj, doc=doc or summary)
+    return ModelType(
+        params=dict(params or {}),
+        expand=obj,
+        doc=doc or summary,
+        generated=generated,
+        group_keys=dict(group_keys or {}),
+    )
 
 
 model_types: Registry[ModelType] = Registry(
@@ -228,7 +270,34 @@ def _sequential_layers(model: Mapping[str, Any], key: str) -> list[LayerEntry]:
     return entries
 
 
-@model_types.register("mlp", params=_MLP)
+def _mlp_names(model: Mapping[str, Any]) -> list[str] | None:
+    """The layers of an mlp of this ``depth``; None for a depth that is no count."""
+    depth = model.get("depth")
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
+        return None
+    return mlp_layer_names(depth)
+
+
+def _mlp_settings_for(name: str) -> dict[str, Any] | None:
+    """``hidden<N>``: the mlp of depth N has it."""
+    number = re.fullmatch(r"hidden([1-9]\d*)", name)
+    return {"depth": int(number.group(1))} if number else None
+
+
+_MLP_LAYERS: Final = GeneratedLayers(
+    names=_mlp_names,
+    made_from=("depth", "width"),
+    count_key="depth",
+    settings_for=_mlp_settings_for,
+)
+
+
+@model_types.register(
+    "mlp",
+    params=_MLP,
+    generated=_MLP_LAYERS,
+    group_keys={"init": "weight_init", "activation": "hidden_activation"},
+)
 def mlp(model: Mapping[str, Any], key: str) -> Expansion:
     """``depth`` hidden linear layers of ``width`` units, then ``out``."""
     allowed = ("type", *_MLP, *_MLP_CHOICES, "layers")

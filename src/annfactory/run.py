@@ -32,8 +32,13 @@ from typing import Any, NoReturn
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from annfactory.cli import precheck_argv, run_task
-from annfactory.config import composed_once
+from annfactory.cli import (
+    composition_errors_reworded,
+    hydra_composed,
+    precheck_argv,
+    run_task,
+)
+from annfactory.config.edge import FlagsError, parse_flags
 from annfactory.hydra_report import reported
 from annfactory.streams import guard_output
 
@@ -52,6 +57,7 @@ _help_requested = False
 @reported
 def _app(cfg: DictConfig) -> dict[str, Any]:
     """Hydra's task function: one job of a run or a sweep."""
+    hydra_composed()  # where hydra.callbacks leaves annfactory's callbacks out
     return run_task(cfg)
 
 
@@ -72,7 +78,7 @@ def main(command: str = "annfactory") -> None:
         _help_requested = bool(args.help)
         check_command_flags(args)
         sys.argv[1:] = precheck_argv(argv)
-    with composed_once():
+    with composition_errors_reworded(args):
         _app()
 
 
@@ -86,25 +92,13 @@ _COMMAND_FLAGS = {
 }
 
 
-class _UnparsableError(Exception):
-    """argparse rejected the command line; Hydra reports that itself."""
-
-
 def parse_hydra_flags(argv: Sequence[str]) -> argparse.Namespace | None:
-    """``argv`` parsed by Hydra's own parser, or None if it rejects them (Hydra then
-    prints the usage; printing it here too would show it twice)."""
-    from hydra._internal.utils import get_args_parser
-
-    parser = get_args_parser()
-
-    def reject(message: str) -> NoReturn:
-        raise _UnparsableError(message)
-
-    parser.error = reject  # type: ignore[method-assign]
-    parser.exit_on_error = False
+    """``argv`` parsed as Hydra 1.3 parses it
+    (:func:`annfactory.config.edge.parse_flags`), or None if argparse rejects it
+    (Hydra then prints the usage; printing it here too would show it twice)."""
     try:
-        return parser.parse_args(list(argv))
-    except (_UnparsableError, argparse.ArgumentError):
+        return parse_flags(argv)
+    except FlagsError:
         return None
 
 
