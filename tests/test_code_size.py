@@ -1,5 +1,6 @@
 """Sizes of the source (issue 20): a module a newcomer reads in one sitting, a function
-that fits on a screen. Measured with ``ast``: ``end_lineno - lineno + 1``."""
+that fits on a screen. Measured with ``ast``: ``end_lineno - lineno + 1``, a
+function's docstring aside (documentation, not code to read through)."""
 
 from __future__ import annotations
 
@@ -14,19 +15,10 @@ MAX_MODULE_LINES = 800
 MAX_FUNCTION_LINES = 80
 
 #: What is still over, as (file under src/, function name or None for the module):
-#: left to the other items of issue 20 (config.py, train.py, training.py, the
-#: launcher) and to the tables issue (data.py). Delete an entry when it is split.
+#: data.py, which the tables issue rebuilds (issue 20 leaves it to that one).
 KNOWN_OVERSIZE: set[tuple[str, str | None]] = {
-    ("annfactory/config.py", None),
-    ("annfactory/config.py", "composed_once"),
-    ("annfactory/config.py", "_check_unknown_keys"),
     ("annfactory/data.py", None),
     ("annfactory/data.py", "_read_csv"),
-    ("annfactory/tasks/train.py", None),
-    ("annfactory/tasks/train.py", "loss_for"),
-    ("annfactory/tasks/train.py", "run"),
-    ("annfactory/training.py", "train"),
-    ("hydra_plugins/annfactory_sweeper/launcher.py", "run_job"),
 }
 
 
@@ -41,14 +33,29 @@ def oversize(path: Path, root: Path = SRC) -> set[tuple[str, str | None]]:
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             assert node.end_lineno is not None
-            if node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES:
+            lines = node.end_lineno - node.lineno + 1 - _docstring_lines(node)
+            if lines > MAX_FUNCTION_LINES:
                 found.add((where, node.name))
     return found
+
+
+def _docstring_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    first = node.body[0]
+    if not (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return 0
+    assert first.end_lineno is not None
+    return first.end_lineno - first.lineno + 1
 
 
 def test_no_module_or_function_is_over_its_size() -> None:
     found = set().union(*(oversize(path) for path in sorted(SRC.rglob("*.py"))))
     assert sorted(found - KNOWN_OVERSIZE, key=str) == []
+    # An entry split since is taken off the list: the exceptions stay the real ones.
+    assert sorted(KNOWN_OVERSIZE - found, key=str) == []
 
 
 def test_the_measure_counts_each_function_s_lines(tmp_path: Path) -> None:
@@ -62,3 +69,19 @@ def test_the_measure_counts_each_function_s_lines(tmp_path: Path) -> None:
     filler = "\n" * (MAX_MODULE_LINES + 1 - len((long + short).splitlines()))
     path.write_text(long + short + filler, encoding="utf-8")
     assert oversize(path, tmp_path) == {("probe.py", None), ("probe.py", "long")}
+
+
+def test_a_docstring_does_not_count(tmp_path: Path) -> None:
+    body = "    x = 1\n"
+    documented = (
+        "def documented():\n"
+        + '    """Docs.\n'
+        + "    more\n" * 30
+        + '    """\n'
+        + body * (MAX_FUNCTION_LINES - 1)
+    )
+    path = tmp_path / "probe.py"
+    path.write_text(documented, encoding="utf-8")
+    assert oversize(path, tmp_path) == set()
+    path.write_text(documented + body * 2, encoding="utf-8")
+    assert oversize(path, tmp_path) == {("probe.py", "documented")}
