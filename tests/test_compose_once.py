@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from annfactory.cli import FULL_ERROR_HINT
 from annfactory.config import conf_dir
-from annfactory.config.sources import _bundled_yaml
+from annfactory.config.sources import bundled_yaml
 
 
 def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
@@ -156,5 +156,5 @@ def test_the_checks_read_each_bundled_file_as_pyyaml_does(path: Path) -> None:
     # has one; the data must be the pure Python safe loader's.
     import yaml
 
-    assert _bundled_yaml(path) == yaml.safe_load(path.read_text("utf-8"))
-    assert _bundled_yaml(path) is _bundled_yaml(path)  # read once
+    assert bundled_yaml(path) == yaml.safe_load(path.read_text("utf-8"))
+    assert bundled_yaml(path) is bundled_yaml(path)  # read once

@@ -9,7 +9,7 @@ import yaml
 from hydra import compose
 from omegaconf import OmegaConf
 
-from annfactory.config import _bundled_hydra
+from annfactory.config import bundled_hydra
 from annfactory.files import to_yaml
 
 RUNS = [
@@ -21,7 +21,7 @@ RUNS = [
 
 
 def hydra_config(overrides: list[str]) -> Any:
-    with _bundled_hydra():
+    with bundled_hydra():
         return compose("config", overrides, return_hydra_config=True)
 
 

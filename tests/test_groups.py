@@ -177,7 +177,7 @@ def test_the_override_check_reads_a_group_s_options_and_their_keys(
     def no_composing(overrides: list[str]) -> None:
         raise AssertionError(f"composed {overrides}")
 
-    monkeypatch.setattr("annfactory.config.precheck_keys._hydra_compose", no_composing)
+    monkeypatch.setattr("annfactory.config.precheck_keys.compose_bundled", no_composing)
     with pytest.raises(
         UnknownNameError,
         match=r"^noise\.sdt: unknown parameter 'sdt' for noise 'gaussian'\. "
@@ -203,7 +203,7 @@ def test_task_options_are_checked_before_composing(
     def no_composing(overrides: list[str]) -> None:
         raise AssertionError(f"composed {overrides}")
 
-    monkeypatch.setattr("annfactory.config.precheck_keys._hydra_compose", no_composing)
+    monkeypatch.setattr("annfactory.config.precheck_keys.compose_bundled", no_composing)
     with pytest.raises(
         UnknownNameError,
         match=r"^task\.los: unknown key 'los' for task 'diagnose'\. "

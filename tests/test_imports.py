@@ -180,3 +180,100 @@ def test_the_task_group_lists_the_built_in_tasks_without_importing_them_first() 
     assert result.stdout.split() == [
         "activations", "diagnose", "export", "forward", "init_report", "train"
     ]  # fmt: skip
+
+
+#: The dependencies whose internals src/ must not use (issue 20): Hydra's
+#: ``hydra._internal`` and any name starting with ``_`` of Hydra, OmegaConf or torch.
+DEPENDENCIES = ("hydra", "omegaconf", "torch")
+SOURCES = PACKAGE.parent
+
+
+def _private(name: str) -> bool:
+    """``_x``, but not a dunder (``__version__``, ``__call__``: public protocol)."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def dependency_privates(path: Path) -> set[str]:
+    """What ``path`` uses of a dependency's private names: a private module or name
+    imported (``from hydra._internal.x import y``, ``from omegaconf import _y``), or
+    a private attribute read from an imported dependency (``torch._C``,
+    ``Singleton._instances`` where ``Singleton`` came from Hydra)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    from_dependency: set[str] = set()  # local names bound to a dependency's object
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.partition(".")[0] not in DEPENDENCIES:
+                continue
+            private_module = any(p.startswith("_") for p in node.module.split("."))
+            for alias in node.names:
+                if private_module or _private(alias.name):
+                    found.add(f"{node.module}.{alias.name}")
+                from_dependency.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.partition(".")[0] in DEPENDENCIES:
+                    if any(p.startswith("_") for p in alias.name.split(".")):
+                        found.add(alias.name)
+                    from_dependency.add((alias.asname or alias.name).partition(".")[0])
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in from_dependency:
+                found.add(f"{ast.unparse(node)}")
+    return found
+
+
+def test_src_uses_no_private_name_of_hydra_omegaconf_or_torch() -> None:
+    found = {
+        f"{path.relative_to(SOURCES)}: {name}"
+        for path in sorted(SOURCES.rglob("*.py"))
+        for name in dependency_privates(path)
+    }
+    assert sorted(found) == []
+
+
+def test_the_private_name_check_finds_each_kind(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "from hydra._internal.utils import get_args_parser\n"
+        "from omegaconf._utils import get_omega_conf_dumper\n"
+        "from hydra.core.singleton import Singleton\n"
+        "import torch\n"
+        "from omegaconf import OmegaConf, _private\n"
+        "Singleton._instances.pop(None)\n"
+        "torch._C._get_tracing_state()\n"
+        "torch.nn.modules.module._global_forward_hooks\n"
+        "OmegaConf.to_yaml({})\n"
+        "torch.__version__\n"
+        "from hydra import __version__\n",
+        encoding="utf-8",
+    )
+    assert dependency_privates(probe) == {
+        "hydra._internal.utils.get_args_parser",
+        "omegaconf._utils.get_omega_conf_dumper",
+        "omegaconf._private",
+        "Singleton._instances",
+        "torch._C._get_tracing_state",
+        "torch._C",
+        "torch.nn.modules.module._global_forward_hooks",
+    }
+
+
+def test_the_done_when_grep_finds_nothing() -> None:
+    # Issue 20's own words: grep -rn "_internal\|_apply_overrides\|_get_node\|
+    # omegaconf._\|_global_forward_hooks" src/
+    import re
+
+    pattern = re.compile(
+        r"_internal|_apply_overrides|_get_node|omegaconf\._|_global_forward_hooks"
+    )
+    hits = [
+        f"{path.relative_to(SOURCES)}:{number}: {line.strip()}"
+        for path in sorted(SOURCES.rglob("*.py"))
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert hits == []

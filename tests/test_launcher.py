@@ -19,7 +19,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from annfactory.config import CONFIG_NAME, _bundled_hydra
+from annfactory.config import CONFIG_NAME, bundled_hydra
 from annfactory.errors import ConfigError
 from annfactory.hydra_report import ReportedError
 from annfactory.sweep import ComposeOnce
@@ -42,7 +42,7 @@ class Callbacks:
 
 @pytest.fixture(scope="module")
 def hydra_app() -> Iterator[Any]:
-    with _bundled_hydra():
+    with bundled_hydra():
         yield GlobalHydra.instance().hydra
 
 

@@ -580,7 +580,7 @@ def test_group_slots_listed_in_a_model_file_are_checked_without_composing(
     def no_composing(overrides: list[str]) -> None:
         raise AssertionError(f"composed {overrides}")
 
-    monkeypatch.setattr("annfactory.config.precheck_keys._hydra_compose", no_composing)
+    monkeypatch.setattr("annfactory.config.precheck_keys.compose_bundled", no_composing)
     for overrides in (
         ["model=mine", "init@model.layers.fc1.weight_init=orthogonal"],
         ["model=demo", "init@model.layers.out.bias_init=zeros"],

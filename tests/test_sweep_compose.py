@@ -16,13 +16,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from annfactory.config import CONFIG_NAME, _bundled_hydra
+from annfactory.config import CONFIG_NAME, bundled_hydra
 from annfactory.sweep import ComposeOnce
 
 
 @pytest.fixture(scope="module")
 def hydra_app() -> Iterator[Any]:
-    with _bundled_hydra():
+    with bundled_hydra():
         yield GlobalHydra.instance().hydra
 
 

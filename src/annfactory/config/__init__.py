@@ -38,7 +38,7 @@ from annfactory.config.sources import (
     group_options,
 )
 from annfactory.config.sources import (
-    _bundled_hydra as _bundled_hydra,
+    bundled_hydra as bundled_hydra,
 )
 
 __all__ = [
@@ -60,4 +60,4 @@ __all__ = [
     "rerender_composition",
     "to_spec",
 ]
-# _bundled_hydra: imported by tests of other modules under this name.
+# bundled_hydra: imported by tests of other modules under this name.

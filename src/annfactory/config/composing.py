@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from annfactory.config.diagnosis import rerender_composition
 from annfactory.config.precheck import check_overrides
 from annfactory.config.rendering import rerender
-from annfactory.config.sources import CONFIG_NAME, _bundled_hydra
+from annfactory.config.sources import CONFIG_NAME, bundled_hydra
 from annfactory.errors import (
     ConfigError,
 )
@@ -46,7 +46,7 @@ def compose(overrides: Sequence[str] | str = ()) -> DictConfig:
     for_hydra = check_overrides(overrides)
 
     def compose_with(given: list[str], hydra_node: bool = False) -> DictConfig:
-        with _bundled_hydra():
+        with bundled_hydra():
             cfg: DictConfig = hydra_compose(
                 config_name=CONFIG_NAME,
                 overrides=given,

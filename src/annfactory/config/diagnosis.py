@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from annfactory.config.rendering import _has_key, _invalid_value, rerender
-from annfactory.config.rewriting import _parse_overrides, _value_text
-from annfactory.config.sources import _bundled_hydra
+from annfactory.config.rendering import has_key, invalid_value, rerender
+from annfactory.config.rewriting import parsed_overrides, value_text
+from annfactory.config.sources import bundled_hydra
 from annfactory.errors import (
     AnnFactoryError,
     ConfigError,
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 
-def _unknown_key(
+def unknown_key(
     cfg: DictConfig, node: Any, path: list[str], part: str, override: Any, line: str
 ) -> ConfigError:
     """The error for a key that the config lacks; for a layer, the layers there are
@@ -107,7 +107,7 @@ def _generated_layers(
     return None if names is None else (name, generated, names, settings)
 
 
-def _generated_layer_names(cfg: DictConfig) -> list[str]:
+def generated_layer_names(cfg: DictConfig) -> list[str]:
     """The layers the composed model makes from its settings (none if it lists them)."""
     made = _generated_layers(cfg)
     return [] if made is None else made[2]
@@ -212,14 +212,14 @@ def override_error(
     if there:
         key = there["key"]
         found = _find_override(key, overrides)
-        value = _value_text(*found) if found else "<value>"
+        value = value_text(*found) if found else "<value>"
         return ConfigError(
             key,
             "already has a value; + adds a key that is not there.",
             f"Write {_shell(f'{key}={value}')} to change it.",
         )
     if isinstance(cause, ValidationError) and getattr(cause, "full_key", None):
-        return _invalid_value(cause)
+        return invalid_value(cause)
     return None
 
 
@@ -228,7 +228,7 @@ def _find_override(key: str, overrides: Sequence[str]) -> tuple[Any, str] | None
     found = None
     for line in overrides:
         try:
-            (override,) = _parse_overrides([line])
+            (override,) = parsed_overrides([line])
         except AnnFactoryError:
             continue
         if override.key_or_group == key:
@@ -259,7 +259,7 @@ def _missing_key(
     node: Any = cfg
     path: list[str] = []
     for part in key.split("."):
-        if not _has_key(node, part):
+        if not has_key(node, part):
             break
         node = OmegaConf.select(node, part, throw_on_missing=False)
         path.append(part)
@@ -285,7 +285,7 @@ def _missing_key(
             where=f" for layer type {node.get('type')!r}",
         )
     if path[:1] == ["model"]:
-        return _unknown_key(cfg, node, path, part, override, line)
+        return unknown_key(cfg, node, path, part, override, line)
     where = f" in {'.'.join(path) or 'the config'}"
     valid = list(node) if isinstance(node, DictConfig) else []
     # An open mapping (hydra.job.env_set, a logging config) takes new keys with +; a
@@ -329,7 +329,7 @@ def composer(
     def compose_with(overrides: list[str]) -> DictConfig:
         searched = any(o.lstrip("+").startswith("hydra.searchpath=") for o in overrides)
         extra = [] if searched or not folders else [_search_path(folders)]
-        with _bundled_hydra():
+        with bundled_hydra():
             loader = GlobalHydra.instance().config_loader()
             cfg: DictConfig = loader.load_configuration(
                 config_name=config_name,

@@ -10,7 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from annfactory.config.rewriting import _for_hydra, _parse_overrides, quote_free_text
+from annfactory.config.rewriting import (
+    parsed_overrides,
+    quote_free_text,
+    rewritten_for_hydra,
+)
 from annfactory.errors import (
     ConfigError,
 )
@@ -108,11 +112,11 @@ def _for_each(overrides: list[str]) -> list[list[str]]:
     """What each override becomes for Hydra (one or two overrides)."""
     overrides = quote_free_text(overrides)
     try:
-        parsed = _parse_overrides(overrides)
+        parsed = parsed_overrides(overrides)
     except ConfigError:
         return [[line] for line in overrides]  # reported by the check, or by Hydra
     return [
-        _for_hydra([override], [line])
+        rewritten_for_hydra([override], [line])
         for override, line in zip(parsed, overrides, strict=True)
     ]
 

@@ -13,23 +13,23 @@ from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from annfactory.config.precheck_keys import _check_unknown_keys, _overridden_settings
+from annfactory.config.precheck_keys import check_unknown_keys, overridden_settings
 from annfactory.config.rewriting import (
-    _for_hydra,
-    _override_key,
-    _override_values,
-    _parse_overrides,
-    _value_text,
+    override_key,
+    override_values,
+    parsed_overrides,
     quote_free_text,
+    rewritten_for_hydra,
+    value_text,
 )
 from annfactory.config.sources import (
-    _hydra_group_options,
-    _load_yaml,
-    _options_in,
-    _primary_keys,
-    _user_option_file,
     conf_dir,
     group_options,
+    hydra_group_options,
+    load_yaml,
+    options_in,
+    primary_keys,
+    user_option_file,
 )
 from annfactory.errors import (
     AnnFactoryError,
@@ -78,9 +78,9 @@ def check_overrides(
     overrides = quote_free_text(overrides)
     config_dirs = list(config_dirs)
     _check_config_dirs(config_dirs)
-    parsed = _parse_overrides(overrides)
+    parsed = parsed_overrides(overrides)
     _check_override_shapes(parsed, overrides)
-    for_hydra = _for_hydra(parsed, overrides)
+    for_hydra = rewritten_for_hydra(parsed, overrides)
     if skip_sweeps:
         kept = [
             i for i, override in enumerate(parsed) if not override.is_sweep_override()
@@ -91,8 +91,8 @@ def check_overrides(
     _check_task_groups(parsed)
     _check_parameters(parsed, chosen)
     _check_values(parsed)
-    cfg = _check_unknown_keys(parsed, list(overrides), config_dirs)
-    for note in _overridden_settings(parsed, list(overrides), cfg):
+    cfg = check_unknown_keys(parsed, list(overrides), config_dirs)
+    for note in overridden_settings(parsed, list(overrides), cfg):
         print(f"note: {note}", file=sys.stderr)
     return for_hydra
 
@@ -123,7 +123,7 @@ def _check_override_shapes(parsed: list[Any], overrides: list[str]) -> None:
             )
         if override.package == "" and not override.is_delete():
             group = override.key_or_group
-            option = _value_text(override, line)
+            option = value_text(override, line)
             raise ConfigError(
                 f"{group}@",
                 f"nothing follows the @ in {line!r}.",
@@ -146,8 +146,8 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
             continue
         if isinstance(override.value(), dict):
             continue  # Hydra sets a mapping as a value, not as an option
-        key = _override_key(override)
-        for option in _override_values(override):
+        key = override_key(override)
+        for option in override_values(override):
             if option is None:
                 raise ConfigError(
                     key,
@@ -173,7 +173,7 @@ def _check_task_groups(parsed: Sequence[Any]) -> None:
     tasks: list[str] = ["forward"]
     for override in parsed:
         if override.key_or_group == "task" and not override.is_delete():
-            tasks = [str(value) for value in _override_values(override) if value]
+            tasks = [str(value) for value in override_values(override) if value]
     for override in parsed:
         name = str(override.key_or_group).split(".")[0].split("/")[0]
         if override.package is not None or name == "task":
@@ -186,7 +186,7 @@ def _check_task_groups(parsed: Sequence[Any]) -> None:
             continue
         needed = " or ".join(f"task={task}" for task in readers)
         raise ConfigError(
-            _override_key(override),
+            override_key(override),
             f"{name} is read by {needed} only, and the task is "
             f"{' or '.join(tasks) if tasks else 'forward'}.",
             f"Add {needed}, e.g. python scripts/run.py {needed} {override.input_line}",
@@ -215,7 +215,7 @@ def _group_of(name: str) -> ConfigGroup | None:
     """
     if name in groups:
         return groups.get(name)
-    if "." in name or "/" in name or name in _primary_keys():
+    if "." in name or "/" in name or name in primary_keys():
         return None
     try:
         return groups.get(name)
@@ -244,7 +244,7 @@ def _plugin_options(group: str) -> tuple[str, ...]:
             return ()
     except AnnFactoryError:
         pass  # a plugin that failed to load may still have put its configs there
-    return _hydra_group_options(group)
+    return hydra_group_options(group)
 
 
 def _plugin_failure(group: str, option: str) -> str:
@@ -279,7 +279,7 @@ def _check_group_exists(override: Any, config_dirs: list[Path]) -> None:
         if path.is_dir()
     }
     raise UnknownNameError(
-        _override_key(override), "config group", group, {*groups.names(), *extra}
+        override_key(override), "config group", group, {*groups.names(), *extra}
     )
 
 
@@ -292,12 +292,12 @@ def _check_hydra_option(override: Any, config_dirs: list[Path]) -> None:
     option = override.value()
     if not isinstance(option, str):
         return  # Hydra reports a list or a null itself, in a line or two
-    valid = set(_hydra_group_options(group))
+    valid = set(hydra_group_options(group))
     for root in config_dirs:
-        valid.update(_options_in(Path(root), group))
+        valid.update(options_in(Path(root), group))
     if option not in valid:
         kind = group.rpartition("/")[2]
-        raise UnknownNameError(_override_key(override), kind, option, valid)
+        raise UnknownNameError(override_key(override), kind, option, valid)
 
 
 def _check_yaml_files(
@@ -310,11 +310,11 @@ def _check_yaml_files(
 
     Only files in ``config_dirs`` are read: the bundled ones are tested.
     """
-    path = _user_option_file(group, option, config_dirs)
+    path = user_option_file(group, option, config_dirs)
     if path is None or path in seen:
         return
     seen.add(path)
-    defaults = _load_yaml(path, key).get("defaults")
+    defaults = load_yaml(path, key).get("defaults")
     for entry in defaults if isinstance(defaults, list) else []:
         if not (isinstance(entry, dict) and len(entry) == 1):
             continue

@@ -12,19 +12,19 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from annfactory.config.diagnosis import _generated_layer_names, _unknown_key
-from annfactory.config.rendering import _has_key, _is_mapping
-from annfactory.config.rewriting import _for_hydra, _override_key, _replaces_slot
+from annfactory.config.diagnosis import generated_layer_names, unknown_key
+from annfactory.config.rendering import has_key, is_mapping
+from annfactory.config.rewriting import override_key, replaces_slot, rewritten_for_hydra
 from annfactory.config.sources import (
     CONFIG_NAME,
-    _bundled_hydra,
-    _bundled_yaml,
-    _hydra_compose,
-    _load_yaml,
-    _primary_default,
-    _primary_keys,
-    _user_option_file,
+    bundled_hydra,
+    bundled_yaml,
+    compose_bundled,
     conf_dir,
+    load_yaml,
+    primary_default,
+    primary_keys,
+    user_option_file,
 )
 from annfactory.errors import (
     AnnFactoryError,
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
 
-def _check_unknown_keys(
+def check_unknown_keys(
     parsed: list[Any], overrides: list[str], config_dirs: list[Path]
 ) -> DictConfig | None:
     """Overrides of keys and group slots that do not exist, and ``+`` on keys that do.
@@ -77,7 +77,7 @@ def _check_unknown_keys(
         if o.package
         and o.key_or_group in groups
         and not (o.is_add() or o.is_delete() or o.is_sweep_override())
-        and _override_key(o) not in listed
+        and override_key(o) not in listed
     ]
     if not (suspects or additions or slots) or searchpath_changed:
         return None
@@ -86,7 +86,9 @@ def _check_unknown_keys(
     rest = [(o, line) for o, line in zip(parsed, overrides, strict=True)]
     rest = [(o, line) for o, line in rest if id(o) not in checked]
     try:
-        cfg = _hydra_compose(_for_hydra([o for o, _ in rest], [x for _, x in rest]))
+        cfg = compose_bundled(
+            rewritten_for_hydra([o for o, _ in rest], [x for _, x in rest])
+        )
     except (HydraException, OmegaConfBaseException) as error:
         _check_slot_failure(error, slots, rest, lines)
         return None  # another override is wrong; Hydra or our checks report it
@@ -105,15 +107,15 @@ def _check_addition(cfg: DictConfig, override: Any) -> None:
     """``+key=value`` adds a key that the config lacks (or holds as ``???``)."""
     from omegaconf import OmegaConf
 
-    if _replaces_slot(override):
+    if replaces_slot(override):
         return  # replaces whatever the slot holds
     key = override.key_or_group
     parent, _, last = key.rpartition(".")
     node = OmegaConf.select(cfg, parent, throw_on_missing=False) if parent else cfg
     # A ??? value counts as absent, as Hydra counts it.
-    if not _has_key(node, last) or OmegaConf.is_missing(node, last):
+    if not has_key(node, last) or OmegaConf.is_missing(node, last):
         return
-    if isinstance(override.value(), dict) and _is_mapping(node[last]):
+    if isinstance(override.value(), dict) and is_mapping(node[last]):
         return  # Hydra merges a mapping into a mapping under +
     value = override.get_value_element_as_str()
     raise ConfigError(
@@ -132,7 +134,7 @@ def _suspects(
     def unknown_top_level(key: str) -> bool:
         return not (
             "/" in key  # a group path such as hydra/launcher
-            or key in _primary_keys()
+            or key in primary_keys()
             or key in groups
             or searchpath_changed
             or any((Path(root) / key).is_dir() for root in config_dirs)
@@ -168,7 +170,7 @@ _GROUP_FIELDS = {
 }
 
 
-def _overridden_settings(
+def overridden_settings(
     parsed: list[Any], overrides: list[str], cfg: DictConfig | None
 ) -> list[str]:
     """A note for each top-level group (``init=zeros``) that replaces a per-layer
@@ -209,7 +211,7 @@ def _overridden_settings(
         return []
     try:
         if cfg is None:
-            cfg = _hydra_compose(_for_hydra(parsed, overrides))
+            cfg = compose_bundled(rewritten_for_hydra(parsed, overrides))
         container = OmegaConf.to_container(cfg.model, resolve=True)
         assert isinstance(container, dict)
         model = {str(key): value for key, value in container.items()}
@@ -261,7 +263,7 @@ def _listed_slots(parsed: list[Any], config_dirs: list[Path]) -> set[str]:
     (``init@model.layers.linear1.weight_init``), read from its file, so that the
     usual ``group@slot=option`` needs no composition to be checked (0.1 s or more).
     Slots that come from elsewhere are checked by composing."""
-    chosen = {group: _primary_default(group) for group in ("model", "task")}
+    chosen = {group: primary_default(group) for group in ("model", "task")}
     for override in parsed:
         group = override.key_or_group
         value = override.value() if not override.is_sweep_override() else None
@@ -271,9 +273,9 @@ def _listed_slots(parsed: list[Any], config_dirs: list[Path]) -> set[str]:
     for group, option in chosen.items():
         if option is None:
             continue
-        path = _user_option_file(group, option, config_dirs)
+        path = user_option_file(group, option, config_dirs)
         if path is not None:
-            listed.update(_slots_in(group, _load_yaml(path, group).get("defaults")))
+            listed.update(_slots_in(group, load_yaml(path, group).get("defaults")))
         else:
             listed.update(_bundled_slots(group, option))
     return listed
@@ -284,7 +286,7 @@ def _bundled_slots(group: str, option: str) -> frozenset[str]:
     path = conf_dir() / group / f"{option}.yaml"
     if not path.is_file():
         return frozenset()
-    data = _bundled_yaml(path)
+    data = bundled_yaml(path)
     return frozenset(_slots_in(group, data.get("defaults")))
 
 
@@ -313,14 +315,14 @@ def _check_key_path(cfg: DictConfig, override: Any, line: str) -> None:
     node: Any = cfg
     path: list[str] = []
     for part in override.key_or_group.split("."):
-        if not _has_key(node, part):
-            raise _unknown_key(cfg, node, path, part, override, line)
+        if not has_key(node, part):
+            raise unknown_key(cfg, node, path, part, override, line)
         node = OmegaConf.select(node, part, throw_on_missing=False)
         path.append(part)
     value = override.value()
-    if override.is_delete() or _replaces_slot(override):
+    if override.is_delete() or replaces_slot(override):
         return
-    if isinstance(value, dict) and _is_mapping(node):
+    if isinstance(value, dict) and is_mapping(node):
         _check_mapping_keys(cfg, node, path, value, override, line)
 
 
@@ -336,14 +338,14 @@ def _check_mapping_keys(
 
     for name, child in value.items():
         name = str(name)
-        if not _has_key(node, name):
+        if not has_key(node, name):
             group = choice_group(path[-1]) if path else None
             option = node.get("name") if "name" in node else None
             if group is not None and isinstance(option, str):
                 group.check_option_keys(option, [name], ".".join(path))
-            raise _unknown_key(cfg, node, path, name, override, line)
+            raise unknown_key(cfg, node, path, name, override, line)
         inner = OmegaConf.select(node, name, throw_on_missing=False)
-        if isinstance(child, dict) and _is_mapping(inner):
+        if isinstance(child, dict) and is_mapping(inner):
             _check_mapping_keys(cfg, inner, [*path, name], child, override, line)
 
 
@@ -371,16 +373,16 @@ def _check_slot_failure(
     slot_ids = {id(o) for o in slots}
     base = [line for o, line in rest if id(o) not in slot_ids]
     base_parsed = [o for o, _ in rest if id(o) not in slot_ids]
-    base = _for_hydra(base_parsed, base)
+    base = rewritten_for_hydra(base_parsed, base)
     try:
-        cfg = _hydra_compose(base)
-        with _bundled_hydra():
+        cfg = compose_bundled(base)
+        with bundled_hydra():
             loader = GlobalHydra.instance().config_loader()
             defaults = loader.compute_defaults_list(CONFIG_NAME, base, RunMode.RUN)
     except (HydraException, OmegaConfBaseException):
         return
     group = str(override.key_or_group)
-    key = _override_key(override)
+    key = override_key(override)
     line = lines[id(override)]
     layer, _, _ = str(override.package).rpartition(".")
     name = layer.removeprefix("model.layers.")
@@ -388,7 +390,7 @@ def _check_slot_failure(
     existing = list(layers_node) if isinstance(layers_node, DictConfig) else []
     if layer.startswith("model.layers.") and name in [
         *existing,
-        *_generated_layer_names(cfg),
+        *generated_layer_names(cfg),
     ]:
         raise ConfigError(
             key,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     pass
 
 
-def _has_key(node: Any, key: str) -> bool:
+def has_key(node: Any, key: str) -> bool:
     """``key`` is in the mapping ``node``, a ``???`` value included (which is not
     "in" its node for OmegaConf, yet there to be set)."""
     from omegaconf import DictConfig, OmegaConf
@@ -25,7 +25,7 @@ def _has_key(node: Any, key: str) -> bool:
     return key in node or OmegaConf.is_missing(node, key)
 
 
-def _is_mapping(node: Any) -> bool:
+def is_mapping(node: Any) -> bool:
     from omegaconf import DictConfig
 
     return isinstance(node, DictConfig)
@@ -82,7 +82,7 @@ def rerender(error: Exception, cfg: Any = None) -> ConfigError:
 _NOT_VALID = re.compile(r"is not a valid (?P<type>\w+)")
 
 
-def _invalid_value(cause: Exception) -> ConfigError:
+def invalid_value(cause: Exception) -> ConfigError:
     """A value that a typed node (Hydra's own config, a plugin's schema) refuses."""
     key = str(getattr(cause, "full_key", ""))
     first = str(cause).strip().splitlines()[0].rstrip(".")

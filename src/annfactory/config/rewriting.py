@@ -38,17 +38,17 @@ def overrides_for_hydra(overrides: Sequence[str] | str) -> list[str]:
     groups. Every other override is passed on as written.
     """
     overrides = quote_free_text(overrides)
-    return _for_hydra(_parse_overrides(overrides), overrides)
+    return rewritten_for_hydra(parsed_overrides(overrides), overrides)
 
 
-def _for_hydra(parsed: list[Any], overrides: list[str]) -> list[str]:
+def rewritten_for_hydra(parsed: list[Any], overrides: list[str]) -> list[str]:
     result: list[str] = []
     for override, line in zip(parsed, overrides, strict=True):
-        if not _replaces_slot(override):
+        if not replaces_slot(override):
             result.append(line)
             continue
         key = override.key_or_group
-        value = _value_text(override, line)
+        value = value_text(override, line)
         if "." not in key:
             # The top-level init and activation are config groups, which Hydra does
             # not let ++ set to null; they are absent unless a group option is chosen.
@@ -58,7 +58,7 @@ def _for_hydra(parsed: list[Any], overrides: list[str]) -> list[str]:
     return result
 
 
-def _replaces_slot(override: Any) -> bool:
+def replaces_slot(override: Any) -> bool:
     """A mapping that names an option, set on an activation or init slot."""
     if override.package is not None or override.is_delete():
         return False
@@ -74,7 +74,7 @@ def _replaces_slot(override: Any) -> bool:
     return key.startswith("model.") and key.endswith(layer_slots())
 
 
-def _value_text(override: Any, line: str) -> str:
+def value_text(override: Any, line: str) -> str:
     """The value of an override as the user wrote it."""
     key = override.get_key_element()
     if line.startswith(f"{key}="):
@@ -160,7 +160,7 @@ def _holds_text(key: str) -> bool:
     return False
 
 
-def _parse_overrides(overrides: list[str]) -> list[Any]:
+def parsed_overrides(overrides: list[str]) -> list[Any]:
     """Hydra's parse of the overrides; an error names the override that fails."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
@@ -225,7 +225,7 @@ def _unparsable(line: str, error: Exception) -> ConfigError:
     )
 
 
-def _override_values(override: Any) -> list[str | None]:
+def override_values(override: Any) -> list[str | None]:
     if override.is_sweep_override():
         if override.is_choice_sweep():
             return [
@@ -236,7 +236,7 @@ def _override_values(override: Any) -> list[str | None]:
     return [value if isinstance(value, str) or value is None else str(value)]
 
 
-def _override_key(override: Any) -> str:
+def override_key(override: Any) -> str:
     if override.package:
         return f"{override.key_or_group}@{override.package}"
     return str(override.key_or_group)

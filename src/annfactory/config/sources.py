@@ -37,10 +37,10 @@ def conf_dir() -> Path:
 
 @cache
 def _bundled_options(group: str) -> tuple[str, ...]:
-    return _options_in(conf_dir(), group)
+    return options_in(conf_dir(), group)
 
 
-def _options_in(root: Path, group: str) -> tuple[str, ...]:
+def options_in(root: Path, group: str) -> tuple[str, ...]:
     folder = root / group
     if not folder.is_dir():
         return ()
@@ -51,12 +51,12 @@ def group_options(group: str, extra_dirs: Iterable[Path] = ()) -> list[str]:
     """The options of a config group: the bundled ones and those in ``extra_dirs``."""
     options = set(_bundled_options(group))
     for root in extra_dirs:
-        options.update(_options_in(Path(root), group))
+        options.update(options_in(Path(root), group))
     return sorted(options)
 
 
 @contextmanager
-def _bundled_hydra() -> Iterator[None]:
+def bundled_hydra() -> Iterator[None]:
     """Hydra initialized with the bundled config dir, for the ``with`` block.
 
     Hydra's global state is set aside (a running app or notebook may hold one) and
@@ -83,17 +83,17 @@ def _bundled_hydra() -> Iterator[None]:
 
 
 @cache
-def _hydra_group_options(group: str) -> tuple[str, ...]:
+def hydra_group_options(group: str) -> tuple[str, ...]:
     """The options of one of Hydra's own groups (``hydra/launcher``), with those of
     installed plugins and the bundled config."""
     from hydra.core.global_hydra import GlobalHydra
 
-    with _bundled_hydra():
+    with bundled_hydra():
         loader = GlobalHydra.instance().config_loader()
         return tuple(loader.get_group_options(group))
 
 
-def _user_option_file(group: str, option: str, config_dirs: list[Path]) -> Path | None:
+def user_option_file(group: str, option: str, config_dirs: list[Path]) -> Path | None:
     """The file Hydra would load for ``group=option``, if it is a user's."""
     if option in _bundled_options(group):
         return None  # the bundled config comes first in Hydra's search path
@@ -104,7 +104,7 @@ def _user_option_file(group: str, option: str, config_dirs: list[Path]) -> Path 
     return None
 
 
-def _load_yaml(path: Path, key: str) -> dict[str, Any]:
+def load_yaml(path: Path, key: str) -> dict[str, Any]:
     """The mapping in a YAML file, loaded as Hydra loads it (OmegaConf)."""
     import yaml
     from omegaconf import DictConfig, OmegaConf
@@ -138,7 +138,7 @@ def _load_yaml(path: Path, key: str) -> dict[str, Any]:
 
 
 @cache
-def _bundled_yaml(path: Path) -> Any:
+def bundled_yaml(path: Path) -> Any:
     """The data of a bundled YAML file, read once per process and shared: callers
     only read it. libyaml's loader where PyYAML has it (a tenth of the time of the
     pure Python one, which the checks before every composition would otherwise
@@ -150,9 +150,9 @@ def _bundled_yaml(path: Path) -> Any:
 
 
 @cache
-def _primary_default(group: str) -> str | None:
+def primary_default(group: str) -> str | None:
     """The option of ``group`` in the primary config's defaults list."""
-    data = _bundled_yaml(conf_dir() / f"{CONFIG_NAME}.yaml")
+    data = bundled_yaml(conf_dir() / f"{CONFIG_NAME}.yaml")
     for entry in data.get("defaults", []):
         if isinstance(entry, dict) and group in entry:
             option = entry[group]
@@ -160,20 +160,20 @@ def _primary_default(group: str) -> str | None:
     return None
 
 
-def _hydra_compose(overrides: list[str]) -> DictConfig:
+def compose_bundled(overrides: list[str]) -> DictConfig:
     """Hydra's composition of the bundled config, with Hydra's errors as they are."""
     from hydra import compose as hydra_compose
 
-    with _bundled_hydra():
+    with bundled_hydra():
         cfg: DictConfig = hydra_compose(config_name=CONFIG_NAME, overrides=overrides)
     return cfg
 
 
 @cache
-def _primary_keys() -> frozenset[str]:
+def primary_keys() -> frozenset[str]:
     """Top-level keys and groups of the bundled primary config (``seed``, ``model``,
     ...), annfactory's own groups, and ``hydra``."""
-    data = _bundled_yaml(conf_dir() / f"{CONFIG_NAME}.yaml")
+    data = bundled_yaml(conf_dir() / f"{CONFIG_NAME}.yaml")
     keys = {str(key) for key in data if key != "defaults"}
     for entry in data.get("defaults", []):
         if isinstance(entry, dict):
