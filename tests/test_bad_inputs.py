@@ -7,10 +7,12 @@ print a message of at most three lines that names the config path, the bad value
 the fix (the closest valid name where there is one), and leave no outputs behind.
 (How fast they fail is measured by ``scripts/bench.py``, not here.)
 
-Each case runs twice: in this process through the same checks the command line makes
-(``check_overrides``, ``compose``, ``to_spec``, ``build_network``), which is fast, and
-as a subprocess (marked slow). The cases here complement those of
-``test_cli.py::BAD_INPUTS``, which are not repeated.
+Every case runs in this process through the same checks the command line makes
+(``check_overrides``, ``compose``, ``to_spec``, ``build_network``), which is fast; one
+case of each family of errors (:data:`COMMAND_LINE_CASES`) also runs as a subprocess
+(marked slow), which adds what the command line does around the message (Hydra's
+framing, no traceback, the exit status, no outputs left behind). The cases here
+complement those of ``test_cli.py::BAD_INPUTS``, which are not repeated.
 """
 
 from __future__ import annotations
@@ -578,7 +580,62 @@ def fail_in_process(bad: Bad) -> None:
     run_named_task(task, spec, None, out=io.StringIO())
 
 
-@pytest.mark.parametrize("bad", CASES)
+#: The cases that also run on the command line: one of each family of errors. The
+#: command line wraps every message of a family in the same way, so one case of each
+#: checks that wrapping; the in-process tests check every message.
+COMMAND_LINE_CASES = {
+    "unknown-activation": "a name, refused before Hydra composes",
+    "out-features-word": "a value of the wrong type, from the spec's check",
+    "trunc-normal-a-equals-b": "an init's options that contradict each other",
+    "missing-value": "Hydra's and OmegaConf's errors, re-rendered",
+    "override-without-key": "an override Hydra cannot parse",
+    "lookalike-model": "a non-ASCII look-alike letter",
+    "target-on-a-layer": "an import path or _target_",
+    "batch-too-large": "the memory guard, before allocation",
+    "tensor-beyond-int64-on-meta": "a tensor torch cannot describe",
+    "file-malformed_yaml": "a model file of the user's that does not parse",
+    "file-unknown_layer_type": "a model file of the user's that does not validate",
+    "csv-text-cell": "data=csv: a file that does not load",
+    "zero-epochs": "task=train's own options",
+    "in-features-against-data": "the network against the data",
+    "export-missing-run": "task=export's run",
+    "csv-semicolon-separated": "a CSV file's layout",
+    "one-row-steps-with-batch-norm": "training steps the network cannot take",
+    "hydra-key-misspelled": "Hydra's own keys",
+    "file-layer_key_left_out": "a key a model file of the user's left out",
+    "cnn-pool-larger-than-input": "a layer that does not fit its input's shape",
+    "file-conv_without_flatten": "a shape whose fix is a command",
+    "init-std-overflows-float32": "an init value the dtype cannot hold",
+}
+
+
+def on_the_command_line(cases: list[Any]) -> list[Any]:
+    """The cases of ``cases`` that also run on the command line."""
+    return [param for param in cases if param.id in COMMAND_LINE_CASES]
+
+
+#: The marker of the cases that only ``make test`` runs in this process.
+HEAVY = pytest.mark.heavy
+
+
+def fast(param: Any) -> bool:
+    """Whether the fast tier checks this case in this process: one case of each
+    family that loads no data and no saved run (each case composes a few times)."""
+    args = set(param.values[0].args)
+    return param.id in COMMAND_LINE_CASES and not {"task=train", "task=export"} & args
+
+
+def in_tiers(cases: list[Any]) -> list[Any]:
+    """Every case; those the fast tier leaves out marked heavy (``make test`` only)."""
+    return [
+        param
+        if fast(param)
+        else pytest.param(*param.values, id=param.id, marks=(*param.marks, HEAVY))
+        for param in cases
+    ]
+
+
+@pytest.mark.parametrize("bad", in_tiers(CASES))
 @pytest.mark.usefixtures("no_allocation")
 def test_bad_input_in_process(bad: Bad) -> None:
     """The checks that the command line makes, in this process (fast)."""
@@ -588,7 +645,7 @@ def test_bad_input_in_process(bad: Bad) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bad", CASES)
+@pytest.mark.parametrize("bad", on_the_command_line(CASES))
 def test_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
     result = run_cli(*bad.args, timeout=60)
 
@@ -735,6 +792,7 @@ def test_the_memory_guard_names_the_model_when_it_takes_the_most(
         factory.check_memory(spec, modules)
 
 
+@pytest.mark.heavy
 def test_the_memory_guard_names_the_layer_whose_width_takes_the_memory(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -761,6 +819,7 @@ def test_the_memory_guard_names_the_layer_whose_width_takes_the_memory(
     assert 4 * (parameters + outputs) == pytest.approx(640e12, rel=1e-3)
 
 
+@pytest.mark.heavy
 def test_the_memory_guard_says_how_many_rows_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -891,14 +950,14 @@ SHAPE_CASES.extend(SUGGEST19_CASES)
 FILE_CASES.extend(param for param in SHAPE_CASES if param.id.startswith("file-"))
 
 
-@pytest.mark.parametrize("bad", SHAPE_CASES)
+@pytest.mark.parametrize("bad", in_tiers(SHAPE_CASES))
 @pytest.mark.usefixtures("no_allocation")
 def test_shape_bad_input_in_process(bad: Bad) -> None:
     test_bad_input_in_process(bad)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bad", SHAPE_CASES)
+@pytest.mark.parametrize("bad", on_the_command_line(SHAPE_CASES))
 def test_shape_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
     test_bad_input_on_the_command_line(run_cli, bad)
 
@@ -928,7 +987,7 @@ INIT_VALUE_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("bad", INIT_VALUE_CASES)
+@pytest.mark.parametrize("bad", in_tiers(INIT_VALUE_CASES))
 def test_init_value_bad_input_in_process(bad: Bad) -> None:
     with pytest.raises(ConfigError) as info:
         fail_in_process(bad)
@@ -936,11 +995,12 @@ def test_init_value_bad_input_in_process(bad: Bad) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bad", INIT_VALUE_CASES)
+@pytest.mark.parametrize("bad", on_the_command_line(INIT_VALUE_CASES))
 def test_init_value_bad_input_on_the_command_line(run_cli: RunCli, bad: Bad) -> None:
     test_bad_input_on_the_command_line(run_cli, bad)
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     "bad",
     [param for param in CLI19_CASES if "+ adds it: " in param.values[0].fix],
@@ -956,3 +1016,9 @@ def test_the_plus_form_that_a_message_suggests_composes(bad: Bad) -> None:
         overrides = [*overrides, f"hydra.searchpath=[file://{BAD_INPUTS}]"]
     spec = annfactory.to_spec(annfactory.compose(overrides))
     annfactory.build_network(spec)
+
+
+def test_every_command_line_case_is_in_the_corpus() -> None:
+    """A renamed case is not dropped from the command line without notice."""
+    ids = {param.id for param in CASES + SHAPE_CASES + INIT_VALUE_CASES}
+    assert set(COMMAND_LINE_CASES) <= ids, set(COMMAND_LINE_CASES) - ids

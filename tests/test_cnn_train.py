@@ -29,6 +29,7 @@ def train(overrides: Sequence[str], output_dir: Path | None = None) -> dict[str,
     return run_named_task(task, spec, output_dir, out=io.StringIO())
 
 
+@pytest.mark.heavy  # composes model=cnn with data=digits
 def test_digits_come_as_images_for_a_cnn_and_as_vectors_for_an_mlp() -> None:
     cnn = annfactory.to_spec(
         annfactory.compose(["task=train", "model=cnn", "data=digits"])
@@ -41,6 +42,7 @@ def test_digits_come_as_images_for_a_cnn_and_as_vectors_for_an_mlp() -> None:
     assert mlp.network.input_shape == (64,)
 
 
+@pytest.mark.heavy  # composes model=cnn with data=digits
 def test_a_null_input_shape_takes_the_datas_image_shape_or_its_features() -> None:
     images = annfactory.to_spec(
         annfactory.compose(
@@ -55,6 +57,7 @@ def test_a_null_input_shape_takes_the_datas_image_shape_or_its_features() -> Non
     assert vectors.network.input_shape == (4,)
 
 
+@pytest.mark.heavy  # composes model=cnn with data=digits
 def test_a_cnn_on_data_without_images_names_the_input_shape() -> None:
     with pytest.raises(
         ConfigError,
@@ -89,10 +92,12 @@ def test_images_are_standardized_per_channel() -> None:
     assert fit_standardization(rows, (12,)).mean.shape == (12,)
 
 
+@pytest.mark.heavy
 def test_the_saved_cnn_takes_raw_images_and_scores_the_runs_accuracy(
     tmp_path: Path,
 ) -> None:
-    metrics = train(["model=cnn", "data=digits", "task.epochs=3"], tmp_path)
+    # One epoch: what is checked is that the saved network gives the run's accuracy.
+    metrics = train(["model=cnn", "data=digits", "task.epochs=1"], tmp_path)
     model = annfactory.load_run(tmp_path).eval()  # batch norm: running statistics
     standardize = model.get_submodule("standardize")
     assert standardize.mean.shape == (1, 1, 1)
@@ -114,6 +119,7 @@ def _data_spec(run: Path) -> Any:
     return annfactory.load_spec(run).extras["data"]
 
 
+@pytest.mark.heavy
 def test_the_default_recipe_of_the_cnn_reaches_98_percent_on_digits() -> None:
     metrics = train(["model=cnn", "data=digits"])
     assert metrics["train"]["val_accuracy"] >= 0.98

@@ -174,6 +174,7 @@ def test_the_readme_shows_the_task_examples() -> None:
                    for command in commands), task  # fmt: skip
 
 
+@pytest.mark.heavy  # task_runs runs every task example
 @pytest.mark.parametrize(
     ("command", "shown"), TASK_OUTPUTS, ids=[c for c, _ in TASK_OUTPUTS]
 )
@@ -184,6 +185,7 @@ def test_a_task_example_prints_what_the_readme_shows(
     assert re.fullmatch(_output_pattern(shown), printed), printed
 
 
+@pytest.mark.heavy  # task_runs runs every task example
 def test_the_init_report_metrics_are_keyed_as_the_readme_shows(
     task_runs: dict[str, tuple[str, Path]],
 ) -> None:

@@ -34,9 +34,11 @@ from annfactory.groups import groups, run_keys
 from annfactory.tasks import run_named_task
 from test_bad_inputs import (
     CASES,
+    HEAVY,
     SHAPE_CASES,
     Bad,
     RunCli,
+    fast,
     message_lines,
 )
 
@@ -269,7 +271,16 @@ MUST_RUN = {
 }
 
 
-@pytest.mark.parametrize("bad", ALL_CASES)
+@pytest.mark.parametrize(
+    "bad",
+    [
+        # The fast tier follows the cases test_bad_inputs checks in it; make test all.
+        param
+        if fast(param) and param.id not in MUST_RUN
+        else pytest.param(*param.values, id=param.id, marks=(*param.marks, HEAVY))
+        for param in ALL_CASES
+    ],
+)
 def test_a_suggested_command_works_in_process(
     bad: Bad, request: pytest.FixtureRequest
 ) -> None:
@@ -280,6 +291,7 @@ def test_a_suggested_command_works_in_process(
         assert all(chain.ran and chain.commands for chain in chains), chains
 
 
+@pytest.mark.heavy  # trains twice
 def test_a_cnn_on_iris_suggests_two_commands_that_both_train() -> None:
     bad = BY_ID["cnn-on-data-without-images"]
     chains = follow(list(bad.overrides), in_process(bad.config_dirs))
@@ -287,6 +299,7 @@ def test_a_cnn_on_iris_suggests_two_commands_that_both_train() -> None:
     assert all(chain.ran for chain in chains)
 
 
+@pytest.mark.heavy  # trains
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -50,6 +50,9 @@ from annfactory.tasks.export import (
 )
 from layer_samples import example_node, first_shape
 
+#: Exports take seconds each: the full tier only (`make test`).
+pytestmark = pytest.mark.heavy
+
 RunCli = Callable[..., Any]
 
 TESTS = Path(__file__).resolve().parent
