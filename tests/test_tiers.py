@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -41,3 +43,26 @@ def test_every_test_that_runs_the_command_line_is_slow(
         pytest.skip("no test that uses run_cli was collected with this one")
     unmarked = [item.nodeid for item in users if not item.get_closest_marker("slow")]
     assert unmarked == []
+
+
+def _test_functions(path: Path) -> set[str]:
+    """The test functions of a test file, by name (methods of test classes too)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test")
+    }
+
+
+def test_every_listed_test_exists() -> None:
+    # A test renamed or removed would otherwise leave the tier lists silently: a
+    # renamed heavy test would land in the fast tier.
+    root = Path(__file__).resolve().parents[1]
+    stale = []
+    for entry in sorted(conftest.SLOW | conftest.HEAVY):
+        file, _, function = entry.partition("::")
+        path = root / file
+        if not path.is_file() or (function and function not in _test_functions(path)):
+            stale.append(entry)
+    assert stale == []
