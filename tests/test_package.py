@@ -169,7 +169,7 @@ def test_installed_command_help(venv: Path, tmp_path: Path) -> None:
     assert re.search(r"^init: .*xavier_normal", text, re.M)
     launchers = re.search(r"^hydra/launcher: (.+)$", text, re.M)
     assert launchers is not None
-    assert {"annfactory (selected)", "basic", "joblib", "submitit_local"} <= set(
+    assert {"basic (selected)", "joblib", "submitit_local"} <= set(
         launchers.group(1).split(", ")
     )
     assert re.search(r"^hydra/sweeper: annfactory \(selected\), basic", text, re.M)
