@@ -66,6 +66,7 @@ SLOW = frozenset(
 HEAVY = frozenset(
     {
         "tests/test_config.py::test_every_activation_option_composes_and_builds",
+        "tests/test_cli.py::test_bad_input_gets_a_short_message",
         "tests/test_config.py::test_every_init_option_fills_one_layer_slot",
         "tests/test_optimizers.py::test_builds_a_fused_optimizer_that_lowers_a_loss",
         "tests/test_optimizers.py::test_falls_back_where_the_fused_kernel_is_refused",

@@ -613,10 +613,52 @@ def assert_short_error(result: Any, key: str, value: str) -> None:
     assert not (result.run_dir / "metrics.json").exists()
 
 
+def _failed_in_process(args: list[str], tmp_path: Path) -> Any:
+    """What the command line would print for ``args``, from the same checks made in
+    this process: the override check, composing, the spec, the build."""
+    from types import SimpleNamespace
+
+    from annfactory.config import check_overrides
+
+    try:
+        check_overrides(args)
+        annfactory.build_network(annfactory.to_spec(annfactory.compose(args)))
+    except annfactory.ConfigError as error:
+        return SimpleNamespace(
+            returncode=1, stdout="", stderr=f"{error}\n", run_dir=tmp_path / "run"
+        )
+    raise AssertionError(f"{args} did not fail")
+
+
+#: The cases also run on the command line (the rest run there in the bad-input
+#: corpus's families): a name before composing, a parameter, a spec check.
+ON_THE_COMMAND_LINE = ("init", "init-param", "fan-init-on-bias")
+
+
 @pytest.mark.parametrize(
     ("args", "key", "value", "suggestion", "fragments"), BAD_INPUTS
 )
 def test_bad_input_gets_a_short_message(
+    tmp_path: Path,
+    args: list[str],
+    key: str,
+    value: str,
+    suggestion: str | None,
+    fragments: tuple[str, ...],
+) -> None:
+    result = _failed_in_process(args, tmp_path)
+    assert_short_error(result, key, value)
+    if suggestion is not None:
+        assert f"Did you mean {suggestion!r}?" in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "key", "value", "suggestion", "fragments"),
+    [case for case in BAD_INPUTS if case.id in ON_THE_COMMAND_LINE],
+)
+def test_bad_input_gets_a_short_message_on_the_command_line(
     run_cli: RunCli,
     args: list[str],
     key: str,

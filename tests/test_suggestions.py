@@ -323,7 +323,8 @@ def test_a_sequential_model_trains_on_other_data_without_an_override(
 @pytest.mark.parametrize(
     "id",
     [
-        "cnn-on-data-without-images",
+        # cnn-on-data-without-images is followed in process (two trainings of a cnn
+        # on digits: 17 s here); these three check the command line's side of it.
         "file-conv_without_flatten",
         "file-empty_residual",
         "file-conv_on_vector",
