@@ -635,6 +635,22 @@ def _failed_in_process(args: list[str], tmp_path: Path) -> Any:
 ON_THE_COMMAND_LINE = ("init", "init-param", "fan-init-on-bias")
 
 
+def assert_bad_input_message(
+    result: Any,
+    key: str,
+    value: str,
+    suggestion: str | None,
+    fragments: tuple[str, ...],
+) -> None:
+    """A short error that names ``key`` and ``value``, suggests ``suggestion`` and
+    says each of ``fragments``."""
+    assert_short_error(result, key, value)
+    if suggestion is not None:
+        assert f"Did you mean {suggestion!r}?" in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "key", "value", "suggestion", "fragments"), BAD_INPUTS
 )
@@ -647,11 +663,7 @@ def test_bad_input_gets_a_short_message(
     fragments: tuple[str, ...],
 ) -> None:
     result = _failed_in_process(args, tmp_path)
-    assert_short_error(result, key, value)
-    if suggestion is not None:
-        assert f"Did you mean {suggestion!r}?" in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
+    assert_bad_input_message(result, key, value, suggestion, fragments)
 
 
 @pytest.mark.parametrize(
@@ -667,11 +679,7 @@ def test_bad_input_gets_a_short_message_on_the_command_line(
     fragments: tuple[str, ...],
 ) -> None:
     result = run_cli(*args)
-    assert_short_error(result, key, value)
-    if suggestion is not None:
-        assert f"Did you mean {suggestion!r}?" in result.stderr, result.stderr
-    for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
+    assert_bad_input_message(result, key, value, suggestion, fragments)
 
 
 @pytest.mark.parametrize(

@@ -22,12 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from annfactory.config import CONFIG_NAME, bundled_hydra
 from annfactory.errors import ConfigError
 from annfactory.hydra_report import ReportedError
-from annfactory.sweep import ComposeOnce
 from hydra_plugins.annfactory_sweeper import (
     AnnFactorySweeper,
     _record_of,
     job_batches,
 )
+from loaders import Counting
 
 
 class Callbacks:
@@ -165,20 +165,6 @@ def test_a_job_that_does_not_compose_is_a_row_and_the_others_keep_their_numbers(
     )
 
 
-class CountingLoader(ComposeOnce):
-    """Hydra's loader, counting its compositions."""
-
-    def __init__(self, loader: ConfigLoader) -> None:
-        super().__init__(loader)
-        self.calls: list[list[str]] = []
-
-    def load_sweep_config(
-        self, master_config: DictConfig, sweep_overrides: list[str]
-    ) -> DictConfig:
-        self.calls.append(list(sweep_overrides))
-        return super().load_sweep_config(master_config, sweep_overrides)
-
-
 def task(cfg: DictConfig) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
 
@@ -193,7 +179,7 @@ def test_each_job_is_composed_once_through_the_basic_launcher(
 ) -> None:
     cfg = master(hydra_app, tmp_path, "hydra.job.chdir=false")
     assert cfg.hydra.launcher._target_.endswith(".BasicLauncher")  # the default
-    counting = CountingLoader(hydra_app.config_loader)
+    counting = Counting(hydra_app.config_loader)
     context = HydraContext(config_loader=counting, callbacks=Callbacks())  # type: ignore[arg-type]
     sweeper = AnnFactorySweeper(max_batch_size=2)
     sweeper.setup(hydra_context=context, task_function=task, config=cfg)

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from annfactory.config import CONFIG_NAME, bundled_hydra
 from annfactory.sweep import ComposeOnce
+from loaders import Counting
 
 
 @pytest.fixture(scope="module")
@@ -50,27 +51,6 @@ def described(cfg: DictConfig) -> tuple[Any, ...]:
         list(cfg.hydra.overrides.hydra),
         cfg.hydra.job.override_dirname,
     )
-
-
-class Counting(ComposeOnce):
-    """A loader that counts its compositions (a ``ComposeOnce`` is the simplest
-    complete ``ConfigLoader`` that delegates): what ``ComposeOnce`` wraps in a test."""
-
-    def __init__(self, loader: ConfigLoader) -> None:
-        super().__init__(loader)
-        self.calls: list[list[str]] = []
-
-    def load_sweep_config(
-        self, master_config: DictConfig, sweep_overrides: list[str]
-    ) -> DictConfig:
-        self.calls.append(list(sweep_overrides))
-        return super().load_sweep_config(master_config, sweep_overrides)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return dict(self.__dict__)  # the calls too
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
 
 #: Sweeps of the kinds of overrides a job has: per job, its overrides.

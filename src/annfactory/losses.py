@@ -24,14 +24,13 @@ classification target as class indices. torch is imported only inside the builde
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.errors import ConfigError, RegistrationError
 from annfactory.plugins import load_plugins
-from annfactory.registry import Registry
+from annfactory.registry import BuildCoercion, Registry
 
 if TYPE_CHECKING:
     import torch
@@ -145,29 +144,20 @@ class LossType:
         return LossChoice(name, self.formula or f"{name}({on})", self.logits)
 
 
-def _loss_from(obj: Any, *, name: str, **options: Any) -> LossType:
-    """Registry coercion: a :class:`LossType`, or a build function and the other
-    fields as keyword options (``doc``: the function's first docstring line)."""
-    if isinstance(obj, LossType):
-        if options:
-            raise RegistrationError(f"loss {name!r}: options given with a LossType")
-        return obj
-    if not callable(obj):
-        raise RegistrationError(
-            f"loss {name!r}: expected a build function or a LossType, got "
-            f"{type(obj).__name__}"
-        )
-    doc = options.pop("doc", None) or (inspect.getdoc(obj) or "").split("\n")[0]
+def _check_kinds(name: str, options: Mapping[str, Any]) -> None:
+    """A loss's ``kinds`` must be some of :data:`KINDS`."""
     kinds = tuple(options.get("kinds", KINDS))
     if not kinds or any(kind not in KINDS for kind in kinds):
         raise RegistrationError(
             f"loss {name!r}: kinds must be some of {', '.join(KINDS)}, got {kinds!r}"
         )
-    try:
-        return LossType(build=obj, doc=doc, **options)
-    except TypeError as error:
-        raise RegistrationError(f"loss {name!r}: {error}") from None
 
+
+_loss_from: BuildCoercion[LossType] = BuildCoercion(
+    "loss", LossType, "a LossType", check=_check_kinds
+)
+"""Registry coercion: a :class:`LossType`, or a build function and the other fields
+as keyword options (``doc``: the function's first docstring line)."""
 
 losses: Registry[LossType] = Registry("loss", coerce=_loss_from, on_miss=load_plugins)
 """The loss registry: ``task.loss=<name>`` trains with the entry called ``name``."""

@@ -31,15 +31,14 @@ torch is imported only inside the builders and :func:`build_optimizer`.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from annfactory.errors import ConfigError, RegistrationError, UnknownNameError
+from annfactory.errors import ConfigError, UnknownNameError
 from annfactory.params import Param, check_keys, validate_params
 from annfactory.plugins import load_plugins
-from annfactory.registry import Registry
+from annfactory.registry import BuildCoercion, Registry
 
 if TYPE_CHECKING:
     import torch
@@ -151,26 +150,11 @@ class OptimizerType:
         return (*self.params, *self.lists)
 
 
-def _optimizer_from(obj: Any, *, name: str, **options: Any) -> OptimizerType:
-    """Registry coercion: an :class:`OptimizerType`, or a build function and the
-    other fields as keyword options (``doc``: the function's first docstring line)."""
-    if isinstance(obj, OptimizerType):
-        if options:
-            raise RegistrationError(
-                f"optimizer {name!r}: options given with an OptimizerType"
-            )
-        return obj
-    if not callable(obj):
-        raise RegistrationError(
-            f"optimizer {name!r}: expected a build function or an OptimizerType, "
-            f"got {type(obj).__name__}"
-        )
-    doc = options.pop("doc", None) or (inspect.getdoc(obj) or "").split("\n")[0]
-    try:
-        return OptimizerType(build=obj, doc=doc, **options)
-    except TypeError as error:
-        raise RegistrationError(f"optimizer {name!r}: {error}") from None
-
+_optimizer_from: BuildCoercion[OptimizerType] = BuildCoercion(
+    "optimizer", OptimizerType, "an OptimizerType"
+)
+"""Registry coercion: an :class:`OptimizerType`, or a build function and the other
+fields as keyword options (``doc``: the function's first docstring line)."""
 
 optimizers: Registry[OptimizerType] = Registry(
     "optimizer", coerce=_optimizer_from, on_miss=load_plugins
@@ -330,26 +314,11 @@ class ScheduleType:
     doc: str = ""
 
 
-def _schedule_from(obj: Any, *, name: str, **options: Any) -> ScheduleType:
-    """Registry coercion: a :class:`ScheduleType`, or its build function (``doc``:
-    the function's first docstring line)."""
-    if isinstance(obj, ScheduleType):
-        if options:
-            raise RegistrationError(
-                f"schedule {name!r}: options given with a ScheduleType"
-            )
-        return obj
-    if not callable(obj):
-        raise RegistrationError(
-            f"schedule {name!r}: expected a build function or a ScheduleType, got "
-            f"{type(obj).__name__}"
-        )
-    doc = options.pop("doc", None) or (inspect.getdoc(obj) or "").split("\n")[0]
-    try:
-        return ScheduleType(build=obj, doc=doc, **options)
-    except TypeError as error:
-        raise RegistrationError(f"schedule {name!r}: {error}") from None
-
+_schedule_from: BuildCoercion[ScheduleType] = BuildCoercion(
+    "schedule", ScheduleType, "a ScheduleType"
+)
+"""Registry coercion: a :class:`ScheduleType`, or its build function (``doc``: the
+function's first docstring line)."""
 
 schedules: Registry[ScheduleType] = Registry(
     "schedule", coerce=_schedule_from, on_miss=load_plugins

@@ -14,7 +14,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 from annfactory.errors import AnnFactoryError, RegistrationError, UnknownNameError
 
@@ -222,6 +222,18 @@ def first_doc_line(obj: object) -> str:
     return text.strip().splitlines()[0]
 
 
+def _is_entry(
+    obj: Any, entry_type: type, refusal: str, options: Mapping[str, Any]
+) -> bool:
+    """Whether ``obj`` is already a registry entry, registered as it is: options
+    with it are refused with ``refusal``."""
+    if not isinstance(obj, entry_type):
+        return False
+    if options:
+        raise RegistrationError(refusal)
+    return True
+
+
 @dataclass(frozen=True)
 class EntryCoercion(Generic[T]):
     """A registry's ``coerce``: an entry as it is, or a function or class whose
@@ -255,12 +267,9 @@ class EntryCoercion(Generic[T]):
 
     def __call__(self, obj: Any, /, *, name: str, **options: Any) -> T:
         what = f"{self.kind} {name!r}"
-        if isinstance(obj, self.entry_type):
-            if options:
-                raise RegistrationError(
-                    f"{what}: options given with {self.entry_words}"
-                )
-            return obj
+        refusal = f"{what}: options given with {self.entry_words}"
+        if _is_entry(obj, self.entry_type, refusal, options):
+            return cast(T, obj)
         if not self.accepts(obj):
             raise RegistrationError(
                 f"{what}: expected {self.source_words} or {self.entry_words}"
@@ -269,5 +278,51 @@ class EntryCoercion(Generic[T]):
         doc = options.pop("doc", None) or first_doc_line(obj)
         try:
             return self.make(obj, params=params, doc=doc, **options)
+        except TypeError as error:
+            raise RegistrationError(f"{what}: {error}") from None
+
+
+@dataclass(frozen=True)
+class BuildCoercion(Generic[T]):
+    """A registry's ``coerce`` for entries made around a build function (optimizers,
+    schedules, losses): an entry as it is, or a function that becomes
+    ``entry_type(build=obj, doc=..., **options)``.
+
+    An ``obj`` of ``entry_type`` is registered as it is (options with it are an
+    error); any other callable is the entry's build function, its doc
+    ``options["doc"]`` if given, else the first line of its docstring. ``check``,
+    if given, sees the name and the options first and raises for a bad one. A
+    ``TypeError`` of the entry's constructor (an unknown option) becomes a
+    :class:`~annfactory.errors.RegistrationError` naming the entry.
+
+    Args:
+        kind: The entry in words, for messages (``"loss"``: ``loss 'name': ...``).
+        entry_type: The registry's entry class (``LossType``).
+        entry_words: It, in words (``"a LossType"``).
+        check: ``check(name, options)``: refuses options the constructor accepts
+            but the entry cannot use.
+    """
+
+    kind: str
+    entry_type: type[T]
+    entry_words: str
+    check: Callable[[str, Mapping[str, Any]], None] | None = None
+
+    def __call__(self, obj: Any, /, *, name: str, **options: Any) -> T:
+        what = f"{self.kind} {name!r}"
+        refusal = f"{what}: options given with {self.entry_words}"
+        if _is_entry(obj, self.entry_type, refusal, options):
+            return cast(T, obj)
+        if not callable(obj):
+            raise RegistrationError(
+                f"{what}: expected a build function or {self.entry_words}, got "
+                f"{type(obj).__name__}"
+            )
+        doc = options.pop("doc", None) or (inspect.getdoc(obj) or "").split("\n")[0]
+        if self.check is not None:
+            self.check(name, options)
+        make = cast("Callable[..., T]", self.entry_type)
+        try:
+            return make(build=obj, doc=doc, **options)
         except TypeError as error:
             raise RegistrationError(f"{what}: {error}") from None

@@ -26,7 +26,7 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.object_type import ObjectType
 from hydra.experimental.callback import Callback
 from hydra.plugins.config_source import ConfigSource
-from hydra.types import RunMode
+from hydra.types import HydraContext, RunMode, TaskFunction
 from omegaconf import DictConfig
 
 from annfactory.errors import AnnFactoryError
@@ -43,6 +43,7 @@ from annfactory.sweep_table import (
 from annfactory.sweep_table import cell as _cell
 
 if TYPE_CHECKING:
+    from hydra.plugins.launcher import Launcher
     from matplotlib.figure import Figure
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "flatten",
     "job_line",
     "key_metric",
+    "launcher_composing_once",
     "override_cells",
     "plot_search",
     "plot_summary",
@@ -180,6 +182,27 @@ class ComposeOnce(ConfigLoader):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.loader = state["loader"]
         self.kept = state["kept"]
+
+
+def launcher_composing_once(
+    hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+) -> tuple[ComposeOnce, HydraContext, Launcher]:
+    """A sweeper's set-up: Hydra's context with a :class:`ComposeOnce` as its config
+    loader, and the launcher ``config`` names, set up with that context. The
+    sweeper composes each job up front through the loader, which hands the
+    launcher that same config: each job is composed once.
+
+    Returns:
+        The loader, the context and the launcher.
+    """
+    from hydra.core.plugins import Plugins
+
+    loader = ComposeOnce(hydra_context.config_loader)
+    context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
+    launcher = Plugins.instance().instantiate_launcher(
+        config=config, hydra_context=context, task_function=task_function
+    )
+    return loader, context, launcher
 
 
 def write_summary(

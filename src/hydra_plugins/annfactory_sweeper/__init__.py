@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any, NoReturn, Optional
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Glob, Override
-from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.plugins.sweeper import Sweeper
@@ -97,17 +96,13 @@ class AnnFactorySweeper(Sweeper):
         task_function: TaskFunction,
         config: DictConfig,
     ) -> None:
-        from annfactory.sweep import ComposeOnce
+        from annfactory.sweep import launcher_composing_once
 
         self.config = config
-        # The launcher composes each job through this context's loader, which hands
-        # it the config the sweeper composed up front: each job is composed once.
-        self.loader = ComposeOnce(hydra_context.config_loader)
-        self.hydra_context = HydraContext(
-            config_loader=self.loader, callbacks=hydra_context.callbacks
-        )
-        self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=self.hydra_context, task_function=task_function
+        # Each job is composed once: up front by the sweeper, through
+        # self.loader, which hands the launcher that config.
+        self.loader, self.hydra_context, self.launcher = launcher_composing_once(
+            hydra_context, task_function, config
         )
 
     def sweep(self, arguments: list[str]) -> Any:

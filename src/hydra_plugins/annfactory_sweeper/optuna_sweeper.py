@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -146,17 +145,13 @@ class OptunaSweeper(Sweeper):
         task_function: TaskFunction,
         config: DictConfig,
     ) -> None:
-        from annfactory.sweep import ComposeOnce
+        from annfactory.sweep import launcher_composing_once
 
         self.config = config
-        # The launcher composes each trial through this context's loader, which hands
-        # it the config composed up front: each trial is composed once.
-        self.loader = ComposeOnce(hydra_context.config_loader)
-        self.hydra_context = HydraContext(
-            config_loader=self.loader, callbacks=hydra_context.callbacks
-        )
-        self.launcher = Plugins.instance().instantiate_launcher(
-            config=config, hydra_context=self.hydra_context, task_function=task_function
+        # Each trial is composed once: up front by the sweeper, through
+        # self.loader, which hands the launcher that config.
+        self.loader, self.hydra_context, self.launcher = launcher_composing_once(
+            hydra_context, task_function, config
         )
 
     def sweep(self, arguments: list[str]) -> Any:
