@@ -4,7 +4,9 @@ The tiers (``make test-fast``, ``make test``; the rule is also in pyproject.toml
 
 - ``slow``: the test starts a process (the command line, a sweep's jobs, a compiler).
   A test that uses ``run_cli`` or ``interrupt_after_first_job`` is marked here; one
-  that starts a process another way is marked in its file or in :data:`SLOW`. A test
+  that starts a process another way is marked in its file or in :data:`SLOW`.
+  ``run_cli`` forks the command from a process that has imported torch once
+  (tests/cli_server.py), which the guard sees as a process started too. A test
   not marked slow that starts a process fails (:func:`no_process_in_the_fast_tier`).
 - ``heavy``: in this process, but it trains beyond a few steps, exports, compiles, or
   takes more than about a second for another reason. Marked in its file or in
@@ -32,6 +34,7 @@ from annfactory.groups import groups
 from annfactory.models import model_types
 from annfactory.optimizers import optimizers
 from annfactory.tasks import tasks
+from cli_server import AUDIT_EVENT, close_script_server, script_server
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_PY = REPO / "scripts" / "run.py"
@@ -227,7 +230,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 #: Audit events that start a process (https://docs.python.org/3/library/audit_events.html).
 PROCESS_EVENTS = frozenset(
     {"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec",
-     "os.fork", "os.forkpty", "pty.spawn"}
+     "os.fork", "os.forkpty", "pty.spawn", AUDIT_EVENT}
 )  # fmt: skip
 #: What the running test not marked slow started (empty while none runs).
 _started: list[list[str]] = []
@@ -294,12 +297,25 @@ class CliResult:
     run_dir: Path
 
 
+def pytest_sessionfinish() -> None:
+    close_script_server()
+
+
 @pytest.fixture
 def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Run ``python scripts/run.py ARGS`` with its run directory under ``tmp_path``."""
+    """Run ``python scripts/run.py ARGS`` with its run directory under ``tmp_path``.
+
+    The command runs in a child forked from a process that has imported torch
+    (tests/cli_server.py);
+    ``fresh=True`` starts a new interpreter instead (a test that compares two
+    processes runs one of them so: a forked child has its server's hash seed).
+    """
 
     def run(
-        *args: str, env: dict[str, str] | None = None, timeout: float = 120
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        fresh: bool = False,
     ) -> CliResult:
         run_dir = tmp_path / "run"
         command = [
@@ -312,13 +328,8 @@ def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
         environment.pop("HYDRA_FULL_ERROR", None)  # a test asks for it explicitly
         environment.update(env or {})
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            cwd=tmp_path,
-            env=environment,
+        done = script_server().run(
+            command, cwd=tmp_path, env=environment, timeout=timeout, fresh=fresh
         )
         return CliResult(done.returncode, done.stdout, done.stderr, run_dir)
 

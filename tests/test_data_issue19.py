@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from annfactory import ConfigError
 from annfactory.config import check_overrides
 from annfactory.data import Table, load_table, parse_data
 from annfactory.tasks import run_named_task
+from cli_server import script_server
 
 RUN_PY = Path(__file__).resolve().parents[1] / "scripts" / "run.py"
 
@@ -153,7 +153,7 @@ def test_a_csv_with_non_ascii_directory_and_columns_trains_on_the_command_line(
     path = write(tmp_path / "Données" / "clean.csv", UNICODE_CSV)
     run_dir = tmp_path / "ünï"
     # Not the run_cli fixture: it sets hydra.run.dir itself.
-    result = subprocess.run(
+    result = script_server().run(
         [
             sys.executable,
             str(RUN_PY),
@@ -166,8 +166,6 @@ def test_a_csv_with_non_ascii_directory_and_columns_trains_on_the_command_line(
             "task.epochs=1",
             f"hydra.run.dir={run_dir}",
         ],
-        capture_output=True,
-        text=True,
         timeout=120,
         cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"},

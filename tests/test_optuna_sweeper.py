@@ -27,6 +27,7 @@ from optuna.distributions import (
 from optuna.trial import TrialState
 
 from annfactory.errors import ConfigError, UnknownNameError
+from cli_server import script_server
 from hydra_plugins.annfactory_sweeper import _consecutive, sweeper_params
 from hydra_plugins.annfactory_sweeper._search_space import (
     grid_of,
@@ -625,10 +626,8 @@ def _command(sweep_dir: Path, *args: str) -> list[str]:
 def _run(cwd: Path, sweep_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     environment.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
+    return script_server().run(
         _command(sweep_dir, *args),
-        capture_output=True,
-        text=True,
         timeout=300,
         cwd=cwd,
         env=environment,

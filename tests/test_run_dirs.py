@@ -9,7 +9,6 @@ behind; one that succeeds writes its printed report to ``run.log``.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import pytest
 
 from annfactory import ConfigError
 from annfactory.cli import check_output_dir
+from cli_server import script_server
 
 RUN_PY = Path(__file__).resolve().parents[1] / "scripts" / "run.py"
 
@@ -34,10 +34,8 @@ def run_in(cwd: Path, *args: str) -> Result:
     """``python scripts/run.py ARGS`` from ``cwd``, with no run directory added (the
     ``run_cli`` fixture sets ``hydra.run.dir`` itself, after the test's arguments)."""
     environment = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
-    done = subprocess.run(
+    done = script_server().run(
         [sys.executable, str(RUN_PY), *args],
-        capture_output=True,
-        text=True,
         timeout=120,
         cwd=cwd,
         env=environment,

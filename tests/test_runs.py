@@ -833,7 +833,7 @@ def test_two_processes_write_identical_files(
     assert first.returncode == 0, first.stderr
     kept = tmp_path / "first"
     first.run_dir.rename(kept)
-    second = run_cli(*args)
+    second = run_cli(*args, fresh=True)  # another interpreter, another hash seed
     assert second.returncode == 0, second.stderr
 
     assert (kept / WEIGHTS_FILE).read_bytes() == (

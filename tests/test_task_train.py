@@ -535,10 +535,10 @@ def test_dropout_gives_the_same_history_in_two_processes(
     folder.mkdir(parents=True)
     (folder / "dropped.yaml").write_text(json.dumps(DROPOUT), encoding="utf-8")
     histories = []
-    for _ in range(2):
+    for fresh in (False, True):  # a fork of the test server, a new interpreter
         result = run_cli(
             "--config-dir", str(tmp_path / "conf"), "task=train", "model=dropped",
-            "data=iris", "task.epochs=3", timeout=120,
+            "data=iris", "task.epochs=3", timeout=120, fresh=fresh,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         metrics = json.loads((result.run_dir / "metrics.json").read_text())

@@ -17,6 +17,7 @@ import conftest
         ("subprocess.Popen", ("/bin/true", ["/bin/true"], None, None)),
         ("os.system", (b"true",)),
         ("os.fork", ()),
+        (conftest.AUDIT_EVENT, (["python", "scripts/run.py"],)),  # the test server
     ],
 )
 def test_the_guard_sees_a_process_being_started(

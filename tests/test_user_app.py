@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from cli_server import script_server
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -33,7 +35,7 @@ def test_user_app_outside_the_repository_uses_annfactory_groups(tmp_path: Path) 
         " 'init': model.spec.layers[0].weight_init.name, 'lr': cfg.lr}))\n\n"
         "if __name__ == '__main__':\n    train()\n"
     )
-    done = subprocess.run(
+    done = script_server().run(
         [
             sys.executable,
             "train.py",
@@ -42,8 +44,7 @@ def test_user_app_outside_the_repository_uses_annfactory_groups(tmp_path: Path) 
             f"hydra.run.dir={tmp_path / 'out'}",
         ],
         cwd=app,
-        capture_output=True,
-        text=True,
+        env=os.environ,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
