@@ -62,6 +62,7 @@ __all__ = [
     "MAX_INFERRED_CLASSES",
     "SPIRAL_TURNS",
     "SPLIT_STREAM",
+    "TEST_FRACTION",
     "VAL_FRACTION",
     "DataSet",
     "DataSpec",
@@ -74,6 +75,7 @@ __all__ = [
     "load_table",
     "parse_data",
     "split_rows",
+    "split_three",
 ]
 
 #: What a data set's target is.
@@ -87,6 +89,16 @@ VAL_FRACTION: Final = Param(
     low=0,
     high=1,
     low_open=True,
+    high_open=True,
+)
+
+#: The option every data set takes besides its own: a test split, never trained on.
+TEST_FRACTION: Final = Param(
+    float,
+    0.0,
+    "share of the rows held out for a final test, never trained on; 0: none",
+    low=0,
+    high=1,
     high_open=True,
 )
 
@@ -153,7 +165,7 @@ class DataSet:
     @property
     def option_names(self) -> tuple[str, ...]:
         """Every key a ``data`` node of this data set may hold besides ``name``."""
-        return (*self.params, "val_fraction")
+        return (*self.params, "val_fraction", "test_fraction")
 
 
 def _dataset_from(obj: Any, *, name: str, **options: Any) -> DataSet:
@@ -195,6 +207,8 @@ class DataSpec:
         name: The data set (an entry of :data:`datasets`).
         options: Its options, validated, with defaults filled in (lists as tuples).
         val_fraction: Share of the rows held out for validation.
+        test_fraction: Share of the rows held out for a final test (never used for
+            training, early stopping or a search); 0: no test split.
         fitted: In a trained run's ``spec.yaml``, what training learnt of the data:
             its kind, sizes, feature and class names and the fitted standardization
             (see :data:`FITTED_KEYS`); None before training. A spec with it knows
@@ -204,6 +218,7 @@ class DataSpec:
     name: str
     options: Mapping[str, Any] = field(default_factory=dict)
     val_fraction: float = 0.2
+    test_fraction: float = 0.0
     fitted: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -212,7 +227,12 @@ class DataSpec:
             key: list(value) if isinstance(value, tuple) else value
             for key, value in self.options.items()
         }
-        node = {"name": self.name, **options, "val_fraction": self.val_fraction}
+        node = {
+            "name": self.name,
+            **options,
+            "val_fraction": self.val_fraction,
+            "test_fraction": self.test_fraction,
+        }
         if self.fitted is not None:
             node["fitted"] = dict(self.fitted)
         return node
@@ -287,6 +307,9 @@ def parse_data(node: Any, key: str = "data") -> DataSpec:
     fitted = given.pop("fitted", None)
     check_keys(given, entry.option_names, key, "parameter", where=f" for {what}")
     val_fraction = _val_fraction(given.pop("val_fraction", VAL_FRACTION.default), key)
+    test_fraction = _test_fraction(
+        given.pop("test_fraction", TEST_FRACTION.default), val_fraction, key
+    )
     plain = {k: p for k, p in entry.params.items() if k not in entry.checks}
     values = validate_params(
         {k: v for k, v in given.items() if k in plain}, plain, key, what
@@ -306,6 +329,7 @@ def parse_data(node: Any, key: str = "data") -> DataSpec:
         name=name,
         options=options,
         val_fraction=val_fraction,
+        test_fraction=test_fraction,
         fitted=None if fitted is None else _parse_fitted(fitted, key),
     )
 
@@ -321,6 +345,27 @@ def _val_fraction(value: Any, key: str) -> float:
             "between 0 and 1 (default 0.2).",
         )
     return float(number)
+
+
+def _test_fraction(value: Any, val_fraction: float, key: str) -> float:
+    path = f"{key}.test_fraction"
+    number = float(Param(float, TEST_FRACTION.default).validate(value, path))
+    if not 0 <= number < 1:
+        raise ConfigError(
+            path,
+            f"{number!r} is outside [0, 1).",
+            "It is the share of all rows held out for a final test: 0 (none, the "
+            "default) or more, below 1.",
+        )
+    if number + val_fraction >= 1:
+        raise ConfigError(
+            path,
+            f"{number:g} + data.val_fraction {val_fraction:g} = "
+            f"{number + val_fraction:g} leaves no row to train on.",
+            "Both are shares of all rows: keep their sum below 1 (e.g. "
+            "data.val_fraction=0.2 data.test_fraction=0.2).",
+        )
+    return number
 
 
 # ------------------------------------------------------------------------------------
@@ -509,25 +554,45 @@ def data_image_shape(spec: DataSpec) -> tuple[int, ...] | None:
 def split_rows(
     table: Table, val_fraction: float, seed: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``(train_index, val_index)``: the rows of each split, from a permutation drawn
-    from the run seed's ``data.split`` stream.
+    """``(train_index, val_index)``: :func:`split_three` without a test split."""
+    train, val, _ = split_three(table, val_fraction, 0.0, seed)
+    return train, val
 
-    ``round(rows * val_fraction)`` rows go to validation. For classification the
-    split is stratified, as scikit-learn's ``train_test_split(stratify=y)``: each
-    class is split in proportion (largest remainders get the rounding), and keeps
-    at least one training row. Both index arrays are in the permutation's order.
+
+def split_three(
+    table: Table, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(train_index, val_index, test_index)``: the rows of each split, from a
+    permutation drawn from the run seed's ``data.split`` stream.
+
+    ``round(rows * test_fraction)`` rows go to the test split first, then
+    ``round(rows * val_fraction)`` of the others to validation (both are shares of
+    all rows). For classification each split is stratified, as scikit-learn's
+    ``train_test_split(stratify=y)``: each class is split in proportion (largest
+    remainders get the rounding), and keeps at least one training row. The index
+    arrays are in the permutation's order. Without a test split, the training and
+    validation rows are those of earlier releases, bit for bit.
 
     Raises:
         ConfigError: The table is too small for the split (no validation row, no
             training row, a class without a training row); names
-            ``data.val_fraction``.
+            ``data.val_fraction`` or ``data.test_fraction``.
     """
     import numpy as np
+    import torch
 
     from annfactory.seeding import seeded_generator
 
     rows = table.rows
+    n_test = round(rows * test_fraction)
     n_val = round(rows * val_fraction)
+    if test_fraction > 0 and n_test < 1:
+        raise ConfigError(
+            "data.test_fraction",
+            f"{test_fraction:g} of {rows} rows rounds to no test row.",
+            "Raise data.test_fraction, set it to 0 (no test split), or use a data "
+            "set with more rows.",
+        )
     key = "data.val_fraction"
     share = f"{val_fraction:g} of {rows} rows"
     if n_val < 1:
@@ -536,38 +601,65 @@ def split_rows(
             f"{share} rounds to no validation row.",
             "Raise data.val_fraction, or use a data set with more rows.",
         )
-    if n_val >= rows:
+    if n_val + n_test >= rows:
+        held = share if not n_test else f"{share} (and {n_test} test rows)"
         raise ConfigError(
             key,
-            f"{share} leaves no training row.",
+            f"{held} leaves no training row.",
             "Lower data.val_fraction, or use a data set with more rows.",
         )
-    import torch
-
     permutation = torch.randperm(
         rows, generator=seeded_generator(seed, SPLIT_STREAM)
     ).numpy()
-    is_val = np.zeros(rows, dtype=bool)  # by position in the permutation
-    if table.kind == "classification":
-        shuffled = table.target[permutation]
-        per_class = _stratified_counts(
-            np.bincount(shuffled, minlength=table.n_outputs), n_val
-        )
-        if per_class is None:
-            raise ConfigError(
-                key,
-                f"{share} leaves {rows - n_val} training rows for {table.n_outputs} "
-                "classes, and each class needs one.",
-                "Lower data.val_fraction, or use a data set with more rows.",
-            )
-        for label, count in enumerate(per_class):
-            is_val[np.flatnonzero(shuffled == label)[:count]] = True
-    else:
-        is_val[:n_val] = True
-    return (
-        permutation[~is_val].astype(np.int64),
-        permutation[is_val].astype(np.int64),
+    # By position in the permutation: the test rows, then the validation rows.
+    test_share = f"{test_fraction:g} of {rows} rows for the test split"
+    is_test = _held_out(
+        table, permutation, None, n_test, "data.test_fraction", test_share
     )
+    is_val = _held_out(table, permutation, is_test, n_val, key, share)
+    kept = ~(is_val | is_test)
+    return (
+        permutation[kept].astype(np.int64),
+        permutation[is_val].astype(np.int64),
+        permutation[is_test].astype(np.int64),
+    )
+
+
+def _held_out(
+    table: Table,
+    permutation: npt.NDArray[Any],
+    taken: npt.NDArray[np.bool_] | None,
+    count: int,
+    key: str,
+    share: str,
+) -> npt.NDArray[np.bool_]:
+    """``count`` rows of the permutation not ``taken`` yet, by position: the first
+    ones, or for classification the first ones of each class in proportion."""
+    import numpy as np
+
+    rows = table.rows
+    free = np.ones(rows, dtype=bool) if taken is None else ~taken
+    held = np.zeros(rows, dtype=bool)
+    if count == 0:
+        return held
+    positions = np.flatnonzero(free)
+    if table.kind != "classification":
+        held[positions[:count]] = True
+        return held
+    shuffled = table.target[permutation[positions]]
+    per_class = _stratified_counts(
+        np.bincount(shuffled, minlength=table.n_outputs), count
+    )
+    if per_class is None:
+        raise ConfigError(
+            key,
+            f"{share} leaves {len(positions) - count} training rows for "
+            f"{table.n_outputs} classes, and each class needs one.",
+            f"Lower {key}, or use a data set with more rows.",
+        )
+    for label, n in enumerate(per_class):
+        held[positions[np.flatnonzero(shuffled == label)[:n]]] = True
+    return held
 
 
 def _stratified_counts(counts: npt.NDArray[np.int64], n_val: int) -> list[int] | None:

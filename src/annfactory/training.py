@@ -49,8 +49,10 @@ __all__ = [
     "KEEPS",
     "METRICS",
     "EpochRecord",
+    "Evaluation",
     "TrainResult",
     "batch_sizes",
+    "evaluate",
     "has_batch_norm",
     "train",
 ]
@@ -116,6 +118,9 @@ class TrainResult:
     epochs_run: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    #: Figures computed after the loop by the caller (``task=train``'s balanced
+    #: accuracy and test split).
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 def train(
@@ -521,14 +526,75 @@ def _metric(score: Tensor, rows: int, total_squares: Tensor | None) -> Tensor:
 
 
 def _correct(outputs: Tensor, targets: Tensor) -> Tensor:
-    """Which rows are classified right: argmax over the last dimension, or, for a
-    single output unit, ``output > 0`` (a logit: probability above one half)."""
-    classes = targets.reshape(-1).long()
+    """Which rows are classified right (see :func:`_predicted`)."""
+    return _predicted(outputs) == targets.reshape(-1).long()
+
+
+def _predicted(outputs: Tensor) -> Tensor:
+    """Each row's class: argmax over the last dimension, or, for a single output
+    unit, ``output > 0`` (a logit: probability above one half)."""
     if outputs.shape[-1] == 1 or outputs.dim() == 1:
-        predicted = (outputs.reshape(-1) > 0).long()
-    else:
-        predicted = outputs.argmax(-1).reshape(-1)
-    return predicted == classes
+        return (outputs.reshape(-1) > 0).long()
+    return outputs.argmax(-1).reshape(-1)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Rows scored with a network's current weights (:func:`evaluate`).
+
+    Attributes:
+        loss: The mean loss over the rows.
+        metric: Accuracy or R² (as :func:`train`'s validation computes them).
+        predicted: Classification: each row's class index (int64, on the CPU);
+            regression: None.
+    """
+
+    loss: float
+    metric: float
+    predicted: Tensor | None
+
+
+def evaluate(
+    *,
+    logits: Callable[[Tensor], Tensor],
+    module: torch.nn.Module,
+    loss: Callable[[Tensor, Tensor], Tensor],
+    metric: str,
+    x: Tensor,
+    y: Tensor,
+    autocast: torch.dtype | None = None,
+) -> Evaluation:
+    """Score rows ``x`` against ``y`` as :func:`train` scores its validation rows
+    (eval mode, under ``inference_mode``, in chunks), and give each row's class.
+
+    The module's training mode is restored afterwards.
+    """
+    import torch
+
+    forward = _forward(logits, loss, x.device, autocast)
+    rows = x.shape[0]
+    total_squares = _total_squares(y) if metric == "r2" else None
+    losses, scores, predicted = [], [], []
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            for inputs, targets in zip(
+                torch.split(x, _VALIDATION_ROWS),
+                torch.split(y, _VALIDATION_ROWS),
+                strict=True,
+            ):
+                outputs, chunk_loss = forward(inputs, targets)
+                losses.append(chunk_loss.float() * (inputs.shape[0] / rows))
+                scores.append(_score(outputs, targets, metric))
+                if metric == "accuracy":
+                    predicted.append(_predicted(outputs).cpu())
+            mean_loss = float(torch.stack(losses).sum())
+            value = float(_metric(torch.stack(scores).sum(0), rows, total_squares))
+    finally:
+        module.train(was_training)
+    classes = torch.cat(predicted) if predicted else None
+    return Evaluation(mean_loss, value, classes)
 
 
 def _columns(values: Tensor) -> Tensor:

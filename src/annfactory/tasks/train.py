@@ -238,12 +238,14 @@ class _Prepared:
         table: The loaded data set.
         train_index: The training rows.
         val_index: The validation rows.
+        test_index: The test rows (none without ``data.test_fraction``).
         choice: The loss.
         metric: ``accuracy`` or ``r2``.
         saved_spec: The spec the saved run gets (preprocessing layers, the data's
             record).
         model: The network, float32 while training in mixed precision.
-        tensors: ``x_train``, ``y_train``, ``x_val``, ``y_val`` on the device.
+        tensors: ``x_train``, ``y_train``, ``x_val``, ``y_val``, ``x_test``,
+            ``y_test`` on the device.
         device: Where it trains.
         saved_dtype: The dtype the network is saved in.
         mixed: Half precision trains as mixed precision.
@@ -253,11 +255,12 @@ class _Prepared:
     table: Table
     train_index: np.ndarray
     val_index: np.ndarray
+    test_index: np.ndarray
     choice: LossChoice
     metric: str
     saved_spec: RunSpec
     model: Network
-    tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    tensors: tuple[torch.Tensor, ...]
     device: torch.device
     saved_dtype: torch.dtype
     mixed: bool
@@ -288,7 +291,7 @@ def _prepare(spec: RunSpec, data_spec: Any, options: TrainOptions) -> _Prepared:
     training split's statistics, and put the rows on the device."""
     import torch
 
-    from annfactory.data import load_table, split_rows
+    from annfactory.data import load_table, split_three
     from annfactory.factory import build_network, resolve_device
     from annfactory.training import AUTOCAST_DTYPES, has_batch_norm
 
@@ -301,7 +304,9 @@ def _prepare(spec: RunSpec, data_spec: Any, options: TrainOptions) -> _Prepared:
         network_spec.out_features,
         table.n_outputs,
     )
-    train_index, val_index = split_rows(table, data_spec.val_fraction, spec.seed)
+    train_index, val_index, test_index = split_three(
+        table, data_spec.val_fraction, data_spec.test_fraction, spec.seed
+    )
     fitted = _fit(table, train_index, network_spec.input_shape)
     saved_spec = _saved_spec(spec, table, train_index, fitted)
     device = resolve_device(spec.device)
@@ -322,13 +327,19 @@ def _prepare(spec: RunSpec, data_spec: Any, options: TrainOptions) -> _Prepared:
     _check_batch_norm(has_batch_norm(model), options.batch_size, len(train_index))
     _set_buffers(model, fitted)
     tensors = _split_tensors(
-        model, table, network_spec.input_shape, (train_index, val_index), device, dtype
+        model,
+        table,
+        network_spec.input_shape,
+        (train_index, val_index, test_index),
+        device,
+        dtype,
     )
     return _Prepared(
         spec=spec,
         table=table,
         train_index=train_index,
         val_index=val_index,
+        test_index=test_index,
         choice=choice,
         metric="r2" if table.kind == "regression" else "accuracy",
         saved_spec=saved_spec,
@@ -344,12 +355,13 @@ def _split_tensors(
     model: Network,
     table: Table,
     input_shape: tuple[int, ...],
-    split: tuple[np.ndarray, np.ndarray],
+    split: tuple[np.ndarray, ...],
     device: torch.device,
     dtype: torch.dtype,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``x_train, y_train, x_val, y_val``: the rows standardized by the network's
-    first layer, and the targets as the loss takes them, on the device."""
+) -> tuple[torch.Tensor, ...]:
+    """``x_train, y_train, x_val, y_val, x_test, y_test``: the rows standardized by
+    the network's first layer, and the targets as the loss takes them, on the
+    device."""
     import torch
 
     standardize = model.get_submodule(INPUT_LAYER)
@@ -359,9 +371,11 @@ def _split_tensors(
         features = features.reshape(table.rows, *input_shape)
         x = standardize(features)
     y = _targets(model, table, device, dtype)
-    train_rows = torch.as_tensor(split[0], device=device)
-    val_rows = torch.as_tensor(split[1], device=device)
-    return x[train_rows], y[train_rows], x[val_rows], y[val_rows]
+    tensors: list[torch.Tensor] = []
+    for index in split:
+        rows = torch.as_tensor(index, device=device)
+        tensors += [x[rows], y[rows]]
+    return tuple(tensors)
 
 
 def _fit_network(
@@ -387,7 +401,7 @@ def _fit_network(
         gamma=options.gamma,
     )
     _print_plan(context.out, prepared, options)
-    x_train, y_train, x_val, y_val = prepared.tensors
+    x_train, y_train, x_val, y_val, *_ = prepared.tensors
     progress = Progress(context.out, options, prepared.metric)
     try:
         result = train(
@@ -412,9 +426,53 @@ def _fit_network(
         )
     finally:
         progress.close()
+    result.scores = _scores(prepared, logits)
     if prepared.mixed:
         model.to(prepared.saved_dtype)
     return result
+
+
+def _scores(
+    prepared: _Prepared, logits: Callable[[torch.Tensor], torch.Tensor]
+) -> dict[str, float]:
+    """The kept weights' figures beyond the history: balanced accuracy on the
+    validation rows (classification), and the test split's loss and metric, each
+    computed once (``sklearn.metrics`` for balanced accuracy)."""
+    from sklearn.metrics import balanced_accuracy_score  # type: ignore[import-untyped]
+
+    from annfactory.training import evaluate
+
+    _, _, x_val, y_val, x_test, y_test = prepared.tensors
+    loss = losses.get(prepared.choice.name).build()
+    metric = prepared.metric
+    autocast = prepared.saved_dtype if prepared.mixed else None
+
+    def score(x: torch.Tensor, y: torch.Tensor, split: str) -> dict[str, float]:
+        scored = evaluate(
+            logits=logits,
+            module=prepared.model,
+            loss=loss,
+            metric=metric,
+            x=x,
+            y=y,
+            autocast=autocast,
+        )
+        figures = {f"{split}_{metric}": scored.metric, f"{split}_loss": scored.loss}
+        if scored.predicted is not None:
+            truth = y.reshape(-1).long().cpu().numpy()
+            figures[f"{split}_balanced_accuracy"] = float(
+                balanced_accuracy_score(truth, scored.predicted.numpy())
+            )
+        return figures
+
+    scores = {}
+    if metric == "accuracy":
+        scores["val_balanced_accuracy"] = score(x_val, y_val, "val")[
+            "val_balanced_accuracy"
+        ]
+    if len(prepared.test_index):
+        scores |= score(x_test, y_test, "test")
+    return scores
 
 
 def _print_plan(out: TextIO, prepared: _Prepared, options: TrainOptions) -> None:
@@ -430,6 +488,7 @@ def _print_plan(out: TextIO, prepared: _Prepared, options: TrainOptions) -> None
         prepared.val_index,
         prepared.choice,
         options,
+        test_rows=len(prepared.test_index),
     )
     if prepared.mixed:
         print(
@@ -466,6 +525,7 @@ def _summary(
     return {
         # The sweep table lists these first.
         f"val_{metric}": kept.metric,
+        **{k: v for k, v in result.scores.items() if k.startswith("val_")},
         "val_loss": kept.val_loss,
         "train_loss": kept.train_loss,
         "best_epoch": result.best_epoch,
@@ -479,6 +539,8 @@ def _summary(
         "data": data_name,
         "rows_train": len(prepared.train_index),
         "rows_val": len(prepared.val_index),
+        **({"rows_test": len(prepared.test_index)} if len(prepared.test_index) else {}),
+        **{k: v for k, v in result.scores.items() if k.startswith("test_")},
         "history": [history_row(record, metric) for record in result.history],
     }
 

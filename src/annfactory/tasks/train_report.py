@@ -72,13 +72,15 @@ def print_header(
     val_index: np.ndarray,
     choice: LossChoice,
     options: TrainOptions,
+    test_rows: int = 0,
 ) -> None:
     what = (
         f"{table.n_outputs} classes" if table.kind == "classification" else "regression"
     )
+    test = f" / {test_rows} test" if test_rows else ""
     print(
         f"data: {table.name}, {table.rows} rows x {table.n_features} features, "
-        f"{what}; {len(train_index)} train / {len(val_index)} validation rows",
+        f"{what}; {len(train_index)} train / {len(val_index)} validation{test} rows",
         file=out,
     )
     print(f"network: {spec.network.summary_line()}", file=out)
@@ -109,6 +111,14 @@ def print_result(out: TextIO, summary: Mapping[str, Any], metric_key: str) -> No
         f"  train_loss: {summary['train_loss']:.4f}",
         file=out,
     )
+    test = [key for key in summary if key.startswith("test_") and key != "test_loss"]
+    if test:
+        figures = "  ".join(f"{key}: {summary[key]:.4f}" for key in test)
+        print(
+            f"{figures}  test_loss: {summary['test_loss']:.4f} "
+            f"({summary['rows_test']} test rows, scored once with the kept weights)",
+            file=out,
+        )
 
 
 def in_sweep() -> bool:
