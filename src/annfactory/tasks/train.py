@@ -195,6 +195,7 @@ def parse_options(given: Mapping[str, Any], key: str) -> TrainOptions:
     objectives={
         "train.val_loss": "minimize",
         "train.val_accuracy": "maximize",
+        "train.val_balanced_accuracy": "maximize",
         "train.val_r2": "maximize",
         "train.train_loss": "minimize",
     },
