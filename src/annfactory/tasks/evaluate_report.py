@@ -82,7 +82,7 @@ def regression_scores(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any
     ``rmse`` (in the target's units) and ``rows``."""
     import math
 
-    from sklearn.metrics import (  # type: ignore[import-untyped]
+    from sklearn.metrics import (
         mean_absolute_error,
         mean_squared_error,
         r2_score,
