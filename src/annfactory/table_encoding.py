@@ -43,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-from annfactory.columns import Column, TableColumns
+from annfactory.columns import Column, TableColumns, embedding_parameter
 from annfactory.errors import ConfigError
 from annfactory.seeding import sampling_dtype, seeded_generator
 
@@ -181,7 +181,7 @@ class TableEncoder(nn.Module):
                 groups["onehot"] = (level == self.onehot_level).to(x.dtype)
             if embedding:
                 source = code.index_select(-1, self.embedding_source)
-                groups["embedding"] = self._embedded(source)
+                groups.update(self._embedded(source))
         if not groups:
             return x[..., :0]
         # Column order: one slice per run of consecutive columns of one group.
@@ -197,17 +197,16 @@ class TableEncoder(nn.Module):
         code = torch.where(known, code, -1.0)
         return torch.where(torch.isnan(cells), self.missing_code, code)
 
-    def _embedded(self, code: torch.Tensor) -> torch.Tensor:
-        """Each embedding column's row for its code, zeros where the code is -1
-        (multiplied by 0: no gradient reaches the row it looked up, row 0)."""
+    def _embedded(self, code: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each embedding column's row for its code, by table name; zeros where the
+        code is -1 (multiplied by 0: no gradient reaches the row it looked up)."""
         keep = (code >= 0).to(code.dtype)
         row = code.clamp(min=0).to(torch.long)
-        vectors = [
-            functional.embedding(row[..., k], self.get_parameter(name))
+        return {
+            name: functional.embedding(row[..., k], self.get_parameter(name))
             * keep[..., k : k + 1]
             for k, name in enumerate(self._embeddings)
-        ]
-        return vectors[0] if len(vectors) == 1 else torch.cat(vectors, dim=-1)
+        }
 
     def extra_repr(self) -> str:
         kinds = [_kind(column) for column in self.columns.features]
@@ -227,7 +226,8 @@ def _kind(column: Column) -> str:
 
 Run = tuple[str, int, int]
 """A run of consecutive outputs of one group: ``(group, start, stop)`` in that
-group's outputs (``numeric``, ``indicator``, ``onehot`` or ``embedding``)."""
+group's outputs (``numeric``, ``indicator``, ``onehot``, or an embedding table's
+name)."""
 
 
 def _layout(
@@ -245,7 +245,6 @@ def _layout(
     onehot_source: list[int] = []
     onehot_level: list[float] = []
     embedding_source: list[int] = []
-    embedding_width = 0
     runs: list[Run] = []
     for index, column in enumerate(columns.features):
         if column.type == "numeric":
@@ -275,8 +274,8 @@ def _layout(
                 f"the embedding of column {column.name!r} has no level.",
                 "Train the run again.",
             )
-        _extend(runs, "embedding", embedding_width, column.width)
-        embedding_width += column.width
+        # Each table's vectors are a group of their own.
+        _extend(runs, embedding_parameter(index), 0, column.width)
         embedding_source.append(source)
     values: dict[str, list[float] | list[int]] = {
         **fitted,
