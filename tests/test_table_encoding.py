@@ -335,6 +335,7 @@ def test_torch_export_and_onnxruntime_give_the_eager_outputs(tmp_path: Path) -> 
         output_names=["output"],
         verbose=False,
     )
+    assert onnx_program is not None
     path = tmp_path / "encoder.onnx"
     onnx_program.save(str(path))
     session = onnxruntime.InferenceSession(str(path))
