@@ -39,6 +39,7 @@ __all__ = [
     "ColumnType",
     "TableColumns",
     "embedding_dim",
+    "embedding_parameter",
 ]
 
 ColumnType = Literal["numeric", "categorical", "ignore"]
@@ -55,6 +56,12 @@ EMBEDDING_MAX_DIM: Final = 50
 def embedding_dim(levels: int) -> int:
     """The dimension of a learned embedding of ``levels`` levels."""
     return max(1, min(EMBEDDING_MAX_DIM, (levels + 1) // 2))
+
+
+def embedding_parameter(index: int) -> str:
+    """The name of the encoder's learned table for the feature column at ``index``
+    (its position in :attr:`TableColumns.features`): ``embedding_<index>``."""
+    return f"embedding_{index}"
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,17 @@ class TableColumns:
         """The number of inputs after the encoding: the first layer's
         ``in_features``."""
         return sum(column.width for column in self.features)
+
+    @property
+    def embedding_shapes(self) -> dict[str, tuple[int, int]]:
+        """The encoder's learned parameters, pure (no torch): for each embedding
+        column, :func:`embedding_parameter` of its position -> ``(levels,
+        embedding_dim(levels))``, in column order."""
+        return {
+            embedding_parameter(index): (column.levels, column.width)
+            for index, column in enumerate(self.features)
+            if column.type == "categorical" and column.encoding == "embedding"
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
