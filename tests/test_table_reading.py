@@ -582,3 +582,15 @@ def test_a_target_with_no_values_or_text_for_a_regression(tmp_path: Path) -> Non
         target_column(table, "z", kind="regression")
     with pytest.raises(ConfigError, match=r"the class 'p' in data row 1, which"):
         target_column(table, "z", class_names=("3", "4"))
+
+
+def test_line_breaks_in_quoted_cells_across_pyarrow_blocks(tmp_path: Path) -> None:
+    # Over pyarrow's 1 MB blocks: its fast read (no line breaks in cells) fails
+    # where a block ends inside a quoted cell; the file is read again with them.
+    rows = "".join(f'{i},"line\nbreak, {i}",{i % 3}\n' for i in range(100_000))
+    path = write(tmp_path / "t.csv", "a,b,label\n" + rows)
+    assert path.stat().st_size > 2**21
+    table = read_table(path)
+    assert table.num_rows == 100_000
+    assert table.column("b")[99_999].as_py() == "line\nbreak, 99999"
+    assert table.column("a").to_pylist() == list(range(100_000))

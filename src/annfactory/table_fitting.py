@@ -187,56 +187,44 @@ def _column_type(
         return given or "categorical"
     if given == "categorical":
         return "categorical"
-    text = _as_text(column)
-    numbers = _reads_as_number(text)
-    bad = _and_valid(numbers, text)
-    if given == "numeric":
-        if bad is not None:
-            row, cell = bad
-            raise ConfigError(
-                f"{key}.types.{name}",
-                f"is numeric, but column {name!r} holds {cell!r} in data row {row} "
-                "(the first data row is 1).",
-                "Add it to the missing markers: "
-                f"{na_values_override(na_values, cell, key)}, or fix the cell.",
-            )
-        return "numeric"
-    if bad is None:
-        return "numeric" if _present(column) else "categorical"
     import pyarrow.compute as pc
 
-    # Decimal commas count as numbers here: a column of them is refused too.
+    text = _as_text(column)
+    # Distinct values first: the whole column is read again only to name a cell.
     distinct = pc.utf8_trim_whitespace(pc.unique(text.drop_null()))
-    numberlike = pc.or_(
-        pc.match_substring_regex(distinct, _NUMBER),
-        pc.match_substring_regex(distinct, _DECIMAL_COMMA),
-    )
-    share = pc.sum(numberlike).as_py() or 0
-    if 2 * share >= len(distinct):
-        row, cell = bad
-        comma = (
-            " (a decimal comma?)"
-            if pc.match_substring_regex(pa.scalar(cell.strip()), _DECIMAL_COMMA).as_py()
-            else ""
-        )
+    numbers = pc.match_substring_regex(distinct, _NUMBER)
+    if pc.all(numbers).as_py() is not False:
+        return "numeric" if len(distinct) else "categorical"
+    bad = _first_non_number(text)
+    if given == "numeric":
         raise ConfigError(
-            f"{key}.path",
-            f"column {name!r} holds numbers, but {cell!r}{comma} in data row {row} "
-            "(the first data row is 1) is not one.",
-            f"If it marks a missing value: {na_values_override(na_values, cell, key)}; "
-            f"if the column is text: '{key}.types={{{name}: categorical}}'.",
+            f"{key}.types.{name}",
+            f"is numeric, but column {name!r} holds {bad[1]!r} in data row {bad[0]} "
+            "(the first data row is 1).",
+            "Add it to the missing markers: "
+            f"{na_values_override(na_values, bad[1], key)}, or fix the cell.",
         )
-    return "categorical"
+    # Decimal commas count as numbers here: a column of them is refused too.
+    numberlike = pc.or_(numbers, pc.match_substring_regex(distinct, _DECIMAL_COMMA))
+    if 2 * (pc.sum(numberlike).as_py() or 0) < len(distinct):
+        return "categorical"
+    row, cell = bad
+    comma = " (a decimal comma?)" if re.fullmatch(_DECIMAL_COMMA, cell.strip()) else ""
+    raise ConfigError(
+        f"{key}.path",
+        f"column {name!r} holds numbers, but {cell!r}{comma} in data row {row} "
+        "(the first data row is 1) is not one.",
+        f"If it marks a missing value: {na_values_override(na_values, cell, key)}; "
+        f"if the column is text: '{key}.types={{{name}: categorical}}'.",
+    )
 
 
-def _and_valid(numbers: Any, text: Any) -> tuple[int, str] | None:
+def _first_non_number(text: Any) -> tuple[int, str]:
     """The first cell (1-based data row, text) that is present but not a number."""
     import pyarrow.compute as pc
 
-    bad = pc.and_(pc.invert(numbers), pc.is_valid(text))
+    bad = pc.and_(pc.invert(_reads_as_number(text)), pc.is_valid(text))
     index = pc.index(bad, True).as_py()
-    if index < 0:
-        return None
     return index + 1, str(text[index].as_py())
 
 
@@ -364,7 +352,8 @@ def fit_columns(
         table: The whole table.
         types: Column -> type, in input order (:func:`infer_types`); ``ignore``
             columns are skipped.
-        rows: The training rows' indices.
+        rows: The training rows' indices (a row listed twice counts once; their
+            order does not matter).
         max_onehot: The most levels a one-hot column has.
         min_frequency: The fewest training rows a level needs to keep its own code.
         ignored: The columns :func:`infer_types` left out, and why.
@@ -372,14 +361,18 @@ def fit_columns(
     import numpy as np
     import pyarrow as pa
 
-    indices = pa.array(np.asarray(rows, dtype=np.int64))
+    # A mask, not the indices: filtering reads the columns in order, three times
+    # as fast as gathering rows at random.
+    training = np.zeros(table.num_rows, dtype=bool)
+    training[np.asarray(rows, dtype=np.int64)] = True
+    mask = pa.array(training)
     columns: list[Column] = []
     left_out = dict(ignored or {})
     for name, kind in types.items():
         if kind == "ignore":
             left_out.setdefault(name, "ignore")
             continue
-        cells = table.column(name).take(indices)
+        cells = table.column(name).filter(mask)
         column = (
             _fit_numeric(name, cells)
             if kind == "numeric"
@@ -606,8 +599,8 @@ def target_column(
     if kind == "regression":
         if not numeric:
             text = _as_text(cells)
-            bad = _and_valid(_reads_as_number(text), text)
-            if bad is not None:
+            if pc.all(_reads_as_number(text.drop_null())).as_py() is False:
+                bad = _first_non_number(text)
                 raise ConfigError(
                     key,
                     f"column {target!r} holds {bad[1]!r} in data row {bad[0]}, and a "

@@ -161,19 +161,26 @@ def _read_csv(
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
-
-    def read(column_types: Mapping[str, Any]) -> pa.Table:
+    def read(column_types: Mapping[str, Any], newlines: bool) -> pa.Table:
         convert = pcsv.ConvertOptions(
             null_values=list(na_values),
             strings_can_be_null=True,
             quoted_strings_can_be_null=True,
             column_types=dict(column_types),
         )
+        parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=newlines)
         return pcsv.read_csv(path, parse_options=parse, convert_options=convert)
 
+    # Line breaks in quoted cells cost pyarrow a third of its speed, and are rare:
+    # read without them first. pyarrow fails (the parser out of step with the
+    # chunker, or a row too short) where a quoted cell holds one; read again.
+    newlines = False
     try:
-        table = read({})
+        try:
+            table = read({}, newlines)
+        except pa.ArrowInvalid:
+            newlines = True
+            table = read({}, newlines)
         temporal = {
             field.name: pa.string()
             for field in table.schema
@@ -181,7 +188,7 @@ def _read_csv(
         }
         if temporal:
             # Dates stay text: read those columns again as text, as written.
-            table = read(temporal)
+            table = read(temporal, newlines)
     except pa.ArrowInvalid as error:
         raise _csv_error(path, shown, key, delimiter, error) from None
     if table.num_columns == 1:
