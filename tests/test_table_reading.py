@@ -594,3 +594,40 @@ def test_line_breaks_in_quoted_cells_across_pyarrow_blocks(tmp_path: Path) -> No
     assert table.num_rows == 100_000
     assert table.column("b")[99_999].as_py() == "line\nbreak, 99999"
     assert table.column("a").to_pylist() == list(range(100_000))
+
+
+def test_a_file_not_in_utf8_names_the_column_and_row(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("a,b\n1,x\n2,café\n".encode("latin-1"))
+    with pytest.raises(
+        ConfigError, match=r"column 'b' is not UTF-8 text \(data row 2: b'caf\\xe9'\)"
+    ):
+        read_table(path)
+
+
+def test_a_gz_file_that_is_not_gzip(tmp_path: Path) -> None:
+    path = write(tmp_path / "t.csv.gz", "a,b\n1,2\n")
+    with pytest.raises(ConfigError, match=r"(?s)t\.csv\.gz' cannot be read: .*gzip'd"):
+        read_table(path)
+
+
+def test_spaces_around_header_names_are_dropped(tmp_path: Path) -> None:
+    table = read_table(write(tmp_path / "t.csv", "a, b ,label\n1,2,x\n"))
+    assert table.column_names == ["a", "b", "label"]
+    with pytest.raises(ConfigError, match=r"names column 'a' twice"):
+        read_table(write(tmp_path / "u.csv", "a, a\n1,2\n"))
+
+
+@pytest.mark.parametrize(("cell", "shown"), [("inf", "inf"), ("-1e39", "-1e+39")])
+def test_a_number_too_large_for_float32_names_its_row(
+    tmp_path: Path, cell: str, shown: str
+) -> None:
+    table = read_table(write(tmp_path / "t.csv", f"a,label\n1,x\n2,y\n{cell},x\n"))
+    types, _, _ = infer_types(table, target="label", features=None, types={})
+    message = rf"column 'a' holds {re.escape(shown)} in data row 3 .*not a finite"
+    # Every row is checked, a training row or not: the whole table is encoded.
+    with pytest.raises(ConfigError, match=message):
+        fit_columns(table, types, rows=np.arange(2))
+    columns = TableColumns((Column("a", "numeric", 1.0, 1.0, 1.0),))
+    with pytest.raises(ConfigError, match=message):
+        encode_cells(table, columns)

@@ -334,6 +334,7 @@ def fit_columns(
     max_onehot: int = 16,
     min_frequency: int = 1,
     ignored: Mapping[str, str] | None = None,
+    key: str = "data.path",
 ) -> TableColumns:
     """What the network's first layer needs of each feature column, fitted on the
     training rows.
@@ -357,6 +358,11 @@ def fit_columns(
         max_onehot: The most levels a one-hot column has.
         min_frequency: The fewest training rows a level needs to keep its own code.
         ignored: The columns :func:`infer_types` left out, and why.
+        key: The config path of the file, for messages.
+
+    Raises:
+        ConfigError: A numeric cell is infinite or too large for float32 (names
+            its row, in the whole table).
     """
     import numpy as np
     import pyarrow as pa
@@ -372,11 +378,11 @@ def fit_columns(
         if kind == "ignore":
             left_out.setdefault(name, "ignore")
             continue
-        cells = table.column(name).filter(mask)
+        cells = table.column(name)
         column = (
-            _fit_numeric(name, cells)
+            _fit_numeric(name, _finite(_as_numbers(cells), name, key)[training])
             if kind == "numeric"
-            else _fit_categorical(name, cells, max_onehot, min_frequency)
+            else _fit_categorical(name, cells.filter(mask), max_onehot, min_frequency)
         )
         if column is None:
             left_out[name] = "empty"
@@ -385,10 +391,9 @@ def fit_columns(
     return TableColumns(tuple(columns), left_out)
 
 
-def _fit_numeric(name: str, cells: Any) -> Column | None:
+def _fit_numeric(name: str, values: npt.NDArray[np.float64]) -> Column | None:
     import numpy as np
 
-    values = _as_numbers(cells)
     missing = np.isnan(values)
     if missing.all():
         return None
@@ -403,6 +408,25 @@ def _fit_numeric(name: str, cells: Any) -> Column | None:
         scale=std if math.isfinite(std) and std > 0 else 1.0,
         indicator=bool(missing.any()),
     )
+
+
+def _finite(
+    values: npt.NDArray[np.float64], name: str, key: str
+) -> npt.NDArray[np.float64]:
+    """``values``, checked: none is infinite or too large for the network's
+    float32 (a missing cell, NaN, is fine)."""
+    import numpy as np
+
+    large = np.abs(values) > np.finfo(np.float32).max
+    if large.any():
+        row = int(np.argmax(large))
+        raise ConfigError(
+            key,
+            f"column {name!r} holds {float(values[row])!r} in data row {row + 1} "
+            "(the first data row is 1): not a finite number in float32.",
+            "Fix the cell, or add it to data.na_values if it marks a missing value.",
+        )
+    return values
 
 
 def _fit_categorical(
@@ -481,7 +505,7 @@ def encode_cells(
     for index, column in enumerate(columns.features):
         cells = table.column(column.name)
         if column.type == "numeric":
-            inputs[:, index] = _as_numbers(cells)
+            inputs[:, index] = _finite(_as_numbers(cells), column.name, key)
         else:
             inputs[:, index], unseen[column.name] = _codes(cells, column)
     return inputs, unseen

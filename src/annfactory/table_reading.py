@@ -104,7 +104,10 @@ def read_table(
         if chosen == "parquet"
         else _read_csv(path, shown, key, delimiter, na_values)
     )
+    # Spaces around a name are a spreadsheet's slip, as in annfactory.data.
+    table = table.rename_columns([name.strip() for name in table.column_names])
     _check_names(table.column_names, shown, key)
+    _check_text(table, shown, key)
     if table.num_rows == 0:
         raise ConfigError(
             key,
@@ -191,6 +194,12 @@ def _read_csv(
             table = read(temporal, newlines)
     except pa.ArrowInvalid as error:
         raise _csv_error(path, shown, key, delimiter, error) from None
+    except OSError as error:  # a gzip'd file that is not gzip, a file not readable
+        raise ConfigError(
+            key,
+            f"{shown} cannot be read: {_first_line(error)}.",
+            "A name ending in .gz is read as gzip'd; check that the file is whole.",
+        ) from None
     if table.num_columns == 1:
         _check_delimiter(_header_line(path), shown, delimiter, 1)
     return table
@@ -300,6 +309,30 @@ def _check_names(names: Sequence[str], shown: str, key: str) -> None:
                 f"{shown}: the header names column {name!r} twice.",
                 "Give every column its own name.",
             )
+
+
+def _check_text(table: pa.Table, shown: str, key: str) -> None:
+    """Raise where a column is bytes, not text: pyarrow reads a CSV cell that is
+    not UTF-8 so (a file saved as Latin-1), and a Parquet file may hold bytes."""
+    import pyarrow as pa
+
+    for field in table.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            cells = table.column(field.name).to_pylist()  # on this error path only
+            row = next((i for i, cell in enumerate(cells) if not _is_utf8(cell)), 0)
+            raise ConfigError(
+                key,
+                f"{shown}: column {field.name!r} is not UTF-8 text (data row "
+                f"{row + 1}: {cells[row]!r}).",
+                "Save the file as UTF-8 (a spreadsheet's 'CSV UTF-8' format).",
+            )
+
+
+def _is_utf8(cell: bytes | None) -> bool:
+    try:
+        return cell is None or bool(cell.decode("utf-8") or True)
+    except UnicodeDecodeError:
+        return False
 
 
 def _delimiter_name(delimiter: str) -> str:
