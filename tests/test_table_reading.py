@@ -22,6 +22,7 @@ from annfactory.columns import UNSEEN_CODE, Column, TableColumns
 from annfactory.errors import ConfigError
 from annfactory.table_fitting import (
     OTHER_LEVEL,
+    describe_columns,
     encode_cells,
     fit_columns,
     infer_types,
@@ -631,3 +632,31 @@ def test_a_number_too_large_for_float32_names_its_row(
     columns = TableColumns((Column("a", "numeric", 1.0, 1.0, 1.0),))
     with pytest.raises(ConfigError, match=message):
         encode_cells(table, columns)
+
+
+def test_describe_columns_prints_one_line_a_column() -> None:
+    table = read_table(PENGUINS)
+    types, ignored, _ = infer_types(
+        table,
+        target="species",
+        features=None,
+        types={"year": "categorical", "island": "ignore"},
+    )
+    columns = fit_columns(table, types, rows=all_rows(table), ignored=ignored)
+    assert describe_columns(columns) == [
+        "column             type         fitted",
+        "bill_length_mm     numeric      median 44.45, missing -> indicator",
+        "bill_depth_mm      numeric      median 17.3, missing -> indicator",
+        "flipper_length_mm  numeric      median 197, missing -> indicator",
+        "body_mass_g        numeric      median 4050, missing -> indicator",
+        "sex                categorical  2 levels, one-hot, missing -> own level",
+        "year               categorical  3 levels, one-hot",
+        "island             ignored      ignore",
+    ]
+    folded = fit_columns(
+        categorical_table(), {"c": "categorical"}, rows=np.arange(8), min_frequency=2
+    )
+    assert describe_columns(folded)[1] == (
+        "c       categorical  3 levels, one-hot, 2 rare folded into <other>, "
+        "missing -> own level"
+    )

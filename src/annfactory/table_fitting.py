@@ -47,6 +47,7 @@ __all__ = [
     "IDENTIFIER_SHARE",
     "OTHER_LEVEL",
     "TargetColumn",
+    "describe_columns",
     "encode_cells",
     "fit_columns",
     "infer_types",
@@ -90,9 +91,13 @@ def infer_types(
     - numbers (int, float) are ``numeric``; text and booleans ``categorical``;
     - a text column whose non-missing cells all read as numbers (spaces around
       them allowed) is ``numeric``;
-    - a **mixed** column, text in which at least half of the distinct non-missing
-      values read as numbers but not all, is refused: a guess either way would
-      change the data. The message names the first such cell and the two fixes;
+    - a **mixed** column is refused: a text column in which at least half of the
+      distinct non-missing values (spaces trimmed) read as numbers, or as numbers
+      with a decimal comma (``1,5``), but not all of them read as numbers. A guess
+      either way would change the data. The message names the first cell that is
+      not a number, its data row (1 is the first row below the header), and the
+      two fixes: the override that adds it to ``data.na_values``, or
+      ``data.types={<column>: categorical}``. Fewer than half: categorical;
     - an **identifier**, a text column with at least :data:`IDENTIFIER_SHARE` of
       its non-missing cells distinct over more than :data:`IDENTIFIER_MIN_ROWS`,
       is ignored, with a note;
@@ -463,6 +468,39 @@ def _fit_categorical(
         missing_level=missing_level,
         encoding="onehot" if total <= max_onehot else "embedding",
     )
+
+
+def describe_columns(columns: TableColumns) -> list[str]:
+    """The columns as a compact table to print at the start of a run: one line a
+    column, the features in input order, then the columns left out.
+
+    Example::
+
+        column          type         fitted
+        island          categorical  3 levels, one-hot
+        bill_length_mm  numeric      median 44.5, missing -> indicator
+        name            ignored      identifier
+    """
+    rows = [("column", "type", "fitted")]
+    for column in columns.features:
+        if column.type == "numeric":
+            fitted = f"median {column.median:.6g}"
+            if column.indicator:
+                fitted += ", missing -> indicator"
+        else:
+            encoding = "one-hot" if column.encoding == "onehot" else "embedding"
+            fitted = f"{len(column.vocabulary)} levels, {encoding}"
+            if column.folded:
+                fitted += f", {len(column.folded)} rare folded into {column.other}"
+            if column.missing_level:
+                fitted += ", missing -> own level"
+        rows.append((column.name, column.type, fitted))
+    rows += [(name, "ignored", why) for name, why in columns.ignored.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    return [
+        f"{name:<{widths[0]}}  {kind:<{widths[1]}}  {fitted}".rstrip()
+        for name, kind, fitted in rows
+    ]
 
 
 # ------------------------------------------------------------------------------------
