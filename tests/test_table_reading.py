@@ -660,3 +660,17 @@ def test_describe_columns_prints_one_line_a_column() -> None:
         "c       categorical  3 levels, one-hot, 2 rare folded into <other>, "
         "missing -> own level"
     )
+
+
+def test_a_new_file_with_text_in_a_numeric_column_names_the_cell(
+    tmp_path: Path,
+) -> None:
+    columns = fit_columns(read_table(PENGUINS), {"body_mass_g": "numeric"}, rows=[0])
+    new = read_table(write(tmp_path / "new.csv", "body_mass_g\n3750\n 4000 \nheavy\n"))
+    with pytest.raises(
+        ConfigError,
+        match=r"column 'body_mass_g' is numeric, but holds 'heavy' in data row 3",
+    ):
+        encode_cells(new, columns)
+    inputs, _ = encode_cells(new.slice(0, 2), columns)
+    assert inputs[:, 0].tolist() == [3750.0, 4000.0]

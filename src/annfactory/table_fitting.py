@@ -296,18 +296,29 @@ def _unknown_column(key: str, name: str, names: Sequence[str]) -> ConfigError:
 # ------------------------------------------------------------------------------------
 
 
-def _as_numbers(column: Any) -> npt.NDArray[np.float64]:
-    """float64, NaN where the cell is missing (a text column is trimmed, then
-    cast: :func:`infer_types` checked that its cells read as numbers)."""
+def _as_numbers(
+    column: Any, name: str = "", key: str = "data.path"
+) -> npt.NDArray[np.float64]:
+    """float64, NaN where the cell is missing; a text column is trimmed, then
+    read as numbers (a cell that is not one, in a new file at predict time, is
+    an error naming it)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        column = pc.utf8_trim_whitespace(column)
     if pa.types.is_null(column.type):
         return np.full(len(column), np.nan)
-    numbers = pc.cast(column, pa.float64())
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    try:
+        numbers = pc.cast(pc.utf8_trim_whitespace(column) if text else column, "f8")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        row, cell = _first_non_number(_as_text(column))
+        raise ConfigError(
+            key,
+            f"column {name!r} is numeric, but holds {cell!r} in data row {row} (the "
+            "first data row is 1).",
+            "Fix the cell, or add it to the missing markers (data.na_values).",
+        ) from None
     return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
@@ -385,7 +396,9 @@ def fit_columns(
             continue
         cells = table.column(name)
         column = (
-            _fit_numeric(name, _finite(_as_numbers(cells), name, key)[training])
+            _fit_numeric(
+                name, _finite(_as_numbers(cells, name, key), name, key)[training]
+            )
             if kind == "numeric"
             else _fit_categorical(name, cells.filter(mask), max_onehot, min_frequency)
         )
@@ -543,7 +556,9 @@ def encode_cells(
     for index, column in enumerate(columns.features):
         cells = table.column(column.name)
         if column.type == "numeric":
-            inputs[:, index] = _finite(_as_numbers(cells), column.name, key)
+            inputs[:, index] = _finite(
+                _as_numbers(cells, column.name, key), column.name, key
+            )
         else:
             inputs[:, index], unseen[column.name] = _codes(cells, column)
     return inputs, unseen
