@@ -86,7 +86,9 @@ def infer_types(
 ) -> tuple[dict[str, ColumnType], dict[str, str], list[str]]:
     """Each feature column's type, inferred from its cells where ``types`` is silent.
 
-    The rules, on the cells given (pass the training rows):
+    The rules, on the rows given. Pass the whole table, so that the row a message
+    names is the file's; :func:`fit_columns` then leaves out a column that is
+    empty in every *training* row (``ignored``: ``empty``).
 
     - numbers (int, float) are ``numeric``; text and booleans ``categorical``;
     - a text column whose non-missing cells all read as numbers (spaces around
