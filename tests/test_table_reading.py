@@ -28,6 +28,7 @@ from annfactory.table_fitting import (
     infer_types,
     na_values_override,
     target_column,
+    types_override,
 )
 from annfactory.table_reading import NA_VALUES, read_table
 
@@ -674,3 +675,18 @@ def test_a_new_file_with_text_in_a_numeric_column_names_the_cell(
         encode_cells(new, columns)
     inputs, _ = encode_cells(new.slice(0, 2), columns)
     assert inputs[:, 0].tolist() == [3750.0, 4000.0]
+
+
+@pytest.mark.parametrize("name", ["size", "body mass", "a-b", "x.y", "1st", "what?"])
+def test_the_types_override_survives_a_shell_and_hydra(name: str) -> None:
+    (argument,) = shlex.split(types_override(name, "categorical"))
+    parsed = OverridesParser.create().parse_override(argument)
+    assert parsed.key_or_group == "data.types"
+    assert parsed.value() == {name: "categorical"}
+
+
+def test_a_name_hydra_cannot_spell_gets_the_config_file_form() -> None:
+    # Hydra's grammar refuses a non-ASCII key on the command line.
+    assert types_override("größe", "categorical") == (
+        'data.types: {"größe": categorical} in the config file'
+    )

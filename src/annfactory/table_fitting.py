@@ -53,6 +53,7 @@ __all__ = [
     "infer_types",
     "na_values_override",
     "target_column",
+    "types_override",
 ]
 
 #: A text column is an identifier (left out) where at least this share of its
@@ -168,9 +169,10 @@ def infer_types(
             notes.append(f"note: column {name!r} is empty in every row: left out.")
         elif given is None and kind == "categorical" and _is_identifier(column):
             kind, ignored[name] = "ignore", "identifier"
+            keep = types_override(name, "categorical", key)
             notes.append(
                 f"note: column {name!r} looks like an identifier (nearly every value "
-                f"distinct): left out; '{key}.types={{{name}: categorical}}' keeps it."
+                f"distinct): left out; {keep} keeps it."
             )
         result[name] = kind  # type: ignore[assignment]
     return result, ignored, notes
@@ -222,7 +224,7 @@ def _column_type(
         f"column {name!r} holds numbers, but {cell!r}{comma} in data row {row} "
         "(the first data row is 1) is not one.",
         f"If it marks a missing value: {na_values_override(na_values, cell, key)}; "
-        f"if the column is text: '{key}.types={{{name}: categorical}}'.",
+        f"if the column is text: {types_override(name, 'categorical', key)}.",
     )
 
 
@@ -250,6 +252,17 @@ def na_values_override(na_values: Sequence[str], cell: str, key: str = "data") -
     quoted = ",".join(f'"{_hydra_quoted(item)}"' for item in items)
     override = f"{key}.na_values=[{quoted}]"
     return "'" + override.replace("'", "'\\''") + "'"
+
+
+def types_override(name: str, kind: str, key: str = "data") -> str:
+    """The override that declares column ``name``'s type, quoted for a shell:
+    ``'data.types={size: categorical}'``. Hydra's grammar takes only ASCII letters,
+    digits and a few marks in a key, so another name gets the config file's
+    spelling instead: ``data.types: {"größe": categorical}`` in the run's config."""
+    if re.fullmatch(r"[A-Za-z0-9_\-./?]+( [A-Za-z0-9_\-./?]+)*", name):
+        return f"'{key}.types={{{name}: {kind}}}'"
+    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{key}.types: {{{quoted}: {kind}}} in the config file"
 
 
 def _hydra_quoted(text: str) -> str:
