@@ -690,3 +690,16 @@ def test_a_name_hydra_cannot_spell_gets_the_config_file_form() -> None:
     assert types_override("größe", "categorical") == (
         'data.types: {"größe": categorical} in the config file'
     )
+
+
+def test_a_float_column_of_nan_only_is_empty() -> None:
+    table = pa.table(
+        {
+            "a": [np.nan, None, np.nan],
+            "b": [np.nan, 2.0, None],
+            "label": ["x", "y", "x"],
+        }
+    )
+    types, ignored, _ = infer_types(table, target="label", features=None, types={})
+    assert types == {"a": "ignore", "b": "numeric"}
+    assert ignored == {"a": "empty"}

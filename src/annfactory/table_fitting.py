@@ -164,7 +164,7 @@ def infer_types(
         kind = _column_type(column, name, given, key, na_values)
         if kind == "ignore":
             ignored[name] = "ignore"
-        elif _present(column) == 0:
+        elif _is_empty(column):
             kind, ignored[name] = "ignore", "empty"
             notes.append(f"note: column {name!r} is empty in every row: left out.")
         elif given is None and kind == "categorical" and _is_identifier(column):
@@ -204,8 +204,8 @@ def _column_type(
     numbers = pc.match_substring_regex(distinct, _NUMBER)
     if pc.all(numbers).as_py() is not False:
         return "numeric" if len(distinct) else "categorical"
-    bad = _first_non_number(text)
     if given == "numeric":
+        bad = _first_non_number(text)
         raise ConfigError(
             f"{key}.types.{name}",
             f"is numeric, but column {name!r} holds {bad[1]!r} in data row {bad[0]} "
@@ -217,7 +217,7 @@ def _column_type(
     numberlike = pc.or_(numbers, pc.match_substring_regex(distinct, _DECIMAL_COMMA))
     if 2 * (pc.sum(numberlike).as_py() or 0) < len(distinct):
         return "categorical"
-    row, cell = bad
+    row, cell = _first_non_number(text)
     comma = " (a decimal comma?)" if re.fullmatch(_DECIMAL_COMMA, cell.strip()) else ""
     raise ConfigError(
         f"{key}.path",
@@ -283,6 +283,22 @@ def _is_identifier(column: Any) -> bool:
         return False
     distinct = pc.count_distinct(column, mode="only_valid").as_py()
     return bool(distinct >= IDENTIFIER_SHARE * present)
+
+
+def _is_empty(column: Any) -> bool:
+    """Every cell is missing (null, or NaN in a float column)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if column.null_count == len(column):
+        return True
+    if not pa.types.is_floating(column.type):
+        return False
+    present = column.drop_null()
+    # The first value settles it nearly always, without a pass over the column.
+    if not math.isnan(present[0].as_py()):
+        return False
+    return bool(pc.all(pc.is_nan(present)).as_py())
 
 
 def _present(column: Any) -> int:
