@@ -280,6 +280,8 @@ def test_a_parquet_dictionary_and_date_column_is_text(tmp_path: Path) -> None:
 def test_a_file_that_does_not_exist_or_is_empty(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^data\.path: no file '.*nothere\.csv'"):
         read_table(tmp_path / "nothere.csv")
+    with pytest.raises(ConfigError, match=r"no file 'nothere\.csv' \(relative to /"):
+        read_table(Path("nothere.csv"))
     with pytest.raises(ConfigError, match=r"data\.path: '.*empty\.csv' is empty\."):
         read_table(write(tmp_path / "empty.csv", ""))
     with pytest.raises(ConfigError, match=r"has no header row"):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -85,9 +86,10 @@ def read_table(
     shown = repr(str(path))
     chosen = _format(path, format, key)
     if not path.exists():
+        where = "" if path.is_absolute() else f" (relative to {os.getcwd()})"
         raise ConfigError(
             key,
-            f"no file {shown}.",
+            f"no file {shown}{where}.",
             "Give the path of a data file; a relative path starts at the directory "
             "the command runs in.",
         )
