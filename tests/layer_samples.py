@@ -30,6 +30,43 @@ REQUIRED_EXAMPLES: dict[str, Any] = {
     "out_channels": 4,
     "kernel_size": 3,
     "output_size": 2,
+    # encode_table: a table of 4 columns (one number each): two numeric, one of them
+    # with a missing indicator, a one-hot and an embedded categorical column.
+    "columns": {
+        "features": [
+            {
+                "name": "a",
+                "type": "numeric",
+                "median": 0.5,
+                "mean": 0.25,
+                "scale": 2.0,
+                "indicator": True,
+            },
+            {
+                "name": "b",
+                "type": "numeric",
+                "median": -1.0,
+                "mean": -1.5,
+                "scale": 0.5,
+                "indicator": False,
+            },
+            {
+                "name": "c",
+                "type": "categorical",
+                "encoding": "onehot",
+                "vocabulary": ["x", "y"],
+                "missing_level": True,
+            },
+            {
+                "name": "d",
+                "type": "categorical",
+                "encoding": "embedding",
+                "vocabulary": [f"v{i}" for i in range(20)],
+                "missing_level": False,
+            },
+        ],
+        "ignored": {},
+    },
 }
 
 
@@ -68,6 +105,17 @@ def rule_options(
     if layers.get(name).nested:
         options["body_shape"] = input_shape
     return options
+
+
+def takes(name: str, shape: tuple[int, ...]) -> bool:
+    """Whether the type's shape rule accepts ``shape`` with its example options."""
+    rule = layers.get(name).shape
+    assert rule is not None
+    try:
+        rule(shape, rule_options(name, shape))
+    except ValueError:
+        return False
+    return True
 
 
 def shapes_taken(name: str, options: dict[str, Any]) -> list[tuple[int, ...]]:

@@ -16,8 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 import annfactory
 from annfactory import ConfigError, UnknownNameError, compose, to_spec
 from annfactory.config import conf_dir, group_options
+from annfactory.fixes import flow
 from annfactory.layers import layers
-from layer_samples import example_options, first_shape, shapes_taken
+from layer_samples import example_options, first_shape, takes
 
 
 def _options(group: str) -> list[str]:
@@ -115,12 +116,12 @@ def test_every_layer_option_composes_into_a_network(option: str) -> None:
     overrides = [f"+layer@model.layers.extra={option}"]
     required = [name for name, p in layers.get(option).params.items() if p.required]
     overrides += [
-        f"model.layers.extra.{name}={example_options(option)[name]}"
+        f"model.layers.extra.{name}={flow(example_options(option)[name])}"
         for name in required
     ]
     if layers.get(option).nested:
         overrides.append("+model.layers.extra.layers={inner: {type: layer_norm}}")
-    vectors = (4,) in shapes_taken(option, example_options(option))
+    vectors = takes(option, (2,))
     if not vectors:
         # A layer that does not take the demo's output (2 values): alone, on a
         # sample shape it takes.

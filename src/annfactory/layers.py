@@ -334,6 +334,41 @@ def _build_standardize(input_shape: Shape) -> nn.Module:
     return Standardize(input_shape)
 
 
+def _table_columns(options: Mapping[str, Any]) -> Any:
+    from annfactory.columns import TableColumns
+    from annfactory.errors import ConfigError
+
+    try:
+        return TableColumns.from_dict(options["columns"], "columns")
+    except ConfigError as error:
+        raise ValueError(
+            f"its record of the table's columns: {str(error).rstrip('.')}"
+        ) from None
+
+
+def _encode_table_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
+    columns = _table_columns(options)
+    if tuple(input_shape) != (len(columns.features),):
+        raise ValueError(
+            f"it takes one number per column of the table, [{len(columns.features)}], "
+            f"not {list(input_shape)}"
+        )
+    return LayerShape((columns.width,), dict(columns.embedding_shapes))
+
+
+def _build_encode_table(input_shape: Shape, *, columns: Mapping[str, Any]) -> nn.Module:
+    from annfactory.table_encoding import TableEncoder
+
+    return TableEncoder(_table_columns({"columns": columns}))
+
+
+def _embedding_default(
+    parameter: str, shape: LayerShape, options: Mapping[str, Any]
+) -> InitChoice:
+    # torch.nn.Embedding's own init: N(0, 1).
+    return ("normal", {"mean": 0.0, "std": 1.0})
+
+
 def _build_destandardize(input_shape: Shape) -> nn.Module:
     from annfactory.preprocessing import Destandardize
 
@@ -390,6 +425,21 @@ layers.register("standardize", LayerType(
     shape=_same_shape,
     doc="(x - mean) / scale per feature (per channel of an image); task=train fits "
     "the buffers on training rows",
+))  # fmt: skip
+layers.register("encode_table", LayerType(
+    build=_build_encode_table,
+    params={
+        "columns": Param(
+            dict,
+            REQUIRED,
+            "the table's feature columns and their fitted values, as task=train "
+            "records them",
+        )
+    },
+    shape=_encode_table_shape,
+    default_init=_embedding_default,
+    doc="a table's row (a number or a category's code per column) as inputs: "
+    "imputation, missing indicators, standardization, one-hot, embeddings",
 ))  # fmt: skip
 layers.register("destandardize", LayerType(
     build=_build_destandardize,

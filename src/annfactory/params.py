@@ -41,7 +41,13 @@ REQUIRED: Final[Any] = _Sentinel("REQUIRED")
 AUTO: Final[None] = None
 """Default of a parameter that may be ``null``; its ``doc`` says what null means."""
 
-_KIND_NAMES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+_KIND_NAMES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+    dict: "a mapping",
+}
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,8 @@ class Param:
     """One parameter of a registry entry.
 
     Args:
-        kind: ``bool``, ``int``, ``float`` or ``str``.
+        kind: ``bool``, ``int``, ``float`` or ``str``; ``dict`` for a record of plain
+            data that a layer is built from (``encode_table``'s ``columns``).
         default: The value used when the config omits it; :data:`REQUIRED` if it must be
             given; ``None`` (:data:`AUTO`) if it may be null.
         doc: One line that says what the parameter means, and for a parameter that
