@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from annfactory.columns import TableColumns
+
 __all__ = [
     "KINDS",
     "MAX_INFERRED_CLASSES",
@@ -73,6 +75,7 @@ __all__ = [
     "datasets",
     "fit_standardization",
     "load_table",
+    "load_user_table",
     "parse_data",
     "split_rows",
     "split_three",
@@ -383,12 +386,19 @@ class Table:
     Attributes:
         name: The data set.
         kind: ``"classification"`` or ``"regression"``.
-        features: float64 ``[rows, n_features]``, all finite.
+        features: float64 ``[rows, n_features]``, all finite; for a user's table
+            (``columns`` set), one number per feature column as the network's
+            ``encode_table`` layer takes it: NaN where a cell is missing, a category's
+            code (see :mod:`annfactory.columns`).
         target: classification: int64 class indices in ``[0, n_classes)``;
             regression: float64, all finite. ``[rows]``.
         feature_names: One per feature column.
         class_names: classification: the class labels as strings, in index order
             (at least two); regression: None.
+        columns: A user's table: its feature columns and what was fitted on the
+            training rows; None for a data set of numbers only.
+        notes: What reading the table decided that a run prints once (columns left
+            out, rows without a target).
     """
 
     name: str
@@ -397,6 +407,8 @@ class Table:
     target: npt.NDArray[Any]
     feature_names: tuple[str, ...]
     class_names: tuple[str, ...] | None = None
+    columns: TableColumns | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -412,8 +424,14 @@ class Table:
                 f"{what}: features {features.shape} and target {target.shape} are not "
                 "[rows, n_features] and [rows]"
             )
-        if not np.isfinite(features).all() or not np.isfinite(target).all():
-            raise ValueError(f"{what}: features and target must be finite")
+        finite = np.isfinite(features) | (
+            np.isnan(features) if self.columns is not None else False
+        )
+        if not finite.all() or not np.isfinite(target).all():
+            what_may = "finite or NaN (missing)" if self.columns else "finite"
+            raise ValueError(f"{what}: features must be {what_may}, targets finite")
+        if self.columns is not None and self.columns.names != tuple(self.feature_names):
+            raise ValueError(f"{what}: the feature names are not the columns'")
         if len(self.feature_names) != features.shape[1]:
             raise ValueError(f"{what}: one feature name per column is needed")
         if classes:
@@ -439,6 +457,12 @@ class Table:
     def n_features(self) -> int:
         """The input size of a model that learns it."""
         return int(self.features.shape[1])
+
+    @property
+    def input_width(self) -> int:
+        """The inputs of the layer after the first: the encoded width of a user's
+        table, else :attr:`n_features`."""
+        return self.columns.width if self.columns is not None else self.n_features
 
     @property
     def n_outputs(self) -> int:
@@ -481,6 +505,87 @@ def load_table(spec: DataSpec, seed: int, dtype: str | None = None) -> Table:
     if dtype is not None:
         _check_range(table, spec, dtype)
     return table
+
+
+def load_user_table(
+    path: Path,
+    *,
+    name: str,
+    target: str,
+    features: Sequence[str] | None = None,
+    types: Mapping[str, str] | None = None,
+    kind: str | None = None,
+    delimiter: str = ",",
+    na_values: Sequence[str] | None = None,
+    max_onehot: int = 16,
+    min_frequency: int = 1,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.0,
+    seed: int = 0,
+) -> Table:
+    """A user's table (CSV, TSV, gzip'd CSV or Parquet) as a :class:`Table` whose
+    columns are fitted on the training split that :func:`split_three` draws for
+    ``seed``, ``val_fraction`` and ``test_fraction``.
+
+    Reads with :func:`~annfactory.table_reading.read_table`, infers each column's
+    type (``types`` overrides), leaves out the rows without a target (a note says
+    how many), fits medians, scales and vocabularies on the training rows only, and
+    encodes every row as the network's ``encode_table`` layer takes it: one number
+    per feature column (NaN where missing, a category's code).
+
+    Raises:
+        ConfigError: The file cannot be read, a column is mixed or unknown, the
+            target has no value; the message names ``data.<option>``.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from annfactory.table_fitting import (
+        encode_cells,
+        fit_columns,
+        infer_types,
+        target_column,
+    )
+    from annfactory.table_reading import NA_VALUES, read_table
+
+    markers = tuple(NA_VALUES if na_values is None else na_values)
+    arrow = read_table(path, delimiter=delimiter, na_values=markers)
+    column_types, ignored, notes = infer_types(
+        arrow, target=target, features=features, types=types or {}, na_values=markers
+    )
+    labels = target_column(arrow, target, kind=kind)
+    values = labels.values
+    if labels.missing_count:
+        kept = ~labels.missing
+        arrow = arrow.filter(pa.array(kept))
+        values = values[kept]
+        notes.append(
+            f"{labels.missing_count} of {len(kept)} rows have no {target!r}: left out."
+        )
+    rows = len(values)
+    split_view = Table(
+        name, labels.kind, np.zeros((rows, 0)), values, (), labels.class_names
+    )
+    train_rows, _, _ = split_three(split_view, val_fraction, test_fraction, seed)
+    columns = fit_columns(
+        arrow,
+        column_types,
+        rows=train_rows,
+        max_onehot=max_onehot,
+        min_frequency=min_frequency,
+        ignored=ignored,
+    )
+    codes, _ = encode_cells(arrow, columns)
+    return Table(
+        name,
+        labels.kind,
+        codes.astype(np.float64),  # Table holds float64 (a float32 table: later)
+        values,
+        columns.names,
+        labels.class_names,
+        columns=columns,
+        notes=tuple(notes),
+    )
 
 
 def _check_range(table: Table, spec: DataSpec, dtype: str) -> None:
