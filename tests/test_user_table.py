@@ -36,6 +36,7 @@ def test_the_penguins_species_table_is_fitted_on_its_training_rows() -> None:
     }  # fmt: skip
     assert table.feature_names == tuple(types)
     assert table.n_features == 7
+    assert table.features.dtype == np.float32  # numbers-only data sets: float64
     # Medians from the training rows only, and missing cells left NaN.
     train_rows, _, _ = split_three(table, 0.2, 0.0, seed=3)
     bill = table.features[:, table.feature_names.index("bill_length_mm")]
