@@ -469,10 +469,11 @@ def _validation(
     metric: str,
     x_val: Tensor,
     y_val: Tensor,
-) -> Callable[[], tuple[Tensor, Tensor]]:
-    """``evaluate() -> (val_loss, metric)``, both 0-d tensors on the device, computed
-    under ``inference_mode`` in eval mode (the caller's), in float32 (the loss of a
-    mixed-precision forward pass as well)."""
+) -> Callable[..., tuple[Tensor, Tensor]]:
+    """``evaluate(classes=None) -> (val_loss, metric)``, both 0-d tensors on the
+    device, computed under ``inference_mode`` in eval mode (the caller's), in float32
+    (the loss of a mixed-precision forward pass as well). Given a list, ``classes``
+    gets each chunk's predicted classes, on the CPU."""
     import torch
 
     rows = x_val.shape[0]
@@ -487,13 +488,15 @@ def _validation(
     # SS_tot does not change from epoch to epoch.
     total_squares = _total_squares(y_val) if metric == "r2" else None
 
-    def evaluate() -> tuple[Tensor, Tensor]:
+    def evaluate(classes: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         losses = []
         scores = []
         for (inputs, targets), weight in zip(chunks, weights, strict=True):
             outputs, chunk_loss = forward(inputs, targets)
             losses.append(chunk_loss.float() * weight)
             scores.append(_score(outputs, targets, metric))
+            if classes is not None:
+                classes.append(_predicted(outputs).cpu())
         val_loss = torch.stack(losses).sum()
         return val_loss, _metric(torch.stack(scores).sum(0), rows, total_squares)
 
@@ -571,30 +574,17 @@ def evaluate(
     """
     import torch
 
-    forward = _forward(logits, loss, x.device, autocast)
-    rows = x.shape[0]
-    total_squares = _total_squares(y) if metric == "r2" else None
-    losses, scores, predicted = [], [], []
+    scored = _validation(_forward(logits, loss, x.device, autocast), metric, x, y)
+    classes: list[Tensor] | None = [] if metric == "accuracy" else None
     was_training = module.training
     module.eval()
     try:
         with torch.inference_mode():
-            for inputs, targets in zip(
-                torch.split(x, _VALIDATION_ROWS),
-                torch.split(y, _VALIDATION_ROWS),
-                strict=True,
-            ):
-                outputs, chunk_loss = forward(inputs, targets)
-                losses.append(chunk_loss.float() * (inputs.shape[0] / rows))
-                scores.append(_score(outputs, targets, metric))
-                if metric == "accuracy":
-                    predicted.append(_predicted(outputs).cpu())
-            mean_loss = float(torch.stack(losses).sum())
-            value = float(_metric(torch.stack(scores).sum(0), rows, total_squares))
+            mean_loss, value = scored(classes)
     finally:
         module.train(was_training)
-    classes = torch.cat(predicted) if predicted else None
-    return Evaluation(mean_loss, value, classes)
+    predicted = torch.cat(classes) if classes else None
+    return Evaluation(float(mean_loss), float(value), predicted)
 
 
 def _columns(values: Tensor) -> Tensor:
