@@ -35,7 +35,12 @@ from annfactory.columns import (
     TableColumns,
 )
 from annfactory.errors import ConfigError, UnknownNameError, closest_name
-from annfactory.table_reading import NA_VALUES
+from annfactory.table_reading import (
+    NA_VALUES,
+    cell_layout_error,
+    check_layout,
+    file_row,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -132,6 +137,7 @@ def infer_types(
             (names the closest), a type is unknown, the target is listed as a
             feature, or a column is mixed.
     """
+    check_layout(table, target, f"{key}.path")
     names = list(table.column_names)
     if target not in names:
         raise _unknown_column(f"{key}.target", target, names)
@@ -161,7 +167,7 @@ def infer_types(
     for name in chosen:
         given = types.get(name)
         column = table.column(name)
-        kind = _column_type(column, name, given, key, na_values)
+        kind = _column_type(table, name, given, key, na_values)
         if kind == "ignore":
             ignored[name] = "ignore"
         elif _is_empty(column):
@@ -179,10 +185,11 @@ def infer_types(
 
 
 def _column_type(
-    column: Any, name: str, given: str | None, key: str, na_values: Sequence[str]
+    table: pa.Table, name: str, given: str | None, key: str, na_values: Sequence[str]
 ) -> str:
     import pyarrow as pa
 
+    column = table.column(name)
     kind = column.type
     if given == "ignore":
         return "ignore"
@@ -205,36 +212,45 @@ def _column_type(
     if pc.all(numbers).as_py() is not False:
         return "numeric" if len(distinct) else "categorical"
     if given == "numeric":
-        bad = _first_non_number(text)
+        index, cell = _first_non_number(table, name, text, f"{key}.path")
+        row, note = file_row(table, index)
         raise ConfigError(
             f"{key}.types.{name}",
-            f"is numeric, but column {name!r} holds {bad[1]!r} in data row {bad[0]} "
-            "(the first data row is 1).",
-            "Add it to the missing markers: "
-            f"{na_values_override(na_values, bad[1], key)}, or fix the cell.",
+            f"is numeric, but column {name!r} holds {cell!r} in row {row}.",
+            f"Fix the cell, or add it to the missing markers: "
+            f"{na_values_override(na_values, cell, key)} ({note}).",
         )
     # Decimal commas count as numbers here: a column of them is refused too.
     numberlike = pc.or_(numbers, pc.match_substring_regex(distinct, _DECIMAL_COMMA))
     if 2 * (pc.sum(numberlike).as_py() or 0) < len(distinct):
         return "categorical"
-    row, cell = _first_non_number(text)
+    index, cell = _first_non_number(table, name, text, f"{key}.path")
+    row, note = file_row(table, index)
     comma = " (a decimal comma?)" if re.fullmatch(_DECIMAL_COMMA, cell.strip()) else ""
     raise ConfigError(
         f"{key}.path",
-        f"column {name!r} holds numbers, but {cell!r}{comma} in data row {row} "
-        "(the first data row is 1) is not one.",
+        f"column {name!r} holds numbers, but {cell!r}{comma} in row {row} is not "
+        f"one ({note}).",
         f"If it marks a missing value: {na_values_override(na_values, cell, key)}; "
         f"if the column is text: {types_override(name, 'categorical', key)}.",
     )
 
 
-def _first_non_number(text: Any) -> tuple[int, str]:
-    """The first cell (1-based data row, text) that is present but not a number."""
+def _first_non_number(
+    table: pa.Table, name: str, text: Any, key: str
+) -> tuple[int, str]:
+    """The first cell (0-based row, text) of column ``name`` that is present but
+    not a number; raises the file's layout error instead where that explains the
+    cell (a NUL character, a quote closed rows later)."""
     import pyarrow.compute as pc
 
     bad = pc.and_(pc.invert(_reads_as_number(text)), pc.is_valid(text))
     index = pc.index(bad, True).as_py()
-    return index + 1, str(text[index].as_py())
+    cell = str(text[index].as_py())
+    layout = cell_layout_error(table, name, index, cell, key)
+    if layout is not None:
+        raise layout
+    return index, cell
 
 
 def _reads_as_number(text: Any) -> Any:
@@ -328,27 +344,29 @@ def _unknown_column(key: str, name: str, names: Sequence[str]) -> ConfigError:
 
 
 def _as_numbers(
-    column: Any, name: str = "", key: str = "data.path"
+    table: pa.Table, name: str, key: str = "data.path"
 ) -> npt.NDArray[np.float64]:
-    """float64, NaN where the cell is missing; a text column is trimmed, then
-    read as numbers (a cell that is not one, in a new file at predict time, is
-    an error naming it)."""
+    """Column ``name`` as float64, NaN where the cell is missing; a text column is
+    trimmed, then read as numbers (a cell that is not one, in a new file at
+    predict time, is an error naming it)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    column = table.column(name)
     if pa.types.is_null(column.type):
         return np.full(len(column), np.nan)
     text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
     try:
         numbers = pc.cast(pc.utf8_trim_whitespace(column) if text else column, "f8")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        row, cell = _first_non_number(_as_text(column))
+        index, cell = _first_non_number(table, name, _as_text(column), key)
+        row, note = file_row(table, index)
         raise ConfigError(
             key,
-            f"column {name!r} is numeric, but holds {cell!r} in data row {row} (the "
-            "first data row is 1).",
-            "Fix the cell, or add it to the missing markers (data.na_values).",
+            f"column {name!r} is numeric, but holds {cell!r} in row {row}.",
+            "Fix the cell, or add it to the missing markers (data.na_values) "
+            f"({note}).",
         ) from None
     return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.float64)
 
@@ -427,9 +445,7 @@ def fit_columns(
             continue
         cells = table.column(name)
         column = (
-            _fit_numeric(
-                name, _finite(_as_numbers(cells, name, key), name, key)[training]
-            )
+            _fit_numeric(name, _finite(table, name, key)[training])
             if kind == "numeric"
             else _fit_categorical(name, cells.filter(mask), max_onehot, min_frequency)
         )
@@ -459,21 +475,30 @@ def _fit_numeric(name: str, values: npt.NDArray[np.float64]) -> Column | None:
     )
 
 
-def _finite(
-    values: npt.NDArray[np.float64], name: str, key: str
-) -> npt.NDArray[np.float64]:
-    """``values``, checked: none is infinite or too large for the network's
-    float32 (a missing cell, NaN, is fine)."""
+def _finite(table: pa.Table, name: str, key: str) -> npt.NDArray[np.float64]:
+    """Column ``name`` as numbers (:func:`_as_numbers`), checked: none is infinite
+    or too large for the network's float32 (a missing cell, NaN, is fine)."""
     import numpy as np
 
-    large = np.abs(values) > np.finfo(np.float32).max
+    values = _as_numbers(table, name, key)
+    largest = float(np.finfo(np.float32).max)
+    large = np.abs(values) > largest
     if large.any():
-        row = int(np.argmax(large))
+        index = int(np.argmax(large))
+        row, note = file_row(table, index)
+        value = float(values[index])
+        if math.isinf(value):
+            raise ConfigError(
+                key,
+                f"column {name!r} holds {value!r} in row {row}: not a finite number.",
+                "Fix the cell, or add it to data.na_values if it marks a missing "
+                f"value ({note}).",
+            )
         raise ConfigError(
             key,
-            f"column {name!r} holds {float(values[row])!r} in data row {row + 1} "
-            "(the first data row is 1): not a finite number in float32.",
-            "Fix the cell, or add it to data.na_values if it marks a missing value.",
+            f"column {name!r} holds {value:g} in row {row}: too large for float32, "
+            f"the network's dtype (it holds values within ±{largest:.2g}).",
+            f"Rescale the column (e.g. to other units), or fix the cell ({note}).",
         )
     return values
 
@@ -587,9 +612,7 @@ def encode_cells(
     for index, column in enumerate(columns.features):
         cells = table.column(column.name)
         if column.type == "numeric":
-            inputs[:, index] = _finite(
-                _as_numbers(cells, column.name, key), column.name, key
-            )
+            inputs[:, index] = _finite(table, column.name, key)
         else:
             inputs[:, index], unseen[column.name] = _codes(cells, column)
     return inputs, unseen
@@ -636,12 +659,15 @@ class TargetColumn:
             value); regression: None.
         missing: bool, True where the target is missing: the caller drops those
             rows (and says how many).
+        notes: Lines to print with the run's other notes (classes that differ only
+            in case).
     """
 
     kind: str
     values: npt.NDArray[Any]
     class_names: tuple[str, ...] | None
     missing: npt.NDArray[np.bool_]
+    notes: tuple[str, ...] = ()
 
     @property
     def missing_count(self) -> int:
@@ -650,6 +676,7 @@ class TargetColumn:
 
 #: A numeric target with at most this many distinct integers (and at least two
 #: rows a value) is a classification's labels, as in :mod:`annfactory.data`.
+#: More classes than this with fewer than two rows a class is refused.
 _MAX_INFERRED_CLASSES: Final = 20
 
 
@@ -659,9 +686,14 @@ def target_column(
     *,
     kind: str | None = None,
     class_names: Sequence[str] | None = None,
+    training: bool = True,
     key: str = "data.target",
 ) -> TargetColumn:
     """The target as numbers (regression) or class codes (classification).
+
+    Text labels are trimmed of spaces around them (``" yes"`` is ``yes``); a
+    numeric label is named as its number (``1.0`` is ``'1'``) and the classes
+    sorted by value.
 
     Args:
         table: The table.
@@ -670,21 +702,33 @@ def target_column(
             distinct integers are classes, other numbers a regression.
         class_names: A trained run's classes (evaluate): the codes follow them, and
             a class that is not among them is an error.
+        training: The target is to be learned: one class only, a class a row, or
+            the same value in every row is an error (evaluate passes False).
         key: The config path of the target, for messages.
 
     Raises:
-        ConfigError: No such column, no value in it, text for a regression, or a
-            class the run was not trained on.
+        ConfigError: No such column, no value in it, text or a value too large for
+            float32 in a regression, a class the run was not trained on; when
+            ``training``: one class only, more than 20 classes with fewer than two
+            rows a class (key ``data.kind`` where ``kind`` was given), the same
+            value in every row of a regression.
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    node = key.rsplit(".", 1)[0] if "." in key else "data"
+    check_layout(table, target, f"{node}.path")
     names = list(table.column_names)
     if target not in names:
         raise _unknown_column(key, target, names)
     cells = table.column(target)
     numeric = pa.types.is_integer(cells.type) or pa.types.is_floating(cells.type)
+    if pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type):
+        # Spaces around a label are a slip; a label of spaces only is no label.
+        cells = pc.utf8_trim_whitespace(cells)
+        cells = pc.if_else(pc.equal(cells, ""), pa.scalar(None, cells.type), cells)
+        table = table.set_column(names.index(target), target, cells)
     present = _present(cells)
     if present == 0:
         raise ConfigError(
@@ -692,12 +736,13 @@ def target_column(
             f"column {target!r} has no values: every cell is missing.",
             "Choose a target column that holds values.",
         )
+    given_kind = kind
     if kind is None and class_names is not None:
         kind = "classification"
     if kind is None:
         kind = "classification"
         if numeric:
-            numbers = _as_numbers(cells)
+            numbers = _as_numbers(table, target, key)
             distinct = np.unique(numbers[~np.isnan(numbers)])
             integers = bool(np.all(distinct == np.round(distinct)))
             few = (
@@ -705,35 +750,110 @@ def target_column(
             )
             kind = "classification" if integers and few else "regression"
     if kind == "regression":
-        if not numeric:
-            text = _as_text(cells)
-            if pc.all(_reads_as_number(text.drop_null())).as_py() is False:
-                bad = _first_non_number(text)
-                raise ConfigError(
-                    key,
-                    f"column {target!r} holds {bad[1]!r} in data row {bad[0]}, and a "
-                    "regression needs numbers.",
-                    "Set data.kind=classification for class labels, or fix the cell.",
-                )
-        values = _as_numbers(cells)
-        return TargetColumn("regression", values, None, np.isnan(values))
+        return _regression_target(table, target, key, training)
     text = _as_text(cells)
     missing = text.is_null().to_numpy(zero_copy_only=False)
+    notes: tuple[str, ...] = ()
     if class_names is None:
         levels = pc.unique(text.drop_null()).to_pylist()
-        if numeric:
-            class_names = tuple(sorted(levels, key=float))
-        else:
-            class_names = tuple(sorted(levels))
+        class_names = tuple(sorted(levels, key=float) if numeric else sorted(levels))
+        if training:
+            _check_classes(class_names, target, present, numeric, given_kind, key)
+            notes = _case_variants(class_names, target, key)
     position = pc.index_in(text, value_set=pa.array(list(class_names), pa.string()))
     codes = pc.fill_null(position, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     unknown = (codes < 0) & ~missing
     if unknown.any():
-        row = int(np.argmax(unknown))
+        index = int(np.argmax(unknown))
+        row, note = file_row(table, index)
         raise ConfigError(
             key,
-            f"column {target!r} holds the class {text[row].as_py()!r} in data row "
-            f"{row + 1}, which the run was not trained on.",
+            f"column {target!r} holds the class {text[index].as_py()!r} in row "
+            f"{row}, which the run was not trained on ({note}).",
             f"Its classes: {', '.join(class_names)}.",
         )
-    return TargetColumn("classification", codes, tuple(class_names), missing)
+    return TargetColumn("classification", codes, tuple(class_names), missing, notes)
+
+
+def _regression_target(
+    table: pa.Table, target: str, key: str, training: bool
+) -> TargetColumn:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = table.column(target)
+    if not (pa.types.is_integer(cells.type) or pa.types.is_floating(cells.type)):
+        text = _as_text(cells)
+        if pc.all(_reads_as_number(text.drop_null())).as_py() is False:
+            index, cell = _first_non_number(table, target, text, key)
+            row, note = file_row(table, index)
+            raise ConfigError(
+                key,
+                f"column {target!r} holds {cell!r} in row {row}: not a number, and "
+                "data.kind is regression.",
+                "Set data.kind=classification for a column of class labels, or fix "
+                f"the cell ({note}).",
+            )
+    values = _finite(table, target, key)
+    missing = np.isnan(values)
+    present = values[~missing]
+    if training and len(present) and float(np.ptp(present)) == 0:
+        raise ConfigError(
+            key,
+            f"column {target!r} holds the same value in every row ({present[0]:g}): "
+            "there is nothing to predict.",
+            "Choose a target column whose values vary.",
+        )
+    return TargetColumn("regression", values, None, missing)
+
+
+def _check_classes(
+    class_names: Sequence[str],
+    target: str,
+    rows: int,
+    numeric: bool,
+    given_kind: str | None,
+    key: str,
+) -> None:
+    """Raise where the classes cannot be learned: one class only, or more than
+    :data:`_MAX_INFERRED_CLASSES` with fewer than two rows a class (a continuous
+    target given as classes, or an identifier)."""
+    if len(class_names) < 2:
+        raise ConfigError(
+            key,
+            f"column {target!r} holds one class only ({class_names[0]!r}); a "
+            "classification needs at least two.",
+            "Choose a target column with at least two different values.",
+        )
+    if len(class_names) > _MAX_INFERRED_CLASSES and 2 * len(class_names) > rows:
+        given = given_kind == "classification"
+        kind_key = (key.rsplit(".", 1)[0] if "." in key else "data") + ".kind"
+        raise ConfigError(
+            kind_key if given else key,
+            ("is classification, but " if given else "")
+            + f"target column {target!r} has {len(class_names)} distinct values in "
+            f"{rows} rows: fewer than two rows a class.",
+            "Set data.kind=regression (or leave it out: it is inferred), or choose "
+            "a column of class labels."
+            if numeric
+            else "Choose a column of class labels.",
+        )
+
+
+def _case_variants(
+    class_names: Sequence[str], target: str, key: str
+) -> tuple[str, ...]:
+    """A note naming the classes that differ only in case (``yes``, ``Yes``): they
+    stay apart, and are most often one class typed two ways."""
+    by_folded: dict[str, list[str]] = {}
+    for name in class_names:
+        by_folded.setdefault(name.casefold(), []).append(name)
+    variants = [sorted(names) for names in by_folded.values() if len(names) > 1]
+    if not variants:
+        return ()
+    listed = ", ".join(" and ".join(map(repr, names)) for names in variants)
+    return (
+        f"note: {key}: column {target!r} has classes that differ only in case, kept "
+        f"apart: {listed}. Fix the cells if they are one class.",
+    )
