@@ -1089,3 +1089,32 @@ def test_a_regression_with_a_text_target_names_the_row(tmp_path: Path) -> None:
         "is regression.\n  Set data.kind=classification for a column of class "
         f"labels, or fix the cell {ROWS_NOTE}."
     )
+
+
+def test_a_file_of_blank_lines_has_no_header(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"b\.csv' has no header row: its first"):
+        read_table(write(tmp_path / "b.csv", "\n\n  \n"))
+
+
+def test_a_table_with_the_target_only(tmp_path: Path) -> None:
+    table = read_table(write(tmp_path / "t.csv", "species\ncat\ndog\n"))
+    with pytest.raises(
+        ConfigError,
+        match=r"^data\.features: the table has no column besides the target "
+        r"'species'\.\n  Add the feature columns to the file\.$",
+    ):
+        infer_types(table, target="species", features=None, types={})
+
+
+def test_a_numeric_cell_of_spaces_is_missing(tmp_path: Path) -> None:
+    # The old reader refused it as empty; an empty cell is now a missing value.
+    table = read_table(write(tmp_path / "s.csv", "x,y\n1,a\n  ,b\n3,c\n 4 ,d\n"))
+    types, _, _ = infer_types(table, target="y", features=None, types={})
+    assert types == {"x": "numeric"}
+    columns = fit_columns(table, types, rows=all_rows(table))
+    assert columns.features[0].indicator
+    inputs, _ = encode_cells(table, columns)
+    assert np.isnan(inputs[1, 0])
+    assert inputs[[0, 2, 3], 0].tolist() == [1.0, 3.0, 4.0]
+    labels = target_column(table, "x", kind="regression")
+    assert labels.missing.tolist() == [False, True, False, False]

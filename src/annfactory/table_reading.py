@@ -501,6 +501,13 @@ def _header_line(path: Path) -> tuple[int, str]:
 
 def _check_names(table: pa.Table, shown: str, key: str, delimiter: str | None) -> None:
     names = table.column_names
+    if names == [""]:
+        raise ConfigError(
+            key,
+            f"{shown} has no header row: its first line that is not empty holds "
+            "spaces only.",
+            "A table needs a header row (the column names), then one row per sample.",
+        )
     for index, name in enumerate(names):
         if not name and delimiter is not None and index == len(names) - 1 > 0:
             raise _trailing_delimiter(
