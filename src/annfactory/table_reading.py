@@ -19,7 +19,7 @@ import io
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from annfactory.errors import ConfigError, UnknownNameError
 
@@ -58,7 +58,8 @@ _ROWS_NOTE: Final = "rows are counted as lines in an editor: the header is row 1
 _FIRST_ROW_NOTE: Final = "the first row is 1"
 #: Where a table came from, in its schema's metadata: what :func:`file_row` needs
 #: to name a row as the file has it, on an error path, long after the reading.
-_SOURCE: Final = b"annfactory.source"
+_SOURCE: Final = b"annfactory.source"  # the path, absolute
+_SOURCE_SHOWN: Final = b"annfactory.source_shown"  # the path as given
 _SOURCE_FORMAT: Final = b"annfactory.format"
 _SOURCE_DELIMITER: Final = b"annfactory.delimiter"
 _SOURCE_ROWS: Final = b"annfactory.rows"
@@ -133,7 +134,8 @@ def read_table(
             "Add one row per sample below the header.",
         )
     source = {
-        _SOURCE: str(path).encode(),
+        _SOURCE: str(path.absolute()).encode(),
+        _SOURCE_SHOWN: str(path).encode(),
         _SOURCE_FORMAT: chosen.encode(),
         _SOURCE_DELIMITER: delimiter.encode(),
         _SOURCE_ROWS: str(table.num_rows).encode(),
@@ -359,7 +361,7 @@ def _csv_error(
             if number == 1:
                 # A comment line has another number of cells than the header below.
                 if len(cells) != len(header) and first.lstrip().startswith("#"):
-                    return _comment(shown, top, first)
+                    return _comment(shown, top, first, key)
                 _check_delimiter(first, shown, delimiter, len(header))
             if len(cells) == len(header):
                 continue
@@ -406,9 +408,9 @@ def _csv_error(
     return ConfigError(key, f"{shown} cannot be read: {_first_line(error)}.")
 
 
-def _comment(shown: str, line: int, text: str) -> ConfigError:
+def _comment(shown: str, line: int, text: str, key: str) -> ConfigError:
     return ConfigError(
-        "data.path",
+        key,
         f"{shown}, row {line}: {_shorten(text.lstrip(chr(0xFEFF)))!r} looks like a "
         "comment, and a CSV file has none: its first row must be the header.",
         "Delete the comment lines, so that the column names are row 1.",
@@ -590,6 +592,29 @@ def _is_utf8(cell: bytes | None) -> bool:
 # ------------------------------------------------------------------------------------
 
 
+class _Source(NamedTuple):
+    """The CSV file a table was read from (its schema's metadata)."""
+
+    path: Path
+    shown: str
+    delimiter: str
+
+
+def _source(table: pa.Table, rows: bool = False) -> _Source | None:
+    """The CSV file ``table`` was read from; None for a Parquet file or a table
+    made otherwise, and (``rows``) for one filtered since."""
+    metadata = table.schema.metadata or {}
+    if metadata.get(_SOURCE_FORMAT) != b"csv":
+        return None
+    if rows and metadata.get(_SOURCE_ROWS) != str(table.num_rows).encode():
+        return None
+    return _Source(
+        Path(metadata[_SOURCE].decode()),
+        repr(metadata[_SOURCE_SHOWN].decode()),
+        metadata[_SOURCE_DELIMITER].decode(),
+    )
+
+
 def file_row(table: pa.Table, index: int) -> tuple[int, str]:
     """Row ``index`` (0-based) of a table from :func:`read_table` as the file has
     it, for a message: ``(row, note)``, the note saying how rows are counted.
@@ -597,21 +622,17 @@ def file_row(table: pa.Table, index: int) -> tuple[int, str]:
     A CSV file's row is its line in an editor (the header is row 1; a quoted cell
     over several lines and the blank lines count), found by reading the file's
     text again: call it on an error path only. A Parquet file's row, or a table
-    read otherwise or filtered since, is counted from 1.
+    made otherwise or filtered since, is counted from 1.
     """
-    metadata = table.schema.metadata or {}
     fallback = index + 1, _FIRST_ROW_NOTE
-    if (
-        metadata.get(_SOURCE_FORMAT) != b"csv"
-        or metadata.get(_SOURCE_ROWS) != str(table.num_rows).encode()
-    ):
+    source = _source(table, rows=True)
+    if source is None:
         return fallback
     try:
-        text = _text(Path(metadata[_SOURCE].decode()))
+        text = _text(source.path)
         if text is None:
             return fallback
-        delimiter = metadata[_SOURCE_DELIMITER].decode()
-        for number, (line, _) in enumerate(_records(text, delimiter)):
+        for number, (line, _) in enumerate(_records(text, source.delimiter)):
             if number == index + 1:  # the header is record 0
                 return line, _ROWS_NOTE
     except (OSError, _BrokenTextError):
@@ -634,25 +655,21 @@ def check_layout(table: pa.Table, target: str, key: str = "data.path") -> None:
         target: The target column's name.
         key: The config path of the file, for messages.
     """
-    metadata = table.schema.metadata or {}
-    if metadata.get(_SOURCE_FORMAT) != b"csv":
-        return
+    source = _source(table)
     names = table.column_names
-    path = Path(metadata[_SOURCE].decode())
-    shown = repr(str(path))
-    if names and names[0].startswith("#"):
+    if source is None or (target in names and not names[0].startswith("#")):
+        return
+    try:
+        line, header = _header_line(source.path)
+    except OSError:  # the file is gone since: the caller's own message follows
+        return
+    if names[0].startswith("#"):
         first_row = table.slice(0, 1).to_pylist()
-        below = (
-            {str(cell).strip() for cell in first_row[0].values()}
-            if first_row
-            else set()
-        )
+        below = {str(cell).strip() for cell in first_row[0].values()}
         if target not in names or target in below:
-            line, text = _header_line(path)
-            raise _comment(shown, line, text)
+            raise _comment(source.shown, line, header, key)
     if target not in names:
-        delimiter = metadata[_SOURCE_DELIMITER].decode()
-        _check_delimiter(_header_line(path)[1], shown, delimiter, len(names))
+        _check_delimiter(header, source.shown, source.delimiter, len(names))
 
 
 def cell_layout_error(
@@ -661,21 +678,23 @@ def cell_layout_error(
     """The layout error that explains a bad cell of a CSV file, if one does: a
     NUL character (a file that is not text), or a line break from a quote closed
     rows later. For the error path of a later step (a column refused)."""
-    metadata = table.schema.metadata or {}
-    if metadata.get(_SOURCE_FORMAT) != b"csv":
+    source = _source(table)
+    if source is None:
         return None
-    shown = repr(metadata[_SOURCE].decode())
     if "\x00" in cell:
-        text = _text(Path(metadata[_SOURCE].decode()))
+        try:
+            text = _text(source.path)
+        except OSError:
+            text = None
         if text is not None and "\x00" in text:
-            return _nul(text, shown, key)
+            return _nul(text, source.shown, key)
     if "\n" in cell or "\r" in cell:
         row, note = file_row(table, index)
         return ConfigError(
             key,
-            f"{shown}, row {row}, column {name!r}: a quoted cell runs over several "
-            f'lines ({_shorten(cell.strip(), 30)!r}), so a quote (") is not closed '
-            "where it should be.",
+            f"{source.shown}, row {row}, column {name!r}: a quoted cell runs over "
+            f'several lines ({_shorten(cell.strip(), 30)!r}), so a quote (") is not '
+            "closed where it should be.",
             f"Close the quote where the cell ends, or delete it ({note}).",
         )
     return None
