@@ -35,12 +35,17 @@ from annfactory.columns import (
     TableColumns,
 )
 from annfactory.errors import ConfigError, UnknownNameError, closest_name
-from annfactory.table_reading import (
-    NA_VALUES,
-    cell_layout_error,
-    check_layout,
-    file_row,
+from annfactory.table_cells import (
+    NUMBER,
+    as_numbers,
+    as_text,
+    finite_numbers,
+    first_non_number,
+    present_count,
+    reads_as_number,
+    spaces_as_null,
 )
+from annfactory.table_reading import NA_VALUES, check_layout, file_row
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,10 +74,6 @@ IDENTIFIER_MIN_ROWS: Final = 20
 #: The level that the rare levels of a categorical column fold into.
 OTHER_LEVEL: Final = "<other>"
 
-#: A number as text: what a numeric column's cells may be (surrounding spaces
-#: are trimmed first). ``inf`` and ``nan`` are left out on purpose: they are not
-#: values a user types for a measurement.
-_NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _DECIMAL_COMMA: Final = r"^[+-]?\d*,\d+$"
 
 
@@ -211,15 +212,15 @@ def _column_type(
         return "categorical"
     import pyarrow.compute as pc
 
-    text = _as_text(column)
+    text = as_text(column)
     # Distinct values first: the whole column is read again only to name a cell.
     distinct = pc.utf8_trim_whitespace(pc.unique(text.drop_null()))
     distinct = distinct.filter(pc.not_equal(distinct, ""))  # spaces only: missing
-    numbers = pc.match_substring_regex(distinct, _NUMBER)
+    numbers = pc.match_substring_regex(distinct, NUMBER)
     if pc.all(numbers).as_py() is not False:
         return "numeric" if len(distinct) else "categorical"
     if given == "numeric":
-        index, cell = _first_non_number(table, name, text, f"{key}.path")
+        index, cell = first_non_number(table, name, text, f"{key}.path")
         row, note = file_row(table, index)
         raise ConfigError(
             f"{key}.types.{name}",
@@ -231,7 +232,7 @@ def _column_type(
     numberlike = pc.or_(numbers, pc.match_substring_regex(distinct, _DECIMAL_COMMA))
     if 2 * (pc.sum(numberlike).as_py() or 0) < len(distinct):
         return "categorical"
-    index, cell = _first_non_number(table, name, text, f"{key}.path")
+    index, cell = first_non_number(table, name, text, f"{key}.path")
     row, note = file_row(table, index)
     comma = " (a decimal comma?)" if re.fullmatch(_DECIMAL_COMMA, cell.strip()) else ""
     raise ConfigError(
@@ -241,32 +242,6 @@ def _column_type(
         f"If it marks a missing value: {na_values_override(na_values, cell, key)}; "
         f"if the column is text: {types_override(name, 'categorical', key)}.",
     )
-
-
-def _first_non_number(
-    table: pa.Table, name: str, text: Any, key: str
-) -> tuple[int, str]:
-    """The first cell (0-based row, text) of column ``name`` that is present but
-    not a number; raises the file's layout error instead where that explains the
-    cell (a NUL character, a quote closed rows later)."""
-    import pyarrow.compute as pc
-
-    bad = pc.and_(pc.invert(_reads_as_number(text)), pc.is_valid(text))
-    index = pc.index(bad, True).as_py()
-    cell = str(text[index].as_py())
-    layout = cell_layout_error(table, name, index, cell, key)
-    if layout is not None:
-        raise layout
-    return index, cell
-
-
-def _reads_as_number(text: Any) -> Any:
-    """True where the cell reads as a number or holds spaces only (missing); null
-    where it is missing."""
-    import pyarrow.compute as pc
-
-    trimmed = pc.utf8_trim_whitespace(text)
-    return pc.or_(pc.match_substring_regex(trimmed, _NUMBER), pc.equal(trimmed, ""))
 
 
 def na_values_override(na_values: Sequence[str], cell: str, key: str = "data") -> str:
@@ -303,7 +278,7 @@ def _hydra_quoted(text: str) -> str:
 def _is_identifier(column: Any) -> bool:
     import pyarrow.compute as pc
 
-    present = _present(column)
+    present = present_count(column)
     if present <= IDENTIFIER_MIN_ROWS:
         return False
     distinct = pc.count_distinct(column, mode="only_valid").as_py()
@@ -326,16 +301,6 @@ def _is_empty(column: Any) -> bool:
     return bool(pc.all(pc.is_nan(present)).as_py())
 
 
-def _present(column: Any) -> int:
-    """The number of non-missing cells (NaN is missing)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_floating(column.type):
-        return int(pc.sum(pc.invert(pc.is_nan(column.drop_null()))).as_py() or 0)
-    return int(len(column) - column.null_count)
-
-
 def _unknown_column(key: str, name: str, names: Sequence[str]) -> ConfigError:
     suggestion = closest_name(name, names)
     guess = f" Did you mean {suggestion!r}?" if suggestion else ""
@@ -345,63 +310,6 @@ def _unknown_column(key: str, name: str, names: Sequence[str]) -> ConfigError:
     return ConfigError(
         key, f"no column {name!r} in the table.{guess}", f"Its columns: {listed}."
     )
-
-
-# ------------------------------------------------------------------------------------
-# Cells as numbers or text, whatever the column's stored type
-# ------------------------------------------------------------------------------------
-
-
-def _as_numbers(
-    table: pa.Table, name: str, key: str = "data.path"
-) -> npt.NDArray[np.float64]:
-    """Column ``name`` as float64, NaN where the cell is missing; a text column is
-    trimmed, then read as numbers (a cell that is not one, in a new file at
-    predict time, is an error naming it)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    column = table.column(name)
-    if pa.types.is_null(column.type):
-        return np.full(len(column), np.nan)
-    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-    try:
-        numbers = pc.cast(_spaces_as_null(column) if text else column, "f8")
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        index, cell = _first_non_number(table, name, _as_text(column), key)
-        row, note = file_row(table, index)
-        raise ConfigError(
-            key,
-            f"column {name!r} is numeric, but holds {cell!r} in row {row}.",
-            "Fix the cell, or add it to the missing markers (data.na_values) "
-            f"({note}).",
-        ) from None
-    return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def _spaces_as_null(text: Any) -> Any:
-    """Text cells trimmed; a cell of spaces only is missing."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    trimmed = pc.utf8_trim_whitespace(text)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
-
-
-def _as_text(column: Any) -> Any:
-    """The cells as text, null where missing; booleans as ``False``/``True``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kind = column.type
-    if pa.types.is_string(kind):
-        return column
-    if pa.types.is_boolean(kind):
-        return pc.if_else(column, "True", "False")
-    if pa.types.is_floating(kind):
-        column = pc.if_else(pc.is_nan(column), pa.scalar(None, kind), column)
-    return pc.cast(column, pa.string())
 
 
 # ------------------------------------------------------------------------------------
@@ -463,7 +371,7 @@ def fit_columns(
             continue
         cells = table.column(name)
         column = (
-            _fit_numeric(name, _finite(table, name, key)[training])
+            _fit_numeric(name, finite_numbers(table, name, key)[training])
             if kind == "numeric"
             else _fit_categorical(name, cells.filter(mask), max_onehot, min_frequency)
         )
@@ -493,40 +401,12 @@ def _fit_numeric(name: str, values: npt.NDArray[np.float64]) -> Column | None:
     )
 
 
-def _finite(table: pa.Table, name: str, key: str) -> npt.NDArray[np.float64]:
-    """Column ``name`` as numbers (:func:`_as_numbers`), checked: none is infinite
-    or too large for the network's float32 (a missing cell, NaN, is fine)."""
-    import numpy as np
-
-    values = _as_numbers(table, name, key)
-    largest = float(np.finfo(np.float32).max)
-    large = np.abs(values) > largest
-    if large.any():
-        index = int(np.argmax(large))
-        row, note = file_row(table, index)
-        value = float(values[index])
-        if math.isinf(value):
-            raise ConfigError(
-                key,
-                f"column {name!r} holds {value!r} in row {row}: not a finite number.",
-                "Fix the cell, or add it to data.na_values if it marks a missing "
-                f"value ({note}).",
-            )
-        raise ConfigError(
-            key,
-            f"column {name!r} holds {value:g} in row {row}: too large for float32, "
-            f"the network's dtype (it holds values within ±{largest:.2g}).",
-            f"Rescale the column (e.g. to other units), or fix the cell ({note}).",
-        )
-    return values
-
-
 def _fit_categorical(
     name: str, cells: Any, max_onehot: int, min_frequency: int
 ) -> Column | None:
     import pyarrow.compute as pc
 
-    text = _as_text(cells)
+    text = as_text(cells)
     counts = pc.value_counts(text.drop_null())
     levels = counts.field("values").to_pylist()
     if not levels:
@@ -630,7 +510,7 @@ def encode_cells(
     for index, column in enumerate(columns.features):
         cells = table.column(column.name)
         if column.type == "numeric":
-            inputs[:, index] = _finite(table, column.name, key)
+            inputs[:, index] = finite_numbers(table, column.name, key)
         else:
             inputs[:, index], unseen[column.name] = _codes(cells, column)
     return inputs, unseen
@@ -641,7 +521,7 @@ def _codes(cells: Any, column: Column) -> tuple[npt.NDArray[np.float32], int]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = _as_text(cells)
+    text = as_text(cells)
     vocabulary = list(column.vocabulary)
     codes = np.arange(len(vocabulary), dtype=np.float32)
     if column.other is not None and column.folded:
@@ -747,9 +627,9 @@ def target_column(
         # The distinct labels tell whether any has them, at a tenth of the cost.
         distinct = pc.unique(cells)
         if pc.any(pc.not_equal(pc.utf8_trim_whitespace(distinct), distinct)).as_py():
-            cells = _spaces_as_null(cells)
+            cells = spaces_as_null(cells)
             table = table.set_column(names.index(target), target, cells)
-    present = _present(cells)
+    present = present_count(cells)
     if present == 0:
         raise ConfigError(
             key,
@@ -762,7 +642,7 @@ def target_column(
     if kind is None:
         kind = "classification"
         if numeric:
-            numbers = _as_numbers(table, target, key)
+            numbers = as_numbers(table, target, key)
             distinct = np.unique(numbers[~np.isnan(numbers)])
             integers = bool(np.all(distinct == np.round(distinct)))
             few = (
@@ -771,7 +651,7 @@ def target_column(
             kind = "classification" if integers and few else "regression"
     if kind == "regression":
         return _regression_target(table, target, key, training)
-    text = _as_text(cells)
+    text = as_text(cells)
     missing = text.is_null().to_numpy(zero_copy_only=False)
     notes: tuple[str, ...] = ()
     if class_names is None:
@@ -804,9 +684,9 @@ def _regression_target(
 
     cells = table.column(target)
     if not (pa.types.is_integer(cells.type) or pa.types.is_floating(cells.type)):
-        text = _as_text(cells)
-        if pc.all(_reads_as_number(text.drop_null())).as_py() is False:
-            index, cell = _first_non_number(table, target, text, key)
+        text = as_text(cells)
+        if pc.all(reads_as_number(text.drop_null())).as_py() is False:
+            index, cell = first_non_number(table, target, text, key)
             row, note = file_row(table, index)
             raise ConfigError(
                 key,
@@ -815,7 +695,7 @@ def _regression_target(
                 "Set data.kind=classification for a column of class labels, or fix "
                 f"the cell ({note}).",
             )
-    values = _finite(table, target, key)
+    values = finite_numbers(table, target, key)
     missing = np.isnan(values)
     present = values[~missing]
     if training and len(present) and float(np.ptp(present)) == 0:
