@@ -625,8 +625,8 @@ def target_column(
     if pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type):
         # Spaces around a label are a slip; a label of spaces only is no label.
         # The distinct labels tell whether any has them, at a tenth of the cost.
-        distinct = pc.unique(cells)
-        if pc.any(pc.not_equal(pc.utf8_trim_whitespace(distinct), distinct)).as_py():
+        labels = pc.unique(cells)
+        if pc.any(pc.not_equal(pc.utf8_trim_whitespace(labels), labels)).as_py():
             cells = spaces_as_null(cells)
             table = table.set_column(names.index(target), target, cells)
     present = present_count(cells)
