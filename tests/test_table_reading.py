@@ -1118,3 +1118,22 @@ def test_a_numeric_cell_of_spaces_is_missing(tmp_path: Path) -> None:
     assert inputs[[0, 2, 3], 0].tolist() == [1.0, 3.0, 4.0]
     labels = target_column(table, "x", kind="regression")
     assert labels.missing.tolist() == [False, True, False, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("a,b\n1,x\n2,y\n3,z", [2, 3, 4]),  # no quote, no empty line
+        ("a,b\n\n1,x\n\n\n2,y\n3,z\n\n", [3, 6, 7]),  # empty lines
+        ("a,b\r\n1,x\r\n\r\n2,y\r\n3,z\r\n", [2, 4, 5]),  # Windows line ends
+        ("\r\na,b\r\n1,x\r\n2,y\r\n3,z", [3, 4, 5]),
+        ("a,b\r1,x\r\r2,y\r3,z\r", [2, 4, 5]),  # old Mac line ends
+        ('a,b\n1,"x\n\ny"\n\n2,y\n3,"z"\n', [2, 6, 7]),  # quoted line breaks
+    ],
+)
+def test_file_row_counts_lines_as_an_editor_does(
+    tmp_path: Path, text: str, lines: list[int]
+) -> None:
+    table = read_table(write(tmp_path / "t.csv", text))
+    assert table.num_rows == 3
+    assert [file_row(table, index)[0] for index in range(3)] == lines
