@@ -1137,3 +1137,20 @@ def test_file_row_counts_lines_as_an_editor_does(
     table = read_table(write(tmp_path / "t.csv", text))
     assert table.num_rows == 3
     assert [file_row(table, index)[0] for index in range(3)] == lines
+
+
+def test_a_file_that_cannot_be_read_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.csv as pcsv
+
+    def denied(*arguments: object, **options: object) -> None:
+        raise PermissionError("[Errno 13] Failed to open local file: Permission denied")
+
+    monkeypatch.setattr(pcsv, "read_csv", denied)
+    with pytest.raises(
+        ConfigError,
+        match=r"t\.csv' cannot be read: \[Errno 13\] .*Permission denied\.\n"
+        r"  Check that the file is readable \(its permissions\)\.$",
+    ):
+        read_table(write(tmp_path / "t.csv", "a,b\n1,2\n"))

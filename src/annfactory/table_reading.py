@@ -225,7 +225,9 @@ def _read_csv(
         raise ConfigError(
             key,
             f"{shown} cannot be read: {_first_line(error)}.",
-            "A name ending in .gz is read as gzip'd; check that the file is whole.",
+            "A name ending in .gz is read as gzip'd; check that the file is whole."
+            if path.name.lower().endswith(".gz")
+            else "Check that the file is readable (its permissions).",
         ) from None
     _check_csv_text(table, path, shown, key)
     if table.num_columns == 1:
