@@ -589,11 +589,18 @@ def test_a_directory_instead_of_a_file(tmp_path: Path) -> None:
     assert "is a directory." in load_error(str(tmp_path))
 
 
-@pytest.mark.parametrize("text", ["", "\n\n  \n"])
-def test_an_empty_file(tmp_path: Path, text: str) -> None:
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("", "is empty."),
+        ("\n\n  \n", "has no header row: its first line that is not empty holds "
+         "spaces only."),
+    ],
+)  # fmt: skip
+def test_an_empty_file(tmp_path: Path, text: str, what: str) -> None:
     path = write(tmp_path, text)
     assert load_error(path) == (
-        f"data.path: {path!r} is empty.\n  A table needs a header row (the column "
+        f"data.path: {path!r} {what}\n  A table needs a header row (the column "
         "names), then one row per sample."
     )
 
@@ -637,17 +644,22 @@ def test_a_non_numeric_feature_cell_names_its_row_and_column(tmp_path: Path) -> 
     lines = PEOPLE.splitlines()
     lines[6] = "abc,1.70,bird,4.0"  # the 7th line of the file
     message = load_error(write(tmp_path, "\n".join(lines) + "\n"))
+    # A column of numbers but for one text cell: refused, with both fixes.
     assert message.startswith(
-        "data.path: row 7, column 'age': 'abc' is not a number.\n"
+        "data.path: column 'age' holds numbers, but 'abc' in row 7 is not one "
     )
     assert "the header is row 1" in message
+    assert "'data.types={age: categorical}'" in message
+    assert '"None","?","abc"]' in message
 
 
 def test_rows_are_counted_as_editor_lines_past_quoted_line_breaks(
     tmp_path: Path,
 ) -> None:
     text = 'x,y\n1,"two\nlines"\n2,b\nzz,c\n'
-    assert "row 5, column 'x': 'zz'" in load_error(write(tmp_path, text), "y")
+    assert "column 'x' holds numbers, but 'zz' in row 5 " in load_error(
+        write(tmp_path, text), "y"
+    )
 
 
 @pytest.mark.parametrize("cell", ["", "NA", "nan", "NaN", "?", "null", '""'])
@@ -681,9 +693,9 @@ def test_an_infinite_feature_cell_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_row_with_the_wrong_number_of_cells(tmp_path: Path) -> None:
-    message = load_error(write(tmp_path, PEOPLE + "40,1.7,cat\n"))
-    assert message.startswith(
-        "data.path: row 12 has 3 cells, but the header has 4 columns."
+    path = write(tmp_path, PEOPLE + "40,1.7,cat\n")
+    assert load_error(path).startswith(
+        f"data.path: {path!r}, row 12 has 3 cells, but the header has 4 columns."
     )
 
 
@@ -709,8 +721,8 @@ def test_rows_without_a_target_are_left_out_with_a_note(tmp_path: Path) -> None:
 def test_a_regression_target_with_text(tmp_path: Path) -> None:
     message = load_error(write(tmp_path, PEOPLE), kind="regression")
     assert message.startswith(
-        "data.target: row 2, column 'species': 'cat' is not a number, and data.kind "
-        "is regression."
+        "data.target: column 'species' holds 'cat' in row 2: not a number, and "
+        "data.kind is regression."
     )
     assert "data.kind=classification" in message
 

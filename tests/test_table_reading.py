@@ -225,7 +225,10 @@ def test_a_semicolon_export_with_decimal_commas() -> None:
     table = read_table(path, delimiter=";")
     assert table.column_names == ["a", "b", "label"]
     # Every cell of column a has a decimal comma: refused, not taken for text.
-    with pytest.raises(ConfigError, match=r"column 'a' .* '1,5' \(a decimal comma\?\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"column 'a' .* '1,5' \(a decimal comma: a number is written 1.5\)",
+    ):
         infer_types(table, target="label", features=None, types={})
 
 

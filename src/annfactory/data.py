@@ -545,7 +545,6 @@ def load_user_table(
             target has no value; the message names ``data.<option>``.
     """
     import numpy as np
-    import pyarrow as pa
 
     from annfactory.table_fitting import (
         encode_cells,
@@ -563,13 +562,15 @@ def load_user_table(
     if not column_types:
         raise _no_feature_column(path, target, {}, {})
     labels = target_column(arrow, target, kind=kind)
-    values = labels.values
+    notes.extend(labels.notes)
+    # The rows without a target are left out of the codes, not of the table: a
+    # message about a cell then names its row in the file.
+    kept = np.flatnonzero(~labels.missing)
+    values = labels.values[kept]
     if labels.missing_count:
-        kept = ~labels.missing
-        arrow = arrow.filter(pa.array(kept))
-        values = values[kept]
         notes.append(
-            f"{labels.missing_count} of {len(kept)} rows have no {target!r}: left out."
+            f"{labels.missing_count} of {arrow.num_rows} rows have no {target!r}: "
+            "left out."
         )
     rows = len(values)
     split_view = Table(
@@ -579,7 +580,7 @@ def load_user_table(
     columns = fit_columns(
         arrow,
         column_types,
-        rows=train_rows,
+        rows=kept[train_rows],
         max_onehot=max_onehot,
         min_frequency=min_frequency,
         ignored=ignored,
@@ -587,6 +588,8 @@ def load_user_table(
     if not columns.features:
         raise _no_feature_column(path, target, columns.ignored, column_types)
     codes, _ = encode_cells(arrow, columns)
+    if labels.missing_count:
+        codes = np.ascontiguousarray(codes[kept])
     return Table(
         name,
         labels.kind,

@@ -234,7 +234,10 @@ def _column_type(
         return "categorical"
     index, cell = first_non_number(table, name, text, f"{key}.path")
     row, note = file_row(table, index)
-    comma = " (a decimal comma?)" if re.fullmatch(_DECIMAL_COMMA, cell.strip()) else ""
+    comma = ""
+    if re.fullmatch(_DECIMAL_COMMA, cell.strip()):
+        point = cell.strip().replace(",", ".")
+        comma = f" (a decimal comma: a number is written {point})"
     raise ConfigError(
         f"{key}.path",
         f"column {name!r} holds numbers, but {cell!r}{comma} in row {row} is not "
@@ -627,7 +630,11 @@ def target_column(
         # The distinct labels tell whether any has them, at a tenth of the cost.
         labels = pc.unique(cells)
         if pc.any(pc.not_equal(pc.utf8_trim_whitespace(labels), labels)).as_py():
-            cells = spaces_as_null(cells)
+            # `1, "yes"`: the space before the quote keeps the quotes in the cell
+            # (as in pandas); the label is `yes`.
+            cells = pc.replace_substring_regex(
+                spaces_as_null(cells), pattern=r'^"(.*)"$', replacement=r"\1"
+            )
             table = table.set_column(names.index(target), target, cells)
     present = present_count(cells)
     if present == 0:

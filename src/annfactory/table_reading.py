@@ -85,8 +85,8 @@ def read_table(
         path: A CSV (any delimiter; gzip'd where the name ends in ``.gz``) or
             Parquet file.
         delimiter: The character between cells of a CSV file (``"\\t"``: TSV).
-        na_values: The cells of a CSV file that mean "missing" (compared whole,
-            quoted or not).
+        na_values: The cells that mean "missing": a CSV file's (compared whole,
+            quoted or not), and a Parquet file's text cells.
         key: The config path of ``path``, for messages.
         format: ``csv`` or ``parquet``; None: from the name's ending (``.parquet``
             and ``.pq`` are Parquet, anything else CSV).
@@ -119,7 +119,7 @@ def read_table(
             "A table needs a header row (the column names), then one row per sample.",
         )
     table = (
-        _read_parquet(path, shown, key)
+        _read_parquet(path, shown, key, na_values)
         if chosen == "parquet"
         else _read_csv(path, shown, key, delimiter, na_values)
     )
@@ -155,8 +155,11 @@ def _format(path: Path, format: str | None, key: str) -> str:
     return format
 
 
-def _read_parquet(path: Path, shown: str, key: str) -> pa.Table:
+def _read_parquet(
+    path: Path, shown: str, key: str, na_values: Sequence[str]
+) -> pa.Table:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     try:
@@ -169,7 +172,20 @@ def _read_parquet(path: Path, shown: str, key: str) -> pa.Table:
             ".pq).",
         ) from None
     # A date or a timestamp is text to the network, as in a CSV file.
-    return _temporal_as_text(table)
+    table = _temporal_as_text(table)
+    # Missing markers written as text ("NA" from R or from pyarrow's own CSV
+    # defaults) are missing here too, as in a CSV file.
+    markers = pa.array(list(na_values), pa.string())
+    for index, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            cells = table.column(index)
+            missing = pc.is_in(cells, value_set=markers.cast(field.type))
+            if pc.any(missing).as_py():
+                empty = pa.scalar(None, field.type)
+                table = table.set_column(
+                    index, field.name, pc.if_else(missing, empty, cells)
+                )
+    return table
 
 
 def _temporal_as_text(table: pa.Table) -> pa.Table:
