@@ -232,10 +232,15 @@ def export_files(
         directory: Where the files go (it exists).
         opset: The ONNX opset.
 
+    The check runs on the run's seeded batch: random normal rows, or, for a
+    network that starts with ``encode_table``, valid table rows
+    (:func:`~annfactory.tasks.export_table.table_batch`); such a network also gets
+    ``preprocessing.json`` in ``directory``.
+
     Returns:
         The ``export`` part of the task's metrics: each export's largest absolute
         difference from the eager network, the tolerance, the opset, the files'
-        sizes, the batch sizes checked and what ran the ONNX file.
+        sizes, the batch sizes checked, what they were and what ran the ONNX file.
 
     Raises:
         ConfigError: A layer (or activation) cannot be exported: the message names
