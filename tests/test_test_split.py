@@ -157,3 +157,27 @@ def test_a_regression_test_split_scores_r2() -> None:
     assert {"test_r2", "test_loss"} <= set(metrics)
     assert "val_balanced_accuracy" not in metrics
     assert "test_balanced_accuracy" not in metrics
+
+
+def test_balanced_accuracy_is_sklearn_s() -> None:
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score
+
+    from annfactory.training import balanced_accuracy
+
+    rng = np.random.default_rng(0)
+    for classes in (2, 3, 7):
+        for rows in (1, 5, 40, 500):
+            truth = rng.integers(0, classes, rows)
+            # Right on about half the rows; a class the truth lacks now and then.
+            predicted = np.where(
+                rng.random(rows) < 0.5, truth, rng.integers(0, classes + 1, rows)
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore"
+                )  # "y_pred contains classes not in y_true"
+                expected = balanced_accuracy_score(truth, predicted)
+            assert balanced_accuracy(truth, predicted) == pytest.approx(expected)
+    assert balanced_accuracy([0, 0, 0, 1], [0, 0, 0, 0]) == 0.5

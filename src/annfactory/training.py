@@ -51,6 +51,7 @@ __all__ = [
     "EpochRecord",
     "Evaluation",
     "TrainResult",
+    "balanced_accuracy",
     "batch_sizes",
     "evaluate",
     "has_batch_norm",
@@ -555,6 +556,26 @@ class Evaluation:
     loss: float
     metric: float
     predicted: Tensor | None
+
+
+def balanced_accuracy(truth: Any, predicted: Any) -> float:
+    """The mean of the per-class recalls over the classes ``truth`` holds: what
+    ``sklearn.metrics.balanced_accuracy_score`` gives (a test compares them), without
+    its import (a second and more at every training run's end).
+
+    Args:
+        truth: int class indices, ``[rows]`` (numpy).
+        predicted: int class indices, ``[rows]``.
+    """
+    import numpy as np
+
+    truth = np.asarray(truth, dtype=np.int64).reshape(-1)
+    predicted = np.asarray(predicted, dtype=np.int64).reshape(-1)
+    size = int(max(truth.max(initial=-1), predicted.max(initial=-1))) + 1
+    counts = np.bincount(truth, minlength=size)
+    hits = np.bincount(truth[truth == predicted], minlength=size)
+    present = counts > 0
+    return float(np.mean(hits[present] / counts[present]))
 
 
 def evaluate(

@@ -20,6 +20,7 @@ every few epochs elsewhere, nothing per epoch in a sweep) and the result; writes
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TextIO
@@ -367,8 +368,11 @@ def _split_tensors(
     device."""
     import torch
 
-    with torch.no_grad():
-        features = torch.tensor(table.features, dtype=dtype, device=device)
+    with torch.no_grad(), warnings.catch_warnings():
+        # The table's read-only array is shared, not copied (a million rows of a
+        # user's table: 88 MB); only the split's rows are copied out of it below.
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        features = torch.as_tensor(table.features, dtype=dtype, device=device)
         # Rows as the network takes them: vectors, or images ([rows, 1, 8, 8]).
         x = features
         if table.columns is None:
@@ -392,9 +396,12 @@ def _fit_network(
     """Print the plan, train with progress, and cast a mixed-precision network to
     its saved dtype."""
     from annfactory.optimizers import build_optimizer, build_schedule
+    from annfactory.prefetch import prefetch
     from annfactory.seeding import DROPOUT_STREAM, parameter_seed, seeded_generator
     from annfactory.training import train
 
+    # matplotlib for curves.png, while torch trains (its kernels release the GIL).
+    prefetch("matplotlib.figure", "matplotlib.backends.backend_agg")
     spec, model = prepared.spec, prepared.model
     logits = _core(model, spec.network.layers[-1].name, prepared.choice.logits)
     optimizer = build_optimizer(optimizer_spec, model.parameters(), prepared.device)
@@ -442,10 +449,8 @@ def _scores(
 ) -> dict[str, float]:
     """The kept weights' figures beyond the history: balanced accuracy on the
     validation rows (classification), and the test split's loss and metric, each
-    computed once (``sklearn.metrics`` for balanced accuracy)."""
-    from sklearn.metrics import balanced_accuracy_score  # type: ignore[import-untyped]
-
-    from annfactory.training import evaluate
+    computed once."""
+    from annfactory.training import balanced_accuracy, evaluate
 
     _, _, x_val, y_val, x_test, y_test = prepared.tensors
     loss = losses.get(prepared.choice.name).build()
@@ -465,8 +470,8 @@ def _scores(
         figures = {f"{split}_{metric}": scored.metric, f"{split}_loss": scored.loss}
         if scored.predicted is not None:
             truth = y.reshape(-1).long().cpu().numpy()
-            figures[f"{split}_balanced_accuracy"] = float(
-                balanced_accuracy_score(truth, scored.predicted.numpy())
+            figures[f"{split}_balanced_accuracy"] = balanced_accuracy(
+                truth, scored.predicted.numpy()
             )
         return figures
 
