@@ -228,7 +228,7 @@ class Predictor:
                 "Pass [row] for one row.",
             )
         elif isinstance(rows, Sequence) and not isinstance(rows, bytes):
-            table = _from_dicts(rows, key)
+            table = _from_dicts(rows, key) if len(rows) else self._no_rows()
         else:
             raise ConfigError(
                 key,
@@ -237,6 +237,12 @@ class Predictor:
                 "path of a CSV or Parquet file.",
             )
         return _with_missing_markers(table, self.na_values)
+
+    def _no_rows(self) -> pa.Table:
+        """A table of the needed columns without a row (an empty list of rows)."""
+        import pyarrow as pa
+
+        return pa.table({name: pa.nulls(0) for name in self.columns.names})
 
     def predictions(self, table: pa.Table, key: str = "rows") -> Predictions:
         """Every row of ``table`` predicted, in order, none dropped."""
@@ -262,13 +268,14 @@ class Predictor:
         parameter = next(iter(self.network.parameters()), None)
         device = parameter.device if parameter is not None else torch.device("cpu")
         dtype: torch.dtype = getattr(torch, self.spec.dtype)
-        chunks: list[np.ndarray] = []
+        width = self.spec.network.out_features
+        chunks = [np.zeros((0, width))]
         with torch.inference_mode():
-            for start in range(0, max(len(codes), 1), _CHUNK_ROWS):
+            for start in range(0, len(codes), _CHUNK_ROWS):
                 batch = torch.from_numpy(codes[start : start + _CHUNK_ROWS])
                 out: torch.Tensor = self.network(batch.to(device=device, dtype=dtype))
-                chunks.append(out.double().cpu().numpy().reshape(len(batch), -1))
-        return np.concatenate(chunks) if chunks else np.zeros((0, 1))
+                chunks.append(out.double().cpu().numpy().reshape(len(batch), width))
+        return np.concatenate(chunks)
 
     def _output_activation(self) -> str:
         return self.spec.network.layers[-1].activation.name
