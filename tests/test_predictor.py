@@ -41,11 +41,15 @@ def body_mass() -> Predictor:
 def with_na_strings(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows with every missing cell written as the text ``NA``."""
     return [
-        {k: "NA" if v is None or (isinstance(v, float) and v != v) else v for k, v in r.items()}
+        {
+            k: "NA" if v is None or (isinstance(v, float) and v != v) else v
+            for k, v in r.items()
+        }
         for r in rows
     ]
 
 
+@pytest.mark.heavy  # pandas, and six ways through the same 344 rows
 def test_rows_given_every_way_get_the_same_predictions(species: Predictor) -> None:
     import pandas as pd
 
@@ -103,7 +107,8 @@ def test_a_regression_predicts_values_and_refuses_probabilities(
     body_mass: Predictor,
 ) -> None:
     values = body_mass.predict(PENGUINS)
-    assert values.dtype == np.float64 and len(values) == 344
+    assert values.dtype == np.float64
+    assert len(values) == 344
     assert body_mass.classes is None
     # In grams, the target's units (the network ends with destandardize).
     assert 3000 < np.nanmean(values) < 5500
@@ -151,7 +156,8 @@ def test_outputs_become_probabilities_as_the_loss_read_them(
         (
             [{"island": "Biscoe", "bill_length_mm": "long", "bill_depth_mm": 1,
               "flipper_length_mm": 1, "body_mass_g": 1, "sex": "male", "year": 1}],
-            r"^rows: column 'bill_length_mm' is numeric, but holds 'long' in data row 1",
+            r"^rows: column 'bill_length_mm' is numeric, but holds 'long' in data "
+            r"row 1",
         ),
     ],
     ids=["one-dict", "a-number", "not-dicts", "missing-column", "text-in-numbers"],

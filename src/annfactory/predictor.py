@@ -59,6 +59,8 @@ PREDICTION_COLUMN: Final = "prediction"
 _CHUNK_ROWS: Final = 65536
 #: The data sets whose runs a predictor takes: a user's file.
 _TABLE_DATA: Final = ("csv", "parquet")
+#: The layer type that starts a network trained on a user's table.
+_ENCODER: Final = "encode_table"
 
 
 def probability_column(name: str) -> str:
@@ -117,13 +119,29 @@ class Predictor:
             :meth:`predict_proba`; regression: None.
         columns: The feature columns the rows must have, with what training fitted.
         spec: The run's spec.
-        network: The loaded network, in eval mode.
+
+    Args:
+        run_dir: The run's directory.
+        device: Where the network runs.
+        lazy: Read the weights on the first prediction, not now: a task checks the
+            file against the run's columns before it allocates anything.
+        shown: The run's directory as messages name it (default: ``run_dir``).
     """
 
-    def __init__(self, run_dir: str | Path, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        device: str = "cpu",
+        *,
+        lazy: bool = False,
+        shown: str | None = None,
+    ) -> None:
         path = Path(run_dir)
         self.run_dir = path
-        self.spec, record, options = _trained_table_run(path)
+        self.device = device
+        self.spec, record, options = _trained_table_run(
+            path, str(path) if shown is None else shown
+        )
         self.kind: str = str(record["kind"])
         self.target: str = str(options.get("target"))
         names = record.get("class_names")
@@ -132,13 +150,22 @@ class Predictor:
             if self.kind == "classification" and names
             else None
         )
-        self.columns = TableColumns.from_dict(record["columns"], "data.fitted.columns")
+        self.columns = _table_columns(self.spec)
         self.delimiter: str = str(options.get("delimiter") or ",")
         markers = options.get("na_values")
         self.na_values: tuple[str, ...] = tuple(
             NA_VALUES if markers is None else (str(m) for m in markers)
         )
-        self.network: Network = load_run(path, device=device)
+        self._network: Network | None = None
+        if not lazy:
+            self._network = self.network
+
+    @property
+    def network(self) -> Network:
+        """The run's network in eval mode, loaded on first use."""
+        if self._network is None:
+            self._network = load_run(self.run_dir, device=self.device)
+        return self._network
 
     def __repr__(self) -> str:
         what = (
@@ -244,6 +271,21 @@ class Predictor:
 
         return pa.table({name: pa.nulls(0) for name in self.columns.names})
 
+    def check_columns(self, table: pa.Table, key: str = "rows") -> None:
+        """Raise where ``table`` lacks a feature column the run needs (before
+        anything is encoded or the network loaded).
+
+        Raises:
+            ConfigError: Names the first missing column and the closest there is.
+        """
+        from annfactory.table_fitting import encode_cells
+
+        names = set(table.column_names)
+        if all(name in names for name in self.columns.names):
+            return
+        # encode_cells names the missing column, with the closest name there is.
+        encode_cells(table.slice(0, 0), self.columns, key=key)
+
     def predictions(self, table: pa.Table, key: str = "rows") -> Predictions:
         """Every row of ``table`` predicted, in order, none dropped."""
         import numpy as np
@@ -336,7 +378,7 @@ def class_probabilities(
 
 
 def _trained_table_run(
-    path: Path,
+    path: Path, name: str
 ) -> tuple[RunSpec, Mapping[str, Any], Mapping[str, Any]]:
     """The spec of the run at ``path``, its ``data.fitted`` record and its data
     options, checked: a run of ``task=train`` on a user's file.
@@ -348,7 +390,7 @@ def _trained_table_run(
         f"Give the directory of a run of task=train data=csv (it holds {SPEC_FILE} "
         f"and {WEIGHTS_FILE}), e.g. task.run=outputs/2026-12-07/10-00-00."
     )
-    shown = repr(str(path))
+    shown = repr(name)
     if not path.is_dir():
         what = "is a file, not a directory" if path.exists() else "does not exist"
         raise ConfigError("task.run", f"{shown} {what}.", hint)
@@ -375,7 +417,8 @@ def _trained_table_run(
             "Train one first: python scripts/run.py task=train model=mlp data=csv "
             "data.path=<file> data.target=<column>.",
         )
-    if data.name not in _TABLE_DATA or "columns" not in fitted:
+    layers = spec.network.layers
+    if data.name not in _TABLE_DATA or not layers or layers[0].type != _ENCODER:
         raise ConfigError(
             "task.run",
             f"the run {shown} was trained on data={data.name}, not on a file of "
@@ -383,6 +426,16 @@ def _trained_table_run(
             "Predict with runs of task=train data=csv or data=parquet.",
         )
     return spec, fitted, data.options
+
+
+def _table_columns(spec: RunSpec) -> TableColumns:
+    """The record of the table's columns that the network's first layer (an
+    ``encode_table``) was built from: what turns new rows into its inputs."""
+    first = spec.network.layers[0]
+    record = first.options["columns"]
+    if isinstance(record, TableColumns):
+        return record
+    return TableColumns.from_dict(record, f"model.layers.{first.name}.columns")
 
 
 def _task_of(path: Path) -> str:

@@ -64,7 +64,8 @@ def run(context: TaskContext) -> dict[str, Any]:
             column, without a single target value, or with a class the run was
             not trained on.
     """
-    predictor, table, shown = open_run(context, "evaluate")
+    opened = open_run(context, "evaluate")
+    predictor, table = opened.predictor, opened.table
     truth, scored = _truth(predictor, table)
     predictions = predictor.predictions(table, key="data.path")
     written = write_predictions(context, predictor, predictions)
@@ -76,12 +77,13 @@ def run(context: TaskContext) -> dict[str, Any]:
             "left out of the scores.",
             file=context.out,
         )
-    section = _scores(context, predictor, predictions, truth, scored, shown)
+    title = f"{opened.file}: {predictor.target}, run {opened.run}"
+    section = _scores(context, predictor, predictions, truth, scored, title)
     section["rows_without_target"] = left_out
     _print_scores(context.out, section)
     return {
         "evaluate": section,
-        "predict": predict_metrics(predictor, predictions, shown),
+        "predict": predict_metrics(predictor, predictions, opened.file),
     }
 
 
@@ -119,10 +121,9 @@ def _scores(
     predictions: Predictions,
     truth: Any,
     scored: Any,
-    file: str,
+    title: str,
 ) -> dict[str, Any]:
     """The ``evaluate`` section, and the figure staged in the run directory."""
-    title = f"{file}: {predictor.target}, run {predictor.run_dir}"
     if predictor.classes is not None:
         assert predictions.probabilities is not None
         section = classification_scores(

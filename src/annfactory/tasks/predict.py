@@ -44,6 +44,7 @@ __all__ = [
     "FILE_TASKS",
     "OPTIONS",
     "PREDICTIONS_FILE",
+    "Opened",
     "PredictOptions",
     "TableFile",
     "open_run",
@@ -226,20 +227,38 @@ def run(context: TaskContext) -> dict[str, Any]:
         ConfigError: No ``task.run``, no ``data.path``, a run that was not trained
             on a file, or a file that lacks a column the run needs.
     """
-    predictor, table, shown = open_run(context, "predict")
-    predictions = predictor.predictions(table, key="data.path")
+    opened = open_run(context, "predict")
+    predictor = opened.predictor
+    predictions = predictor.predictions(opened.table, key="data.path")
     written = write_predictions(context, predictor, predictions)
     print_predictions(context.out, predictor, predictions, written)
-    return {"predict": predict_metrics(predictor, predictions, shown)}
+    return {"predict": predict_metrics(predictor, predictions, opened.file)}
 
 
-def open_run(context: TaskContext, task: str) -> tuple[Predictor, pa.Table, str]:
-    """The run of ``task.run`` as a predictor, the file of ``data.path`` read with
-    its options (``data.delimiter`` and ``data.na_values`` override them), and the
-    file's path as the user gave it; a summary line of each printed."""
+@dataclass(frozen=True, eq=False)
+class Opened:
+    """What ``task=predict`` and ``task=evaluate`` work on.
+
+    Attributes:
+        predictor: The run of ``task.run``.
+        table: The file of ``data.path``, read.
+        run: ``task.run`` as given.
+        file: ``data.path`` as given.
+    """
+
+    predictor: Predictor
+    table: pa.Table
+    run: str
+    file: str
+
+
+def open_run(context: TaskContext, task: str) -> Opened:
+    """The run of ``task.run`` as a predictor and the file of ``data.path`` read with
+    its options (``data.delimiter`` and ``data.na_values`` override them); a summary
+    line of each printed."""
     from hydra.utils import to_absolute_path
 
-    from annfactory.predictor import load_predictor
+    from annfactory.predictor import Predictor
 
     options = context.options
     assert isinstance(options, PredictOptions)
@@ -251,12 +270,21 @@ def open_run(context: TaskContext, task: str) -> tuple[Predictor, pa.Table, str]
             "task.run=outputs/2026-12-07/10-00-00 data.path=new.csv.",
         )
     _refuse_network_overrides(context.own_overrides, task)
+    if context.spec.device == "meta":
+        raise ConfigError(
+            "device",
+            f"task={task} computes predictions, and device=meta allocates no values.",
+            "Use device=cpu (or cuda).",
+        )
     data = context.spec.extras.get("data")
     file = data if isinstance(data, TableFile) else TableFile()
     # Under hydra.job.chdir=true a job runs in its run directory; a relative path
     # still means one from where the command was typed (outside Hydra: the cwd).
-    predictor = load_predictor(
-        Path(to_absolute_path(options.run)), device=context.spec.device
+    predictor = Predictor(
+        Path(to_absolute_path(options.run)),
+        device=context.spec.device,
+        lazy=True,  # the weights are read once the file is known to fit
+        shown=options.run,
     )
     if file.path is None:
         raise ConfigError(
@@ -271,8 +299,9 @@ def open_run(context: TaskContext, task: str) -> tuple[Predictor, pa.Table, str]
         na_values=file.na_values,
         key="data.path",
     )
+    predictor.check_columns(table, key="data.path")
     print_opening(context.out, predictor, options.run, file.path, table)
-    return predictor, table, file.path
+    return Opened(predictor, table, options.run, file.path)
 
 
 def _refuse_network_overrides(overrides: Sequence[str], task: str) -> None:
