@@ -397,8 +397,8 @@ def print_predictions(
     if unknown:
         cells = ", ".join(f"{name} {count}" for name, count in unknown.items())
         print(
-            f"unknown categories (levels training never had, encoded as training "
-            f"set for them): {cells}",
+            f"unknown categories (levels never seen in training, encoded as unseen): "
+            f"{cells}",
             file=out,
         )
     if predictor.classes is not None:
