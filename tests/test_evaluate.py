@@ -100,32 +100,37 @@ def test_a_regression_is_scored_in_the_target_s_units(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("column", "cell", "message"),
+    ("run", "column", "cell", "message"),
     [
-        ("species", None,
+        (SPECIES_RUN, "species", None,
          r"^data\.path: the file has no column 'species', the run's target: "
          r"task=evaluate scores the predictions against it\.\n  Give a labelled file"),
-        ("species", "Emperor",
-         r"^data\.path: column 'species' holds the class 'Emperor' in data row 1, "
-         r"which the run was not trained on\.\n  Its classes: Adelie, Chinstrap, "
+        (SPECIES_RUN, "species", "Emperor",
+         r"^data\.path: column 'species' holds the class 'Emperor' in .*row .*, "
+         r"which the run was not trained on.*\n  Its classes: Adelie, Chinstrap, "
          r"Gentoo\."),
+        # Not data.kind=classification, as task=train would say: the run's kind is
+        # settled.
+        (BODY_MASS_RUN, "body_mass_g", "heavy",
+         r"^data\.path: column 'body_mass_g' holds 'heavy' .*\n  Fix the cell, or add "
+         r"it to the missing markers \(data\.na_values\)\.$"),
     ],
-    ids=["no-target-column", "a-class-never-trained-on"],
+    ids=["no-target-column", "a-class-never-trained-on", "text-in-a-regression"],
 )  # fmt: skip
 def test_a_file_that_cannot_be_scored_is_refused(
-    tmp_path: Path, column: str, cell: str | None, message: str
+    tmp_path: Path, run: Path, column: str, cell: str | None, message: str
 ) -> None:
     table = pcsv.read_csv(PENGUINS)
     if cell is None:
         table = table.drop_columns([column])
     else:
-        values = table[column].to_pylist()
-        table = table.set_column(0, column, pa.array([cell, *values[1:]]))
+        index = table.column_names.index(column)
+        values = [str(value) for value in table[column].to_pylist()]
+        table = table.set_column(index, column, pa.array([cell, *values[1:]]))
     file = tmp_path / "labelled.csv"
     pcsv.write_csv(table, file)
     with pytest.raises(ConfigError, match=message):
         run_task(
-            ["task=evaluate", f"task.run={SPECIES_RUN}", f"data.path={file}"],
-            tmp_path / "run",
+            ["task=evaluate", f"task.run={run}", f"data.path={file}"], tmp_path / "run"
         )
     assert not (tmp_path / "run").exists()  # nothing written

@@ -105,13 +105,24 @@ def _truth(predictor: Predictor, table: pa.Table) -> tuple[Any, Any]:
             "scores the predictions against it.",
             "Give a labelled file, or use task=predict for a file without labels.",
         )
-    labels = target_column(
-        table,
-        target,
-        kind=predictor.kind,
-        class_names=predictor.classes,
-        key="data.path",
-    )
+    try:
+        labels = target_column(
+            table,
+            target,
+            kind=predictor.kind,
+            class_names=predictor.classes,
+            key="data.path",
+        )
+    except ConfigError as error:
+        if predictor.classes is not None:
+            raise
+        # A text cell in a regression's target: the run's kind is settled, so the
+        # fix is the cell (data.kind is the training run's, not an option here).
+        raise ConfigError(
+            error.key,
+            error.problem,
+            "Fix the cell, or add it to the missing markers (data.na_values).",
+        ) from None
     return labels.values, ~labels.missing
 
 
