@@ -491,17 +491,19 @@ ISSUE20_H1_CASES = [
 
 # Issue 21: task=predict and task=evaluate, on a trained run of a user's table.
 SPECIES_RUN = TESTS / "fixtures" / "table_runs" / "penguins_species"
-PENGUINS = TESTS / "data" / "tables" / "penguins.csv"
+PENGUINS_FILE = TESTS / "data" / "tables" / "penguins.csv"
+FORWARD_RUN = TESTS / "fixtures" / "runs" / "demo"
 PREDICT = ("task=predict", f"task.run={SPECIES_RUN}")
 ISSUE21_PREDICT_CASES = [
-    case("predict-without-run", "task=predict", f"data.path={PENGUINS}",
+    case("predict-without-run", "task=predict", f"data.path={PENGUINS_FILE}",
          key="task.run", value="task=predict needs the trained run to predict with",
          fix="Add task.run=<its directory>"),
     case("predict-missing-run", "task=predict", "task.run=no/such/run",
-         f"data.path={PENGUINS}", key="task.run", value="'no/such/run' does not exist",
+         f"data.path={PENGUINS_FILE}", key="task.run",
+         value="'no/such/run' does not exist",
          fix="Give the directory of a run of task=train data=csv"),
     case("predict-untrained-run", "task=predict",
-         f"task.run={TESTS / 'fixtures' / 'runs' / 'demo'}", f"data.path={PENGUINS}",
+         f"task.run={FORWARD_RUN}", f"data.path={PENGUINS_FILE}",
          key="task.run", value="demo' was not trained",
          fix="Train one first: python scripts/run.py task=train"),
     case("predict-missing-column", *PREDICT,
