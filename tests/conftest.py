@@ -77,6 +77,7 @@ HEAVY = frozenset(
         "tests/test_task_diagnose.py::test_bad_options_name_the_key",
         "tests/test_task_train.py::test_bad_training_input_names_the_key",
     "tests/test_compile.py::",  # 6 of 7
+    "tests/test_table_train.py::",
     "tests/test_config.py::test_bad_configs_name_the_path_and_the_fix",
     "tests/test_config.py::test_dotted_names_are_never_imported",
     "tests/test_config.py::test_every_init_option_composes_and_builds_as_the_global_init",

@@ -321,15 +321,14 @@ def csv_case(id: str, file: str, *, key: str, value: str, fix: str) -> Any:
 
 TRAIN_CASES = [
     csv_case("csv-missing-file", "missing.csv", key="data.path",
-             value="missing.csv", fix="Give the path of a CSV file"),
+             value="missing.csv", fix="Give the path of a data file"),
     csv_case("csv-empty-file", "empty.csv", key="data.path", value="is empty",
              fix="needs a header row"),
     csv_case("csv-missing-target", "no_target.csv", key="data.target",
              value="no column 'label'", fix="Its columns: height, weight, outcome"),
     csv_case("csv-text-cell", "text_cell.csv", key="data.path",
-             value="row 7, column 'weight': 'abc'", fix="encode it as numbers"),
-    csv_case("csv-empty-cell", "empty_cell.csv", key="data.path",
-             value="row 10, column 'height' is empty", fix="fill the cell"),
+             value="column 'weight' holds numbers, but 'abc' in row 7",
+             fix="'data.types={weight: categorical}'"),
     csv_case("csv-one-class", "one_class.csv", key="data.target",
              value="one class only ('yes')", fix="at least two different values"),
     csv_case("csv-too-small-to-split", "tiny.csv", key="data.val_fraction",
@@ -411,7 +410,7 @@ EXPORT_CASES = [
 #: look-alike letter in a group option (still refused: it is a name, not data).
 DATA19_CASES = [
     csv_case("csv-semicolon-separated", "semicolon.csv", key="data.delimiter",
-             value="looks separated by ';'", fix="Set data.delimiter=semicolon"),
+             value="looks separated by ';'", fix="Set \"data.delimiter=';'\""),
     csv_case("csv-tab-separated", "tab_separated.csv", key="data.delimiter",
              value="looks separated by tab", fix="Set data.delimiter=tab"),
     csv_case("csv-comment-line", "comment_line.csv", key="data.path",
@@ -424,7 +423,7 @@ DATA19_CASES = [
              value="the header row ends with a ','",
              fix="Delete the ',' at the end of every row"),
     csv_case("csv-value-too-large-for-float32", "huge_value.csv", key="data.path",
-             value="row 4, column 'weight': 1e300 is too large for float32",
+             value="column 'weight' holds 1e+300 in row 4: too large for float32",
              fix="Rescale the column"),
     train_case("csv-continuous-target-as-classes", "data=csv",
                f"data.path={DATA / 'continuous.csv'}", "data.target=label",
@@ -489,21 +488,56 @@ ISSUE20_H1_CASES = [
          fix="Valid launchers: basic, joblib, submitit_local, submitit_slurm"),
 ]  # fmt: skip
 
+PENGUINS = Path(__file__).parent / "data" / "tables" / "penguins.csv"
+
+
+def penguins_case(id: str, *args: str, key: str, value: str, fix: str) -> Any:
+    """``data=csv`` on the Palmer penguins file, with one mistake."""
+    return train_case(
+        id, "data=csv", f"data.path={PENGUINS}", *args, key=key, value=value, fix=fix
+    )
+
+
+# Issue 21: a user's table, as it comes.
+ISSUE21_CASES = [
+    csv_case("csv-target-without-values", "empty_target.csv", key="data.target",
+             value="column 'label' has no values", fix="holds values"),
+    csv_case("csv-every-feature-empty", "empty_features.csv", key="data.features",
+             value="every feature column of", fix="a feature column that holds"),
+    penguins_case("table-unknown-type-column", "data.target=species",
+                  "data.types={yeer: categorical}", key="data.types",
+                  value="no column 'yeer'", fix="Did you mean 'year'?"),
+    penguins_case("table-unknown-feature", "data.target=species",
+                  "data.features=[island,bil_length_mm]", key="data.features",
+                  value="no column 'bil_length_mm'",
+                  fix="Did you mean 'bill_length_mm'?"),
+    penguins_case("table-unknown-type", "data.target=species",
+                  "data.types={year: categoric}", key="data.types.year",
+                  value="'categoric'", fix="Did you mean 'categorical'?"),
+    penguins_case("table-fractions-leave-no-row", "data.target=species",
+                  "data.test_fraction=0.5", "data.val_fraction=0.5",
+                  key="data.test_fraction", value="0.5 + data.val_fraction 0.5",
+                  fix="keep their sum below 1"),
+    train_case("parquet-not-parquet", "data=parquet",
+               f"data.path={DATA / 'not_parquet.parquet'}", "data.target=label",
+               key="data.path", value="is not a Parquet file",
+               fix="Give a Parquet file"),
+]  # fmt: skip
+
 # Issue 21: task=predict and task=evaluate, on a trained run of a user's table.
 SPECIES_RUN = TESTS / "fixtures" / "table_runs" / "penguins_species"
-PENGUINS_FILE = TESTS / "data" / "tables" / "penguins.csv"
 FORWARD_RUN = TESTS / "fixtures" / "runs" / "demo"
 PREDICT = ("task=predict", f"task.run={SPECIES_RUN}")
 ISSUE21_PREDICT_CASES = [
-    case("predict-without-run", "task=predict", f"data.path={PENGUINS_FILE}",
+    case("predict-without-run", "task=predict", f"data.path={PENGUINS}",
          key="task.run", value="task=predict needs the trained run to predict with",
          fix="Add task.run=<its directory>"),
     case("predict-missing-run", "task=predict", "task.run=no/such/run",
-         f"data.path={PENGUINS_FILE}", key="task.run",
+         f"data.path={PENGUINS}", key="task.run",
          value="'no/such/run' does not exist",
          fix="Give the directory of a run of task=train data=csv"),
     case("predict-untrained-run", "task=predict",
-         f"task.run={FORWARD_RUN}", f"data.path={PENGUINS_FILE}",
+         f"task.run={FORWARD_RUN}", f"data.path={PENGUINS}",
          key="task.run", value="demo' was not trained",
          fix="Train one first: python scripts/run.py task=train"),
     case("predict-missing-column", *PREDICT,
@@ -525,7 +559,8 @@ ISSUE21_PREDICT_CASES = [
 
 CASES = (
     OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + DATA19_CASES
-    + TRAIN19_CASES + CLI19_CASES + ISSUE20_H1_CASES + ISSUE21_PREDICT_CASES
+    + TRAIN19_CASES + CLI19_CASES + ISSUE20_H1_CASES + ISSUE21_CASES
+    + ISSUE21_PREDICT_CASES
 )  # fmt: skip
 # The corpus's file list includes this case's model file.
 FILE_CASES.extend(
@@ -634,6 +669,7 @@ COMMAND_LINE_CASES = {
     "in-features-against-data": "the network against the data",
     "export-missing-run": "task=export's run",
     "csv-semicolon-separated": "a CSV file's layout",
+    "table-unknown-type-column": "a user's table: its columns and their types",
     "one-row-steps-with-batch-norm": "training steps the network cannot take",
     "hydra-key-misspelled": "Hydra's own keys",
     "file-layer_key_left_out": "a key a model file of the user's left out",

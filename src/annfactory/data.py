@@ -30,13 +30,8 @@ imports this module on every start.
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
 import math
-import operator
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "KINDS",
-    "MAX_INFERRED_CLASSES",
     "SPIRAL_TURNS",
     "SPLIT_STREAM",
     "TEST_FRACTION",
@@ -142,6 +136,9 @@ class DataSet:
         image_shape: The shape of one row as an image, channels first (``(1, 8, 8)``
             for digits), which a model that takes images gets its rows in; None: the
             rows are vectors only.
+        splits: The load function fits on the training split (a user's table: its
+            medians and vocabularies): its options also hold ``val_fraction`` and
+            ``test_fraction``, and the seed draws the split (:func:`split_three`).
     """
 
     load: LoadFunction
@@ -152,6 +149,7 @@ class DataSet:
     checks: Mapping[str, OptionCheck] = field(default_factory=dict)
     check: Callable[[Mapping[str, Any], str], None] | None = None
     image_shape: tuple[int, ...] | None = None
+    splits: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in (None, *KINDS):
@@ -251,6 +249,7 @@ FITTED_KEYS: Final = (
     "class_names",
     "standardize",
     "destandardize",
+    "columns",
 )
 
 
@@ -496,16 +495,19 @@ def load_table(spec: DataSpec, seed: int, dtype: str | None = None) -> Table:
         ConfigError: The data cannot be loaded (a missing file, a bad cell, a value
             that the dtype cannot hold); the message names ``data.<option>``.
     """
-    table = datasets.get(spec.name, key="data.name").load(spec.options, seed)
+    import dataclasses
+
+    entry = datasets.get(spec.name, key="data.name")
+    options = spec.options
+    if entry.splits:
+        options = {
+            **options,
+            "val_fraction": spec.val_fraction,
+            "test_fraction": spec.test_fraction,
+        }
+    table = entry.load(options, seed)
     if table.name != spec.name:
-        table = Table(
-            spec.name,
-            table.kind,
-            table.features,
-            table.target,
-            table.feature_names,
-            table.class_names,
-        )
+        table = dataclasses.replace(table, name=spec.name)
     if dtype is not None:
         _check_range(table, spec, dtype)
     return table
@@ -526,6 +528,7 @@ def load_user_table(
     val_fraction: float = 0.2,
     test_fraction: float = 0.0,
     seed: int = 0,
+    format: str | None = None,
 ) -> Table:
     """A user's table (CSV, TSV, gzip'd CSV or Parquet) as a :class:`Table` whose
     columns are fitted on the training split that :func:`split_three` draws for
@@ -542,7 +545,6 @@ def load_user_table(
             target has no value; the message names ``data.<option>``.
     """
     import numpy as np
-    import pyarrow as pa
 
     from annfactory.table_fitting import (
         encode_cells,
@@ -553,18 +555,22 @@ def load_user_table(
     from annfactory.table_reading import NA_VALUES, read_table
 
     markers = tuple(NA_VALUES if na_values is None else na_values)
-    arrow = read_table(path, delimiter=delimiter, na_values=markers)
+    arrow = read_table(path, delimiter=delimiter, na_values=markers, format=format)
     column_types, ignored, notes = infer_types(
         arrow, target=target, features=features, types=types or {}, na_values=markers
     )
+    if not column_types:
+        raise _no_feature_column(path, target, {}, {})
     labels = target_column(arrow, target, kind=kind)
-    values = labels.values
+    notes.extend(labels.notes)
+    # The rows without a target are left out of the codes, not of the table: a
+    # message about a cell then names its row in the file.
+    kept = np.flatnonzero(~labels.missing)
+    values = labels.values[kept]
     if labels.missing_count:
-        kept = ~labels.missing
-        arrow = arrow.filter(pa.array(kept))
-        values = values[kept]
         notes.append(
-            f"{labels.missing_count} of {len(kept)} rows have no {target!r}: left out."
+            f"{labels.missing_count} of {arrow.num_rows} rows have no {target!r}: "
+            "left out."
         )
     rows = len(values)
     split_view = Table(
@@ -574,12 +580,16 @@ def load_user_table(
     columns = fit_columns(
         arrow,
         column_types,
-        rows=train_rows,
+        rows=kept[train_rows],
         max_onehot=max_onehot,
         min_frequency=min_frequency,
         ignored=ignored,
     )
+    if not columns.features:
+        raise _no_feature_column(path, target, columns.ignored, column_types)
     codes, _ = encode_cells(arrow, columns)
+    if labels.missing_count:
+        codes = np.ascontiguousarray(codes[kept])
     return Table(
         name,
         labels.kind,
@@ -592,6 +602,38 @@ def load_user_table(
     )
 
 
+def _no_feature_column(
+    path: Path, target: str, ignored: Mapping[str, str], types: Mapping[str, str]
+) -> ConfigError:
+    """Every feature column is left out (or there is none besides the target)."""
+    from annfactory.table_fitting import types_override
+
+    shown = repr(str(path))
+    if not types:
+        return ConfigError(
+            "data.features",
+            f"{shown} has no column besides the target {target!r}.",
+            "Add the feature columns to the file.",
+        )
+    why = {
+        "ignore": "ignore in data.types",
+        "identifier": "an identifier",
+        "empty": "empty in every training row",
+    }
+    listed = ", ".join(
+        f"{name} ({why.get(reason, reason)})" for name, reason in ignored.items()
+    )
+    kept = [name for name, reason in ignored.items() if reason == "identifier"]
+    fix = (
+        f"Keep one: {types_override(kept[0], 'categorical')}."
+        if kept
+        else "Give the file a feature column that holds values."
+    )
+    return ConfigError(
+        "data.features", f"every feature column of {shown} is left out: {listed}.", fix
+    )
+
+
 def _check_range(table: Table, spec: DataSpec, dtype: str) -> None:
     """Every feature (and a regression target) fits ``dtype``: 1e300 is finite in
     float64 but infinite in float32, where training would only diverge."""
@@ -599,31 +641,46 @@ def _check_range(table: Table, spec: DataSpec, dtype: str) -> None:
     import torch
 
     largest = float(torch.finfo(getattr(torch, dtype)).max)
-    columns = [table.features]
-    names = list(table.feature_names)
+    checked = [(table.features, tuple(table.feature_names))]
     if table.kind == "regression":
-        columns.append(table.target.reshape(-1, 1))
-        names.append("<target>")
-    values = np.concatenate(columns, axis=1)
-    too_large = np.abs(values) > largest
-    if not too_large.any():
-        return
-    row, column = (int(i) for i in np.argwhere(too_large)[0])  # first in file order
+        checked.append((table.target.reshape(-1, 1), ("<target>",)))
+    for values, names in checked:
+        if values.dtype == np.float32 and largest >= np.finfo(np.float32).max:
+            continue  # a float32 array holds nothing too large for float32
+        with np.errstate(invalid="ignore"):
+            too_large = np.abs(values) > largest  # a missing cell (NaN) is not
+        if too_large.any():
+            # The first in file order.
+            row, column = (int(i) for i in np.argwhere(too_large)[0])
+            value = float(values[row, column])
+            _too_large(spec, table, dtype, largest, names[column], value, row)
+
+
+def _too_large(
+    spec: DataSpec,
+    table: Table,
+    dtype: str,
+    largest: float,
+    name: str,
+    value: float,
+    row: int,
+) -> None:
     allowed = f"{dtype}, the run's dtype (it holds values within ±{largest:.2g})"
-    if spec.name == "csv":
-        line, name, cell = _csv_cell(spec, row, column, names)
+    if table.columns is not None:
+        # A user's table: the rows are the file's data rows that have a target.
+        target = name == "<target>"
+        name = spec.options["target"] if target else name
         wider = " or use dtype=float32," if largest < 1e38 else ""
         raise ConfigError(
-            "data.target" if name == spec.options["target"] else "data.path",
-            f"{spec.options['path']!r}, row {line}, column {name!r}: {cell} is too "
-            f"large for {allowed}.",
-            f"Rescale the column (e.g. to other units),{wider} or fix the cell "
-            f"({_ROWS_NOTE}).",
+            "data.target" if target else "data.path",
+            f"{spec.options['path']!r}, column {name!r}: {value:g} is "
+            f"too large for {allowed}.",
+            f"Rescale the column (e.g. to other units),{wider} or fix the cell.",
         )
-    name = names[column] if names[column] != "<target>" else "the target"
+    name = "the target" if name == "<target>" else name
     raise ConfigError(
         "data",
-        f"data={spec.name}, row {row + 1}, {name!r}: {values[row, column]:g} is too "
+        f"data={spec.name}, row {row + 1}, {name!r}: {value:g} is too "
         f"large for {allowed}.",
         "Rescale the data set's values.",
     )
@@ -646,7 +703,7 @@ def data_sizes(spec: DataSpec, seed: int) -> tuple[int, int, str]:
         n_features, n_outputs = entry.sizes(spec.options)
         return n_features, n_outputs, entry.kind
     table = load_table(spec, seed)
-    return table.n_features, table.n_outputs, table.kind
+    return table.input_width, table.n_outputs, table.kind
 
 
 def data_image_shape(spec: DataSpec) -> tuple[int, ...] | None:
@@ -1008,15 +1065,8 @@ def spirals(options: Mapping[str, Any], seed: int) -> Table:
 
 
 # ------------------------------------------------------------------------------------
-# A CSV file of the user's
+# A table of the user's: CSV (TSV, gzip'd) or Parquet
 # ------------------------------------------------------------------------------------
-
-#: An integer target with at most this many distinct values (and at most one per two
-#: rows) is inferred to be class labels.
-MAX_INFERRED_CLASSES: Final = 20
-
-#: Rows are counted as an editor counts lines.
-_ROWS_NOTE: Final = "rows are counted as lines in an editor: the header is row 1"
 
 
 def _column_name(value: Any, key: str) -> str:
@@ -1065,9 +1115,8 @@ def _kind(value: Any, key: str) -> str | None:
     )
 
 
-#: What ``data.delimiter=tab`` stands for, and the separators a file is sniffed for.
+#: What ``data.delimiter=tab`` stands for.
 _DELIMITER_WORDS: Final = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
-_SNIFFED: Final = ",;\t|"
 
 
 def _delimiter(value: Any, key: str) -> str:
@@ -1083,540 +1132,154 @@ def _delimiter(value: Any, key: str) -> str:
     )
 
 
-def _delimiter_name(delimiter: str) -> str:
-    """``';'``, or ``tab``: how a message shows a delimiter."""
-    return "tab" if delimiter == "\t" else repr(delimiter)
+def _types(value: Any, key: str) -> dict[str, str] | None:
+    """``data.types``: column name -> numeric, categorical or ignore."""
+    from annfactory.columns import COLUMN_TYPES
+    from annfactory.errors import UnknownNameError
+
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            key,
+            f"{value!r} is not a mapping of column names to types.",
+            f"Write '{key}={{year: categorical}}' (types: {', '.join(COLUMN_TYPES)}).",
+        )
+    types: dict[str, str] = {}
+    for name, kind in value.items():
+        column = _column_name(name, key)
+        if kind not in COLUMN_TYPES:
+            raise UnknownNameError(f"{key}.{column}", "column type", kind, COLUMN_TYPES)
+        types[column] = str(kind)
+    return types
 
 
-def _delimiter_override(delimiter: str) -> str:
-    """The override that sets ``delimiter``, with nothing to quote in a shell."""
-    words = {char: word for word, char in _DELIMITER_WORDS.items()}
-    return f"data.delimiter={words.get(delimiter, delimiter)}"
+def _na_values(value: Any, key: str) -> tuple[str, ...] | None:
+    """``data.na_values``: the cells that mean "missing"; null: the defaults."""
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise ConfigError(
+            key,
+            f"{value!r} is not a list of missing markers.",
+            f"Write \"{key}=['',NA,'-']\" (or null: the defaults).",
+        )
+    markers = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ConfigError(
+                key, f"{item!r} is not a cell's text.", "List the markers as text."
+            )
+        markers.append(item if isinstance(item, str) else str(item))
+    return tuple(markers)
 
 
-_CSV_PARAMS: Final = {
-    "path": Param(str, REQUIRED, "the CSV file; relative to the directory you run in"),
-    "target": Param(str, REQUIRED, "the column to predict"),
-    "features": Param(
-        str, None, "the input columns, a list of names; null: all but the target"
-    ),
-    "kind": Param(
-        str,
-        None,
-        "classification, regression, or null: inferred from the target",
-        choices=KINDS,
-    ),
-    "delimiter": Param(
-        str, ",", "the character between cells; comma, semicolon, tab or pipe name one"
-    ),
+def _table_params(format: str) -> dict[str, Param]:
+    what = "a CSV file (TSV, .csv.gz)" if format == "csv" else "a Parquet file"
+    params = {
+        "path": Param(str, REQUIRED, f"{what}; relative to the directory you run in"),
+        "target": Param(str, REQUIRED, "the column to predict"),
+        "features": Param(
+            str, None, "the input columns, a list of names; null: all but the target"
+        ),
+        "types": Param(
+            dict,
+            None,
+            "column -> numeric, categorical or ignore; null: inferred from the values",
+        ),
+        "kind": Param(
+            str,
+            None,
+            "classification, regression, or null: inferred from the target",
+            choices=KINDS,
+        ),
+        "delimiter": Param(
+            str,
+            ",",
+            "the character between cells; comma, semicolon, tab or pipe name one",
+        ),
+        "na_values": Param(
+            str, None, "the cells that mean missing, a list; null: the defaults"
+        ),
+        "max_onehot": Param(
+            int,
+            16,
+            "levels up to which a text column is one-hot (above: embedded)",
+            low=1,
+        ),
+        "min_frequency": Param(
+            int, 1, "rarer levels (fewer training rows) fold into one <other>", low=1
+        ),
+    }
+    if format != "csv":
+        del params["delimiter"]
+    return params
+
+
+_TABLE_CHECKS: Final[dict[str, OptionCheck]] = {
+    "target": _column_name,
+    "features": _feature_list,
+    "types": _types,
+    "kind": _kind,
+    "na_values": _na_values,
 }
 
-#: Tables read from CSV files, by file (path, size, modification time) and options,
-#: so that data_sizes and load_table read a file once.
-_CSV_CACHE: dict[tuple[Any, ...], Table] = {}
-_CSV_CACHE_SIZE: Final = 4
+#: Tables read from a user's files, by file (path, size, modification time),
+#: options, split and seed, so that data_sizes and load_table read a file once.
+_TABLE_CACHE: dict[tuple[Any, ...], Table] = {}
+_TABLE_CACHE_SIZE: Final = 4
 
 
-@datasets.register(
+def _user_table(format: str) -> LoadFunction:
+    def load(options: Mapping[str, Any], seed: int) -> Table:
+        path = Path(os.path.expanduser(options["path"]))
+        try:
+            status = path.stat()
+        except OSError:
+            status = None  # read_table says what is wrong with it
+        key = (
+            format,
+            str(path.resolve()),
+            None if status is None else (status.st_size, status.st_mtime_ns),
+            tuple(sorted((k, repr(v)) for k, v in options.items())),
+            seed,
+        )
+        if status is None or key not in _TABLE_CACHE:
+            table = load_user_table(
+                path,
+                name=format,
+                target=options["target"],
+                features=options.get("features"),
+                types=options.get("types"),
+                kind=options.get("kind"),
+                delimiter=options.get("delimiter", ","),
+                na_values=options.get("na_values"),
+                max_onehot=options.get("max_onehot", 16),
+                min_frequency=options.get("min_frequency", 1),
+                val_fraction=options.get("val_fraction", VAL_FRACTION.default),
+                test_fraction=options.get("test_fraction", TEST_FRACTION.default),
+                seed=seed,
+                format=format,
+            )
+            while len(_TABLE_CACHE) >= _TABLE_CACHE_SIZE:
+                del _TABLE_CACHE[next(iter(_TABLE_CACHE))]
+            _TABLE_CACHE[key] = table
+        return _TABLE_CACHE[key]
+
+    load.__doc__ = (
+        "A CSV file of yours (TSV, gzip'd): text and numbers, missing cells."
+        if format == "csv"
+        else "A Parquet file of yours: text and numbers, missing cells."
+    )
+    return load
+
+
+datasets.register(
     "csv",
-    params=_CSV_PARAMS,
-    checks={
-        "target": _column_name,
-        "features": _feature_list,
-        "kind": _kind,
-        "delimiter": _delimiter,
-    },
-)
-def csv_file(options: Mapping[str, Any], seed: int) -> Table:
-    """A CSV file of yours: a header row, numeric features, a target column."""
-    path = Path(os.path.expanduser(options["path"]))
-    shown = repr(options["path"])
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        where = "" if path.is_absolute() else f" (relative to {os.getcwd()})"
-        raise ConfigError(
-            "data.path",
-            f"no file {shown}{where}.",
-            "Give the path of a CSV file; a relative path starts at the directory "
-            "the command runs in.",
-        ) from None
-    except OSError as error:
-        raise ConfigError(
-            "data.path", f"{shown} cannot be read: {error.strerror}."
-        ) from None
-    if path.is_dir():
-        raise ConfigError(
-            "data.path",
-            f"{shown} is a directory, not a CSV file.",
-            "Give the path of a CSV file.",
-        )
-    features = options.get("features")
-    key = (
-        str(path.resolve()),
-        status.st_size,
-        status.st_mtime_ns,
-        options["target"],
-        features,
-        options.get("kind"),
-        options.get("delimiter", ","),
-    )
-    if key not in _CSV_CACHE:
-        table = _read_csv(path, shown, options)
-        while len(_CSV_CACHE) >= _CSV_CACHE_SIZE:
-            del _CSV_CACHE[next(iter(_CSV_CACHE))]
-        _CSV_CACHE[key] = table
-    return _CSV_CACHE[key]
-
-
-def _read_csv(path: Path, shown: str, options: Mapping[str, Any]) -> Table:
-    """Parse the file; every problem is a :class:`ConfigError` naming its row."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ConfigError(
-            "data.path", f"{shown} cannot be read: {error.strerror}."
-        ) from None
-    try:
-        text = raw.decode("utf-8-sig")  # a spreadsheet's byte order mark is fine
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise ConfigError(
-            "data.path",
-            f"{shown} is not UTF-8 text: byte 0x{raw[error.start]:02x} in row {line}.",
-            "Save it as UTF-8 (a spreadsheet's 'CSV UTF-8' format).",
-        ) from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise ConfigError(
-            "data.path",
-            f"{shown} holds a NUL character in row {line}: it is not a text file.",
-            "Give a CSV file saved as UTF-8 text.",
-        )
-    delimiter = options.get("delimiter", ",")
-    records = _records(text, shown, delimiter)
-    if not records:
-        raise ConfigError(
-            "data.path",
-            f"{shown} is empty.",
-            "A CSV file needs a header row (the column names), then one row per "
-            "sample.",
-        )
-    header = _header(records, shown, delimiter)
-    body = records[1:]
-    if not body:
-        raise ConfigError(
-            "data.path",
-            f"{shown} has a header row but no data rows.",
-            "Add one row per sample below the header.",
-        )
-    for line, cells in body:
-        if len(cells) != len(header):
-            _raise_layout_error(text, records, shown, options)
-            if any("\n" in cell for cell in cells):
-                raise ConfigError(
-                    "data.path",
-                    f"{shown}, row {line}: a quoted cell runs over several lines, so "
-                    f"the row has {len(cells)} cells and the header {len(header)}.",
-                    'Close the quote (") that opens it where the cell ends, or '
-                    f"delete it ({_ROWS_NOTE}).",
-                )
-            ends = len(cells) == len(header) + 1 and not cells[-1].strip()
-            raise ConfigError(
-                "data.path",
-                f"row {line} has {len(cells)} cells, but the header has "
-                f"{len(header)} columns"
-                + (
-                    f": the row ends with a {_delimiter_name(delimiter)}."
-                    if ends
-                    else "."
-                ),
-                (
-                    f"Delete the {_delimiter_name(delimiter)} at the end of the row"
-                    if ends
-                    else "Give every row one cell per column"
-                )
-                + f" ({_ROWS_NOTE}).",
-            )
-    target = options["target"]
-    if target not in header:
-        _raise_layout_error(text, records, shown, options)
-        raise _unknown_column("data.target", target, header, shown)
-    chosen = options.get("features")
-    if chosen is None:
-        chosen = tuple(name for name in header if name != target)
-        if not chosen:
-            raise ConfigError(
-                "data.features",
-                f"{shown} has no column besides the target {target!r}.",
-                "Add the feature columns to the file.",
-            )
-    for name in chosen:
-        if name == target:
-            raise ConfigError(
-                "data.features",
-                f"lists the target column {target!r}.",
-                "Leave it out: a model must not see what it predicts.",
-            )
-        if name not in header:
-            _raise_layout_error(text, records, shown, options)
-            raise _unknown_column("data.features", name, header, shown)
-    lines = [line for line, _ in body]
-    columns = [header.index(name) for name in chosen]
-    try:
-        features = _feature_matrix(body, columns, chosen)
-        kind, target_values, class_names = _target(
-            [cells[header.index(target)].strip() for _, cells in body],
-            lines,
-            target,
-            options.get("kind"),
-        )
-    except ConfigError:
-        # A bad cell may come from the file's layout: a comment line above the
-        # header that has as many commas, a file separated by semicolons.
-        _raise_layout_error(text, records, shown, options)
-        raise
-    if class_names is not None:
-        _note_case_variants(class_names, target)
-    return Table("csv", kind, features, target_values, chosen, class_names)
-
-
-def _records(text: str, shown: str, delimiter: str) -> list[tuple[int, list[str]]]:
-    """``(row, cells)`` per record, rows counted as an editor counts lines (a record
-    with a quoted line break starts on its row); blank records are left out. Spaces
-    after a delimiter are skipped, so that ``1, "yes"`` is the cell ``yes``."""
-    reader = csv.reader(
-        io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True
-    )
-    records = []
-    start = 1
-    try:
-        for cells in reader:
-            if "".join(cells).strip():  # blank lines hold no sample
-                records.append((start, cells))
-            start = reader.line_num + 1
-    except csv.Error as error:
-        raise ConfigError(
-            "data.path",
-            f"{shown}, row {reader.line_num}: {error}.",
-            "It is not a delimited text file that Python's csv module can read.",
-        ) from None
-    if records:
-        line, cells = records[-1]
-        # A quote that is never closed takes the rest of the file into one cell.
-        rest = "\n".join(text.splitlines()[line - 1 :])
-        if any("\n" in cell for cell in cells) and rest.count('"') % 2:
-            raise ConfigError(
-                "data.path",
-                f'{shown}, row {line}: a quote (") opens a cell that is never '
-                "closed, so the rest of the file became one cell.",
-                "Close the quote or delete it (a quote inside a quoted cell is "
-                'written twice: "").',
-            )
-    return records
-
-
-def _raise_layout_error(
-    text: str,
-    records: Sequence[tuple[int, list[str]]],
-    shown: str,
-    options: Mapping[str, Any],
-) -> None:
-    """Raise the cause of a header that does not fit, if it is the file's layout:
-    a comment line above the header, or another delimiter than ``data.delimiter``."""
-    delimiter, target = options.get("delimiter", ","), options["target"]
-    line = records[0][0]
-    lines = text.splitlines()
-    raw = lines[line - 1].lstrip("\ufeff")
-    # A header may name a column "#id": a comment is a first row without the
-    # target, or one above a row that names it.
-    below = records[1][1] if len(records) > 1 else []
-    names_target = target in (cell.strip() for cell in records[0][1])
-    if raw.lstrip().startswith("#") and (
-        not names_target or target in (cell.strip() for cell in below)
-    ):
-        raise ConfigError(
-            "data.path",
-            f"{shown}, row {line}: {_shorten(raw)!r} looks like a comment, and a CSV "
-            "file has none: its first row must be the header.",
-            "Delete the comment lines, so that the column names are row 1.",
-        )
-    sample = "\n".join(lines[line - 1 : line + 19])
-    try:
-        found = csv.Sniffer().sniff(sample, delimiters=_SNIFFED).delimiter
-    except csv.Error:
-        counts = {char: raw.count(char) for char in _SNIFFED if char != delimiter}
-        found = max(counts, key=counts.__getitem__)
-        if not counts[found]:
-            return
-    if found == delimiter:
-        return
-    columns = next(csv.reader([raw], delimiter=found))
-    if len(columns) > len(records[0][1]):
-        raise ConfigError(
-            "data.delimiter",
-            f"is {_delimiter_name(delimiter)}, but {shown} looks separated by "
-            f"{_delimiter_name(found)}: its header row is {_shorten(raw)!r}.",
-            f"Set {_delimiter_override(found)}.",
-        )
-
-
-def _shorten(text: str, width: int = 60) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _header(
-    records: Sequence[tuple[int, list[str]]], shown: str, delimiter: str
-) -> tuple[str, ...]:
-    names = tuple(cell.strip() for cell in records[0][1])
-    for index, name in enumerate(names):
-        if not name and index == len(names) - 1 and index > 0:
-            mark = _delimiter_name(delimiter)
-            rows_too = all(not cells[-1].strip() for _, cells in records[1:])
-            raise ConfigError(
-                "data.path",
-                f"{shown}: the header row ends with a {mark}, so its last column "
-                f"({index + 1}) has no name.",
-                f"Delete the {mark} at the end of "
-                + ("every row" if rows_too and len(records) > 1 else "the header row")
-                + ", or name the column.",
-            )
-        if not name:
-            raise ConfigError(
-                "data.path",
-                f"{shown}: column {index + 1} of the header row has no name.",
-                "Name every column"
-                + (
-                    " (pandas writes its index there unnamed: save with index=False)."
-                    if index == 0
-                    else "."
-                ),
-            )
-        if name in names[:index]:
-            raise ConfigError(
-                "data.path",
-                f"{shown}: the header names column {name!r} twice.",
-                "Give every column its own name.",
-            )
-    return names
-
-
-def _csv_cell(
-    spec: DataSpec, row: int, column: int, names: Sequence[str]
-) -> tuple[int, str, str]:
-    """``(line, column name, cell text)`` of the ``row``-th data row's cell in
-    ``names[column]`` (``<target>``: the target), read again from the file for a
-    message."""
-    options = spec.options
-    path = Path(os.path.expanduser(options["path"]))
-    text = path.read_bytes().decode("utf-8-sig")
-    delimiter = options.get("delimiter", ",")
-    records = _records(text, repr(options["path"]), delimiter)
-    header = [cell.strip() for cell in records[0][1]]
-    name = options["target"] if names[column] == "<target>" else names[column]
-    line, cells = records[1 + row]
-    return line, name, cells[header.index(name)].strip()
-
-
-def _unknown_column(
-    key: str, name: str, header: Sequence[str], shown: str
-) -> ConfigError:
-    suggestion = closest_name(name, header)
-    guess = f" Did you mean {suggestion!r}?" if suggestion else ""
-    listed = ", ".join(header[:12]) + (
-        f", ... ({len(header)} in all)" if len(header) > 12 else ""
-    )
-    return ConfigError(
-        key, f"no column {name!r} in {shown}.{guess}", f"Its columns: {listed}."
-    )
-
-
-def _feature_matrix(
-    body: Sequence[tuple[int, list[str]]],
-    columns: Sequence[int],
-    names: Sequence[str],
-) -> npt.NDArray[np.float64]:
-    """The feature cells as float64; the first bad cell (in file order) is an
-    error naming its row and column."""
-    import numpy as np
-
-    pick = operator.itemgetter(*columns)
-    cells = [pick(row) for _, row in body]
-    if len(columns) == 1:
-        cells = [(cell,) for cell in cells]  # itemgetter of one item gives the item
-    try:
-        # float() in a C loop: twice as fast as numpy's parsing of a string array.
-        flat = np.fromiter(
-            map(float, itertools.chain.from_iterable(cells)),
-            dtype=np.float64,
-            count=len(cells) * len(columns),
-        )
-        matrix = flat.reshape(len(cells), len(columns))
-    except ValueError:
-        matrix = None
-    if matrix is not None and np.isfinite(matrix).all():
-        return matrix
-    # Locate the first bad cell, in file order, for the message.
-    for (line, _), row in zip(body, cells, strict=True):
-        for name, cell in zip(names, row, strict=True):
-            _cell_number(cell, line, name, "data.path", "Feature columns")
-    raise AssertionError("a bad cell was not found")  # pragma: no cover
-
-
-def _cell_number(cell: str, line: int, column: str, key: str, what: str) -> float:
-    """The number in ``cell``, or a ConfigError naming its row and column."""
-    where = f"row {line}, column {column!r}"
-    if not cell.strip():
-        raise ConfigError(
-            key,
-            f"{where} is empty.",
-            f"Missing values are not filled in: fill the cell or delete the row "
-            f"({_ROWS_NOTE}).",
-        )
-    value = _number(cell)
-    if value is None and "\n" in cell.strip():
-        raise ConfigError(
-            key,
-            f"{where}: a quoted cell runs over several lines "
-            f'({_shorten(cell.strip(), 30)!r}), so a quote (") is not closed where '
-            "it should be.",
-            f"Close the quote where the cell ends, or delete it ({_ROWS_NOTE}).",
-        )
-    if value is None and re.fullmatch(r"[+-]?\d*,\d+", cell.strip()):
-        raise ConfigError(
-            key,
-            f"{where}: {cell.strip()!r} is not a number: it has a decimal comma.",
-            "Write decimals with a point (1.5): save the file with '.' as the decimal "
-            f"separator ({_ROWS_NOTE}).",
-        )
-    if value is None:
-        raise ConfigError(
-            key,
-            f"{where}: {cell.strip()!r} is not a number.",
-            f"{what} must hold numbers; encode it as numbers or leave it out "
-            f"({_ROWS_NOTE}).",
-        )
-    if not math.isfinite(value):
-        raise ConfigError(
-            key,
-            f"{where}: {cell.strip()!r} is not a finite number (NaN and inf are "
-            "not allowed).",
-            f"Missing values are not filled in: fix the cell or delete the row "
-            f"({_ROWS_NOTE}).",
-        )
-    return value
-
-
-def _number(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _target(
-    cells: Sequence[str], lines: Sequence[int], column: str, kind: str | None
-) -> tuple[str, npt.NDArray[Any], tuple[str, ...] | None]:
-    """``(kind, target, class_names)`` from the target column's cells."""
-    import numpy as np
-
-    key = "data.target"
-    given_kind = kind
-    numbers: list[float] | None = []
-    for cell, line in zip(cells, lines, strict=True):
-        if not cell:
-            _cell_number(cell, line, column, key, "The target")
-        value = _number(cell)
-        if value is None:
-            if kind == "regression":
-                raise ConfigError(
-                    key,
-                    f"row {line}, column {column!r}: {cell!r} is not a number, and "
-                    "data.kind is regression.",
-                    "Set data.kind=classification for a column of class labels, or "
-                    f"fix the cell ({_ROWS_NOTE}).",
-                )
-            numbers = None
-        elif not math.isfinite(value):
-            _cell_number(cell, line, column, key, "The target")
-        elif numbers is not None:
-            numbers.append(value)
-    if kind is None:
-        kind = "classification" if _looks_like_classes(numbers) else "regression"
-    if kind == "regression":
-        assert numbers is not None  # a text cell is an error above
-        values = np.asarray(numbers, dtype=np.float64)
-        if np.ptp(values) == 0:
-            raise ConfigError(
-                key,
-                f"column {column!r} holds the same value in every row "
-                f"({values[0]:g}): there is nothing to predict.",
-                "Choose a target column whose values vary.",
-            )
-        return kind, values, None
-    if numbers is not None:
-        labels, index = np.unique(np.asarray(numbers), return_inverse=True)
-        names = tuple(_number_name(float(label)) for label in labels)
-    else:
-        text_labels, index = np.unique(
-            np.asarray(cells, dtype=str), return_inverse=True
-        )
-        names = tuple(str(label) for label in text_labels)
-    if len(names) < 2:
-        raise ConfigError(
-            key,
-            f"column {column!r} holds one class only ({names[0]!r}); a "
-            "classification needs at least two.",
-            "Choose a target column with at least two different values.",
-        )
-    if len(names) > MAX_INFERRED_CLASSES and 2 * len(names) > len(cells):
-        # Fewer than two rows a class: a continuous target, or an identifier.
-        where = "data.kind" if given_kind == "classification" else key
-        said = "is classification, but " if where == "data.kind" else ""
-        fix = (
-            "Set data.kind=regression (or leave it out: it is inferred), or choose "
-            "a column of class labels."
-            if numbers is not None
-            else "Choose a column of class labels."
-        )
-        raise ConfigError(
-            where,
-            f"{said}target column {column!r} has {len(names)} distinct values in "
-            f"{len(cells)} rows: fewer than two rows a class.",
-            fix,
-        )
-    return kind, index.astype(np.int64), names
-
-
-def _note_case_variants(class_names: Sequence[str], column: str) -> None:
-    """Print a note naming the classes that differ only in case (``yes``, ``Yes``):
-    they stay apart, and are most often one class typed two ways."""
-    import sys
-
-    by_folded: dict[str, list[str]] = {}
-    for name in class_names:
-        by_folded.setdefault(name.casefold(), []).append(name)
-    variants = [sorted(names) for names in by_folded.values() if len(names) > 1]
-    if variants:
-        listed = ", ".join(" and ".join(map(repr, names)) for names in variants)
-        print(
-            f"note: data.target: column {column!r} has classes that differ only in "
-            f"case, kept apart: {listed}. Fix the cells if they are one class.",
-            file=sys.stderr,
-        )
-
-
-def _looks_like_classes(numbers: Sequence[float] | None) -> bool:
-    """A text target, or a few distinct integers: class labels."""
-    if numbers is None:
-        return True
-    distinct = set(numbers)
-    return (
-        all(value.is_integer() for value in distinct)
-        and len(distinct) <= MAX_INFERRED_CLASSES
-        and 2 * len(distinct) <= len(numbers)
-    )
-
-
-def _number_name(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
+    params=_table_params("csv"),
+    checks={**_TABLE_CHECKS, "delimiter": _delimiter},
+    splits=True,
+)(_user_table("csv"))
+datasets.register(
+    "parquet", params=_table_params("parquet"), checks=_TABLE_CHECKS, splits=True
+)(_user_table("parquet"))

@@ -35,7 +35,17 @@ from annfactory.columns import (
     TableColumns,
 )
 from annfactory.errors import ConfigError, UnknownNameError, closest_name
-from annfactory.table_reading import NA_VALUES
+from annfactory.table_cells import (
+    NUMBER,
+    as_numbers,
+    as_text,
+    finite_numbers,
+    first_non_number,
+    present_count,
+    reads_as_number,
+    spaces_as_null,
+)
+from annfactory.table_reading import NA_VALUES, check_layout, file_row
 
 if TYPE_CHECKING:
     import numpy as np
@@ -64,10 +74,6 @@ IDENTIFIER_MIN_ROWS: Final = 20
 #: The level that the rare levels of a categorical column fold into.
 OTHER_LEVEL: Final = "<other>"
 
-#: A number as text: what a numeric column's cells may be (surrounding spaces
-#: are trimmed first). ``inf`` and ``nan`` are left out on purpose: they are not
-#: values a user types for a measurement.
-_NUMBER: Final = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 _DECIMAL_COMMA: Final = r"^[+-]?\d*,\d+$"
 
 
@@ -132,11 +138,18 @@ def infer_types(
             (names the closest), a type is unknown, the target is listed as a
             feature, or a column is mixed.
     """
+    check_layout(table, target, f"{key}.path")
     names = list(table.column_names)
     if target not in names:
         raise _unknown_column(f"{key}.target", target, names)
     if features is None:
         chosen = [name for name in names if name != target]
+        if not chosen:
+            raise ConfigError(
+                f"{key}.features",
+                f"the table has no column besides the target {target!r}.",
+                "Add the feature columns to the file.",
+            )
     else:
         chosen = list(features)
         for name in chosen:
@@ -161,7 +174,7 @@ def infer_types(
     for name in chosen:
         given = types.get(name)
         column = table.column(name)
-        kind = _column_type(column, name, given, key, na_values)
+        kind = _column_type(table, name, given, key, na_values)
         if kind == "ignore":
             ignored[name] = "ignore"
         elif _is_empty(column):
@@ -179,10 +192,11 @@ def infer_types(
 
 
 def _column_type(
-    column: Any, name: str, given: str | None, key: str, na_values: Sequence[str]
+    table: pa.Table, name: str, given: str | None, key: str, na_values: Sequence[str]
 ) -> str:
     import pyarrow as pa
 
+    column = table.column(name)
     kind = column.type
     if given == "ignore":
         return "ignore"
@@ -198,50 +212,39 @@ def _column_type(
         return "categorical"
     import pyarrow.compute as pc
 
-    text = _as_text(column)
+    text = as_text(column)
     # Distinct values first: the whole column is read again only to name a cell.
     distinct = pc.utf8_trim_whitespace(pc.unique(text.drop_null()))
-    numbers = pc.match_substring_regex(distinct, _NUMBER)
+    distinct = distinct.filter(pc.not_equal(distinct, ""))  # spaces only: missing
+    numbers = pc.match_substring_regex(distinct, NUMBER)
     if pc.all(numbers).as_py() is not False:
         return "numeric" if len(distinct) else "categorical"
     if given == "numeric":
-        bad = _first_non_number(text)
+        index, cell = first_non_number(table, name, text, f"{key}.path")
+        row, note = file_row(table, index)
         raise ConfigError(
             f"{key}.types.{name}",
-            f"is numeric, but column {name!r} holds {bad[1]!r} in data row {bad[0]} "
-            "(the first data row is 1).",
-            "Add it to the missing markers: "
-            f"{na_values_override(na_values, bad[1], key)}, or fix the cell.",
+            f"is numeric, but column {name!r} holds {cell!r} in row {row}.",
+            f"Fix the cell, or add it to the missing markers: "
+            f"{na_values_override(na_values, cell, key)} ({note}).",
         )
     # Decimal commas count as numbers here: a column of them is refused too.
     numberlike = pc.or_(numbers, pc.match_substring_regex(distinct, _DECIMAL_COMMA))
     if 2 * (pc.sum(numberlike).as_py() or 0) < len(distinct):
         return "categorical"
-    row, cell = _first_non_number(text)
-    comma = " (a decimal comma?)" if re.fullmatch(_DECIMAL_COMMA, cell.strip()) else ""
+    index, cell = first_non_number(table, name, text, f"{key}.path")
+    row, note = file_row(table, index)
+    comma = ""
+    if re.fullmatch(_DECIMAL_COMMA, cell.strip()):
+        point = cell.strip().replace(",", ".")
+        comma = f" (a decimal comma: a number is written {point})"
     raise ConfigError(
         f"{key}.path",
-        f"column {name!r} holds numbers, but {cell!r}{comma} in data row {row} "
-        "(the first data row is 1) is not one.",
+        f"column {name!r} holds numbers, but {cell!r}{comma} in row {row} is not "
+        f"one ({note}).",
         f"If it marks a missing value: {na_values_override(na_values, cell, key)}; "
         f"if the column is text: {types_override(name, 'categorical', key)}.",
     )
-
-
-def _first_non_number(text: Any) -> tuple[int, str]:
-    """The first cell (1-based data row, text) that is present but not a number."""
-    import pyarrow.compute as pc
-
-    bad = pc.and_(pc.invert(_reads_as_number(text)), pc.is_valid(text))
-    index = pc.index(bad, True).as_py()
-    return index + 1, str(text[index].as_py())
-
-
-def _reads_as_number(text: Any) -> Any:
-    """True where the cell reads as a number (null where it is missing)."""
-    import pyarrow.compute as pc
-
-    return pc.match_substring_regex(pc.utf8_trim_whitespace(text), _NUMBER)
 
 
 def na_values_override(na_values: Sequence[str], cell: str, key: str = "data") -> str:
@@ -278,7 +281,7 @@ def _hydra_quoted(text: str) -> str:
 def _is_identifier(column: Any) -> bool:
     import pyarrow.compute as pc
 
-    present = _present(column)
+    present = present_count(column)
     if present <= IDENTIFIER_MIN_ROWS:
         return False
     distinct = pc.count_distinct(column, mode="only_valid").as_py()
@@ -301,16 +304,6 @@ def _is_empty(column: Any) -> bool:
     return bool(pc.all(pc.is_nan(present)).as_py())
 
 
-def _present(column: Any) -> int:
-    """The number of non-missing cells (NaN is missing)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_floating(column.type):
-        return int(pc.sum(pc.invert(pc.is_nan(column.drop_null()))).as_py() or 0)
-    return int(len(column) - column.null_count)
-
-
 def _unknown_column(key: str, name: str, names: Sequence[str]) -> ConfigError:
     suggestion = closest_name(name, names)
     guess = f" Did you mean {suggestion!r}?" if suggestion else ""
@@ -320,52 +313,6 @@ def _unknown_column(key: str, name: str, names: Sequence[str]) -> ConfigError:
     return ConfigError(
         key, f"no column {name!r} in the table.{guess}", f"Its columns: {listed}."
     )
-
-
-# ------------------------------------------------------------------------------------
-# Cells as numbers or text, whatever the column's stored type
-# ------------------------------------------------------------------------------------
-
-
-def _as_numbers(
-    column: Any, name: str = "", key: str = "data.path"
-) -> npt.NDArray[np.float64]:
-    """float64, NaN where the cell is missing; a text column is trimmed, then
-    read as numbers (a cell that is not one, in a new file at predict time, is
-    an error naming it)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if pa.types.is_null(column.type):
-        return np.full(len(column), np.nan)
-    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-    try:
-        numbers = pc.cast(pc.utf8_trim_whitespace(column) if text else column, "f8")
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        row, cell = _first_non_number(_as_text(column))
-        raise ConfigError(
-            key,
-            f"column {name!r} is numeric, but holds {cell!r} in data row {row} (the "
-            "first data row is 1).",
-            "Fix the cell, or add it to the missing markers (data.na_values).",
-        ) from None
-    return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def _as_text(column: Any) -> Any:
-    """The cells as text, null where missing; booleans as ``False``/``True``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    kind = column.type
-    if pa.types.is_string(kind):
-        return column
-    if pa.types.is_boolean(kind):
-        return pc.if_else(column, "True", "False")
-    if pa.types.is_floating(kind):
-        column = pc.if_else(pc.is_nan(column), pa.scalar(None, kind), column)
-    return pc.cast(column, pa.string())
 
 
 # ------------------------------------------------------------------------------------
@@ -427,9 +374,7 @@ def fit_columns(
             continue
         cells = table.column(name)
         column = (
-            _fit_numeric(
-                name, _finite(_as_numbers(cells, name, key), name, key)[training]
-            )
+            _fit_numeric(name, finite_numbers(table, name, key)[training])
             if kind == "numeric"
             else _fit_categorical(name, cells.filter(mask), max_onehot, min_frequency)
         )
@@ -459,31 +404,12 @@ def _fit_numeric(name: str, values: npt.NDArray[np.float64]) -> Column | None:
     )
 
 
-def _finite(
-    values: npt.NDArray[np.float64], name: str, key: str
-) -> npt.NDArray[np.float64]:
-    """``values``, checked: none is infinite or too large for the network's
-    float32 (a missing cell, NaN, is fine)."""
-    import numpy as np
-
-    large = np.abs(values) > np.finfo(np.float32).max
-    if large.any():
-        row = int(np.argmax(large))
-        raise ConfigError(
-            key,
-            f"column {name!r} holds {float(values[row])!r} in data row {row + 1} "
-            "(the first data row is 1): not a finite number in float32.",
-            "Fix the cell, or add it to data.na_values if it marks a missing value.",
-        )
-    return values
-
-
 def _fit_categorical(
     name: str, cells: Any, max_onehot: int, min_frequency: int
 ) -> Column | None:
     import pyarrow.compute as pc
 
-    text = _as_text(cells)
+    text = as_text(cells)
     counts = pc.value_counts(text.drop_null())
     levels = counts.field("values").to_pylist()
     if not levels:
@@ -587,9 +513,7 @@ def encode_cells(
     for index, column in enumerate(columns.features):
         cells = table.column(column.name)
         if column.type == "numeric":
-            inputs[:, index] = _finite(
-                _as_numbers(cells, column.name, key), column.name, key
-            )
+            inputs[:, index] = finite_numbers(table, column.name, key)
         else:
             inputs[:, index], unseen[column.name] = _codes(cells, column)
     return inputs, unseen
@@ -600,7 +524,7 @@ def _codes(cells: Any, column: Column) -> tuple[npt.NDArray[np.float32], int]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = _as_text(cells)
+    text = as_text(cells)
     vocabulary = list(column.vocabulary)
     codes = np.arange(len(vocabulary), dtype=np.float32)
     if column.other is not None and column.folded:
@@ -636,12 +560,15 @@ class TargetColumn:
             value); regression: None.
         missing: bool, True where the target is missing: the caller drops those
             rows (and says how many).
+        notes: Lines to print with the run's other notes (classes that differ only
+            in case).
     """
 
     kind: str
     values: npt.NDArray[Any]
     class_names: tuple[str, ...] | None
     missing: npt.NDArray[np.bool_]
+    notes: tuple[str, ...] = ()
 
     @property
     def missing_count(self) -> int:
@@ -650,6 +577,7 @@ class TargetColumn:
 
 #: A numeric target with at most this many distinct integers (and at least two
 #: rows a value) is a classification's labels, as in :mod:`annfactory.data`.
+#: More classes than this with fewer than two rows a class is refused.
 _MAX_INFERRED_CLASSES: Final = 20
 
 
@@ -659,9 +587,14 @@ def target_column(
     *,
     kind: str | None = None,
     class_names: Sequence[str] | None = None,
+    training: bool = True,
     key: str = "data.target",
 ) -> TargetColumn:
     """The target as numbers (regression) or class codes (classification).
+
+    Text labels are trimmed of spaces around them (``" yes"`` is ``yes``); a
+    numeric label is named as its number (``1.0`` is ``'1'``) and the classes
+    sorted by value.
 
     Args:
         table: The table.
@@ -670,34 +603,53 @@ def target_column(
             distinct integers are classes, other numbers a regression.
         class_names: A trained run's classes (evaluate): the codes follow them, and
             a class that is not among them is an error.
+        training: The target is to be learned: one class only, a class a row, or
+            the same value in every row is an error (evaluate passes False).
         key: The config path of the target, for messages.
 
     Raises:
-        ConfigError: No such column, no value in it, text for a regression, or a
-            class the run was not trained on.
+        ConfigError: No such column, no value in it, text or a value too large for
+            float32 in a regression, a class the run was not trained on; when
+            ``training``: one class only, more than 20 classes with fewer than two
+            rows a class (key ``data.kind`` where ``kind`` was given), the same
+            value in every row of a regression.
     """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    node = key.rsplit(".", 1)[0] if "." in key else "data"
+    check_layout(table, target, f"{node}.path")
     names = list(table.column_names)
     if target not in names:
         raise _unknown_column(key, target, names)
     cells = table.column(target)
     numeric = pa.types.is_integer(cells.type) or pa.types.is_floating(cells.type)
-    present = _present(cells)
+    if pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type):
+        # Spaces around a label are a slip; a label of spaces only is no label.
+        # The distinct labels tell whether any has them, at a tenth of the cost.
+        labels = pc.unique(cells)
+        if pc.any(pc.not_equal(pc.utf8_trim_whitespace(labels), labels)).as_py():
+            # `1, "yes"`: the space before the quote keeps the quotes in the cell
+            # (as in pandas); the label is `yes`.
+            cells = pc.replace_substring_regex(
+                spaces_as_null(cells), pattern=r'^"(.*)"$', replacement=r"\1"
+            )
+            table = table.set_column(names.index(target), target, cells)
+    present = present_count(cells)
     if present == 0:
         raise ConfigError(
             key,
             f"column {target!r} has no values: every cell is missing.",
             "Choose a target column that holds values.",
         )
+    given_kind = kind
     if kind is None and class_names is not None:
         kind = "classification"
     if kind is None:
         kind = "classification"
         if numeric:
-            numbers = _as_numbers(cells)
+            numbers = as_numbers(table, target, key)
             distinct = np.unique(numbers[~np.isnan(numbers)])
             integers = bool(np.all(distinct == np.round(distinct)))
             few = (
@@ -705,35 +657,110 @@ def target_column(
             )
             kind = "classification" if integers and few else "regression"
     if kind == "regression":
-        if not numeric:
-            text = _as_text(cells)
-            if pc.all(_reads_as_number(text.drop_null())).as_py() is False:
-                bad = _first_non_number(text)
-                raise ConfigError(
-                    key,
-                    f"column {target!r} holds {bad[1]!r} in data row {bad[0]}, and a "
-                    "regression needs numbers.",
-                    "Set data.kind=classification for class labels, or fix the cell.",
-                )
-        values = _as_numbers(cells)
-        return TargetColumn("regression", values, None, np.isnan(values))
-    text = _as_text(cells)
+        return _regression_target(table, target, key, training)
+    text = as_text(cells)
     missing = text.is_null().to_numpy(zero_copy_only=False)
+    notes: tuple[str, ...] = ()
     if class_names is None:
         levels = pc.unique(text.drop_null()).to_pylist()
-        if numeric:
-            class_names = tuple(sorted(levels, key=float))
-        else:
-            class_names = tuple(sorted(levels))
+        class_names = tuple(sorted(levels, key=float) if numeric else sorted(levels))
+        if training:
+            _check_classes(class_names, target, present, numeric, given_kind, key)
+            notes = _case_variants(class_names, target, key)
     position = pc.index_in(text, value_set=pa.array(list(class_names), pa.string()))
     codes = pc.fill_null(position, -1).to_numpy(zero_copy_only=False).astype(np.int64)
     unknown = (codes < 0) & ~missing
     if unknown.any():
-        row = int(np.argmax(unknown))
+        index = int(np.argmax(unknown))
+        row, note = file_row(table, index)
         raise ConfigError(
             key,
-            f"column {target!r} holds the class {text[row].as_py()!r} in data row "
-            f"{row + 1}, which the run was not trained on.",
+            f"column {target!r} holds the class {text[index].as_py()!r} in row "
+            f"{row}, which the run was not trained on ({note}).",
             f"Its classes: {', '.join(class_names)}.",
         )
-    return TargetColumn("classification", codes, tuple(class_names), missing)
+    return TargetColumn("classification", codes, tuple(class_names), missing, notes)
+
+
+def _regression_target(
+    table: pa.Table, target: str, key: str, training: bool
+) -> TargetColumn:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cells = table.column(target)
+    if not (pa.types.is_integer(cells.type) or pa.types.is_floating(cells.type)):
+        text = as_text(cells)
+        if pc.all(reads_as_number(text.drop_null())).as_py() is False:
+            index, cell = first_non_number(table, target, text, key)
+            row, note = file_row(table, index)
+            raise ConfigError(
+                key,
+                f"column {target!r} holds {cell!r} in row {row}: not a number, and "
+                "data.kind is regression.",
+                "Set data.kind=classification for a column of class labels, or fix "
+                f"the cell ({note}).",
+            )
+    values = finite_numbers(table, target, key)
+    missing = np.isnan(values)
+    present = values[~missing]
+    if training and len(present) and float(np.ptp(present)) == 0:
+        raise ConfigError(
+            key,
+            f"column {target!r} holds the same value in every row ({present[0]:g}): "
+            "there is nothing to predict.",
+            "Choose a target column whose values vary.",
+        )
+    return TargetColumn("regression", values, None, missing)
+
+
+def _check_classes(
+    class_names: Sequence[str],
+    target: str,
+    rows: int,
+    numeric: bool,
+    given_kind: str | None,
+    key: str,
+) -> None:
+    """Raise where the classes cannot be learned: one class only, or more than
+    :data:`_MAX_INFERRED_CLASSES` with fewer than two rows a class (a continuous
+    target given as classes, or an identifier)."""
+    if len(class_names) < 2:
+        raise ConfigError(
+            key,
+            f"column {target!r} holds one class only ({class_names[0]!r}); a "
+            "classification needs at least two.",
+            "Choose a target column with at least two different values.",
+        )
+    if len(class_names) > _MAX_INFERRED_CLASSES and 2 * len(class_names) > rows:
+        given = given_kind == "classification"
+        kind_key = (key.rsplit(".", 1)[0] if "." in key else "data") + ".kind"
+        raise ConfigError(
+            kind_key if given else key,
+            ("is classification, but " if given else "")
+            + f"target column {target!r} has {len(class_names)} distinct values in "
+            f"{rows} rows: fewer than two rows a class.",
+            "Set data.kind=regression (or leave it out: it is inferred), or choose "
+            "a column of class labels."
+            if numeric
+            else "Choose a column of class labels.",
+        )
+
+
+def _case_variants(
+    class_names: Sequence[str], target: str, key: str
+) -> tuple[str, ...]:
+    """A note naming the classes that differ only in case (``yes``, ``Yes``): they
+    stay apart, and are most often one class typed two ways."""
+    by_folded: dict[str, list[str]] = {}
+    for name in class_names:
+        by_folded.setdefault(name.casefold(), []).append(name)
+    variants = [sorted(names) for names in by_folded.values() if len(names) > 1]
+    if not variants:
+        return ()
+    listed = ", ".join(" and ".join(map(repr, names)) for names in variants)
+    return (
+        f"note: {key}: column {target!r} has classes that differ only in case, kept "
+        f"apart: {listed}. Fix the cells if they are one class.",
+    )

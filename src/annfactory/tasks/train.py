@@ -73,6 +73,8 @@ HISTORY_FILE: Final = "history.csv"
 CURVES_FILE: Final = "curves.png"
 #: Names of the preprocessing layers the saved network gets.
 INPUT_LAYER: Final = "standardize"
+#: A user's table's first layer (``encode_table``): codes in, encoded features out.
+ENCODE_LAYER: Final = "encode"
 OUTPUT_LAYER: Final = "destandardize"
 
 _FIXED_OPTIONS: Final = {
@@ -365,12 +367,14 @@ def _split_tensors(
     device."""
     import torch
 
-    standardize = model.get_submodule(INPUT_LAYER)
     with torch.no_grad():
         features = torch.tensor(table.features, dtype=dtype, device=device)
         # Rows as the network takes them: vectors, or images ([rows, 1, 8, 8]).
-        features = features.reshape(table.rows, *input_shape)
-        x = standardize(features)
+        x = features
+        if table.columns is None:
+            x = model.get_submodule(INPUT_LAYER)(x.reshape(table.rows, *input_shape))
+        # A user's table stays codes: its encode layer (embeddings learn) runs in
+        # every step, as part of the network that trains.
     y = _targets(model, table, device, dtype)
     tensors: list[torch.Tensor] = []
     for index in split:
@@ -612,8 +616,11 @@ def _fit(
     of ``input_shape``), a regression target's for ``destandardize``."""
     from annfactory.data import fit_standardization
 
-    features = table.features[train_index]
-    fitted = {INPUT_LAYER: fit_standardization(features, input_shape)}
+    fitted: dict[str, Standardization] = {}
+    if table.columns is None:
+        # A user's table's encode layer holds its own, from the columns' record.
+        features = table.features[train_index]
+        fitted[INPUT_LAYER] = fit_standardization(features, input_shape)
     if table.kind == "regression":
         fitted[OUTPUT_LAYER] = fit_standardization(table.target[train_index])
     return fitted
@@ -631,7 +638,8 @@ def _saved_spec(
 
     data = spec.to_dict()
     model = data["model"]
-    taken = [name for name in (INPUT_LAYER, OUTPUT_LAYER) if name in model["layers"]]
+    first = INPUT_LAYER if table.columns is None else ENCODE_LAYER
+    taken = [name for name in (first, OUTPUT_LAYER) if name in model["layers"]]
     if taken:
         raise ConfigError(
             f"model.layers.{taken[0]}",
@@ -639,7 +647,16 @@ def _saved_spec(
             "network has a layer of that name.",
             "Rename that layer.",
         )
-    layers = {INPUT_LAYER: {"type": INPUT_LAYER}, **model["layers"]}
+    if table.columns is None:
+        layers = {INPUT_LAYER: {"type": INPUT_LAYER}, **model["layers"]}
+    else:
+        encode = {"type": "encode_table", "columns": table.columns.to_dict()}
+        layers = {ENCODE_LAYER: encode, **model["layers"]}
+        # The network takes one number per feature column.
+        if "in_features" in model:
+            model["in_features"] = table.n_features
+        else:
+            model["input_shape"] = [table.n_features]
     if table.kind == "regression":
         layers[OUTPUT_LAYER] = {"type": OUTPUT_LAYER}
     model["layers"] = layers
@@ -652,6 +669,8 @@ def _saved_spec(
         "class_names": None if table.class_names is None else list(table.class_names),
         **{name: stats.to_dict() for name, stats in fitted.items()},
     }
+    if table.columns is not None:
+        record["columns"] = table.columns.to_dict()
     data["data"] = {**spec.extras["data"].to_dict(), "fitted": record}
     return _with_init_keys(parse_run(data), spec)
 

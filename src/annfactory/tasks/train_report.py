@@ -78,11 +78,23 @@ def print_header(
         f"{table.n_outputs} classes" if table.kind == "classification" else "regression"
     )
     test = f" / {test_rows} test" if test_rows else ""
+    features = f"{table.n_features} features"
+    if table.columns is not None:
+        features = f"{table.n_features} feature columns ({table.input_width} inputs)"
     print(
-        f"data: {table.name}, {table.rows} rows x {table.n_features} features, "
+        f"data: {table.name}, {table.rows} rows x {features}, "
         f"{what}; {len(train_index)} train / {len(val_index)} validation{test} rows",
         file=out,
     )
+    if table.columns is not None:
+        from annfactory.table_fitting import describe_columns
+
+        # Every column's type, once, as spec.yaml records it (fitted on the
+        # training rows).
+        for line in describe_columns(table.columns):
+            print(f"  {line}", file=out)
+    for note in table.notes:
+        print(note if note.startswith("note:") else f"note: {note}", file=out)
     print(f"network: {spec.network.summary_line()}", file=out)
     for note in spec.notes:  # the sizes the data gave the network (annfactory.sizing)
         print(f"note: {note}", file=out)
