@@ -416,8 +416,20 @@ def print_predictions(
         )
     else:
         summary = "no rows"
-    where = f" -> {written}" if written is not None else ""
+    where = f" -> {_shown_path(written)}" if written is not None else ""
     print(f"predicted {predictions.rows} rows: {summary}{where}", file=out)
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` as the user would type it: relative to the directory the command
+    ran in, where it is inside it (``outputs/...``); else absolute."""
+    from hydra.utils import to_absolute_path
+
+    start = Path(to_absolute_path("."))
+    try:
+        return str(path.resolve().relative_to(start.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _listed(names: Sequence[str], most: int = 6) -> str:
