@@ -172,11 +172,16 @@ def test_rows_that_cannot_be_predicted_name_the_problem(
 @pytest.mark.parametrize(
     ("run_dir", "message"),
     [
-        (TESTS / "no_such_run", r"^task\.run: '.*no_such_run' does not exist\."),
+        (TESTS / "no_such_run", r"^task\.run: '.*no_such_run' does not exist\.\n"),
+        (
+            TABLE_RUNS / "penguins_specie",
+            r"^task\.run: '.*penguins_specie' does not exist\. Did you mean "
+            r"'.*table_runs/penguins_species'\?",
+        ),
         (TESTS / "data", r"^task\.run: '.*data' is not a saved run: it has no spec"),
         (FORWARD_RUN, r"^task\.run: the run '.*demo' was not trained"),
     ],
-    ids=["missing", "not-a-run", "forward-run"],
+    ids=["missing", "mistyped", "not-a-run", "forward-run"],
 )
 def test_a_run_that_cannot_predict_is_refused(run_dir: Path, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -393,7 +393,8 @@ def _trained_table_run(
     shown = repr(name)
     if not path.is_dir():
         what = "is a file, not a directory" if path.exists() else "does not exist"
-        raise ConfigError("task.run", f"{shown} {what}.", hint)
+        guess = _closest_run(path, name)
+        raise ConfigError("task.run", f"{shown} {what}.{guess}", hint)
     if not (path / SPEC_FILE).is_file():
         raise ConfigError(
             "task.run", f"{shown} is not a saved run: it has no {SPEC_FILE}.", hint
@@ -426,6 +427,25 @@ def _trained_table_run(
             "Predict with runs of task=train data=csv or data=parquet.",
         )
     return spec, fitted, data.options
+
+
+def _closest_run(path: Path, name: str) -> str:
+    """`` Did you mean '<name>'?``: the saved run beside ``path`` whose name is
+    closest (a run directory's name mistyped), or nothing."""
+    from annfactory.errors import closest_name
+
+    try:
+        runs = [
+            entry.name
+            for entry in path.parent.iterdir()
+            if (entry / SPEC_FILE).is_file()
+        ]
+    except OSError:
+        return ""
+    found = closest_name(path.name, runs)
+    if found is None:
+        return ""
+    return f" Did you mean {str(Path(name).parent / found)!r}?"
 
 
 def _table_columns(spec: RunSpec) -> TableColumns:
