@@ -134,3 +134,71 @@ def test_plain_hydra_app_prints_the_same_summary_as_annfactory(
     assert len(_summary_rows(summary)) == 6
     assert _summary_rows(plain.stdout) == _summary_rows(summary)
     assert "Total params: 26" in plain.stdout
+
+
+def test_the_table_figure_runs_issue_21_s_command_and_the_pandas_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = _bench_module(monkeypatch)
+    csv = tmp_path / "table.csv"
+    commands = bench.table_commands(csv, tmp_path)
+    assert commands["ours"] == [
+        sys.executable, str(REPO / "scripts" / "run.py"), "task=train", "model=mlp",
+        "data=csv", "data.target=label", "task.epochs=1", "task.batch_size=1024",
+        f"data.path={csv}", f"hydra.run.dir={tmp_path / 'run'}",
+    ]  # fmt: skip
+    assert commands["reference"][1:] == [
+        str(REPO / "scripts" / "bench_table.py"), "baseline", str(csv),
+        "--accuracy-file", str(tmp_path / "baseline.txt"),
+    ]  # fmt: skip
+    figure = bench.Figure(
+        "table train", "x", 9.0, 10.0, "s", 1.0,
+        {"cpu_s": 8.0, "reference_cpu_s": 9.0, "val_accuracy": 0.98,
+         "reference_val_accuracy": 0.97},
+    )  # fmt: skip
+    printed = bench.table([figure]).splitlines()
+    assert "| table train | 9 s | 10 s | 0.90x | ≤ 1.00x | yes |" in printed
+    assert (
+        "| table train: val accuracy after 1 epoch | 0.9800 | 0.9700 | — | — | — |"
+        in printed
+    )
+
+
+@pytest.mark.slow
+def test_the_table_figure_measures_both_sides_on_a_small_file(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "bench.py"),
+            "--only",
+            "table",
+            "--table-rows",
+            "2000",
+            "--repeats",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: a target missed
+    figures = json.loads(out.read_text())["figures"]
+    assert [(f["name"], f["unit"], f["target"]) for f in figures] == [
+        ("table train", "s", 1.0),
+        ("table train: peak RSS", "MiB", 1.0),
+    ]
+    wall, memory = figures
+    assert "2,000 rows" in wall["measured_as"]
+    assert "OMP_NUM_THREADS=1" in wall["measured_as"]
+    assert wall["extra"]["rows"] == 2000
+    # Both sides trained and scored the validation rows.
+    assert 0 < wall["extra"]["val_accuracy"] <= 1
+    assert 0 < wall["extra"]["reference_val_accuracy"] <= 1
+    assert wall["extra"]["cpu_s"] > 0
+    # A process of torch and pandas holds well over 100 MiB at its peak.
+    assert memory["ours"] > 100
+    assert memory["reference"] > 100
+    assert "| table train: peak RSS |" in done.stdout

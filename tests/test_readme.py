@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -146,13 +148,22 @@ def task_runs(
 ) -> dict[str, tuple[str, Path]]:
     """Each task example of the README, run once: command -> (printed, run dir)."""
     runs = {}
-    for command, _ in TASK_OUTPUTS:
-        cfg = annfactory.compose(shlex.split(command))
-        node = OmegaConf.to_container(cfg.task, resolve=True)
-        out = io.StringIO()
-        run_dir = tmp_path_factory.mktemp("run")
-        run_named_task(node, annfactory.to_spec(cfg), run_dir, out=out)
-        runs[command] = (out.getvalue(), run_dir)
+    # The examples run where the user's files are: penguins.csv, as the README's
+    # "Your own data" names it.
+    here = tmp_path_factory.mktemp("cwd")
+    shutil.copy(Path(__file__).parent / "data" / "tables" / "penguins.csv", here)
+    cwd = os.getcwd()
+    os.chdir(here)
+    try:
+        for command, _ in TASK_OUTPUTS:
+            cfg = annfactory.compose(shlex.split(command))
+            node = OmegaConf.to_container(cfg.task, resolve=True)
+            out = io.StringIO()
+            run_dir = tmp_path_factory.mktemp("run")
+            run_named_task(node, annfactory.to_spec(cfg), run_dir, out=out)
+            runs[command] = (out.getvalue(), run_dir)
+    finally:
+        os.chdir(cwd)
     return runs
 
 

@@ -841,3 +841,252 @@ def test_the_files_name_no_path_of_this_machine(tmp_path: Path) -> None:
                 data = b"".join(archive.read(item) for item in archive.namelist())
         assert source.encode() not in data, name
         assert b"site-packages" not in data, name
+
+
+# ------------------------------------------------------------------------------------
+# A run trained on a user's table: codes in, preprocessing.json beside model.onnx
+# ------------------------------------------------------------------------------------
+
+PENGUINS = TESTS / "data" / "tables" / "penguins.csv"
+#: A few penguins as a user has them: text, numbers, "NA" cells; row 4 of the
+#: file has every measurement and its sex missing, and the last row comes from an
+#: island the training file never had.
+RAW_ROWS = [
+    {"island": "Torgersen", "bill_length_mm": "39.1", "bill_depth_mm": "18.7",
+     "flipper_length_mm": "181", "body_mass_g": "3750", "sex": "male",
+     "year": "2007"},
+    {"island": "Torgersen", "bill_length_mm": "NA", "bill_depth_mm": "NA",
+     "flipper_length_mm": "NA", "body_mass_g": "NA", "sex": "NA", "year": "2007"},
+    {"island": "Biscoe", "bill_length_mm": "46.1", "bill_depth_mm": "13.2",
+     "flipper_length_mm": "211", "body_mass_g": "4500", "sex": "female",
+     "year": "2007"},
+    {"island": "Dream", "bill_length_mm": "46.5", "bill_depth_mm": "17.9",
+     "flipper_length_mm": "192", "body_mass_g": "3500", "sex": "", "year": "2007"},
+    {"island": "Atlantis", "bill_length_mm": "50.0", "bill_depth_mm": "15.2",
+     "flipper_length_mm": "218", "body_mass_g": "5700", "sex": "male",
+     "year": "2009"},
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def penguins(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, Path, dict[str, Any], str]:
+    """A penguins `species` run of task=train (a few epochs) and its export with
+    task.run: (run, export, export metrics, what the export printed)."""
+    from omegaconf import OmegaConf
+
+    run_dir = tmp_path_factory.mktemp("penguins")
+    cfg = annfactory.compose(
+        ["task=train", "model=mlp", "data=csv", f"data.path={PENGUINS}",
+         "data.target=species", "task.epochs=10"]
+    )  # fmt: skip
+    node = OmegaConf.to_container(cfg.task, resolve=True)
+    run_named_task(node, annfactory.to_spec(cfg), run_dir, out=io.StringIO())
+    export_dir = tmp_path_factory.mktemp("penguins_exported")
+    out = io.StringIO()
+    metrics = export(spec_of(["task=export"]), export_dir, out=out, run=str(run_dir))
+    return run_dir, export_dir, metrics, out.getvalue()
+
+
+def codes_from_preprocessing(
+    record: dict[str, Any], rows: Sequence[dict[str, str]]
+) -> np.ndarray:
+    """The network's input built as a user of onnxruntime would, from
+    preprocessing.json alone: no annfactory."""
+    missing = set(record["reading"]["na_values"]) | {""}
+    codes = np.empty((len(rows), len(record["columns"])), dtype=np.float32)
+    for row_index, row in enumerate(rows):
+        for column in record["columns"]:
+            cell = row[column["name"]]
+            if cell in missing:
+                value = float(column["missing_code"])
+            elif column["type"] == "numeric":
+                value = float(cell)
+            elif cell in column["vocabulary"]:
+                value = float(column["vocabulary"].index(cell))
+            elif column["other"] and cell in column["other"]["folded"]:
+                value = float(column["other"]["code"])
+            else:
+                value = float(column["unseen_code"])
+            codes[row_index, column["position"]] = value
+    return codes
+
+
+def _refuse_constant(name: str) -> Any:
+    raise AssertionError(f"{name} is not JSON")
+
+
+def test_a_table_export_writes_preprocessing_json_beside_model_onnx(
+    penguins: tuple[Path, Path, dict[str, Any], str],
+) -> None:
+    _, export_dir, metrics, printed = penguins
+    text = (export_dir / "preprocessing.json").read_text(encoding="utf-8")
+    # Plain JSON: no NaN or Infinity literal, which strict parsers refuse.
+    record = json.loads(text, parse_constant=_refuse_constant)
+    assert record["format"] == "annfactory-preprocessing-1"
+    assert record["input"] == {
+        "name": INPUT_NAME,
+        "shape": ["batch", 7],
+        "dtype": "float32",
+        "row": record["input"]["row"],
+        "missing_code": "NaN",
+        "unseen_code": -1,
+    }
+    names = [column["name"] for column in record["columns"]]
+    assert names == ["island", "bill_length_mm", "bill_depth_mm",
+                     "flipper_length_mm", "body_mass_g", "sex", "year"]  # fmt: skip
+    island, bill = record["columns"][0], record["columns"][1]
+    assert island["vocabulary"] == ["Biscoe", "Dream", "Torgersen"]
+    assert island["encoding"] == "onehot"
+    assert island["other"] is None
+    assert (island["missing_code"], island["unseen_code"]) == ("NaN", -1)
+    assert bill["value"] == "raw value, NaN if missing"
+    assert record["columns"][5]["missing"].startswith("its own level")
+    assert record["target"] == {
+        "name": "species",
+        "kind": "classification",
+        "class_names": ["Adelie", "Chinstrap", "Gentoo"],
+    }
+    assert record["output"]["name"] == OUTPUT_NAME
+    assert record["output"]["shape"] == ["batch", 3]
+    assert record["output"]["values"] == "logits"
+    assert metrics["export"]["preprocessing_file"] == "preprocessing.json"
+    assert "preprocessing.json: each column's codes" in printed
+
+
+def test_onnxruntime_on_codes_from_preprocessing_json_equals_the_saved_network(
+    penguins: tuple[Path, Path, dict[str, Any], str],
+) -> None:
+    import pyarrow as pa
+
+    from annfactory.columns import TableColumns
+    from annfactory.table_fitting import encode_cells
+
+    run_dir, export_dir, _, _ = penguins
+    record = json.loads((export_dir / "preprocessing.json").read_text())
+    codes = codes_from_preprocessing(record, RAW_ROWS)
+    # The same codes as annfactory's own lookup (NaN where missing, -1 unseen).
+    spec = annfactory.load_spec(run_dir)
+    columns = TableColumns.from_dict(spec.network.layers[0].options["columns"], "c")
+    numeric = {"bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"}
+    cells: dict[str, Any] = {}
+    for name in columns.names:
+        values = [None if row[name] in ("NA", "") else row[name] for row in RAW_ROWS]
+        if name in numeric:
+            cells[name] = pa.array([None if v is None else float(v) for v in values])
+        elif name == "year":
+            cells[name] = pa.array([int(v) for v in values])
+        else:
+            cells[name] = pa.array(values, pa.string())
+    table = pa.table(cells)
+    ours, unseen = encode_cells(table, columns)
+    np.testing.assert_array_equal(codes, ours)
+    assert unseen == {"island": 1, "sex": 0}
+    assert np.isnan(codes[1, 1:6]).all()
+    assert codes[4, 0] == -1
+    network = load_run(run_dir).eval()
+    with torch.no_grad():
+        eager = network(torch.from_numpy(codes))
+    session = onnxruntime.InferenceSession(
+        str(export_dir / ONNX_FILE), providers=["CPUExecutionProvider"]
+    )
+    (logits,) = session.run(
+        [record["output"]["name"]], {record["input"]["name"]: codes}
+    )
+    assert np.isfinite(logits).all()
+    assert_close_to(torch.from_numpy(logits).double(), eager, "float32")
+    # The first row is the file's first penguin, an Adelie.
+    classes = record["target"]["class_names"]
+    assert classes[int(logits[0].argmax())] == "Adelie"
+
+
+def test_nan_and_unseen_inputs_give_finite_outputs_in_onnxruntime(
+    penguins: tuple[Path, Path, dict[str, Any], str],
+) -> None:
+    run_dir, export_dir, _, _ = penguins
+    rows = np.array(
+        [[np.nan] * 7, [-1, np.nan, np.nan, np.nan, np.nan, -1, np.nan],
+         [np.inf, np.inf, -np.inf, 1e30, -1e30, 2.6, 1e9]],
+        dtype=np.float32,
+    )  # fmt: skip
+    session = onnxruntime.InferenceSession(
+        str(export_dir / ONNX_FILE), providers=["CPUExecutionProvider"]
+    )
+    (y,) = session.run(None, {INPUT_NAME: rows})
+    assert np.isfinite(y[:2]).all()
+    network = load_run(run_dir).eval()
+    with torch.no_grad():
+        eager = network(torch.from_numpy(rows))
+    assert_close_to(torch.from_numpy(y[:2]).double(), eager[:2], "float32")
+
+
+def test_a_table_export_is_checked_on_valid_codes_not_random_normals(
+    penguins: tuple[Path, Path, dict[str, Any], str],
+) -> None:
+    from annfactory.tasks.export_table import table_batch, table_columns
+
+    run_dir, export_dir, metrics, printed = penguins
+    spec = annfactory.load_spec(run_dir)
+    columns = table_columns(spec)
+    assert columns is not None
+    x = table_batch(columns, spec.batch_size, spec.seed, torch.device("cpu"),
+                    torch.float32)  # fmt: skip
+    assert x.shape == (5, 7)
+    for index, column in enumerate(columns.features):
+        cells = x[:, index]
+        if column.type == "categorical":
+            known = cells[(cells >= 0) & ~cells.isnan()]
+            assert (known == known.round()).all()
+            assert (known < len(column.vocabulary)).all()
+            assert cells[2] == -1
+            assert cells[1].isnan()
+        else:
+            assert cells[1].isnan()
+            # Raw units: around the column's mean, not N(0, 1).
+            assert abs(float(cells[0]) - column.mean) < 5 * column.scale
+    assert not x[0].isnan().any()
+    # The recorded difference is that of these rows.
+    network = load_run(run_dir).eval()
+    checked = [x, x[:1]]
+    with torch.no_grad():
+        eager = [network(rows) for rows in checked]
+    onnx_outputs = [run_onnx(export_dir / ONNX_FILE, rows) for rows in checked]
+    record = metrics["export"]
+    assert record["onnx_max_abs_difference"] == max(
+        float((a - b.double()).abs().max())
+        for a, b in zip(onnx_outputs, eager, strict=True)
+    )
+    scale = max(float(y.abs().max()) for y in eager)
+    assert record["tolerance"] == pytest.approx(tolerance("float32", scale))
+    assert record["checked_on"].startswith("valid table rows")
+    assert "on seeded table rows (missing and unseen cells among them)" in printed
+
+
+def test_a_network_without_encode_table_writes_no_preprocessing_json(
+    trained: tuple[Path, Path, dict[str, Any]],
+) -> None:
+    _, export_dir, metrics = trained
+    assert not (export_dir / "preprocessing.json").exists()
+    assert "preprocessing_file" not in metrics["export"]
+    assert metrics["export"]["checked_on"] == "random normal rows"
+
+
+@pytest.mark.slow
+def test_export_of_a_table_run_on_the_command_line(
+    run_cli: RunCli, penguins: tuple[Path, Path, dict[str, Any], str]
+) -> None:
+    run_dir = penguins[0]
+    result = run_cli("task=export", f"task.run={run_dir}")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "input 'input' [batch, 7] -> output 'output' [batch, 3]" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith("preprocessing.json: ")
+    record = json.loads((result.run_dir / "preprocessing.json").read_text())
+    codes = codes_from_preprocessing(record, RAW_ROWS)
+    (y,) = onnxruntime.InferenceSession(str(result.run_dir / ONNX_FILE)).run(
+        None, {INPUT_NAME: codes}
+    )
+    with torch.no_grad():
+        eager = load_run(run_dir).eval()(torch.from_numpy(codes))
+    assert_close_to(torch.from_numpy(y).double(), eager, "float32")

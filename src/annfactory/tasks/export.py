@@ -21,6 +21,11 @@ the ONNX reference evaluator (``onnx.reference``) instead, and the metrics say s
 ``task.run=<dir>`` exports a saved run instead of the config's model: the network is
 rebuilt with :func:`annfactory.load_run`, preprocessing layers included (a run of
 ``task=train`` starts with ``standardize``), so the exported graph takes raw rows.
+A run trained on a user's table (``data=csv`` or ``data=parquet``) starts with
+``encode_table``: its graph takes one number per feature column (a raw value or a
+category's code, NaN where missing), it is checked on valid codes rather than random
+normals, and ``preprocessing.json`` beside ``model.onnx`` holds the codes of each
+column and what the output is (:mod:`annfactory.tasks.export_table`).
 """
 
 from __future__ import annotations
@@ -47,6 +52,12 @@ from annfactory.tasks.export_steps import (
     name_batch_dimension,
     onnx_step,
     quiet_exporter,
+)
+from annfactory.tasks.export_table import (
+    PREPROCESSING_FILE,
+    table_batch,
+    table_columns,
+    write_preprocessing,
 )
 
 if TYPE_CHECKING:
@@ -105,6 +116,11 @@ _OPTIONS: Final = {
 #: Top-level keys and groups that define the network; with ``task.run`` the saved
 #: run defines it, so overriding them is refused rather than silently ignored.
 _NETWORK_KEYS: Final = ("model", "init", "activation", "dtype")
+#: What a table network's export is checked on (see export_table.table_batch).
+TABLE_ROWS: Final = (
+    "valid table rows: numbers around each column's mean, codes from each "
+    "vocabulary, rows all missing (NaN) and rows of unseen categories (-1)"
+)
 
 
 @dataclass(frozen=True)
@@ -216,10 +232,15 @@ def export_files(
         directory: Where the files go (it exists).
         opset: The ONNX opset.
 
+    The check runs on the run's seeded batch: random normal rows, or, for a
+    network that starts with ``encode_table``, valid table rows
+    (:func:`~annfactory.tasks.export_table.table_batch`); such a network also gets
+    ``preprocessing.json`` in ``directory``.
+
     Returns:
         The ``export`` part of the task's metrics: each export's largest absolute
         difference from the eager network, the tolerance, the opset, the files'
-        sizes, the batch sizes checked and what ran the ONNX file.
+        sizes, the batch sizes checked, what they were and what ran the ONNX file.
 
     Raises:
         ConfigError: A layer (or activation) cannot be exported: the message names
@@ -233,12 +254,19 @@ def export_files(
 
     device = resolve_device(spec.device)
     dtype: torch.dtype = getattr(torch, spec.dtype)
+    columns = table_columns(spec)
     # torch.export specializes a dimension of size 1 to a constant, so the example
     # that it traces has at least two rows; the check runs one row too.
-    example = random_input(
-        dataclasses.replace(spec, batch_size=max(2, spec.batch_size)), device, dtype
-    )
-    checked = random_input(spec, device, dtype)
+    rows = max(2, spec.batch_size)
+    if columns is None:
+        example = random_input(
+            dataclasses.replace(spec, batch_size=rows), device, dtype
+        )
+        checked = random_input(spec, device, dtype)
+    else:
+        # A table's codes: random normals would be invalid category codes.
+        example = table_batch(columns, rows, spec.seed, device, dtype)
+        checked = table_batch(columns, spec.batch_size, spec.seed, device, dtype)
     batches = [checked, checked[:1]] if spec.batch_size > 1 else [checked]
     pt2_path, onnx_path = directory / PT2_FILE, directory / ONNX_FILE
     written_opset = _write_exports(model, spec, example, directory, opset)
@@ -270,8 +298,12 @@ def export_files(
         "checked_batch_sizes": [len(x) for x in batches],
         "onnx_runner": runner,
         "seed": spec.seed,
+        "checked_on": "random normal rows" if columns is None else TABLE_ROWS,
     }
     _refuse_disagreement(result, spec.dtype, directory)
+    if columns is not None:
+        write_preprocessing(directory, spec, columns, INPUT_NAME, OUTPUT_NAME)
+        result["preprocessing_file"] = PREPROCESSING_FILE
     return result
 
 
@@ -552,7 +584,12 @@ def _print_report(
         file=out,
     )
     print(f"{PT2_FILE}: {result['pt2_bytes']:,} bytes (torch.export.load)", file=out)
-    print(f"check against the eager network on seeded batches of {rows}:", file=out)
+    what = (
+        f"seeded batches of {rows}"
+        if "preprocessing_file" not in result
+        else f"seeded table rows (missing and unseen cells among them), {rows}"
+    )
+    print(f"check against the eager network on {what}:", file=out)
     print(
         f"  {ONNX_FILE} in {result['onnx_runner']}: max |difference| = "
         f"{result['onnx_max_abs_difference']:.3g}",
@@ -564,3 +601,9 @@ def _print_report(
         file=out,
     )
     print(f"  tolerance for {spec.dtype}: {allowed:.3g}: ok", file=out)
+    if "preprocessing_file" in result:
+        print(
+            f"{result['preprocessing_file']}: each column's codes (vocabulary, "
+            "missing NaN, unseen -1) and what the output is",
+            file=out,
+        )
