@@ -524,9 +524,43 @@ ISSUE21_CASES = [
                fix="Give a Parquet file"),
 ]  # fmt: skip
 
+# Issue 21: task=predict and task=evaluate, on a trained run of a user's table.
+SPECIES_RUN = TESTS / "fixtures" / "table_runs" / "penguins_species"
+FORWARD_RUN = TESTS / "fixtures" / "runs" / "demo"
+PREDICT = ("task=predict", f"task.run={SPECIES_RUN}")
+ISSUE21_PREDICT_CASES = [
+    case("predict-without-run", "task=predict", f"data.path={PENGUINS}",
+         key="task.run", value="task=predict needs the trained run to predict with",
+         fix="Add task.run=<its directory>"),
+    case("predict-missing-run", "task=predict", "task.run=no/such/run",
+         f"data.path={PENGUINS}", key="task.run",
+         value="'no/such/run' does not exist",
+         fix="Give the directory of a run of task=train data=csv"),
+    case("predict-untrained-run", "task=predict",
+         f"task.run={FORWARD_RUN}", f"data.path={PENGUINS}",
+         key="task.run", value="demo' was not trained",
+         fix="Train one first: python scripts/run.py task=train"),
+    case("predict-missing-column", *PREDICT,
+         f"data.path={TESTS / 'data' / 'tables' / 'two_class.csv'}",
+         key="data.path", value="the file has no column 'island', which the run was "
+         "trained on", fix="The run needs the columns: island, bill_length_mm"),
+    case("predict-without-file", *PREDICT, key="data.path",
+         value="task=predict needs the file to predict", fix="Add data.path=<file>"),
+    case("evaluate-without-target", "task=evaluate", f"task.run={SPECIES_RUN}",
+         f"data.path={DATA / 'penguins_unlabelled.csv'}", key="data.path",
+         value="the file has no column 'species', the run's target",
+         fix="use task=predict for a file without labels"),
+    case("predict-with-a-data-set", *PREDICT, "data=csv", key="data",
+         value="data=csv would be ignored", fix="give the file as data.path=<file>"),
+    case("predict-with-a-data-option", *PREDICT, "data.target=sex",
+         key="data.target", value="it takes data.path, data.delimiter, data.na_values",
+         fix="Drop data.target"),
+]  # fmt: skip
+
 CASES = (
     OVERRIDE_CASES + FILE_CASES + TRAIN_CASES + EXPORT_CASES + DATA19_CASES
     + TRAIN19_CASES + CLI19_CASES + ISSUE20_H1_CASES + ISSUE21_CASES
+    + ISSUE21_PREDICT_CASES
 )  # fmt: skip
 # The corpus's file list includes this case's model file.
 FILE_CASES.extend(
@@ -602,7 +636,7 @@ def fail_in_process(bad: Bad) -> None:
         overrides = [*overrides, f"hydra.searchpath=[file://{BAD_INPUTS}]"]
     cfg = annfactory.compose(overrides)
     spec = annfactory.to_spec(cfg)
-    if not {"task=train", "task=export"} & set(overrides):
+    if not {"task=train", "task=export", *PREDICT_TASKS} & set(overrides):
         annfactory.build_network(spec)
         return
     # The train and export tasks' own checks (a data set is chosen, the loss, the
@@ -642,7 +676,10 @@ COMMAND_LINE_CASES = {
     "cnn-pool-larger-than-input": "a layer that does not fit its input's shape",
     "file-conv_without_flatten": "a shape whose fix is a command",
     "init-std-overflows-float32": "an init value the dtype cannot hold",
+    "predict-missing-column": "task=predict: a file against the trained run",
 }
+#: The tasks of ISSUE21_PREDICT_CASES, run in process like task=train.
+PREDICT_TASKS = ("task=predict", "task=evaluate")
 
 
 def on_the_command_line(cases: list[Any]) -> list[Any]:
@@ -658,7 +695,10 @@ def fast(param: Any) -> bool:
     """Whether the fast tier checks this case in this process: one case of each
     family that loads no data and no saved run (each case composes a few times)."""
     args = set(param.values[0].args)
-    return param.id in COMMAND_LINE_CASES and not {"task=train", "task=export"} & args
+    return (
+        param.id in COMMAND_LINE_CASES
+        and not {"task=train", "task=export", *PREDICT_TASKS} & args
+    )
 
 
 def in_tiers(cases: list[Any]) -> list[Any]:

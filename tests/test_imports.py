@@ -178,7 +178,8 @@ def test_the_task_group_lists_the_built_in_tasks_without_importing_them_first() 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == [
-        "activations", "diagnose", "export", "forward", "init_report", "train"
+        "activations", "diagnose", "evaluate", "export", "forward", "init_report",
+        "predict", "train",
     ]  # fmt: skip
 
 

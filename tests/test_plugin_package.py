@@ -95,7 +95,10 @@ def test_help_lists_the_plugin_s_group_task_and_model(run_cli: Any) -> None:
     assert result.returncode == 0, result.stderr
     assert "\nmodel: cnn, demo, mlp, resmlp, tower\n" in result.stdout
     assert "\nnoise: gaussian, uniform\n" in result.stdout
-    tasks = "activations, diagnose, export, forward, init_report, probe, train"
+    tasks = (
+        "activations, diagnose, evaluate, export, forward, init_report, predict, "
+        "probe, train"
+    )
     assert f"\ntask: {tasks}\n" in result.stdout
 
 
@@ -113,8 +116,8 @@ BAD = [
     (
         ["task=prbe"],
         "task: unknown task 'prbe'. Did you mean 'probe'?\n"
-        "  Valid tasks: activations, diagnose, export, forward, init_report, probe, "
-        "train.",
+        "  Valid tasks: activations, diagnose, evaluate, export, forward, "
+        "init_report, predict, probe, train.",
     ),
     (
         ["task=probe", "task.repeets=3"],

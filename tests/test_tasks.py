@@ -25,7 +25,10 @@ from annfactory.tasks import (
     tasks,
 )
 
-BUILT_IN = ("activations", "diagnose", "export", "forward", "init_report", "train")
+BUILT_IN = (
+    "activations", "diagnose", "evaluate", "export", "forward", "init_report",
+    "predict", "train",
+)  # fmt: skip
 
 
 def _spec(*overrides: str) -> annfactory.RunSpec:

@@ -21,6 +21,7 @@ from annfactory.layers import LayerType, layers
 from annfactory.models import ModelType, model_types
 from annfactory.params import Param
 from annfactory.plugins import load_plugins
+from annfactory.predictor import Predictor, load_predictor
 from annfactory.registry import Registry
 from annfactory.runs import load_run, load_spec
 from annfactory.spec import (
@@ -48,6 +49,7 @@ __all__ = [
     "NetworkSpec",
     "Param",
     "ParameterSpec",
+    "Predictor",
     "RegistrationError",
     "Registry",
     "RunSpec",
@@ -61,6 +63,7 @@ __all__ = [
     "inits",
     "layers",
     "load_plugins",
+    "load_predictor",
     "load_run",
     "load_spec",
     "materialize",

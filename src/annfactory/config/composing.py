@@ -85,4 +85,32 @@ def to_spec(cfg: DictConfig | Mapping[str, Any], strict: bool = True) -> RunSpec
     if not isinstance(data, dict):
         raise ConfigError("<root>", "the config is not a mapping.", "Give a mapping.")
     data.pop("hydra", None)
-    return parse_run({str(key): value for key, value in data.items()}, strict=strict)
+    config = {str(key): value for key, value in data.items()}
+    file_task = _file_task(config)
+    if file_task is None:
+        return parse_run(config, strict=strict)
+    return _with_table_file(config, file_task, strict)
+
+
+def _file_task(config: Mapping[str, Any]) -> str | None:
+    """The task the config names, if it reads a file with a saved run
+    (``task=predict``, ``task=evaluate``): its ``data`` node is that file, not a
+    data set."""
+    from annfactory.tasks.predict import FILE_TASKS
+
+    node = config.get("task")
+    name = node.get("name") if isinstance(node, Mapping) else node
+    return str(name) if name in FILE_TASKS else None
+
+
+def _with_table_file(config: dict[str, Any], task: str, strict: bool) -> RunSpec:
+    """The spec of a task that reads a file with a saved run: its ``data`` node,
+    checked, is ``extras["data"]``, a :class:`~annfactory.tasks.predict.TableFile`;
+    the rest parses as any run's."""
+    from dataclasses import replace
+
+    from annfactory.tasks.predict import parse_table_file
+
+    file = parse_table_file(config.pop("data", None), task)
+    spec = parse_run(config, strict=strict)
+    return replace(spec, extras={**spec.extras, "data": file})

@@ -181,6 +181,8 @@ def _check_task_groups(parsed: Sequence[Any]) -> None:
         group = _group_of(name) if name in groups else None
         if group is None or not group.per_task:
             continue
+        if name == "data" and _check_file_data(override, tasks):
+            continue
         readers = _tasks_reading(name, tasks)
         if not readers or set(tasks) & set(readers):
             continue
@@ -191,6 +193,40 @@ def _check_task_groups(parsed: Sequence[Any]) -> None:
             f"{' or '.join(tasks) if tasks else 'forward'}.",
             f"Add {needed}, e.g. python scripts/run.py {needed} {override.input_line}",
         )
+
+
+def _check_file_data(override: Any, tasks: Sequence[str]) -> bool:
+    """A ``data`` override for the tasks that read a file with a saved run
+    (``task=predict``, ``task=evaluate``): only the file's keys, never a data set.
+    True where the override is theirs and fine; False where it is for others.
+
+    Raises:
+        ConfigError: ``data=<name>`` or another ``data.*`` key with those tasks.
+    """
+    from annfactory.tasks.predict import FILE_KEYS, FILE_TASKS
+
+    reading = [task for task in tasks if task in FILE_TASKS]
+    if not reading:
+        return False
+    key = str(override.key_or_group)
+    option = key.partition(".")[2]
+    task = f"task={reading[0]}"
+    if option in FILE_KEYS:
+        # In a sweep over task=train too, the usual rule applies.
+        return len(reading) == len(tasks)
+    if not option:
+        raise ConfigError(
+            "data",
+            f"{task} reads the file with the saved run's data options, so "
+            f"{override.input_line} would be ignored.",
+            "Drop it, and give the file as data.path=<file>.",
+        )
+    raise ConfigError(
+        key,
+        f"{task} reads the file with the saved run's data options; it takes "
+        f"{', '.join(f'data.{name}' for name in FILE_KEYS)} only.",
+        f"Drop {key} (the run's own {option.split('.')[0]} applies).",
+    )
 
 
 def _tasks_reading(group: str, chosen: Sequence[str]) -> list[str]:

@@ -292,8 +292,10 @@ class _Report(io.StringIO):
 from annfactory.tasks import (  # noqa: E402, F401
     activations,
     diagnose,
+    evaluate,
     export,
     forward,
     init_report,
+    predict,
     train,
 )
