@@ -68,6 +68,8 @@ def test_a_classifier_is_scored_by_sklearn_on_the_labelled_rows(
         assert image.size[0] >= 400
         assert image.size[1] >= 350
     text = out.getvalue()
+    # The target is read (to score), not listed among the columns left unread.
+    assert "7 feature columns and the target read" in text.splitlines()[1]
     assert "note: 3 of 344 rows have no 'species': left out of the scores." in text
     assert f"scored 341 rows: accuracy {section['accuracy']:.4f}, balanced" in text
     matrix = text.split("confusion matrix (rows: true class; columns: predicted):\n")

@@ -375,11 +375,16 @@ def print_opening(
         what = f"regression of {predictor.target!r}"
     print(f"run:  {run_dir} ({what})", file=out)
     needed = set(predictor.columns.names)
-    ignored = [name for name in table.column_names if name not in needed]
+    ignored = [
+        name
+        for name in table.column_names
+        if name not in needed and name != predictor.target
+    ]
+    target = " and the target" if predictor.target in table.column_names else ""
     note = f"; ignored: {_listed(ignored)}" if ignored else ""
     print(
-        f"file: {path}: {table.num_rows} rows; {len(needed)} feature columns "
-        f"read{note}",
+        f"file: {path}: {table.num_rows} rows; {len(needed)} feature columns"
+        f"{target} read{note}",
         file=out,
     )
 
