@@ -266,7 +266,7 @@ def test_the_readme_onnxruntime_lines_run_on_an_export(
     (block,) = [
         block
         for block in re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
-        if "onnxruntime.InferenceSession" in block
+        if "onnxruntime.InferenceSession" in block and "preprocessing.json" not in block
     ]
     code = [
         line for line in block.splitlines() if line and not line.startswith("import")
@@ -287,11 +287,15 @@ def test_the_readme_shows_what_the_export_of_a_trained_run_prints(
 ) -> None:
     """The README's export of a digits run, as printed (the run's path aside; the
     ONNX difference is onnxruntime's summation order, so its digits may vary)."""
-    ((readme_dir, expected),) = re.findall(
-        r"```\n\$ python scripts/run\.py task=export task\.run=(\S+)\n(.*?)```",
-        README.read_text(),
-        re.S,
-    )
+    ((readme_dir, expected),) = [
+        (run, shown)
+        for run, shown in re.findall(
+            r"```\n\$ python scripts/run\.py task=export task\.run=(\S+)\n(.*?)```",
+            README.read_text(),
+            re.S,
+        )
+        if "standardize(64" in shown  # the digits run's; a table run's is below
+    ]
     cfg = annfactory.compose(["task=train", "model=mlp", "data=digits"])
     from omegaconf import OmegaConf
 
@@ -1090,3 +1094,49 @@ def test_export_of_a_table_run_on_the_command_line(
     with torch.no_grad():
         eager = load_run(run_dir).eval()(torch.from_numpy(codes))
     assert_close_to(torch.from_numpy(y).double(), eager, "float32")
+
+
+def test_the_readme_s_table_export_snippet_runs_on_preprocessing_json_alone(
+    penguins: tuple[Path, Path, dict[str, Any], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (block,) = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+        if "preprocessing.json" in block and "onnxruntime.InferenceSession" in block
+    ]
+    run_dir, export_dir, _, printed = penguins
+    monkeypatch.chdir(export_dir)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md", "exec", dont_inherit=True), namespace)
+    logits = namespace["logits"]
+    assert logits.shape == (2, 3)
+    # What the saved network gives on the codes annfactory's own lookup makes.
+    import pyarrow as pa
+
+    from annfactory.columns import TableColumns
+    from annfactory.table_fitting import encode_cells
+
+    spec = annfactory.load_spec(run_dir / "spec.yaml")
+    columns = TableColumns.from_dict(spec.extras["data"].fitted["columns"], "columns")
+    rows = namespace["rows"]
+    missing = {"NA", None}
+    table = pa.table(
+        {
+            name: [None if row[name] in missing else row[name] for row in rows]
+            for name in columns.names
+        }
+    )
+    codes, unseen = encode_cells(table, columns)
+    assert unseen["island"] == 1  # "Atlantis"
+    np.testing.assert_array_equal(codes, namespace["x"])
+    with torch.no_grad():
+        expected = annfactory.load_run(run_dir)(torch.from_numpy(codes)).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    # The README's export printout is this run's, its path and digits aside.
+    shown = re.search(
+        r"\$ python scripts/run\.py task=export task\.run=\S+\n(.*?)```",
+        README.read_text()[README.read_text().index("### A table run's export") :],
+        re.S,
+    )
+    assert shown is not None
+    assert shown.group(1).splitlines()[0] == printed.splitlines()[0]

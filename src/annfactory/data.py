@@ -568,11 +568,13 @@ def load_user_table(
 
     markers = tuple(NA_VALUES if na_values is None else na_values)
     arrow = read_table(path, delimiter=delimiter, na_values=markers, format=format)
+    pool = pa.default_memory_pool()
     column_types, ignored, notes = infer_types(
         arrow, target=target, features=features, types=types or {}, na_values=markers
     )
     if not column_types:
         raise _no_feature_column(path, target, {}, {})
+    pool.release_unused()  # the inference's temporaries (whole text columns)
     labels = target_column(arrow, target, kind=kind)
     notes.extend(labels.notes)
     # The rows without a target are left out of the codes, not of the table: a
@@ -1267,8 +1269,10 @@ def _user_table(format: str) -> LoadFunction:
             seed,
         )
         if status is None or key not in _TABLE_CACHE:
-            # torch, while pyarrow reads without the GIL.
-            prefetch("torch", then=_first_optimizer)
+            # While pyarrow reads without the GIL: what the steps after the read
+            # import (pyarrow's compute functions, and pandas, which pyarrow imports
+            # where it is installed), then torch.
+            prefetch("pyarrow.compute", "pandas", "torch", then=_first_optimizer)
             table = load_user_table(
                 path,
                 name=format,

@@ -10,6 +10,7 @@ lock), and a failure here is left to that import to report.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 import threading
@@ -31,12 +32,12 @@ def prefetch(*modules: str, then: Callable[[], object] | None = None) -> None:
         return
 
     def run() -> None:
-        try:
-            for name in missing:
+        for name in missing:
+            # Not installed, say: the next one still helps.
+            with contextlib.suppress(BaseException):
                 importlib.import_module(name)
-            if then is not None:
+        if then is not None:
+            with contextlib.suppress(BaseException):
                 then()
-        except BaseException:
-            pass
 
     threading.Thread(target=run, name="annfactory-prefetch").start()

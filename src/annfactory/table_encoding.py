@@ -69,6 +69,7 @@ _INDEX_BUFFERS: Final = (
     "categorical_index",
     "onehot_source",
     "embedding_source",
+    "output_order",
 )
 
 
@@ -102,6 +103,7 @@ class TableEncoder(nn.Module):
     categorical_index: torch.Tensor
     onehot_source: torch.Tensor
     embedding_source: torch.Tensor
+    output_order: torch.Tensor
 
     def __init__(
         self,
@@ -124,6 +126,8 @@ class TableEncoder(nn.Module):
         self._embeddings = tuple(columns.embedding_shapes)
         for name, shape in columns.embedding_shapes.items():
             self.register_parameter(name, nn.Parameter(torch.empty(shape)))
+        order = self._values["output_order"]
+        self._in_order = list(order) == list(range(len(order)))
         self._groups = (
             bool(self._values["numeric_index"]),
             bool(self._values["indicator_index"]),
@@ -184,9 +188,11 @@ class TableEncoder(nn.Module):
                 groups.update(self._embedded(source))
         if not groups:
             return x[..., :0]
-        # Column order: one slice per run of consecutive columns of one group.
-        parts = [groups[group][..., start:stop] for group, start, stop in self._runs]
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        parts = list(groups.values())
+        joined = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        # Column order (a numeric column's indicator beside it): one index_select,
+        # not a slice per run of columns (40 for 20 columns with indicators).
+        return joined if self._in_order else joined.index_select(-1, self.output_order)
 
     def _codes(self, cells: torch.Tensor) -> torch.Tensor:
         """The categorical cells as row numbers of their column (-1: all zeros):
@@ -277,8 +283,25 @@ def _layout(
         # Each table's vectors are a group of their own.
         _extend(runs, embedding_parameter(index), 0, column.width)
         embedding_source.append(source)
+    # The groups as forward joins them (numeric, indicator, one-hot, then each
+    # embedding table in column order), and where each output of the runs is there.
+    widths = {"numeric": len(numeric), "indicator": len(indicator)}
+    widths["onehot"] = len(onehot_source)
+    for group, _, stop in runs:
+        if group not in widths:
+            widths[group] = stop
+    offsets, offset = {}, 0
+    for group, width in widths.items():
+        offsets[group] = offset
+        offset += width
+    order = [
+        offsets[group] + position
+        for group, start, stop in runs
+        for position in range(start, stop)
+    ]
     values: dict[str, list[float] | list[int]] = {
         **fitted,
+        "output_order": order,
         "vocabulary_size": vocabulary_size,
         "missing_code": missing_code,
         "onehot_level": onehot_level,
