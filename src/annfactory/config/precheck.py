@@ -81,6 +81,8 @@ def check_overrides(
     parsed = parsed_overrides(overrides)
     _check_override_shapes(parsed, overrides)
     for_hydra = rewritten_for_hydra(parsed, overrides)
+    # A data set chosen by a sweep (data=iris,wine) is chosen too.
+    data_chosen = any(str(override.key_or_group) == "data" for override in parsed)
     if skip_sweeps:
         kept = [
             i for i, override in enumerate(parsed) if not override.is_sweep_override()
@@ -88,7 +90,7 @@ def check_overrides(
         parsed = [parsed[i] for i in kept]
         overrides = [overrides[i] for i in kept]
     chosen = _check_group_options(parsed, config_dirs)
-    _check_task_groups(parsed)
+    _check_task_groups(parsed, data_chosen)
     _check_parameters(parsed, chosen)
     _check_values(parsed)
     cfg = check_unknown_keys(parsed, list(overrides), config_dirs)
@@ -166,7 +168,7 @@ def _check_group_options(parsed: list[Any], config_dirs: list[Path]) -> dict[str
     return chosen
 
 
-def _check_task_groups(parsed: Sequence[Any]) -> None:
+def _check_task_groups(parsed: Sequence[Any], data_chosen: bool) -> None:
     """A group that only some tasks declare (``data``, ``optimizer``: task=train) is
     set only with one of them; Hydra would say that it found no match in the
     defaults list, or that the key is not in the config."""
@@ -184,7 +186,11 @@ def _check_task_groups(parsed: Sequence[Any]) -> None:
         if name == "data" and _check_file_data(override, tasks):
             continue
         readers = _tasks_reading(name, tasks)
-        if not readers or set(tasks) & set(readers):
+        if not readers:
+            continue
+        if set(tasks) & set(readers):
+            if not data_chosen:
+                _check_data_chosen(override)
             continue
         needed = " or ".join(f"task={task}" for task in readers)
         raise ConfigError(
@@ -193,6 +199,20 @@ def _check_task_groups(parsed: Sequence[Any]) -> None:
             f"{' or '.join(tasks) if tasks else 'forward'}.",
             f"Add {needed}, e.g. python scripts/run.py {needed} {override.input_line}",
         )
+
+
+def _check_data_chosen(override: Any) -> None:
+    """``data.path=x.csv`` with task=train sets an option of a data set: one must be
+    chosen (``data=csv``); Hydra would only say that ``data`` is not in the config."""
+    key = str(override.key_or_group)
+    if not key.startswith("data.") or override.is_delete():
+        return
+    raise ConfigError(
+        override_key(override),
+        "no data set is chosen, so there is nothing to set.",
+        "Add data=csv (or data=parquet) for a file of yours, e.g. python "
+        f"scripts/run.py task=train data=csv {override.input_line}",
+    )
 
 
 def _check_file_data(override: Any, tasks: Sequence[str]) -> bool:
