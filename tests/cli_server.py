@@ -64,6 +64,10 @@ PRELOADED = (
     "matplotlib.figure",
     "matplotlib.backends.backend_agg",
     "onnxscript",  # by the ONNX exporter
+    "pyarrow.csv",  # a user's table (data=csv, data=parquet, task=predict)
+    "pyarrow.parquet",
+    "pyarrow.compute",
+    "pandas",  # which pyarrow imports where it is installed
 )
 #: Environment variables read when Python or a preloaded package starts: a request
 #: that sets one of these differently runs in a fresh process.

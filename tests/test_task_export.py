@@ -1076,26 +1076,6 @@ def test_a_network_without_encode_table_writes_no_preprocessing_json(
     assert metrics["export"]["checked_on"] == "random normal rows"
 
 
-@pytest.mark.slow
-def test_export_of_a_table_run_on_the_command_line(
-    run_cli: RunCli, penguins: tuple[Path, Path, dict[str, Any], str]
-) -> None:
-    run_dir = penguins[0]
-    result = run_cli("task=export", f"task.run={run_dir}")
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    assert "input 'input' [batch, 7] -> output 'output' [batch, 3]" in result.stdout
-    assert result.stdout.splitlines()[-1].startswith("preprocessing.json: ")
-    record = json.loads((result.run_dir / "preprocessing.json").read_text())
-    codes = codes_from_preprocessing(record, RAW_ROWS)
-    (y,) = onnxruntime.InferenceSession(str(result.run_dir / ONNX_FILE)).run(
-        None, {INPUT_NAME: codes}
-    )
-    with torch.no_grad():
-        eager = load_run(run_dir).eval()(torch.from_numpy(codes))
-    assert_close_to(torch.from_numpy(y).double(), eager, "float32")
-
-
 def test_the_readme_s_table_export_snippet_runs_on_preprocessing_json_alone(
     penguins: tuple[Path, Path, dict[str, Any], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,7 +72,9 @@ _LISTED_CLASSES: Final = 8
 #: The options of ``task=predict`` and ``task=evaluate``.
 OPTIONS: Final = {
     "run": Param(
-        str, None, "the directory of a run of task=train on a file (required)"
+        str,
+        None,
+        "the directory of a run of task=train on a file; null: none, refused",
     ),
 }
 
@@ -266,8 +268,8 @@ def open_run(context: TaskContext, task: str) -> Opened:
         raise ConfigError(
             "task.run",
             f"task={task} needs the trained run to predict with.",
-            f"Add task.run=<its directory>, e.g. python scripts/run.py task={task} "
-            "task.run=outputs/2026-12-07/10-00-00 data.path=new.csv.",
+            "Add task.run=<the directory of a task=train run on a file> (such as "
+            "outputs/2026-12-07/10-00-00).",
         )
     _refuse_network_overrides(context.own_overrides, task)
     if context.spec.device == "meta":
