@@ -634,8 +634,9 @@ def fail_in_process(bad: Bad) -> None:
     """What the command line does before and in its job: check the overrides (with
     the config dirs), compose, validate, build."""
     overrides = bad.overrides
-    check_overrides(overrides, bad.config_dirs)
     if bad.config_dirs:
+        # annfactory.compose checks the overrides itself, without config dirs.
+        check_overrides(overrides, bad.config_dirs)
         overrides = [*overrides, f"hydra.searchpath=[file://{BAD_INPUTS}]"]
     cfg = annfactory.compose(overrides)
     spec = annfactory.to_spec(cfg)

@@ -145,7 +145,8 @@ def in_process(config_dirs: Sequence[Path]) -> Attempt:
     def attempt(overrides: list[str]) -> Failure | None:
         overrides = one_epoch(overrides)
         try:
-            check_overrides(overrides, list(config_dirs))
+            if config_dirs:  # annfactory.compose checks them itself, without dirs
+                check_overrides(overrides, list(config_dirs))
             extra = [f"hydra.searchpath=[file://{d}]" for d in config_dirs]
             cfg = annfactory.compose([*overrides, *extra])
             spec = annfactory.to_spec(cfg)
