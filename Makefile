@@ -7,8 +7,8 @@ EXTRAS := .[dev,launchers,search]
 # Two tiers of tests (the markers are in pyproject.toml; tests/conftest.py puts other
 # files' tests in theirs). `make test-fast`, between two edits: in-process only (no
 # test marked `slow`, which starts a process) and nothing `heavy` (training beyond a
-# few steps, export, torch.compile): 1,558 tests in 40 to 50 s on 2 cores. `make
-# test`, before a commit and in CI: all 2,530, with the 25 slowest; 7 minutes on 2
+# few steps, export, torch.compile): 1,648 tests in 40 to 50 s on 2 cores. `make
+# test`, before a commit and in CI: all 2,679, with the 25 slowest; 8 minutes on 2
 # cores.
 FAST := -m "not slow and not heavy"
 # pytest keeps the test modules it rewrites (for its assert messages) as bytecode;
