@@ -68,6 +68,7 @@ __all__ = [
     "data_image_shape",
     "data_sizes",
     "datasets",
+    "delimiter_option",
     "fit_standardization",
     "load_table",
     "load_user_table",
@@ -1136,7 +1137,8 @@ def _kind(value: Any, key: str) -> str | None:
 _DELIMITER_WORDS: Final = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
 
 
-def _delimiter(value: Any, key: str) -> str:
+def delimiter_option(value: Any, key: str) -> str:
+    """``data.delimiter``: one character, or comma, semicolon, tab or pipe."""
     if isinstance(value, str) and value.lower() in _DELIMITER_WORDS:
         return _DELIMITER_WORDS[value.lower()]
     if isinstance(value, str) and len(value) == 1 and value not in '"\r\n':
@@ -1305,7 +1307,7 @@ def _user_table(format: str) -> LoadFunction:
 datasets.register(
     "csv",
     params=_table_params("csv"),
-    checks={**_TABLE_CHECKS, "delimiter": _delimiter},
+    checks={**_TABLE_CHECKS, "delimiter": delimiter_option},
     splits=True,
 )(_user_table("csv"))
 datasets.register(

@@ -68,6 +68,7 @@ __all__ = [
     "TaskContext",
     "check_option_names",
     "parse_task_options",
+    "refuse_group_overrides",
     "run_named_task",
     "task_name",
     "tasks",
@@ -285,6 +286,28 @@ class _Report(io.StringIO):
 
     def flush(self) -> None:
         self._out.flush()
+
+
+def refuse_group_overrides(
+    overrides: Sequence[str], groups: Sequence[str], problem: str, fix: str
+) -> None:
+    """Refuse an override of any of ``groups`` (``model=mlp``, ``init@...``,
+    ``+model.x=1``): a task that takes its network from a saved run would ignore it.
+
+    Args:
+        overrides: The command line's own overrides.
+        groups: The top-level keys and groups refused.
+        problem: What is wrong, with ``{override}`` for the override as given.
+        fix: The fix.
+
+    Raises:
+        ConfigError: Names the override's key.
+    """
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        group = key.split("@", 1)[0].split(".", 1)[0].split("/", 1)[0]
+        if group in groups:
+            raise ConfigError(key, problem.format(override=override), fix)
 
 
 # The built-in tasks register themselves (as timm's models/__init__ imports its model

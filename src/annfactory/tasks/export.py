@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from annfactory.errors import ConfigError
 from annfactory.params import Param, validate_params
-from annfactory.tasks import TaskContext, save_model, tasks
+from annfactory.tasks import TaskContext, refuse_group_overrides, save_model, tasks
 from annfactory.tasks.export_steps import (
     BATCH_DIM,
     INPUT_NAME,
@@ -518,16 +518,12 @@ def _runtime_versions() -> dict[str, str]:
 def _refuse_network_overrides(overrides: Sequence[str]) -> None:
     """With ``task.run`` the saved run defines the network: an override of the
     model, an init, an activation or the dtype would be ignored, so it is refused."""
-    for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
-        group = key.split("@", 1)[0].split(".", 1)[0].split("/", 1)[0]
-        if group in _NETWORK_KEYS:
-            raise ConfigError(
-                key,
-                f"task.run exports the saved run's network, so {override} would be "
-                "ignored.",
-                "Drop it, or leave task.run out to export the config's model.",
-            )
+    refuse_group_overrides(
+        overrides,
+        _NETWORK_KEYS,
+        "task.run exports the saved run's network, so {override} would be ignored.",
+        "Drop it, or leave task.run out to export the config's model.",
+    )
 
 
 def _load(run_dir: str, device: str) -> tuple[RunSpec, nn.Module]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
 from annfactory.params import Param, validate_params
-from annfactory.tasks import TaskContext, tasks
+from annfactory.tasks import TaskContext, refuse_group_overrides, tasks
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -62,7 +62,6 @@ FILE_TASKS: Final = ("predict", "evaluate")
 #: The keys of that node.
 FILE_KEYS: Final = ("path", "delimiter", "na_values")
 #: What ``data.delimiter=tab`` stands for (as for ``task=train``).
-_DELIMITER_WORDS: Final = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
 #: Top-level keys and groups that define a network: the saved run defines it, so
 #: an override of one would be ignored; it is refused.
 _NETWORK_KEYS: Final = ("model", "init", "activation", "dtype", "optimizer")
@@ -147,18 +146,10 @@ def _not_a_data_set(key: str, task: str, given: str) -> ConfigError:
 
 
 def _delimiter(value: Any, key: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.lower() in _DELIMITER_WORDS:
-        return _DELIMITER_WORDS[value.lower()]
-    if isinstance(value, str) and len(value) == 1 and value not in '"\r\n':
-        return value
-    raise ConfigError(
-        key,
-        f"{value!r} is not one character to separate cells.",
-        f"Give one character, or one of: {', '.join(_DELIMITER_WORDS)} "
-        f"(e.g. {key}=semicolon).",
-    )
+    """``data.delimiter`` as data=csv takes it, or null: the run's."""
+    from annfactory.data import delimiter_option
+
+    return None if value is None else delimiter_option(value, key)
 
 
 def _na_values(value: Any, key: str) -> tuple[str, ...] | None:
@@ -309,16 +300,13 @@ def open_run(context: TaskContext, task: str) -> Opened:
 def _refuse_network_overrides(overrides: Sequence[str], task: str) -> None:
     """The saved run defines the network: an override of the model, an init, an
     activation, the dtype or the optimizer would be ignored, so it is refused."""
-    for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
-        group = key.split("@", 1)[0].split(".", 1)[0].split("/", 1)[0]
-        if group in _NETWORK_KEYS:
-            raise ConfigError(
-                key,
-                f"task={task} uses the saved run's network (task.run), so {override} "
-                "would be ignored.",
-                "Drop it.",
-            )
+    refuse_group_overrides(
+        overrides,
+        _NETWORK_KEYS,
+        f"task={task} uses the saved run's network (task.run), so {{override}} "
+        "would be ignored.",
+        "Drop it.",
+    )
 
 
 def write_predictions(
