@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.columns import TableColumns
 from annfactory.errors import ConfigError
-from annfactory.runs import SPEC_FILE, WEIGHTS_FILE, load_run, load_spec
+from annfactory.runs import (
+    SPEC_FILE,
+    WEIGHTS_FILE,
+    load_run,
+    load_spec,
+    run_load_error,
+)
 from annfactory.table_reading import NA_VALUES, read_table
 
 if TYPE_CHECKING:
@@ -402,12 +408,7 @@ def _trained_table_run(
     try:
         spec = load_spec(path)
     except ConfigError as error:
-        where = f"{error.key}: " if error.key else ""
-        raise ConfigError(
-            "task.run",
-            f"the run {shown} does not load: {where}{error.problem}",
-            error.hint or hint,
-        ) from error
+        raise run_load_error(error, shown, hint) from error
     data = spec.extras.get("data")
     fitted = getattr(data, "fitted", None)
     if data is None or fitted is None:

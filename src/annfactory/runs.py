@@ -35,6 +35,7 @@ __all__ = [
     "load_run",
     "load_spec",
     "metrics_json",
+    "run_load_error",
     "save_run",
 ]
 
@@ -207,6 +208,18 @@ def _check_format(file: Path, version: Any) -> None:
             f"{FORMAT_KEY} {version} is newer than {reads}.",
             "Load the run with the newer annfactory that saved it.",
         )
+
+
+def run_load_error(error: ConfigError, shown: str, hint: str) -> ConfigError:
+    """``error`` from loading a run, named as the ``task.run`` that gave it: a task
+    that reads a saved run reports its file's problem under the option the user
+    set."""
+    where = f"{error.key}: " if error.key else ""
+    return ConfigError(
+        "task.run",
+        f"the run {shown} does not load: {where}{error.problem}",
+        error.hint or hint,
+    )
 
 
 def load_run(path: str | Path, device: str | None = None) -> Network:

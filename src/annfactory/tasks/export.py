@@ -535,7 +535,13 @@ def _load(run_dir: str, device: str) -> tuple[RunSpec, nn.Module]:
     """
     from hydra.utils import to_absolute_path
 
-    from annfactory.runs import SPEC_FILE, WEIGHTS_FILE, load_run, load_spec
+    from annfactory.runs import (
+        SPEC_FILE,
+        WEIGHTS_FILE,
+        load_run,
+        load_spec,
+        run_load_error,
+    )
 
     # Under hydra.job.chdir=true a job runs in its run directory; a relative path
     # still means one from where the command was typed (outside Hydra: the cwd).
@@ -551,12 +557,7 @@ def _load(run_dir: str, device: str) -> tuple[RunSpec, nn.Module]:
         network = load_run(path, device=device)
         spec = dataclasses.replace(load_spec(path), device=device)
     except ConfigError as error:
-        where = f"{error.key}: " if error.key else ""
-        raise ConfigError(
-            "task.run",
-            f"the run {run_dir!r} does not load: {where}{error.problem}",
-            error.hint or hint,
-        ) from error
+        raise run_load_error(error, repr(run_dir), hint) from error
     return spec, network
 
 
