@@ -10,6 +10,7 @@ way of a run that works (``annfactory.cli.composition_errors_reworded``).
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -28,7 +29,30 @@ def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> None:
     from annfactory.run import main
 
     monkeypatch.setattr(sys, "argv", ["run.py", *args])
-    main("python scripts/run.py")
+    try:
+        main("python scripts/run.py")
+    finally:
+        gc.unfreeze()  # main leaves the objects at exit to the OS; this process goes on
+
+
+def test_main_leaves_the_objects_at_exit_to_the_operating_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Python's collections at exit would walk every object torch made (about half
+    # a second of every command): main freezes them as its last step.
+    from annfactory.run import main
+
+    gc.unfreeze()
+    monkeypatch.setattr(
+        sys, "argv", ["run.py", "model=demo", f"hydra.run.dir={tmp_path}"]
+    )
+    try:
+        main("python scripts/run.py")
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.unfreeze()
+    assert frozen > 10_000
+    assert (tmp_path / "metrics.json").exists()
 
 
 def test_a_cli_run_composes_as_hydra_does_and_checks_compose_nothing(
