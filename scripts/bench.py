@@ -11,6 +11,7 @@ their targets and writes it as JSON:
     python scripts/bench.py --only end_to_end --repeats 15
     python scripts/bench.py --only train     # task=train's cost per epoch
     python scripts/bench.py --only table     # issue 21: a 1,000,000-row CSV
+    python scripts/bench.py --only checkpoint  # issue 22: the cost of checkpoints
     python scripts/bench.py --only table --table-rows 20000 --repeats 1
 
 The targets are ratios, so they hold on any machine. Exit status 1 if a target is
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import io
 import json
 import os
 import platform
@@ -906,6 +908,52 @@ def table_train(repeats: int, rows: int = TABLE_ROWS) -> list[Figure]:
     ]  # fmt: skip
 
 
+#: Issue 22: the default recipe's epochs, with checkpoints and without.
+CHECKPOINT_ARGS = ["task=train", "model=mlp", "data=digits", "task.epochs=150"]
+
+
+def checkpoint_cost(repeats: int) -> list[Figure]:
+    """Issue 22: the cost of checkpoints on the default recipe (``model=mlp
+    data=digits``), in this process through the train task with a run directory:
+    the training loop's wall time per epoch with the default policy (a checkpoint
+    at an epoch's end, at most one every ``task.checkpoint_seconds=2``) against
+    none (``task.checkpoint_every=0``: only on a signal), interleaved; and, for
+    information, one at every epoch's end (``task.checkpoint_seconds=0``)."""
+    from omegaconf import OmegaConf
+
+    import annfactory
+    from annfactory.files import to_yaml
+    from annfactory.tasks import run_named_task
+
+    def side(*options: str) -> Callable[[], float]:
+        cfg = annfactory.compose([*CHECKPOINT_ARGS, *options])
+        spec = annfactory.to_spec(cfg)
+        node = OmegaConf.to_container(cfg.task, resolve=True)
+        record = {".hydra/config.yaml": to_yaml(cfg)}
+
+        def measure() -> float:
+            with tempfile.TemporaryDirectory() as folder:
+                metrics = run_named_task(
+                    node, spec, Path(folder) / "run", out=io.StringIO(), record=record
+                )
+            train = metrics["train"]
+            return float(train["seconds"]) / len(train["history"]) * 1e3
+
+        return measure
+
+    default, off = side(), side("task.checkpoint_every=0")
+    every = side("task.checkpoint_seconds=0")
+    on_ms, off_ms = interleaved(default, off, repeats)
+    every_ms, off_again = interleaved(every, off, repeats)
+    what = "`run.py " + " ".join(CHECKPOINT_ARGS) + "`, the loop's wall time per epoch"
+    return [
+        Figure("checkpoints: default policy", what + " (every epoch, at most one "
+               "every 2 s) vs task.checkpoint_every=0", on_ms, off_ms, "ms", 1.10),
+        Figure("checkpoints: every epoch", what + " with task.checkpoint_seconds=0 "
+               "vs task.checkpoint_every=0", every_ms, off_again, "ms", None),
+    ]  # fmt: skip
+
+
 FIGURES: dict[str, Callable[[int], Figure | list[Figure]]] = {
     "small_forward": small_forward,
     "large_forward": large_forward,
@@ -917,6 +965,7 @@ FIGURES: dict[str, Callable[[int], Figure | list[Figure]]] = {
     "train": train_speed,
     "sweep": sweep_overhead,
     "table": table_train,
+    "checkpoint": checkpoint_cost,
 }
 
 

@@ -177,6 +177,7 @@ HEAVY = frozenset(
     "tests/test_task_diagnose.py::test_an_output_that_is_not_a_vector_is_refused",
     "tests/test_task_diagnose.py::test_batch_size_null_takes_the_top_level_batch_size",
     "tests/test_task_diagnose.py::test_cross_entropy_is_torchs_on_the_same_logits_and_labels",
+    "tests/test_resume_loop.py::test_a_stopped_run_continues_bit_identical",
     "tests/test_task_diagnose.py::test_dead_relu_units_are_counted_and_stop_the_gradient",
     "tests/test_task_diagnose.py::test_files_and_printout",
     "tests/test_task_diagnose.py::test_gradient_norms_and_statistics_match_a_manual_pass",
@@ -356,7 +357,8 @@ def compositions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 @pytest.fixture
 def interrupt_after_first_job():  # type: ignore[no-untyped-def]
     """A function that runs a sweep's command and sends it SIGINT (Ctrl-C) once job
-    0 has written its record and job 1 has started; returns the finished process."""
+    0 has written its record and job 1 is training (its first checkpoint is
+    written); returns the finished process."""
 
     def interrupt(
         command: list[str], sweep_dir: Path, cwd: Path
@@ -375,7 +377,8 @@ def interrupt_after_first_job():  # type: ignore[no-untyped-def]
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 240
-        first, second = sweep_dir / "0" / "job.json", sweep_dir / "1"
+        first = sweep_dir / "0" / "job.json"
+        second = sweep_dir / "1" / "checkpoint.safetensors"
         while not first.exists() or not second.exists():
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline

@@ -858,3 +858,5 @@ def test_ctrl_c_tells_the_study_and_writes_the_summary(
     assert trials[0].user_attrs["run_dir"] == str(sweep_dir / "0")
     assert trials[1].user_attrs["error"].startswith("stopped by Ctrl-C")
     assert (sweep_dir / "summary.png").is_file()
+    # The stopped trial's run keeps its checkpoint (the study records it FAIL).
+    assert (sweep_dir / "1" / "checkpoint.safetensors").is_file()

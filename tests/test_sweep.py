@@ -388,6 +388,8 @@ def test_ctrl_c_writes_the_summary_of_the_finished_jobs(
     assert (sweep_dir / "summary.md").is_file()
     assert (sweep_dir / "summary.png").is_file()
     assert not (sweep_dir / "2").exists()
+    # The stopped job keeps its checkpoint, to continue with task.resume.
+    assert (sweep_dir / "1" / "checkpoint.safetensors").is_file()
 
 
 class _CountingLoader:  # module level, so pickle finds it

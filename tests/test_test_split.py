@@ -164,7 +164,7 @@ def test_balanced_accuracy_is_sklearn_s() -> None:
 
     from sklearn.metrics import balanced_accuracy_score
 
-    from annfactory.training import balanced_accuracy
+    from annfactory.scoring import balanced_accuracy
 
     rng = np.random.default_rng(0)
     for classes in (2, 3, 7):

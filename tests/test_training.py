@@ -297,7 +297,7 @@ def test_the_fast_adam_step_updates_exactly_as_optimizer_step(
     after the first step: the weights, moments and step counts equal those of
     ``optimizer.step()`` bit for bit, through an lr change between steps."""
     from annfactory.optimizers import build_optimizer, parse_optimizer
-    from annfactory.training import _Stepper
+    from annfactory.steppers import Stepper
 
     def run(fast: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         torch.manual_seed(0)
@@ -310,7 +310,7 @@ def test_the_fast_adam_step_updates_exactly_as_optimizer_step(
             torch.device("cpu"),
         )
         assert optimizer.param_groups[0]["fused"]
-        stepper = _Stepper(optimizer, None)
+        stepper = Stepper(optimizer, None)
         generator = torch.Generator().manual_seed(1)
         for index in range(6):
             x = torch.randn(8, 5, generator=generator)
@@ -340,14 +340,14 @@ def test_the_fast_adam_step_updates_exactly_as_optimizer_step(
 
 def test_the_fast_step_is_taken_for_fused_adam_and_not_for_sgd() -> None:
     from annfactory.optimizers import build_optimizer, parse_optimizer
-    from annfactory.training import _Stepper
+    from annfactory.steppers import Stepper
 
     model = torch.nn.Linear(3, 2)
     for name, fast in (("adam", True), ("adamw", True), ("sgd", False)):
         optimizer = build_optimizer(
             parse_optimizer(name), model.parameters(), torch.device("cpu")
         )
-        stepper = _Stepper(optimizer, None)
+        stepper = Stepper(optimizer, None)
         stepper(model(torch.ones(1, 3)).sum())  # the first step creates the state
         assert (stepper._fast_groups() is not None) is fast, name
         assert all(p.grad is None for p in model.parameters())

@@ -91,7 +91,10 @@ def precheck_argv(argv: Sequence[str]) -> list[str]:
         The command line as Hydra must receive it
         (:func:`annfactory.config.argv_for_hydra`).
     """
+    from annfactory.resume import resume_argv
+
     try:
+        argv = resume_argv(argv)
         overrides = overrides_from_argv(argv)
         check_overrides(overrides, config_dirs_from_argv(argv), skip_sweeps=True)
         check_output_dir(argv, quote_free_text(overrides))
@@ -447,22 +450,29 @@ class _Discard(io.StringIO):
 def _run(
     cfg: DictConfig, output_dir: Path, out: TextIO | None = None
 ) -> dict[str, Any]:
-    spec = to_spec(cfg)
+    from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
     from annfactory.tasks import run_named_task
 
-    task = cfg.get("task")
-    node = OmegaConf.to_container(task, resolve=True) if task is not None else None
-    from hydra.core.hydra_config import HydraConfig
-
     overrides = list(HydraConfig.get().overrides.task)
+    record = _hydra_record(cfg)
+    task = cfg.get("task")
+    if task is not None and task.get("name") == "train" and task.get("resume"):
+        # task=train task.resume=<dir>: the run's own config, from its checkpoint.
+        from annfactory.resume import resumed_config
+
+        cfg, saved, overrides = resumed_config(cfg)
+        record.update(saved)
+        task = cfg.get("task")
+    spec = to_spec(cfg)
+    node = OmegaConf.to_container(task, resolve=True) if task is not None else None
     return run_named_task(
         node,
         spec,
         output_dir,
         out=sys.stdout if out is None else out,
-        record=_hydra_record(cfg),
+        record=record,
         overrides=overrides,
         log_file=LOG_FILE,
     )

@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from annfactory.checkpoints import TrainingStopped
 from annfactory.cli import (
     composition_errors_reworded,
     hydra_composed,
@@ -41,6 +42,7 @@ from annfactory.cli import (
 )
 from annfactory.config.edge import FlagsError, parse_flags
 from annfactory.hydra_report import reported
+from annfactory.resume import stopped_line
 from annfactory.streams import guard_output
 
 __all__ = ["check_command_flags", "group_options", "main", "parse_hydra_flags"]
@@ -82,6 +84,11 @@ def main(command: str = "annfactory") -> None:
     try:
         with composition_errors_reworded(args):
             _app()
+    except TrainingStopped as stop:
+        # Ctrl-C or SIGTERM while training: the checkpoint is written; one line
+        # says how to continue, and the exit status is the signal's (130, 143).
+        print(stopped_line(stop, command), file=sys.stderr, flush=True)
+        sys.exit(stop.exit_code)
     finally:
         # The process ends next. Python's garbage collections at exit would walk
         # every object torch and the others made, about half a second for nothing:

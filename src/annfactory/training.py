@@ -38,7 +38,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from annfactory.checkpoints import Checkpointing, LoopState, StopSignals
 from annfactory.errors import ConfigError
+from annfactory.scoring import (
+    forward_pass,
+    metric_of,
+    score,
+    total_squares,
+    validation,
+)
+from annfactory.steppers import Stepper
 
 if TYPE_CHECKING:
     import torch
@@ -49,11 +58,8 @@ __all__ = [
     "KEEPS",
     "METRICS",
     "EpochRecord",
-    "Evaluation",
     "TrainResult",
-    "balanced_accuracy",
     "batch_sizes",
-    "evaluate",
     "has_batch_norm",
     "train",
 ]
@@ -71,8 +77,6 @@ AUTOCAST_DTYPES: Final = ("float16", "bfloat16")
 #: while the scale halves: about 6 steps, half an epoch of a small data set. 2**10
 #: still lifts gradients down to about 6e-11 above float16's smallest value.
 _INITIAL_LOSS_SCALE: Final = 2.0**10
-#: Validation rows evaluated in one forward pass (the whole split when it has fewer).
-_VALIDATION_ROWS: Final = 16384
 #: Below this many multiply-adds per step and layer (batch rows x the largest
 #: weight), training on the CPU runs on one thread: see :func:`_cpu_threads`.
 _ONE_THREAD_WORK: Final = 1 << 20
@@ -144,6 +148,8 @@ def train(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     dropout_seed: int | None = None,
     autocast: torch.dtype | None = None,
+    resume: LoopState | None = None,
+    checkpoints: Checkpointing | None = None,
 ) -> TrainResult:
     """Train ``module`` by minibatch steps and validate it after every epoch.
 
@@ -182,6 +188,16 @@ def train(
             :class:`torch.autocast` in this dtype, the losses are computed in
             float32, and float16 gradients are scaled by a
             :class:`torch.amp.GradScaler`. None: every value in the module's dtype.
+        resume: A checkpoint's state (:func:`annfactory.checkpoints.load_checkpoint`)
+            to continue from, in the middle of an epoch or at its end: the module,
+            the optimizer, the schedule, the generators, the history and early
+            stopping's state are set from it, and the loop ends as the
+            uninterrupted one would have, bit for bit on the CPU. The other
+            arguments must be the interrupted run's (``epochs`` may be larger).
+        checkpoints: When to write checkpoints (every few epochs; always on
+            SIGINT or SIGTERM, which stop the loop after the step that runs,
+            raising :class:`~annfactory.checkpoints.TrainingStopped`). None: no
+            checkpoint, and the signals keep their handlers.
 
     Returns:
         The history and the summary of the run.
@@ -190,8 +206,11 @@ def train(
         ValueError: An argument outside its allowed values.
         ConfigError: The loss became NaN or infinite (training diverged): names
             ``optimizer.lr``, the usual cause.
+        TrainingStopped: A signal stopped the loop; its checkpoint is written.
     """
     _check_arguments(metric, keep, epochs, batch_size, patience, x_train, x_val)
+    if resume is not None:  # before the stepper takes the optimizer's state
+        _restore(resume, module, optimizer, schedule, generator)
     run_epoch = _EpochRunner(
         logits=logits,
         module=module,
@@ -207,29 +226,169 @@ def train(
         generator=generator,
         autocast=autocast,
     )
-    result = TrainResult()
     best = _BestSoFar(keep=keep, epochs=epochs)
-    start = time.perf_counter()
+    result = _so_far(resume, run_epoch, best)
+    first = 1 if resume is None else resume.epoch + 1
+    snapshot = _Snapshot(result, best, run_epoch, module, dropout_seed)
+    signals = checkpoints.signals if checkpoints is not None else None
+    start = time.perf_counter() - (resume.seconds if resume is not None else 0.0)
+    dropout_state = resume.dropout if resume is not None else None
     with (
         _cpu_threads(module, batch_size, x_train.device),
-        _seeded_dropout(dropout_seed, x_train.device),
+        _seeded_dropout(dropout_seed, x_train.device, dropout_state),
+        signals or contextlib.nullcontext(),
     ):
-        for epoch in range(1, epochs + 1):
-            record = run_epoch(epoch)
+        for epoch in range(first, epochs + 1):
+            shuffle = generator.get_state()
+            unfinished = resume if resume is not None and epoch == first else None
+            try:
+                record = run_epoch(epoch, unfinished, signals)
+            except _StopRequestedError as stop:  # only with checkpoints
+                assert checkpoints is not None
+                state = snapshot(epoch - 1, shuffle, start, stop)
+                raise checkpoints.stop(state) from None
             _check_finite(record, optimizer)
-            result.history.append(record)
-            result.epochs_run = epoch
-            best.update(record, module)
-            result.best_epoch = best.epoch
+            _take(record, result, best, module)
             if on_epoch is not None:
                 on_epoch(record)
-            if patience is not None and best.since >= patience and epoch < epochs:
+            stopping = patience is not None and best.since >= patience
+            last = stopping or epoch == epochs
+            if checkpoints is not None:
+                _epoch_checkpoint(checkpoints, epoch, last, stopping, snapshot, start)
+            if stopping and epoch < epochs:
                 result.stopped_early = True
                 break
         best.restore(module, result.epochs_run)
     module.eval()
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _so_far(
+    resume: LoopState | None, runner: _EpochRunner, best: _BestSoFar
+) -> TrainResult:
+    """The result of the epochs a checkpoint's run trained (none for a new run),
+    with early stopping's state and the loss scaler's taken from it."""
+    result = TrainResult()
+    if resume is not None:
+        runner.load_scaler(resume.scaler)
+        result.history = [EpochRecord(**record) for record in resume.history]  # type: ignore[arg-type]
+        best.resume(resume)
+        result.best_epoch, result.epochs_run = best.epoch, resume.epoch
+    return result
+
+
+def _take(
+    record: EpochRecord, result: TrainResult, best: _BestSoFar, module: torch.nn.Module
+) -> None:
+    """Add an epoch's record to the result and to early stopping's state."""
+    result.history.append(record)
+    result.epochs_run = record.epoch
+    best.update(record, module)
+    result.best_epoch = best.epoch
+
+
+def _restore(
+    state: LoopState,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None,
+    generator: torch.Generator,
+) -> None:
+    """Set the module, the optimizer, the schedule and the shuffling generator
+    from a checkpoint's state."""
+    module.load_state_dict(state.model)
+    optimizer.load_state_dict(state.optimizer)
+    if schedule is not None and state.schedule is not None:
+        schedule.load_state_dict(state.schedule)
+    generator.set_state(state.shuffle)
+
+
+def _epoch_checkpoint(
+    checkpoints: Checkpointing,
+    epoch: int,
+    last: bool,
+    stopping: bool,
+    snapshot: _Snapshot,
+    start: float,
+) -> None:
+    """At an epoch's end: stop on a signal (but after the last epoch, which only
+    has its files left to write), write the checkpoint that is due, and the final
+    one a run keeps (``task.keep_checkpoint``)."""
+    requested = checkpoints.signals.requested is not None and not last
+    if not (requested or checkpoints.due(epoch, last=last)):
+        return
+    state = snapshot(epoch, snapshot.generator_state(), start)
+    state.stopped_early = stopping
+    if requested:
+        raise checkpoints.stop(state)
+    checkpoints.write(state)
+
+
+class _StopRequestedError(Exception):
+    """A signal stopped an epoch after ``step`` steps (raised by the runner)."""
+
+    def __init__(
+        self,
+        step: int,
+        losses: list[Tensor],
+        scores: list[Tensor],
+        seconds: float,
+    ) -> None:
+        super().__init__(step)
+        self.step, self.losses, self.scores = step, losses, scores
+        self.seconds = seconds
+
+
+@dataclass
+class _Snapshot:
+    """The loop's state as a checkpoint holds it (:class:`LoopState`)."""
+
+    result: TrainResult
+    best: _BestSoFar
+    runner: _EpochRunner
+    module: torch.nn.Module
+    dropout_seed: int | None
+
+    def generator_state(self) -> Tensor:
+        return self.runner.generator.get_state()
+
+    def __call__(
+        self,
+        epoch: int,
+        shuffle: Tensor,
+        start: float,
+        stop: _StopRequestedError | None = None,
+    ) -> LoopState:
+        import torch
+
+        best, module = self.best, self.module
+        schedule = self.runner.schedule
+        best_weights = None
+        if best.keep == "best" and best.epoch:
+            # At an epoch's end that is the best so far, the weights are the
+            # module's (the last epoch's are not copied).
+            current = stop is None and best.epoch == epoch
+            best_weights = module.state_dict() if current else best.state
+        return LoopState(
+            epoch=epoch,
+            step=0 if stop is None else stop.step,
+            history=[dict(vars(record)) for record in self.result.history],
+            best={"loss": best.loss, "epoch": best.epoch, "since": best.since},
+            best_weights=best_weights,
+            model=module.state_dict(),
+            optimizer=self.runner.optimizer.state_dict(),
+            schedule=None if schedule is None else schedule.state_dict(),
+            scaler=self.runner.scaler_state(),
+            shuffle=shuffle,
+            dropout=(
+                None if self.dropout_seed is None else torch.random.get_rng_state()
+            ),
+            step_losses=[] if stop is None else stop.losses,
+            step_scores=[] if stop is None else stop.scores,
+            seconds=time.perf_counter() - start,
+            epoch_seconds=0.0 if stop is None else stop.seconds,
+        )
 
 
 class _EpochRunner:
@@ -261,9 +420,9 @@ class _EpochRunner:
         import torch
 
         self._module, self._metric = module, metric
-        self._optimizer, self._schedule = optimizer, schedule
+        self.optimizer, self.schedule = optimizer, schedule
         self._x_train, self._y_train = x_train, y_train
-        self._generator = generator
+        self.generator = generator
         self._rows = rows = x_train.shape[0]
         device = x_train.device
         # Each step's loss weighs by its rows; only the last batch of an epoch is
@@ -272,23 +431,46 @@ class _EpochRunner:
         self._weights = (
             torch.tensor(self._sizes, dtype=torch.float32, device=device) / rows
         )
-        self._forward = _forward(logits, loss, device, autocast)
-        self._evaluate = _validation(self._forward, metric, x_val, y_val)
-        scaler = (
+        self._forward = forward_pass(logits, loss, device, autocast)
+        self._evaluate = validation(self._forward, metric, x_val, y_val)
+        self._scaler = (
             torch.amp.GradScaler(device.type, init_scale=_INITIAL_LOSS_SCALE)
             if autocast == torch.float16
             else None
         )
-        self._step = _Stepper(optimizer, scaler)
-        self._total_squares = _total_squares(y_train) if metric == "r2" else None
+        self._step = Stepper(optimizer, self._scaler)
+        self._total_squares = total_squares(y_train) if metric == "r2" else None
 
-    def __call__(self, epoch: int) -> EpochRecord:
+    def scaler_state(self) -> dict[str, Any] | None:
+        """The float16 loss scaler's state, or None without one."""
+        return None if self._scaler is None else self._scaler.state_dict()
+
+    def load_scaler(self, state: dict[str, Any] | None) -> None:
+        """Set the loss scaler's state (a checkpoint's)."""
+        if self._scaler is not None and state:
+            self._scaler.load_state_dict(state)
+
+    def __call__(
+        self,
+        epoch: int,
+        unfinished: LoopState | None = None,
+        signals: StopSignals | None = None,
+    ) -> EpochRecord:
+        """Train epoch ``epoch``, from ``unfinished``'s step where it stopped in its
+        middle; stop after a step when ``signals`` holds a request
+        (:class:`_StopRequestedError`)."""
+        resumed = unfinished is not None and unfinished.step > 0
         epoch_start = time.perf_counter()
-        lr = float(self._optimizer.param_groups[0]["lr"])
-        step_losses, step_scores = self._train_steps()
+        if resumed:
+            assert unfinished is not None
+            epoch_start -= unfinished.epoch_seconds
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        step_losses, step_scores = self._train_steps(
+            unfinished if resumed else None, signals, epoch_start
+        )
         numbers = self._figures(step_losses, step_scores)
-        if self._schedule is not None:
-            self._schedule.step()
+        if self.schedule is not None:
+            self.schedule.step()
         return EpochRecord(
             epoch,
             numbers[0],
@@ -299,24 +481,46 @@ class _EpochRunner:
             numbers[3],
         )
 
-    def _train_steps(self) -> tuple[list[Tensor], list[Tensor]]:
+    def _train_steps(
+        self,
+        unfinished: LoopState | None,
+        signals: StopSignals | None,
+        epoch_start: float,
+    ) -> tuple[list[Tensor], list[Tensor]]:
         """One pass over the shuffled training rows: each step's loss and score."""
         import torch
 
         self._module.train()
         device = self._x_train.device
-        order = torch.randperm(self._rows, generator=self._generator).to(device)
-        step_losses = []
-        step_scores = []
-        for inputs, targets in zip(
-            torch.split(self._x_train.index_select(0, order), self._sizes),
-            torch.split(self._y_train.index_select(0, order), self._sizes),
-            strict=True,
-        ):
+        order = torch.randperm(self._rows, generator=self.generator).to(device)
+        batches = list(
+            zip(
+                torch.split(self._x_train.index_select(0, order), self._sizes),
+                torch.split(self._y_train.index_select(0, order), self._sizes),
+                strict=True,
+            )
+        )
+        step_losses: list[Tensor] = []
+        step_scores: list[Tensor] = []
+        if unfinished is not None:
+            step_losses = [loss.to(device) for loss in unfinished.step_losses]
+            step_scores = [score.to(device) for score in unfinished.step_scores]
+            batches = batches[unfinished.step :]
+        last = len(batches) - 1
+        for index, (inputs, targets) in enumerate(batches):
             outputs, step_loss = self._forward(inputs, targets)
             self._step(step_loss)
             step_losses.append(step_loss.detach())
-            step_scores.append(_score(outputs.detach(), targets, self._metric))
+            step_scores.append(score(outputs.detach(), targets, self._metric))
+            # After the last step, the epoch ends first (its validation, the
+            # schedule's step): the loop stops at its end.
+            if index < last and signals is not None and signals.requested is not None:
+                raise _StopRequestedError(
+                    len(step_losses),
+                    step_losses,
+                    step_scores,
+                    time.perf_counter() - epoch_start,
+                )
         return step_losses, step_scores
 
     def _figures(
@@ -329,7 +533,7 @@ class _EpochRunner:
         self._module.eval()
         with torch.inference_mode():
             train_loss = (torch.stack(step_losses).float() * self._weights).sum()
-            train_value = _metric(
+            train_value = metric_of(
                 torch.stack(step_scores).sum(0), self._rows, self._total_squares
             )
             val_loss, value = self._evaluate()
@@ -368,6 +572,12 @@ class _BestSoFar:
                 }
         else:
             self.since += 1
+
+    def resume(self, state: LoopState) -> None:
+        """Take early stopping's state from a checkpoint."""
+        self.loss = float(state.best["loss"])
+        self.epoch, self.since = int(state.best["epoch"]), int(state.best["since"])
+        self.state = state.best_weights if self.keep == "best" else None
 
     def restore(self, module: torch.nn.Module, epochs_run: int) -> None:
         """With ``keep="best"``, load the best epoch's weights unless it was the
@@ -419,35 +629,13 @@ def batch_sizes(rows: int, batch_size: int, *, batch_norm: bool) -> list[int]:
     return sizes
 
 
-def _forward(
-    logits: Callable[[Tensor], Tensor],
-    loss: Callable[[Tensor, Tensor], Tensor],
-    device: torch.device,
-    autocast: torch.dtype | None,
-) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]:
-    """``forward(inputs, targets) -> (outputs, loss)``: under :class:`torch.autocast`
-    for mixed precision, the loss then computed in float32."""
-    if autocast is None:
-
-        def plain(inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-            outputs = logits(inputs)
-            return outputs, loss(outputs, targets)
-
-        return plain
-    import torch
-
-    def mixed(inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
-        with torch.autocast(device.type, dtype=autocast):
-            outputs = logits(inputs)
-        return outputs, loss(outputs.float(), targets)
-
-    return mixed
-
-
 @contextlib.contextmanager
-def _seeded_dropout(seed: int | None, device: torch.device) -> Iterator[None]:
+def _seeded_dropout(
+    seed: int | None, device: torch.device, state: Tensor | None = None
+) -> Iterator[None]:
     """Seed torch's global generator (dropout's) for the loop, and restore the
-    caller's state on exit (:func:`torch.random.fork_rng`)."""
+    caller's state on exit (:func:`torch.random.fork_rng`). ``state``: a
+    checkpoint's, set after the seed (a CPU run's generator)."""
     if seed is None:
         yield
         return
@@ -459,170 +647,12 @@ def _seeded_dropout(seed: int | None, device: torch.device) -> Iterator[None]:
     devices = [device.index or 0] if cuda else []
     with torch.random.fork_rng(devices=devices, device_type="cuda"):
         torch.default_generator.manual_seed(seed)
+        if state is not None:
+            torch.default_generator.set_state(state)
         if cuda:
             with torch.cuda.device(device):
                 torch.cuda.manual_seed(seed)
         yield
-
-
-def _validation(
-    forward: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]],
-    metric: str,
-    x_val: Tensor,
-    y_val: Tensor,
-) -> Callable[..., tuple[Tensor, Tensor]]:
-    """``evaluate(classes=None) -> (val_loss, metric)``, both 0-d tensors on the
-    device, computed under ``inference_mode`` in eval mode (the caller's), in float32
-    (the loss of a mixed-precision forward pass as well). Given a list, ``classes``
-    gets each chunk's predicted classes, on the CPU."""
-    import torch
-
-    rows = x_val.shape[0]
-    chunks = list(
-        zip(
-            torch.split(x_val, _VALIDATION_ROWS),
-            torch.split(y_val, _VALIDATION_ROWS),
-            strict=True,
-        )
-    )
-    weights = [inputs.shape[0] / rows for inputs, _ in chunks]
-    # SS_tot does not change from epoch to epoch.
-    total_squares = _total_squares(y_val) if metric == "r2" else None
-
-    def evaluate(classes: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        losses = []
-        scores = []
-        for (inputs, targets), weight in zip(chunks, weights, strict=True):
-            outputs, chunk_loss = forward(inputs, targets)
-            losses.append(chunk_loss.float() * weight)
-            scores.append(_score(outputs, targets, metric))
-            if classes is not None:
-                classes.append(_predicted(outputs).cpu())
-        val_loss = torch.stack(losses).sum()
-        return val_loss, _metric(torch.stack(scores).sum(0), rows, total_squares)
-
-    return evaluate
-
-
-def _total_squares(targets: Tensor) -> Tensor:
-    """SS_tot of each output column (float64), for R²."""
-    import torch
-
-    with torch.inference_mode():
-        values = _columns(targets).double()
-        return ((values - values.mean(0)) ** 2).sum(0)
-
-
-def _score(outputs: Tensor, targets: Tensor, metric: str) -> Tensor:
-    """A batch's part of the metric, summed over its rows on the device: the rows
-    classified right, or each output column's squared error (float64)."""
-    if metric == "accuracy":
-        return _correct(outputs, targets).sum()
-    error = _columns(outputs).double() - _columns(targets).double()
-    return (error**2).sum(0)
-
-
-def _metric(score: Tensor, rows: int, total_squares: Tensor | None) -> Tensor:
-    """Accuracy (right / rows, exact in float64) or R² from the summed scores."""
-    if total_squares is None:
-        return score.double() / rows
-    return _r2(score, total_squares)
-
-
-def _correct(outputs: Tensor, targets: Tensor) -> Tensor:
-    """Which rows are classified right (see :func:`_predicted`)."""
-    return _predicted(outputs) == targets.reshape(-1).long()
-
-
-def _predicted(outputs: Tensor) -> Tensor:
-    """Each row's class: argmax over the last dimension, or, for a single output
-    unit, ``output > 0`` (a logit: probability above one half)."""
-    if outputs.shape[-1] == 1 or outputs.dim() == 1:
-        return (outputs.reshape(-1) > 0).long()
-    return outputs.argmax(-1).reshape(-1)
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Rows scored with a network's current weights (:func:`evaluate`).
-
-    Attributes:
-        loss: The mean loss over the rows.
-        metric: Accuracy or R² (as :func:`train`'s validation computes them).
-        predicted: Classification: each row's class index (int64, on the CPU);
-            regression: None.
-    """
-
-    loss: float
-    metric: float
-    predicted: Tensor | None
-
-
-def balanced_accuracy(truth: Any, predicted: Any) -> float:
-    """The mean of the per-class recalls over the classes ``truth`` holds: what
-    ``sklearn.metrics.balanced_accuracy_score`` gives (a test compares them), without
-    its import (a second and more at every training run's end).
-
-    Args:
-        truth: int class indices, ``[rows]`` (numpy).
-        predicted: int class indices, ``[rows]``.
-    """
-    import numpy as np
-
-    truth = np.asarray(truth, dtype=np.int64).reshape(-1)
-    predicted = np.asarray(predicted, dtype=np.int64).reshape(-1)
-    size = int(max(truth.max(initial=-1), predicted.max(initial=-1))) + 1
-    counts = np.bincount(truth, minlength=size)
-    hits = np.bincount(truth[truth == predicted], minlength=size)
-    present = counts > 0
-    return float(np.mean(hits[present] / counts[present]))
-
-
-def evaluate(
-    *,
-    logits: Callable[[Tensor], Tensor],
-    module: torch.nn.Module,
-    loss: Callable[[Tensor, Tensor], Tensor],
-    metric: str,
-    x: Tensor,
-    y: Tensor,
-    autocast: torch.dtype | None = None,
-) -> Evaluation:
-    """Score rows ``x`` against ``y`` as :func:`train` scores its validation rows
-    (eval mode, under ``inference_mode``, in chunks), and give each row's class.
-
-    The module's training mode is restored afterwards.
-    """
-    import torch
-
-    scored = _validation(_forward(logits, loss, x.device, autocast), metric, x, y)
-    classes: list[Tensor] | None = [] if metric == "accuracy" else None
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.inference_mode():
-            mean_loss, value = scored(classes)
-    finally:
-        module.train(was_training)
-    predicted = torch.cat(classes) if classes else None
-    return Evaluation(float(mean_loss), float(value), predicted)
-
-
-def _columns(values: Tensor) -> Tensor:
-    """Values as a matrix of rows and output columns."""
-    return values.reshape(values.shape[0], -1)
-
-
-def _r2(residual_squares: Tensor, total_squares: Tensor) -> Tensor:
-    """R² per output column, averaged; a constant column scores 1 if predicted
-    exactly, else 0 (scikit-learn's ``r2_score`` with ``force_finite``)."""
-    import torch
-
-    constant = total_squares == 0
-    safe = torch.where(constant, torch.ones_like(total_squares), total_squares)
-    scores = 1 - residual_squares / safe
-    exact = (residual_squares == 0).double()
-    return torch.where(constant, exact, scores).mean()
 
 
 def _check_finite(record: EpochRecord, optimizer: torch.optim.Optimizer) -> None:
@@ -661,108 +691,3 @@ def _cpu_threads(
         yield
     finally:
         torch.set_num_threads(threads)
-
-
-class _Stepper:
-    """``loss.backward()``, ``optimizer.step()`` then ``zero_grad(set_to_none=True)``,
-    with less Python.
-
-    With a :class:`torch.amp.GradScaler` (float16 mixed precision), the loss is
-    scaled before the backward pass, and the scaler steps the optimizer (skipping a
-    step whose gradients overflowed) and updates its scale.
-
-    For a fused Adam or AdamW (what :func:`annfactory.optimizers.build_optimizer`
-    makes), after the first step has created the optimizer's state, each step calls
-    torch's functional ``torch.optim.adam.adam`` (public: in that module's
-    ``__all__``) on the same state tensors, with the group's current settings (a
-    schedule's ``lr`` included): the update is the one ``Adam.step`` makes, without
-    its per-step bookkeeping, which costs more than the update of a small network
-    (``tests/test_training.py`` checks both give equal weights). Any other optimizer,
-    or a step where a parameter has no gradient, goes through ``optimizer.step()``.
-    """
-
-    def __init__(
-        self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
-    ) -> None:
-        self._optimizer = optimizer
-        self._scaler = scaler
-        self._parameters = [
-            parameter
-            for group in optimizer.param_groups
-            for parameter in group["params"]
-        ]
-        self._groups: list[tuple[dict[str, Any], list[list[Tensor]]]] | None = None
-        self._steps = 0
-
-    def __call__(self, loss: Tensor) -> None:
-        scaler = self._scaler
-        if scaler is not None:
-            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
-            scaler.step(self._optimizer)
-            scaler.update()
-        else:
-            loss.backward()  # type: ignore[no-untyped-call]
-            groups = self._fast_groups() if self._steps else None
-            self._steps += 1
-            if groups is None or not self._step_fast(groups):
-                self._optimizer.step()
-        for parameter in self._parameters:
-            parameter.grad = None
-
-    def _fast_groups(self) -> list[tuple[dict[str, Any], list[list[Tensor]]]] | None:
-        if self._groups is not None:
-            return self._groups
-        import torch
-
-        optimizer = self._optimizer
-        if type(optimizer) not in (torch.optim.Adam, torch.optim.AdamW):
-            return None
-        groups = []
-        for group in optimizer.param_groups:
-            if not group.get("fused") or any(
-                group.get(flag)
-                for flag in ("amsgrad", "maximize", "capturable", "differentiable")
-            ):
-                return None
-            states = [optimizer.state.get(parameter) for parameter in group["params"]]
-            if any(not state for state in states):
-                return None
-            lists = [
-                list(group["params"]),
-                [state["exp_avg"] for state in states],  # type: ignore[index]
-                [state["exp_avg_sq"] for state in states],  # type: ignore[index]
-                [state["step"] for state in states],  # type: ignore[index]
-            ]
-            groups.append((group, lists))
-        self._groups = groups
-        return groups
-
-    @staticmethod
-    def _step_fast(groups: list[tuple[dict[str, Any], list[list[Tensor]]]]) -> bool:
-        from torch.optim.adam import adam
-
-        grads = [[parameter.grad for parameter in lists[0]] for _, lists in groups]
-        if any(grad is None for group_grads in grads for grad in group_grads):
-            return False
-        for (group, (parameters, exp_avgs, exp_avg_sqs, steps)), group_grads in zip(
-            groups, grads, strict=True
-        ):
-            beta1, beta2 = group["betas"]
-            adam(
-                parameters,
-                group_grads,  # type: ignore[arg-type]
-                exp_avgs,
-                exp_avg_sqs,
-                [],
-                steps,
-                fused=True,
-                decoupled_weight_decay=bool(group.get("decoupled_weight_decay")),
-                amsgrad=False,
-                beta1=beta1,
-                beta2=beta2,
-                lr=group["lr"],
-                weight_decay=group["weight_decay"],
-                eps=group["eps"],
-                maximize=False,
-            )
-        return True

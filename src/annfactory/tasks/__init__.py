@@ -85,6 +85,12 @@ class TaskContext:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     #: The command line's overrides (Hydra's ``overrides.task``), for titles.
     overrides: tuple[str, ...] = ()
+    #: What the run saves of its config besides its outputs (Hydra's
+    #: ``.hydra/*.yaml``, name to text): a checkpoint carries it.
+    record: Mapping[str, str] = field(default_factory=dict)
+    #: Files of the run directory that the task needs only until it succeeds (an
+    #: interrupted run's checkpoint): removed once its outputs are in place.
+    transient: list[str] = field(default_factory=list)
     _staging: Path | None = None
 
     @property
@@ -221,18 +227,22 @@ def run_named_task(
         output_dir=output_dir,
         out=out,
         overrides=tuple(overrides),
+        record=dict(record or {}),
     )
     try:
         metrics: dict[str, Any] = {"task": name, **task.run(context)}
         context.write_text(METRICS_FILE, metrics_json(metrics))
         if report is not None and log_file is not None and report.getvalue():
             context.write_text(log_file, report.getvalue())
-        for file, text in (record or {}).items():
+        for file, text in context.record.items():
             context.write_text(file, text)
         context.commit()
     except BaseException:
         context.discard()
         raise
+    if context.output_dir is not None:
+        for file in context.transient:
+            (context.output_dir / file).unlink(missing_ok=True)
     return metrics
 
 

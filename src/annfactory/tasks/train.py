@@ -100,7 +100,29 @@ _FIXED_OPTIONS: Final = {
         "epochs between progress lines off a terminal; null: about 20 lines a run",
         low=1,
     ),
+    "checkpoint_every": Param(
+        int,
+        1,
+        "epochs between checkpoints (0: only when a signal stops the run)",
+        low=0,
+    ),
+    "checkpoint_seconds": Param(
+        float, 2.0, "at least this many seconds between two checkpoints", low=0
+    ),
+    "keep_checkpoint": Param(
+        bool, False, "keep the checkpoint when the run ends (to continue it further)"
+    ),
+    "resume": Param(
+        str, None, "a run directory to continue from its checkpoint; null: a new run"
+    ),
 }
+
+
+#: The options conf/task/train.yaml lists after the loss.
+_LAST_OPTIONS: Final = (
+    *("log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoint"),
+    "resume",
+)
 
 
 def _option_schema() -> dict[str, Param]:
@@ -123,7 +145,7 @@ def _option_schema() -> dict[str, Param]:
             "null: from the output activation and the data",
             choices=tuple(losses.names_in_order()),
         ),
-        "log_every": fixed["log_every"],
+        **{name: fixed[name] for name in _LAST_OPTIONS},
     }
 
 
@@ -167,6 +189,10 @@ class TrainOptions:
     gamma: float = 0.1
     loss: str | None = None
     log_every: int | None = None
+    checkpoint_every: int = 1
+    checkpoint_seconds: float = 2.0
+    keep_checkpoint: bool = False
+    resume: str | None = None
 
 
 def parse_options(given: Mapping[str, Any], key: str) -> TrainOptions:
@@ -398,6 +424,7 @@ def _fit_network(
     from annfactory.optimizers import build_optimizer, build_schedule
     from annfactory.prefetch import prefetch
     from annfactory.seeding import DROPOUT_STREAM, parameter_seed, seeded_generator
+    from annfactory.tasks.train_checkpoints import checkpointing, resumed_state
     from annfactory.training import train
 
     # matplotlib for curves.png, while torch trains (its kernels release the GIL).
@@ -412,9 +439,19 @@ def _fit_network(
         step_size=options.step_size,
         gamma=options.gamma,
     )
+    resume = resumed_state(context, options)
     _print_plan(context.out, prepared, options)
+    if resume is not None:
+        where = f", step {resume.step}" if resume.step else ""
+        print(
+            f"continuing from the checkpoint of epoch {resume.epoch}{where} "
+            f"(of {options.epochs}) in {options.resume or context.output_dir}",
+            file=context.out,
+        )
     x_train, y_train, x_val, y_val, *_ = prepared.tensors
-    progress = Progress(context.out, options, prepared.metric)
+    progress = Progress(
+        context.out, options, prepared.metric, done=resume.epoch if resume else 0
+    )
     try:
         result = train(
             logits=logits,
@@ -435,6 +472,8 @@ def _fit_network(
             on_epoch=progress.epoch,
             dropout_seed=parameter_seed(spec.seed, DROPOUT_STREAM),
             autocast=prepared.saved_dtype if prepared.mixed else None,
+            resume=resume,
+            checkpoints=checkpointing(context, options),
         )
     finally:
         progress.close()
@@ -450,7 +489,7 @@ def _scores(
     """The kept weights' figures beyond the history: balanced accuracy on the
     validation rows (classification), and the test split's loss and metric, each
     computed once."""
-    from annfactory.training import balanced_accuracy, evaluate
+    from annfactory.scoring import balanced_accuracy, evaluate
 
     _, _, x_val, y_val, x_test, y_test = prepared.tensors
     loss = losses.get(prepared.choice.name).build()

@@ -149,7 +149,9 @@ class Progress:
     """Per-epoch progress: a bar on a terminal, a line every few epochs elsewhere,
     nothing in a sweep."""
 
-    def __init__(self, out: TextIO, options: TrainOptions, metric: str) -> None:
+    def __init__(
+        self, out: TextIO, options: TrainOptions, metric: str, done: int = 0
+    ) -> None:
         self._out = out
         self._metric = metric
         self._epochs = options.epochs
@@ -161,7 +163,11 @@ class Progress:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=options.epochs, unit="epoch", file=sys.stderr, leave=True
+                total=options.epochs,
+                initial=done,
+                unit="epoch",
+                file=sys.stderr,
+                leave=True,
             )
             return
         self._every = options.log_every or max(
