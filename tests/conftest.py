@@ -177,6 +177,7 @@ HEAVY = frozenset(
     "tests/test_task_diagnose.py::test_an_output_that_is_not_a_vector_is_refused",
     "tests/test_task_diagnose.py::test_batch_size_null_takes_the_top_level_batch_size",
     "tests/test_task_diagnose.py::test_cross_entropy_is_torchs_on_the_same_logits_and_labels",
+    "tests/test_init_from.py::",
     "tests/test_resume_loop.py::test_a_stopped_run_continues_bit_identical",
     "tests/test_task_diagnose.py::test_dead_relu_units_are_counted_and_stop_the_gradient",
     "tests/test_task_diagnose.py::test_files_and_printout",

@@ -47,6 +47,7 @@ _KIND_NAMES = {
     float: "a number",
     str: "a string",
     dict: "a mapping",
+    list: "a list of names",
 }
 
 
@@ -56,7 +57,8 @@ class Param:
 
     Args:
         kind: ``bool``, ``int``, ``float`` or ``str``; ``dict`` for a record of plain
-            data that a layer is built from (``encode_table``'s ``columns``).
+            data that a layer is built from (``encode_table``'s ``columns``); ``list``
+            for a list of names (``task.freeze=[hidden1]``), given as a tuple.
         default: The value used when the config omits it; :data:`REQUIRED` if it must be
             given; ``None`` (:data:`AUTO`) if it may be null.
         doc: One line that says what the parameter means, and for a parameter that
@@ -125,6 +127,18 @@ class Param:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif self.kind is float:
             ok = isinstance(value, int | float) and not isinstance(value, bool)
+        elif self.kind is list:
+            if isinstance(value, str):
+                raise ConfigError(
+                    key,
+                    f"{value!r} is a name, not a list.",
+                    f"Give a list in brackets: {key}=[{value}].",
+                )
+            ok = isinstance(value, list | tuple) and all(
+                isinstance(item, str) and item for item in value
+            )
+            if ok:
+                value = tuple(value)
         else:
             ok = isinstance(value, self.kind)
         if not ok:

@@ -158,8 +158,8 @@ def _no_checkpoint(run_dir: Path) -> ConfigError:
         return ConfigError(
             RESUME_KEY,
             f"the run {shown} finished, and kept no checkpoint to continue from.",
-            "Start a new run; to continue runs further later, train them with "
-            "task.keep_checkpoint=true.",
+            "Start a new run from its weights (task.init_from=<dir>); to continue "
+            "runs further, train them with task.keep_checkpoint=true.",
         )
     return ConfigError(
         RESUME_KEY,
@@ -199,7 +199,7 @@ def _check_override(override: Any, run_dir: Path) -> None:
         key,
         f"would change the config of the run that {RESUME_KEY} continues.",
         "A resumed run keeps its own config; only task.epochs may be raised. For "
-        "another config, start a new run (in a new directory).",
+        f"another config, start a new run from its weights: task.init_from={run_dir}.",
     )
 
 
@@ -215,7 +215,7 @@ def _epochs(override: Any, summary: dict[str, Any], run_dir: Path) -> int:
             RESUME_KEY,
             f"the run {str(run_dir)!r} stopped early at epoch {done} (task.patience="
             f"{task.get('patience')}): more epochs would stop again.",
-            "Start a new run with more patience or more epochs.",
+            f"Start a new run from its weights: task.init_from={run_dir}.",
         )
     if override is None:
         if finished:
@@ -240,8 +240,7 @@ def _epochs(override: Any, summary: dict[str, Any], run_dir: Path) -> int:
             f"cannot be raised for this run: its cosine schedule anneals the "
             f"learning rate to 0 over its {planned} epochs, and {value} would change "
             "the rate of every epoch already trained.",
-            f"Leave task.epochs out to finish the run's {planned}, or start a new "
-            "run with more.",
+            f"Start a new run from its weights instead: task.init_from={run_dir}.",
         )
     return int(value)
 

@@ -210,13 +210,15 @@ def _check_format(file: Path, version: Any) -> None:
         )
 
 
-def run_load_error(error: ConfigError, shown: str, hint: str) -> ConfigError:
-    """``error`` from loading a run, named as the ``task.run`` that gave it: a task
-    that reads a saved run reports its file's problem under the option the user
-    set."""
+def run_load_error(
+    error: ConfigError, shown: str, hint: str, key: str = "task.run"
+) -> ConfigError:
+    """``error`` from loading a run, named as the option that gave it (``task.run``,
+    ``task.init_from``): a task that reads a saved run reports its file's problem
+    under the option the user set."""
     where = f"{error.key}: " if error.key else ""
     return ConfigError(
-        "task.run",
+        key,
         f"the run {shown} does not load: {where}{error.problem}",
         error.hint or hint,
     )

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from annfactory.errors import ConfigError
 from annfactory.figures import save_figure
 from annfactory.losses import LossChoice, loss_for, losses
-from annfactory.optimizers import schedules
-from annfactory.params import Param, validate_params
 from annfactory.spec import LayerSpec, RunSpec
 from annfactory.tasks import TaskContext, tasks
+from annfactory.tasks.train_options import OPTIONS, TrainOptions, parse_options
 from annfactory.tasks.train_report import (
     Progress,
     figure_title,
@@ -41,7 +40,6 @@ from annfactory.tasks.train_report import (
     print_header,
     print_result,
 )
-from annfactory.training import KEEPS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,133 +76,6 @@ INPUT_LAYER: Final = "standardize"
 ENCODE_LAYER: Final = "encode"
 OUTPUT_LAYER: Final = "destandardize"
 
-_FIXED_OPTIONS: Final = {
-    "epochs": Param(int, 100, "passes over the training rows", low=1),
-    "batch_size": Param(int, 64, "rows per optimizer step", low=1),
-    "patience": Param(
-        int,
-        None,
-        "stop after this many epochs without a better val_loss; null: never stop",
-        low=1,
-    ),
-    "keep": Param(
-        str, "best", "weights saved: of the best val_loss, or the last", choices=KEEPS
-    ),
-    "step_size": Param(int, 30, "epochs between lr drops (schedule=step)", low=1),
-    "gamma": Param(
-        float, 0.1, "lr factor at each drop (schedule=step)", low=0, low_open=True
-    ),
-    "log_every": Param(
-        int,
-        None,
-        "epochs between progress lines off a terminal; null: about 20 lines a run",
-        low=1,
-    ),
-    "checkpoint_every": Param(
-        int,
-        1,
-        "epochs between checkpoints (0: only when a signal stops the run)",
-        low=0,
-    ),
-    "checkpoint_seconds": Param(
-        float, 2.0, "at least this many seconds between two checkpoints", low=0
-    ),
-    "keep_checkpoint": Param(
-        bool, False, "keep the checkpoint when the run ends (to continue it further)"
-    ),
-    "resume": Param(
-        str, None, "a run directory to continue from its checkpoint; null: a new run"
-    ),
-}
-
-
-#: The options conf/task/train.yaml lists after the loss.
-_LAST_OPTIONS: Final = (
-    *("log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoint"),
-    "resume",
-)
-
-
-def _option_schema() -> dict[str, Param]:
-    """The task's options, with the loss and schedule choices the registries hold
-    now, in the order conf/task/train.yaml lists them."""
-    fixed = _FIXED_OPTIONS
-    return {
-        **{name: fixed[name] for name in ("epochs", "batch_size", "patience", "keep")},
-        "schedule": Param(
-            str,
-            "none",
-            "learning-rate schedule",
-            choices=tuple(schedules.names_in_order()),
-        ),
-        "step_size": fixed["step_size"],
-        "gamma": fixed["gamma"],
-        "loss": Param(
-            str,
-            None,
-            "null: from the output activation and the data",
-            choices=tuple(losses.names_in_order()),
-        ),
-        **{name: fixed[name] for name in _LAST_OPTIONS},
-    }
-
-
-class _Options(Mapping[str, Param]):
-    """The task's schema, live: a loss or schedule registered after this module was
-    imported is a valid ``task.loss`` or ``task.schedule`` too."""
-
-    def __init__(self) -> None:
-        self._sizes = (-1, -1)
-        self._schema: dict[str, Param] = {}
-
-    def _table(self) -> dict[str, Param]:
-        sizes = (len(losses), len(schedules))
-        if sizes != self._sizes:
-            self._schema, self._sizes = _option_schema(), sizes
-        return self._schema
-
-    def __getitem__(self, name: str) -> Param:
-        return self._table()[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table())
-
-    def __len__(self) -> int:
-        return len(self._table())
-
-
-_OPTIONS: Final = _Options()
-
-
-@dataclass(frozen=True)
-class TrainOptions:
-    """The validated options of the train task (``task.*``; conf/task/train.yaml)."""
-
-    epochs: int = 100
-    batch_size: int = 64
-    patience: int | None = None
-    keep: str = "best"
-    schedule: str = "none"
-    step_size: int = 30
-    gamma: float = 0.1
-    loss: str | None = None
-    log_every: int | None = None
-    checkpoint_every: int = 1
-    checkpoint_seconds: float = 2.0
-    keep_checkpoint: bool = False
-    resume: str | None = None
-
-
-def parse_options(given: Mapping[str, Any], key: str) -> TrainOptions:
-    """Validate the task's options (the ``task`` node without ``name``).
-
-    Raises:
-        ConfigError: An unknown option (names the closest one) or a bad value; the
-            message names ``<key>.<option>``.
-    """
-    return TrainOptions(**validate_params(given, _OPTIONS, key, "task 'train'"))
-
-
 # ------------------------------------------------------------------------------------
 # The task
 # ------------------------------------------------------------------------------------
@@ -212,7 +83,7 @@ def parse_options(given: Mapping[str, Any], key: str) -> TrainOptions:
 
 @tasks.register(
     "train",
-    params=_OPTIONS,
+    params=OPTIONS,
     parse_options=parse_options,
     # Rows per step are task.batch_size; a top-level batch_size is refused.
     reads_batch_size=False,
@@ -243,7 +114,8 @@ def run(context: TaskContext) -> dict[str, Any]:
     data_spec = _data_of(spec)
     optimizer_spec = spec.extras.get("optimizer") or parse_optimizer("adam")
     prepared = _prepare(spec, data_spec, options)
-    result = _fit_network(context, prepared, optimizer_spec, options)
+    tuning, notes = _fine_tune(prepared, options)
+    result = _fit_network(context, prepared, optimizer_spec, options, notes)
     summary = _summary(prepared, result, optimizer_spec, data_spec.name, options)
     metric_key = f"val_{prepared.metric}"
     print_result(context.out, summary, metric_key)
@@ -254,8 +126,29 @@ def run(context: TaskContext) -> dict[str, Any]:
             len(prepared.val_index),
             *prepared.saved_spec.network.output_shape,
         ],
+        **tuning,
         "train": summary,
     }
+
+
+def _fine_tune(
+    prepared: _Prepared, options: TrainOptions
+) -> tuple[dict[str, Any], list[str]]:
+    """``task.init_from`` and ``task.freeze``: what metrics.json records of them,
+    and the lines the run prints. A resumed run's weights are its checkpoint's."""
+    from annfactory.tasks.train_init import describe, freeze_layers, init_from_run
+
+    model = prepared.model
+    report = None
+    if options.resume is None:
+        report = init_from_run(model, prepared.saved_spec, options)
+    frozen = freeze_layers(model, options.freeze)
+    metrics: dict[str, Any] = {}
+    if report is not None:
+        metrics["init_from"] = report
+    if frozen:
+        metrics["frozen"] = frozen
+    return metrics, describe(report, frozen, model)
 
 
 @dataclass
@@ -418,9 +311,11 @@ def _fit_network(
     prepared: _Prepared,
     optimizer_spec: OptimizerSpec,
     options: TrainOptions,
+    notes: Sequence[str] = (),
 ) -> TrainResult:
-    """Print the plan, train with progress, and cast a mixed-precision network to
-    its saved dtype."""
+    """Print the plan (and ``notes`` after it), train the parameters that are not
+    frozen with progress, and cast a mixed-precision network to its saved
+    dtype."""
     from annfactory.optimizers import build_optimizer, build_schedule
     from annfactory.prefetch import prefetch
     from annfactory.seeding import DROPOUT_STREAM, parameter_seed, seeded_generator
@@ -431,7 +326,8 @@ def _fit_network(
     prefetch("matplotlib.figure", "matplotlib.backends.backend_agg")
     spec, model = prepared.spec, prepared.model
     logits = _core(model, spec.network.layers[-1].name, prepared.choice.logits)
-    optimizer = build_optimizer(optimizer_spec, model.parameters(), prepared.device)
+    trainable = (p for p in model.parameters() if p.requires_grad)
+    optimizer = build_optimizer(optimizer_spec, trainable, prepared.device)
     schedule = build_schedule(
         options.schedule,
         optimizer,
@@ -441,6 +337,8 @@ def _fit_network(
     )
     resume = resumed_state(context, options)
     _print_plan(context.out, prepared, options)
+    for line in notes:
+        print(line, file=context.out)
     if resume is not None:
         where = f", step {resume.step}" if resume.step else ""
         print(

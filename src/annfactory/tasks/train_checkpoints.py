@@ -20,7 +20,7 @@ from annfactory.errors import ConfigError
 
 if TYPE_CHECKING:
     from annfactory.tasks import TaskContext
-    from annfactory.tasks.train import TrainOptions
+    from annfactory.tasks.train_options import TrainOptions
 
 __all__ = ["checkpointing", "resumed_state"]
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from annfactory.losses import LossChoice
     from annfactory.spec import RunSpec
     from annfactory.tasks import TaskContext
-    from annfactory.tasks.train import TrainOptions
+    from annfactory.tasks.train_options import TrainOptions
     from annfactory.training import EpochRecord
 
 __all__ = [
