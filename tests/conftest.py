@@ -44,7 +44,7 @@ RUN_PY = REPO / "scripts" / "run.py"
 # ------------------------------------------------------------------------------------
 
 #: Fixtures that start a process: a test that uses one is ``slow``.
-PROCESS_FIXTURES = frozenset({"run_cli", "interrupt_after_first_job"})
+PROCESS_FIXTURES = frozenset({"run_cli", "interrupt_after_first_job", "start_process"})
 
 #: Tests that start a process although they use none of PROCESS_FIXTURES: a file
 #: (``tests/test_x.py::``) or a test function (every parameter of it).
@@ -355,6 +355,30 @@ def compositions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return made
 
 
+def start_interruptible(command: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """``command`` started as a user's shell starts it, to be sent signals: a new
+    interpreter, its output piped, SIGINT turning into KeyboardInterrupt."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=environment,
+        # Python turns SIGINT into KeyboardInterrupt only where it is not ignored
+        # (a test run started in the background ignores it).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+@pytest.fixture
+def start_process():  # type: ignore[no-untyped-def]
+    """:func:`start_interruptible` for a test (which is then marked slow)."""
+    return start_interruptible
+
+
 @pytest.fixture
 def interrupt_after_first_job():  # type: ignore[no-untyped-def]
     """A function that runs a sweep's command and sends it SIGINT (Ctrl-C) once job
@@ -364,19 +388,7 @@ def interrupt_after_first_job():  # type: ignore[no-untyped-def]
     def interrupt(
         command: list[str], sweep_dir: Path, cwd: Path
     ) -> subprocess.CompletedProcess[str]:
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        environment.pop("HYDRA_FULL_ERROR", None)
-        process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=cwd,
-            env=environment,
-            # Python turns SIGINT into KeyboardInterrupt only where it is not ignored
-            # (a test run started in the background ignores it).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
+        process = start_interruptible(command, cwd)
         deadline = time.monotonic() + 240
         first = sweep_dir / "0" / "job.json"
         second = sweep_dir / "1" / "checkpoint.safetensors"

@@ -74,21 +74,6 @@ def _same_run(run_dir: Path, reference: Path, kept: bool = False) -> None:
     assert (run_dir / CHECKPOINT_FILE).exists() == kept
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen[str]:
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    environment.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen(
-        [sys.executable, str(RUN_PY), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-        env=environment,
-        # A test run in the background ignores SIGINT; the user's shell does not.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-
-
 def _wait_for_checkpoints(
     process: subprocess.Popen[str], path: Path, count: int
 ) -> None:
@@ -105,7 +90,7 @@ def _wait_for_checkpoints(
 
 @pytest.mark.slow
 def test_ctrl_c_then_resume_gives_the_bytes_of_the_run_left_alone(
-    run_cli: Any, tmp_path: Path
+    run_cli: Any, start_process: Any, tmp_path: Path
 ) -> None:
     conf = tmp_path / "conf" / "model"
     conf.mkdir(parents=True)
@@ -117,7 +102,9 @@ def test_ctrl_c_then_resume_gives_the_bytes_of_the_run_left_alone(
     assert reference.returncode == 0, reference.stderr
     reference.run_dir.rename(tmp_path / "reference")
     # The run to stop starts as a user's would (a new interpreter, its signals).
-    process = _start([*args, "hydra.run.dir=run"], tmp_path)
+    process = start_process(
+        [sys.executable, str(RUN_PY), *args, "hydra.run.dir=run"], tmp_path
+    )
     _wait_for_checkpoints(process, tmp_path / "run" / CHECKPOINT_FILE, 3)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
@@ -147,11 +134,13 @@ def test_ctrl_c_then_resume_gives_the_bytes_of_the_run_left_alone(
 
 @pytest.mark.slow
 def test_sigterm_stops_with_143_and_the_same_command_continues(
-    run_cli: Any, tmp_path: Path
+    run_cli: Any, start_process: Any, tmp_path: Path
 ) -> None:
     # What a scheduler's preemption sends; the resume itself is the one above.
     args = [*RECIPE, "task.epochs=60", "task.checkpoint_every=0"]
-    process = _start([*args, "hydra.run.dir=run"], tmp_path)
+    process = start_process(
+        [sys.executable, str(RUN_PY), *args, "hydra.run.dir=run"], tmp_path
+    )
     assert process.stdout is not None
     for line in process.stdout:  # progress lines: one every 3 epochs
         if line.startswith("epoch  6/60"):
@@ -174,13 +163,15 @@ def test_sigterm_stops_with_143_and_the_same_command_continues(
 
 @pytest.mark.slow
 def test_kill_9_leaves_a_whole_checkpoint_that_continues(
-    run_cli: Any, tmp_path: Path
+    run_cli: Any, start_process: Any, tmp_path: Path
 ) -> None:
     # SIGKILL cannot be caught: the last checkpoint written must load (the
     # bytes of the continued run are the loop's tests' and the Ctrl-C test's).
     args = [*RECIPE, "task.epochs=15", "optimizer=sgd", "optimizer.momentum=0.9",
             "task.checkpoint_seconds=0"]  # fmt: skip
-    process = _start([*args, "hydra.run.dir=run"], tmp_path)
+    process = start_process(
+        [sys.executable, str(RUN_PY), *args, "hydra.run.dir=run"], tmp_path
+    )
     _wait_for_checkpoints(process, tmp_path / "run" / CHECKPOINT_FILE, 4)
     process.kill()
     process.communicate(timeout=60)

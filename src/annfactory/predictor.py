@@ -36,6 +36,7 @@ from annfactory.errors import ConfigError
 from annfactory.runs import (
     SPEC_FILE,
     WEIGHTS_FILE,
+    closest_run,
     load_run,
     load_spec,
     run_load_error,
@@ -399,7 +400,7 @@ def _trained_table_run(
     shown = repr(name)
     if not path.is_dir():
         what = "is a file, not a directory" if path.exists() else "does not exist"
-        guess = _closest_run(path, name)
+        guess = closest_run(path, name)
         raise ConfigError("task.run", f"{shown} {what}.{guess}", hint)
     if not (path / SPEC_FILE).is_file():
         raise ConfigError(
@@ -428,25 +429,6 @@ def _trained_table_run(
             "Predict with runs of task=train data=csv or data=parquet.",
         )
     return spec, fitted, data.options
-
-
-def _closest_run(path: Path, name: str) -> str:
-    """`` Did you mean '<name>'?``: the saved run beside ``path`` whose name is
-    closest (a run directory's name mistyped), or nothing."""
-    from annfactory.errors import closest_name
-
-    try:
-        runs = [
-            entry.name
-            for entry in path.parent.iterdir()
-            if (entry / SPEC_FILE).is_file()
-        ]
-    except OSError:
-        return ""
-    found = closest_name(path.name, runs)
-    if found is None:
-        return ""
-    return f" Did you mean {str(Path(name).parent / found)!r}?"
 
 
 def _table_columns(spec: RunSpec) -> TableColumns:

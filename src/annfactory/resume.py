@@ -26,6 +26,7 @@ from annfactory.checkpoints import (
     checkpoint_summary,
 )
 from annfactory.errors import ConfigError
+from annfactory.runs import closest_run
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -104,7 +105,8 @@ def _summary(run_dir: Path) -> dict[str, Any]:
         where = "" if run_dir.is_absolute() else f" (relative to {os.getcwd()})"
         raise ConfigError(
             RESUME_KEY,
-            f"no run directory {str(run_dir)!r}{where}.{_closest(run_dir)}",
+            f"no run directory {str(run_dir)!r}{where}."
+            + closest_run(run_dir, str(run_dir), CHECKPOINT_FILE),
             "Give the directory of a run that was stopped (its checkpoint is "
             f"{CHECKPOINT_FILE} there).",
         )
@@ -120,23 +122,6 @@ def _summary(run_dir: Path) -> dict[str, Any]:
             "Give the directory of a training run.",
         )
     return summary
-
-
-def _closest(run_dir: Path) -> str:
-    """`` Did you mean '<dir>'?``: the directory beside ``run_dir`` holding a
-    checkpoint whose name is closest (a mistyped name), or nothing."""
-    from annfactory.errors import closest_name
-
-    try:
-        stopped = [
-            entry.name
-            for entry in run_dir.parent.iterdir()
-            if (entry / CHECKPOINT_FILE).is_file()
-        ]
-    except OSError:
-        return ""
-    found = closest_name(run_dir.name, stopped)
-    return "" if found is None else f" Did you mean {str(run_dir.parent / found)!r}?"
 
 
 def _no_checkpoint(run_dir: Path) -> ConfigError:

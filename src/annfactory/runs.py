@@ -32,6 +32,7 @@ __all__ = [
     "METRICS_FILE",
     "SPEC_FILE",
     "WEIGHTS_FILE",
+    "closest_run",
     "load_run",
     "load_spec",
     "metrics_json",
@@ -208,6 +209,23 @@ def _check_format(file: Path, version: Any) -> None:
             f"{FORMAT_KEY} {version} is newer than {reads}.",
             "Load the run with the newer annfactory that saved it.",
         )
+
+
+def closest_run(path: Path, shown: str, marker: str = SPEC_FILE) -> str:
+    """`` Did you mean '<dir>'?``: the directory beside ``path`` that holds
+    ``marker`` (a saved run's spec, a stopped run's checkpoint) and whose name is
+    closest to ``path``'s (a run directory's name mistyped), or nothing.
+    ``shown``: ``path`` as the user typed it."""
+    from annfactory.errors import closest_name
+
+    try:
+        runs = [e.name for e in path.parent.iterdir() if (e / marker).is_file()]
+    except OSError:
+        return ""
+    found = closest_name(path.name, runs)
+    if found is None:
+        return ""
+    return f" Did you mean {str(Path(shown).parent / found)!r}?"
 
 
 def run_load_error(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from annfactory.errors import ConfigError, UnknownNameError, closest_name
+from annfactory.errors import ConfigError, UnknownNameError
 
 if TYPE_CHECKING:
     import torch
@@ -147,14 +147,14 @@ def _known(names: Iterable[str], layers: Sequence[str], key: str) -> list[str]:
 def _saved_run(run_dir: Path, shown: str) -> tuple[RunSpec, dict[str, torch.Tensor]]:
     from safetensors.torch import load_file
 
-    from annfactory.runs import WEIGHTS_FILE, load_spec, run_load_error
+    from annfactory.runs import WEIGHTS_FILE, closest_run, load_spec, run_load_error
 
     hint = (
         "Give the directory of a saved run (it holds spec.yaml and "
         f"{WEIGHTS_FILE}), e.g. task.init_from=outputs/2026-12-07/10-00-00."
     )
     if not run_dir.is_dir():
-        guess = _closest_run(run_dir)
+        guess = closest_run(run_dir, shown)
         raise ConfigError("task.init_from", f"no run directory {shown!r}.{guess}", hint)
     try:
         spec = load_spec(run_dir)
@@ -174,17 +174,6 @@ def _saved_run(run_dir: Path, shown: str) -> tuple[RunSpec, dict[str, torch.Tens
             hint,
         ) from None
     return spec, tensors
-
-
-def _closest_run(run_dir: Path) -> str:
-    from annfactory.runs import SPEC_FILE
-
-    try:
-        runs = [e.name for e in run_dir.parent.iterdir() if (e / SPEC_FILE).is_file()]
-    except OSError:
-        return ""
-    found = closest_name(run_dir.name, runs)
-    return "" if found is None else f" Did you mean {str(run_dir.parent / found)!r}?"
 
 
 def _data_key(spec: RunSpec) -> Any:
