@@ -43,7 +43,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,17 @@ class ScriptServer:
         env: Mapping[str, str],
         timeout: float,
         fresh: bool = False,
+        started: Callable[[int], None] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``command`` (``[sys.executable, SCRIPT, *args]``) as
-        ``subprocess.run(command, capture_output=True, text=True, ...)`` would."""
+        ``subprocess.run(command, capture_output=True, text=True, ...)`` would.
+
+        ``started(pid)`` runs in a thread once the command's process exists (a
+        test that sends it a signal); it needs a forked child."""
         command = list(command)
+        if started is not None:
+            assert not fresh, "started needs a fork"
+            assert self._forkable(command, env), "started needs a fork"
         if fresh or not self._forkable(command, env):
             return subprocess.run(
                 command,
@@ -131,6 +139,8 @@ class ScriptServer:
         process.stdin.write(json.dumps(request).encode() + b"\n")
         process.stdin.flush()
         pid = int(self._reply(process, "pid", timeout=60))
+        if started is not None:
+            threading.Thread(target=started, args=(pid,), daemon=True).start()
         try:
             code = int(self._reply(process, "exit", timeout=timeout))
         except subprocess.TimeoutExpired:

@@ -21,7 +21,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ RUN_PY = REPO / "scripts" / "run.py"
 # ------------------------------------------------------------------------------------
 
 #: Fixtures that start a process: a test that uses one is ``slow``.
-PROCESS_FIXTURES = frozenset({"run_cli", "interrupt_after_first_job", "start_process"})
+PROCESS_FIXTURES = frozenset({"run_cli", "interrupt_after_first_job"})
 
 #: Tests that start a process although they use none of PROCESS_FIXTURES: a file
 #: (``tests/test_x.py::``) or a test function (every parameter of it).
@@ -319,6 +319,7 @@ def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         env: dict[str, str] | None = None,
         timeout: float = 120,
         fresh: bool = False,
+        started: Callable[[int], None] | None = None,
     ) -> CliResult:
         run_dir = tmp_path / "run"
         command = [
@@ -332,7 +333,12 @@ def run_cli(tmp_path: Path):  # type: ignore[no-untyped-def]
         environment.pop("HYDRA_FULL_ERROR", None)  # a test asks for it explicitly
         environment.update(env or {})
         done = script_server().run(
-            command, cwd=tmp_path, env=environment, timeout=timeout, fresh=fresh
+            command,
+            cwd=tmp_path,
+            env=environment,
+            timeout=timeout,
+            fresh=fresh,
+            started=started,
         )
         return CliResult(done.returncode, done.stdout, done.stderr, run_dir)
 
@@ -371,12 +377,6 @@ def start_interruptible(command: list[str], cwd: Path) -> subprocess.Popen[str]:
         # (a test run started in the background ignores it).
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-
-
-@pytest.fixture
-def start_process():  # type: ignore[no-untyped-def]
-    """:func:`start_interruptible` for a test (which is then marked slow)."""
-    return start_interruptible
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ import contextlib
 import csv
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from signal import SIGINT, SIGKILL, SIGTERM
 from typing import Any
 
 import pytest
@@ -28,8 +27,6 @@ from annfactory.checkpoints import (
 )
 from annfactory.errors import ConfigError
 from annfactory.resume import resume_argv
-
-RUN_PY = Path(__file__).resolve().parents[1] / "scripts" / "run.py"
 
 RECIPE = ["task=train", "model=mlp", "data=digits"]
 
@@ -74,23 +71,27 @@ def _same_run(run_dir: Path, reference: Path, kept: bool = False) -> None:
     assert (run_dir / CHECKPOINT_FILE).exists() == kept
 
 
-def _wait_for_checkpoints(
-    process: subprocess.Popen[str], path: Path, count: int
-) -> None:
-    """Until ``path`` has been written ``count`` times (its mtime changed)."""
-    deadline = time.monotonic() + 120
-    seen: set[int] = set()
-    while len(seen) < count:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        with contextlib.suppress(FileNotFoundError):
-            seen.add(path.stat().st_mtime_ns)
-        time.sleep(0.01)
+def _signal_after(path: Path, writes: int, number: int) -> Callable[[int], None]:
+    """For ``run_cli(started=...)``: send ``number`` to the run once ``path`` has
+    been written ``writes`` times (its mtime changed), so that it lands in
+    training."""
+
+    def send(pid: int) -> None:
+        deadline = time.monotonic() + 120
+        seen: set[int] = set()
+        while len(seen) < writes and time.monotonic() < deadline:
+            with contextlib.suppress(FileNotFoundError):
+                seen.add(path.stat().st_mtime_ns)
+            time.sleep(0.005)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, number)
+
+    return send
 
 
 @pytest.mark.slow
 def test_ctrl_c_then_resume_gives_the_bytes_of_the_run_left_alone(
-    run_cli: Any, start_process: Any, tmp_path: Path
+    run_cli: Any, tmp_path: Path
 ) -> None:
     conf = tmp_path / "conf" / "model"
     conf.mkdir(parents=True)
@@ -101,21 +102,18 @@ def test_ctrl_c_then_resume_gives_the_bytes_of_the_run_left_alone(
     reference = run_cli(*args)
     assert reference.returncode == 0, reference.stderr
     reference.run_dir.rename(tmp_path / "reference")
-    # The run to stop starts as a user's would (a new interpreter, its signals).
-    process = start_process(
-        [sys.executable, str(RUN_PY), *args, "hydra.run.dir=run"], tmp_path
+    # Ctrl-C once the run has written 3 checkpoints (it is training then).
+    stopped = run_cli(
+        *args, started=_signal_after(tmp_path / "run" / CHECKPOINT_FILE, 3, SIGINT)
     )
-    _wait_for_checkpoints(process, tmp_path / "run" / CHECKPOINT_FILE, 3)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert stopped.returncode == 130
     # One line: where it stopped, and the command that continues it.
-    assert stderr.count("\n") == 1, stderr
-    assert stderr.startswith("Stopped by Ctrl-C (SIGINT) ")
-    assert stderr.rstrip().endswith(
+    assert stopped.stderr.count("\n") == 1, stopped.stderr
+    assert stopped.stderr.startswith("Stopped by Ctrl-C (SIGINT) ")
+    assert stopped.stderr.rstrip().endswith(
         "checkpoint saved. Continue with: python scripts/run.py task=train "
         "task.resume=run"
-    ), stderr
+    ), stopped.stderr
     assert sorted(os.listdir(tmp_path / "run")) == [CHECKPOINT_FILE]
 
     # The model file is not needed again: the checkpoint carries the config.
@@ -134,24 +132,17 @@ def test_ctrl_c_then_resume_gives_the_bytes_of_the_run_left_alone(
 
 @pytest.mark.slow
 def test_sigterm_stops_with_143_and_the_same_command_continues(
-    run_cli: Any, start_process: Any, tmp_path: Path
+    run_cli: Any, tmp_path: Path
 ) -> None:
     # What a scheduler's preemption sends; the resume itself is the one above.
-    args = [*RECIPE, "task.epochs=60", "task.checkpoint_every=0"]
-    process = start_process(
-        [sys.executable, str(RUN_PY), *args, "hydra.run.dir=run"], tmp_path
+    args = [*RECIPE, "task.epochs=60", "task.checkpoint_seconds=0"]
+    stopped = run_cli(
+        *args, started=_signal_after(tmp_path / "run" / CHECKPOINT_FILE, 2, SIGTERM)
     )
-    assert process.stdout is not None
-    for line in process.stdout:  # progress lines: one every 3 epochs
-        if line.startswith("epoch  6/60"):
-            break
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 143
-    assert stderr.startswith("Stopped by SIGTERM "), stderr
-    # checkpoint_every=0 writes none at epochs' ends: this one is the signal's.
+    assert stopped.returncode == 143
+    assert stopped.stderr.startswith("Stopped by SIGTERM "), stopped.stderr
     state, run = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)
-    assert 6 <= state.epoch < 60
+    assert 2 <= state.epoch < 60
     assert "epochs: 60" in run["record"][".hydra/config.yaml"]
     # The same command again, in the same directory (a requeued job), continues.
     again = run_cli(*args)
@@ -163,19 +154,16 @@ def test_sigterm_stops_with_143_and_the_same_command_continues(
 
 @pytest.mark.slow
 def test_kill_9_leaves_a_whole_checkpoint_that_continues(
-    run_cli: Any, start_process: Any, tmp_path: Path
+    run_cli: Any, tmp_path: Path
 ) -> None:
     # SIGKILL cannot be caught: the last checkpoint written must load (the
     # bytes of the continued run are the loop's tests' and the Ctrl-C test's).
     args = [*RECIPE, "task.epochs=15", "optimizer=sgd", "optimizer.momentum=0.9",
             "task.checkpoint_seconds=0"]  # fmt: skip
-    process = start_process(
-        [sys.executable, str(RUN_PY), *args, "hydra.run.dir=run"], tmp_path
+    killed = run_cli(
+        *args, started=_signal_after(tmp_path / "run" / CHECKPOINT_FILE, 4, SIGKILL)
     )
-    _wait_for_checkpoints(process, tmp_path / "run" / CHECKPOINT_FILE, 4)
-    process.kill()
-    process.communicate(timeout=60)
-    assert process.returncode == -signal.SIGKILL
+    assert killed.returncode == -SIGKILL
     state, _ = load_checkpoint(tmp_path / "run" / CHECKPOINT_FILE)
     assert 1 <= state.epoch < 15
     done = run_cli("task=train", "task.resume=run")
