@@ -78,6 +78,7 @@ def _run(
     keep_final: bool = False,
     checkpoints: bool = True,
     keep: str = "best",
+    autocast: torch.dtype | None = None,
 ) -> tuple[dict[str, torch.Tensor], TrainResult]:
     """One process's worth: the network built afresh (as a new process would),
     trained, stopped or continued from ``tmp_path``'s checkpoint."""
@@ -109,6 +110,7 @@ def _run(
         keep=keep,
         generator=torch.Generator().manual_seed(3),
         dropout_seed=11 if dropout else None,
+        autocast=autocast,
         resume=load_checkpoint(path)[0] if resume else None,
         checkpoints=(
             Checkpointing(path, keep_final=keep_final, signals=StopAt(stop_at))
@@ -206,6 +208,26 @@ def test_a_finished_run_continues_further_as_the_longer_run(
     _same(
         _run(tmp_path, "adam", "step", True, epochs=7, resume=True, keep=keep), longer
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_mixed_precision_continues_bit_identical(
+    tmp_path: Path, dtype: torch.dtype
+) -> None:
+    # float16 also carries its loss scaler's state (scale, growth tracker).
+    (tmp_path / "alone").mkdir()
+    alone = _run(tmp_path / "alone", "adam", "step", True, autocast=dtype)
+    for stop_at in (2, STEPS + 1):  # mid-epoch 1, mid-epoch 2
+        with pytest.raises(TrainingStopped) as stopped:
+            _run(tmp_path, "adam", "step", True, stop_at=stop_at, autocast=dtype)
+        scaler = stopped.value.state.scaler
+        if dtype == torch.float16:
+            assert scaler is not None
+            assert scaler["scale"] == 2.0**10  # no overflow in so few steps
+        else:
+            assert scaler is None  # bfloat16 needs no scaling
+        resumed = _run(tmp_path, "adam", "step", True, resume=True, autocast=dtype)
+        _same(resumed, alone)
 
 
 def test_sigterm_is_a_request_to_stop_and_the_handlers_come_back() -> None:
