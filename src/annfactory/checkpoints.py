@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -35,6 +34,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 from annfactory.errors import ConfigError
+from annfactory.files import write_atomic
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -125,6 +125,43 @@ class TrainingStopped(KeyboardInterrupt):
         return 128 + self.signal_number
 
 
+# ------------------------------------------------------------------------------------
+# Signals
+# ------------------------------------------------------------------------------------
+
+
+class StopSignals:
+    """SIGINT and SIGTERM, while training, as a request to stop after the step that
+    runs: :attr:`requested` holds the signal's number (None until one comes).
+
+    A second SIGINT interrupts at once (``KeyboardInterrupt``), as Ctrl-C does
+    elsewhere. Handlers are installed only in the main thread (Python's rule), and
+    the previous ones are put back on exit.
+    """
+
+    SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.requested is not None and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = number
+
+
 @dataclass
 class Checkpointing:
     """When and where the training loop writes its checkpoint.
@@ -146,7 +183,7 @@ class Checkpointing:
     every: int | None = 1
     seconds: float = 0.0
     keep_final: bool = False
-    signals: StopSignals = field(default_factory=lambda: StopSignals())
+    signals: StopSignals = field(default_factory=StopSignals)
     _written: float = field(default=-math.inf, init=False, repr=False)
 
     def due(self, epoch: int, *, last: bool = False) -> bool:
@@ -231,18 +268,7 @@ def save_checkpoint(path: Path, state: LoopState, run: str = "{}") -> None:
         "stopped_early": state.stopped_early,
     }
     meta = f'{{"loop": {json.dumps(loop, default=_plain)}, "run": {run}}}'
-    data = save(tensors, metadata={_META: meta})
-    partial = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with open(partial, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    write_atomic(path, save(tensors, metadata={_META: meta}), sync=True)
 
 
 def read_checkpoint_run(path: Path, key: str = "task.resume") -> dict[str, Any]:
@@ -406,40 +432,3 @@ def _plain(value: Any) -> Any:
     if _is_tensor(value) and value.numel() == 1:
         return value.item()
     raise TypeError(f"{type(value).__name__} cannot be saved in a checkpoint")
-
-
-# ------------------------------------------------------------------------------------
-# Signals
-# ------------------------------------------------------------------------------------
-
-
-class StopSignals:
-    """SIGINT and SIGTERM, while training, as a request to stop after the step that
-    runs: :attr:`requested` holds the signal's number (None until one comes).
-
-    A second SIGINT interrupts at once (``KeyboardInterrupt``), as Ctrl-C does
-    elsewhere. Handlers are installed only in the main thread (Python's rule), and
-    the previous ones are put back on exit.
-    """
-
-    SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for number in self.SIGNALS:
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-        self._previous.clear()
-
-    def _handle(self, number: int, frame: FrameType | None) -> None:
-        if self.requested is not None and number == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = number

@@ -10,13 +10,24 @@ from typing import Any, Final
 __all__ = ["to_yaml", "write_atomic"]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one,
-    never a half-written one (a temporary file beside it, then a rename)."""
+def write_atomic(path: Path, data: str | bytes, *, sync: bool = False) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` so that readers see the old file
+    or the new one, never a half-written one (a temporary file beside it, then a
+    rename). ``sync``: flushed to the disk before the rename, so that the new file
+    is whole even after the machine goes down (a checkpoint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    content = data.encode("utf-8") if isinstance(data, str) else data
+    try:
+        with open(tmp, "wb") as file:
+            file.write(content)
+            if sync:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def to_yaml(data: Any) -> str:

@@ -40,6 +40,7 @@ from annfactory.runs import (
     load_run,
     load_spec,
     run_load_error,
+    saved_task,
 )
 from annfactory.table_reading import NA_VALUES, read_table
 
@@ -443,13 +444,8 @@ def _table_columns(spec: RunSpec) -> TableColumns:
 
 def _task_of(path: Path) -> str:
     """`` (it is a run of task=<name>)`` from its metrics.json, or nothing."""
-    import json
-
-    try:
-        name = json.loads((path / "metrics.json").read_text(encoding="utf-8"))["task"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
-    return f" (it is a run of task={name})" if isinstance(name, str) else ""
+    name = saved_task(path)
+    return f" (it is a run of task={name})" if name is not None else ""
 
 
 # ------------------------------------------------------------------------------------

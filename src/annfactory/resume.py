@@ -26,7 +26,7 @@ from annfactory.checkpoints import (
     checkpoint_summary,
 )
 from annfactory.errors import ConfigError
-from annfactory.runs import closest_run
+from annfactory.runs import closest_run, saved_task
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -116,29 +116,24 @@ def _summary(run_dir: Path) -> dict[str, Any]:
     config = summary["config"]
     task = (config.get("task") or {}).get("name")
     if task != "train":
-        raise ConfigError(
-            RESUME_KEY,
-            f"{str(run_dir)!r} is a run of task={task}; only task=train continues.",
-            "Give the directory of a training run.",
-        )
+        raise _other_task(run_dir, task)
     return summary
+
+
+def _other_task(run_dir: Path, task: object) -> ConfigError:
+    return ConfigError(
+        RESUME_KEY,
+        f"{str(run_dir)!r} is a run of task={task}; only task=train continues.",
+        "Give the directory of a training run.",
+    )
 
 
 def _no_checkpoint(run_dir: Path) -> ConfigError:
     """Why ``run_dir`` holds no checkpoint, as far as its files tell."""
-    import json
-
     shown = repr(str(run_dir))
-    try:
-        task = json.loads((run_dir / "metrics.json").read_text())["task"]
-    except (OSError, ValueError, KeyError, TypeError):
-        task = None
+    task = saved_task(run_dir)
     if task is not None and task != "train":
-        return ConfigError(
-            RESUME_KEY,
-            f"{shown} is a run of task={task}; only task=train continues.",
-            "Give the directory of a training run.",
-        )
+        return _other_task(run_dir, task)
     if task == "train":
         return ConfigError(
             RESUME_KEY,

@@ -38,6 +38,7 @@ __all__ = [
     "metrics_json",
     "run_load_error",
     "save_run",
+    "saved_task",
 ]
 
 SPEC_FILE = "spec.yaml"
@@ -226,6 +227,18 @@ def closest_run(path: Path, shown: str, marker: str = SPEC_FILE) -> str:
     if found is None:
         return ""
     return f" Did you mean {str(Path(shown).parent / found)!r}?"
+
+
+def saved_task(path: Path) -> str | None:
+    """The task that ran in the run directory ``path``, from its ``metrics.json``
+    (None where there is none, or it does not say)."""
+    import json
+
+    try:
+        name = json.loads((path / METRICS_FILE).read_text(encoding="utf-8"))["task"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return name if isinstance(name, str) else None
 
 
 def run_load_error(
