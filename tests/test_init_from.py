@@ -134,6 +134,8 @@ def test_init_from_a_directory_that_is_no_run(tmp_path: Path, base: Path) -> Non
         train(["data=moons", f"task.init_from={base.parent / 'rn'}"])
     with pytest.raises(ConfigError, match=r"task\.init_skip: .*not set"):
         train(["data=moons", "task.init_skip=[out]"])
+    with pytest.raises(ConfigError, match=r"^task\.init_from: is empty\."):
+        train(["data=moons", "task.init_from= "])
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match=r"^task\.init_from: "):
         train(["data=moons", f"task.init_from={tmp_path / 'empty'}"])

@@ -65,6 +65,12 @@ def init_from_run(
                 "Set task.init_from=<run dir>, or leave task.init_skip out.",
             )
         return None
+    if not options.init_from.strip():
+        raise ConfigError(
+            "task.init_from",
+            "is empty.",
+            "Give the directory of a saved run, or leave task.init_from out.",
+        )
     run_dir = Path(options.init_from)
     saved_spec, saved = _saved_run(run_dir, options.init_from)
     same_data = _data_key(saved_spec) == _data_key(spec)
