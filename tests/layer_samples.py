@@ -11,9 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from annfactory import layers
+from annfactory.layer_shapes import IDS, SEQUENCE, with_layout
 
 #: Input shapes of one sample: vectors, [channels, length] and [channels, height,
-#: width] samples.
+#: width] samples, sequences [time, features] and ids [time].
 SAMPLE_SHAPES: list[tuple[int, ...]] = [
     (1,),
     (4,),
@@ -22,6 +23,9 @@ SAMPLE_SHAPES: list[tuple[int, ...]] = [
     (2, 9),
     (2, 6, 7),
     (3, 8, 8),
+    with_layout((6, 4), SEQUENCE),
+    with_layout((3, 8), SEQUENCE),
+    with_layout((7,), IDS),
 ]
 
 #: A value for each required option of the built-in layer types, by option name.
@@ -30,6 +34,10 @@ REQUIRED_EXAMPLES: dict[str, Any] = {
     "out_channels": 4,
     "kernel_size": 3,
     "output_size": 2,
+    "num_embeddings": 11,
+    "embedding_dim": 4,
+    "hidden_size": 3,
+    "nhead": 2,
     # encode_table: a table of 4 columns (one number each): two numeric, one of them
     # with a missing indicator, a one-hot and an embedded categorical column.
     "columns": {

@@ -668,6 +668,7 @@ COMMAND_LINE_CASES = {
     "tensor-beyond-int64-on-meta": "a tensor torch cannot describe",
     "file-malformed_yaml": "a model file of the user's that does not parse",
     "file-unknown_layer_type": "a model file of the user's that does not validate",
+    "transformer-nhead-not-dividing": "a sequence layer's shape rule",
     "csv-text-cell": "data=csv: a file that does not load",
     "zero-epochs": "task=train's own options",
     "in-features-against-data": "the network against the data",
@@ -1025,6 +1026,35 @@ SUGGEST19_CASES = [
          fix="Use model.layers.out.activation=identity"),
 ]  # fmt: skip
 SHAPE_CASES.extend(SUGGEST19_CASES)
+
+# Issue 23: sequence layers.
+SEQUENCE_CASES = [
+    case("lstm-on-vectors", "model=lstm", "model.input_shape=[8]",
+         key="model.layers.rnn",
+         value="it takes a sequence [time, features], not a vector [features]",
+         fix="Change its options, the layers before it"),
+    case("lstm-on-images", "model=lstm", "model.input_shape=[1,8,8]",
+         key="model.layers.rnn",
+         value="not a channel map [channels, height, width]",
+         fix="Change its options, the layers before it"),
+    case("transformer-nhead-not-dividing", "model=transformer",
+         "model.layers.encoder.nhead=5", key="model.layers.encoder",
+         value="nhead 5 does not divide d_model 32 (the input's features)",
+         fix="allowed: 1, 2, 4, 8, 16, 32"),
+    case("lstm-hidden-size-zero", "model=lstm", "model.layers.rnn.hidden_size=0",
+         key="model.layers.rnn.hidden_size", value="0 is out of range",
+         fix="an integer >= 1"),
+    case("embedding-after-linear", "+layer@model.layers.emb=embedding",
+         "model.layers.emb.num_embeddings=10", "model.layers.emb.embedding_dim=4",
+         key="model.layers.emb", value="input shape [2]: it takes integer ids [time] "
+         "(the model's input), not a vector [features]",
+         fix="Change its options, the layers before it"),
+    case("positional-max-length-short", "model=transformer",
+         "model.layers.pos.max_length=10", key="model.layers.pos",
+         value="max_length 10 is shorter than the sequence (24 steps)",
+         fix="set max_length >= 24"),
+]  # fmt: skip
+SHAPE_CASES.extend(SEQUENCE_CASES)
 
 # The corpus's file list includes these model files.
 FILE_CASES.extend(param for param in SHAPE_CASES if param.id.startswith("file-"))

@@ -17,7 +17,9 @@ import annfactory
 from annfactory import ConfigError, UnknownNameError, compose, to_spec
 from annfactory.config import conf_dir, group_options
 from annfactory.fixes import flow
+from annfactory.inits import inits
 from annfactory.layers import layers
+from annfactory.layouts import IDS, layout_of
 from layer_samples import example_options, first_shape, takes
 
 
@@ -82,7 +84,11 @@ def test_demo_forward_gives_probabilities() -> None:
     assert sum(p.numel() for p in model.parameters()) == 26
 
 
-@pytest.mark.parametrize("option", _options("init"))
+#: The init options for any tensor of their dimensions (forget_gate: an LSTM's bias).
+ANY_SHAPE_INITS = [name for name in _options("init") if inits.get(name).fits is None]
+
+
+@pytest.mark.parametrize("option", ANY_SHAPE_INITS)
 def test_every_init_option_composes_and_builds_as_the_global_init(option: str) -> None:
     cfg = compose(["model=mlp", "model.width=16", f"init={option}"])
     model = annfactory.build_model(cfg)
@@ -91,12 +97,29 @@ def test_every_init_option_composes_and_builds_as_the_global_init(option: str) -
     assert model(torch.randn(4, 8)).shape == (4, 2)
 
 
-@pytest.mark.parametrize("option", _options("init"))
+@pytest.mark.parametrize("option", ANY_SHAPE_INITS)
 def test_every_init_option_fills_one_layer_slot(option: str) -> None:
     cfg = compose([f"init@model.layers.linear2.weight_init={option}"])
     spec = to_spec(cfg)
     assert spec.network.layers[1].weight_init.name == option
     assert spec.network.layers[0].weight_init.name == "xavier_normal"
+
+
+def test_the_forget_gate_option_fills_an_lstms_bias_slot() -> None:
+    cfg = compose(["model=gru", "init@model.layers.rnn.bias_init=forget_gate"])
+    with pytest.raises(ConfigError, match=r"fills the parameters of lstm layers, not"):
+        to_spec(cfg)  # a GRU's gates are others
+    cfg = compose(
+        [
+            "model=lstm",
+            "init@model.layers.rnn.bias_init=forget_gate",
+            "model.layers.rnn.bias_init.val=2.0",
+        ]
+    )
+    layer = to_spec(cfg).network.layers[0]
+    chosen = {p.name: p.init for p in layer.parameters}
+    assert chosen["bias_ih_l0"].params == {"val": 2.0}
+    assert chosen["bias_hh_l0"].name == "forget_gate"
 
 
 @pytest.mark.parametrize("option", _options("activation"))
@@ -132,7 +155,11 @@ def test_every_layer_option_composes_into_a_network(option: str) -> None:
     names = [layer.name for layer in model.spec.layers]
     assert names == (["linear1", "linear2", "out", "extra"] if vectors else ["extra"])
     model.eval()
-    y = model(torch.randn(6, *model.spec.input_shape))
+    if layout_of(model.spec.input_shape) == IDS:
+        x = torch.randint(0, 11, (6, *model.spec.input_shape))
+    else:
+        x = torch.randn(6, *model.spec.input_shape)
+    y = model(x)
     assert y.shape == (6, *model.spec.output_shape)
 
 

@@ -16,6 +16,7 @@ from torch import nn
 import annfactory
 from annfactory import ConfigError, LayerType, layers
 from annfactory.layers import LayerShape
+from annfactory.layouts import IDS, layout_of
 from layer_samples import (
     REQUIRED_EXAMPLES,
     example_node,
@@ -54,7 +55,11 @@ def test_the_shape_rule_matches_the_module_torch_builds(name: str, flags: bool) 
         module = entry.build(input_shape, **given, **body).eval()
         declared = {k: tuple(v) for k, v in shape.parameters.items()}
         assert declared == {k: tuple(p.shape) for k, p in module.named_parameters()}
-        output = module(torch.randn(2, *input_shape))
+        if layout_of(input_shape) == IDS and "num_embeddings" in given:
+            x = torch.randint(0, given["num_embeddings"], (2, *input_shape))
+        else:
+            x = torch.randn(2, *input_shape)
+        output = module(x)
         assert tuple(output.shape) == (2, *shape.output), input_shape
 
 

@@ -165,7 +165,8 @@ def test_installed_command_help(venv: Path, tmp_path: Path) -> None:
     done = _run(venv, tmp_path, "annfactory", "--help")
     assert done.returncode == 0, done.stderr
     text = done.stdout
-    assert re.search(r"^model: cnn, demo, mlp, resmlp$", text, re.M)
+    models = "cnn, demo, gru, lstm, mlp, resmlp, transformer"
+    assert re.search(rf"^model: {models}$", text, re.M)
     assert re.search(r"^init: .*xavier_normal", text, re.M)
     launchers = re.search(r"^hydra/launcher: (.+)$", text, re.M)
     assert launchers is not None

@@ -93,7 +93,8 @@ def test_the_plugin_s_group_is_parsed_into_the_spec_and_round_trips() -> None:
 def test_help_lists_the_plugin_s_group_task_and_model(run_cli: Any) -> None:
     result = run_cli("--help", env=ENV)
     assert result.returncode == 0, result.stderr
-    assert "\nmodel: cnn, demo, mlp, resmlp, tower\n" in result.stdout
+    models = "cnn, demo, gru, lstm, mlp, resmlp, tower, transformer"
+    assert f"\nmodel: {models}\n" in result.stdout
     assert "\nnoise: gaussian, uniform\n" in result.stdout
     tasks = (
         "activations, diagnose, evaluate, export, forward, init_report, predict, "
@@ -106,7 +107,7 @@ BAD = [
     (
         ["model=towr"],
         "model: unknown model 'towr'. Did you mean 'tower'?\n"
-        "  Valid models: cnn, demo, mlp, resmlp, tower.",
+        "  Valid models: cnn, demo, gru, lstm, mlp, resmlp, tower, transformer.",
     ),
     (
         ["model=tower", "model.florrs=2"],

@@ -114,7 +114,8 @@ EMPTY_SWEEP_CASES = [
     ),
     pytest.param(
         "model=glob(zzz*)", "model", "'model=glob(zzz*)' matches no option",
-        "Its options: cnn, demo, mlp, resmlp", id="glob-matching-nothing",
+        "Its options: cnn, demo, gru, lstm, mlp, resmlp, transformer",
+        id="glob-matching-nothing",
     ),
     pytest.param(
         "init=glob(*,exclude=*)", "init", "'init=glob(*,exclude=*)' matches no option",

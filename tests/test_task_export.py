@@ -32,7 +32,7 @@ from torch import nn
 import annfactory
 from annfactory import ConfigError, layers
 from annfactory.runs import load_run
-from annfactory.seeding import random_input
+from annfactory.seeding import input_ids, random_input
 from annfactory.spec import RunSpec
 from annfactory.tasks import export as export_task
 from annfactory.tasks import run_named_task
@@ -97,6 +97,12 @@ def batches(spec: RunSpec) -> list[torch.Tensor]:
     """Batches of 1 and 7 rows of the network's input, in its dtype."""
     generator = torch.Generator().manual_seed(7)
     dtype = getattr(torch, spec.dtype)
+    ids = input_ids(spec)
+    if ids is not None:  # a network that starts with an embedding takes ids
+        shape = spec.network.input_shape
+        return [
+            torch.randint(0, ids, (rows, *shape), generator=generator) for rows in ROWS
+        ]
     return [
         torch.randn(rows, *spec.network.input_shape, generator=generator).to(dtype)
         for rows in ROWS

@@ -13,7 +13,15 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from annfactory.layer_shapes import LayerShape, Shape, ShapeRule, SizeParam
+from annfactory.layer_shapes import (
+    SEQUENCE,
+    LayerShape,
+    Shape,
+    ShapeRule,
+    SizeParam,
+    layout_of,
+    layout_text,
+)
 from annfactory.params import REQUIRED, Param
 
 if TYPE_CHECKING:
@@ -63,6 +71,11 @@ def _spatial(input_shape: Shape, dims: int) -> tuple[int, tuple[int, ...]]:
         raise InputRankError(
             f"it takes {expected} ({dims + 1} dimensions), not {len(input_shape)}",
             dims + 1,
+        )
+    if layout_of(input_shape) == SEQUENCE:
+        raise ValueError(
+            f"it takes [channels, {SPATIAL_NAMES[dims]}], not "
+            f"{layout_text(input_shape)} (a transpose layer before it makes one)"
         )
     return input_shape[0], tuple(input_shape[1:])
 

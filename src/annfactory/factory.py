@@ -272,6 +272,11 @@ def _fill(
         else:
             tensor = _saved(weights, path, parameter.shape, device, dtype)
         _replace_parameter(module, parameter.name, tensor)
+    if weights is None and device.type != "meta":
+        for child in module.modules():
+            finish = getattr(child, "finish_init", None)
+            if callable(finish):
+                finish()  # an embedding's padding row: zero, as torch's init gives
     persistent = _materialize_buffers(module, device, dtype)
     if weights is not None:
         for name, buffer in list(module.named_buffers()):
@@ -287,7 +292,9 @@ def _replace_parameter(module: nn.Module, path: str, tensor: torch.Tensor) -> No
     owner_path, _, name = path.rpartition(".")
     old = module.get_parameter(path)
     parameter = nn.Parameter(tensor, requires_grad=old.requires_grad)
-    module.get_submodule(owner_path).register_parameter(name, parameter)
+    # Through setattr, so that a module that keeps its own list of its parameters
+    # (torch.nn.LSTM's flat weights) sees the new one.
+    setattr(module.get_submodule(owner_path), name, parameter)
 
 
 def _replace_buffer(

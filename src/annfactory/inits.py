@@ -90,7 +90,9 @@ def fan_in_and_fan_out(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[1] * receptive, shape[0] * receptive
 
 
-TheoryKind = Literal["normal", "uniform", "constant", "truncated_normal", "orthogonal"]
+TheoryKind = Literal[
+    "normal", "uniform", "constant", "truncated_normal", "orthogonal", "gates"
+]
 """The families of distributions an init's :class:`Theory` describes."""
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -101,9 +103,11 @@ class Theory:
     r"""The distribution an init scheme draws each element of a tensor from.
 
     Attributes:
-        kind: ``normal``, ``uniform``, ``constant``, ``truncated_normal`` or
+        kind: ``normal``, ``uniform``, ``constant``, ``truncated_normal``,
             ``orthogonal`` (a scaled semi-orthogonal matrix; its elements are nearly
-            :math:`\mathcal{N}(0, \text{std}^2)` but not independent).
+            :math:`\mathcal{N}(0, \text{std}^2)` but not independent) or ``gates``
+            (a constant per gate of a recurrent layer: ``high`` on one quarter, 0
+            elsewhere; exact, like a constant).
         mean: The mean of one element.
         std: The standard deviation of one element (0 for a constant).
         low: The smallest possible value (uniform, truncated normal, constant).
@@ -140,7 +144,7 @@ class Theory:
         Raises:
             ValueError: A constant has no density.
         """
-        if self.kind == "constant" or self.std == 0:
+        if self.kind in ("constant", "gates") or self.std == 0:
             raise ValueError("a constant has no density")
         low = -math.inf if self.low is None else self.low
         high = math.inf if self.high is None else self.high
@@ -159,6 +163,8 @@ class Theory:
         """Short text for tables, e.g. ``N(0, 0.5^2)`` or ``U(-0.1, 0.1)``."""
         if self.kind == "constant":
             return f"constant {self.mean:.4g}"
+        if self.kind == "gates":
+            return f"forget gate {4 * self.mean:.4g}, other gates 0"
         if self.kind == "uniform":
             return f"U({self.low:.4g}, {self.high:.4g})"
         if self.kind == "truncated_normal":
@@ -220,6 +226,10 @@ class InitScheme:
         theory: ``theory(params, shape)``: the distribution of each element of a
             tensor of ``shape`` filled with the resolved ``params``; None if the
             scheme has none (the init report then says "no theory").
+        fits: ``fits(shape)``: what is wrong with a tensor of ``shape`` for this
+            scheme (beyond ``min_dim``), or None.
+        layer_types: The layer types whose parameters it fills (``lstm`` for
+            ``forget_gate``); empty: any.
     """
 
     apply: Callable[..., None]
@@ -229,6 +239,8 @@ class InitScheme:
     resolve_auto: Callable[[dict[str, Any], Nonlinearity], dict[str, Any]] | None = None
     doc: str = ""
     theory: Callable[[Mapping[str, Any], tuple[int, ...]], Theory] | None = None
+    fits: Callable[[tuple[int, ...]], str | None] | None = None
+    layer_types: tuple[str, ...] = ()
 
 
 def _scheme_of_function(apply: Any, /, **fields: Any) -> InitScheme:
@@ -389,6 +401,30 @@ def trunc_normal(
     _nn_init().trunc_normal_(tensor, mean, std, a, b, generator=generator)
 
 
+def forget_gate(
+    tensor: torch.Tensor, *, generator: torch.Generator, val: float
+) -> None:
+    r"""0, and :math:`\text{val}` on an LSTM's forget gate: the second quarter of a
+    bias, in torch's gate order (input, forget, cell, output).
+
+    Jozefowicz et al. (2015), *An Empirical Exploration of Recurrent Network
+    Architectures*: a forget-gate bias of 1 keeps the cell's memory at the start of
+    training.
+    """
+    import torch
+
+    with torch.no_grad():
+        tensor.zero_()
+        quarter = tensor.shape[0] // 4
+        tensor[quarter : 2 * quarter].fill_(val)
+
+
+def _four_gates(shape: tuple[int, ...]) -> str | None:
+    if len(shape) != 1 or shape[0] % 4:
+        return "needs an LSTM's bias (1-D: four gates of equal size)"
+    return None
+
+
 def _default(tensor: torch.Tensor, *, generator: torch.Generator) -> None:
     """The layer's own PyTorch init; resolved per layer type before anything runs."""
     raise AssertionError(
@@ -483,6 +519,21 @@ def zeros_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
 def ones_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
     """Every element is 1."""
     return _constant_theory(1.0)
+
+
+def forget_gate_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
+    r"""A quarter of the elements are ``val``, the rest 0: mean
+    :math:`\text{val} / 4`, std :math:`|\text{val}| \sqrt{3} / 4`."""
+    val = float(params["val"])
+    if val == 0:
+        return _constant_theory(0.0)
+    return Theory(
+        "gates",
+        val / 4.0,
+        abs(val) * math.sqrt(3.0) / 4.0,
+        low=min(val, 0.0),
+        high=max(val, 0.0),
+    )
 
 
 def xavier_normal_theory(params: Mapping[str, Any], shape: tuple[int, ...]) -> Theory:
@@ -611,6 +662,7 @@ _THEORIES: dict[str, Callable[[Mapping[str, Any], tuple[int, ...]], Theory]] = {
     "kaiming_uniform": kaiming_uniform_theory,
     "orthogonal": orthogonal_theory,
     "trunc_normal": trunc_normal_theory,
+    "forget_gate": forget_gate_theory,
 }
 """Each built-in's theory (``default`` has none: it is resolved before building)."""
 
@@ -656,6 +708,8 @@ _BUILTINS: dict[str, tuple[Callable[..., None], dict[str, Param], int, Any, Any]
         "a": Param(float, -2.0, "lower cut-off (absolute)"),
         "b": Param(float, 2.0, "upper cut-off (absolute)")},
         0, _lower_than_upper, None),
+    "forget_gate": (forget_gate, {
+        "val": Param(float, 1.0, "the forget gate's bias")}, 1, None, None),
     "default": (_default, {}, 0, None, None),
 }  # fmt: skip
 
@@ -670,5 +724,7 @@ for _name, (_apply, _params, _min_dim, _check, _auto) in _BUILTINS.items():
             resolve_auto=_auto,
             doc=first_doc_line(_apply),
             theory=_THEORIES.get(_name),
+            fits=_four_gates if _name == "forget_gate" else None,
+            layer_types=("lstm",) if _name == "forget_gate" else (),
         ),
     )

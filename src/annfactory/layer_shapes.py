@@ -1,6 +1,7 @@
-"""The shapes layer types speak in, without torch: a sample's :data:`Shape`, a layer's
-:class:`LayerShape` (its output and each parameter), the :data:`ShapeRule` that
-computes one, and :class:`SizeParam`, an option with one size per spatial dimension.
+"""The shapes layer types speak in, without torch: a sample's :data:`Shape` and its
+layout (:class:`LaidShape`), a layer's :class:`LayerShape` (its output and each
+parameter), the :data:`ShapeRule` that computes one, and :class:`SizeParam`, an option
+with one size per spatial dimension.
 
 Below :mod:`annfactory.layers` and the layer types' own modules
 (:mod:`annfactory.conv_layers`), which all describe their shapes with them.
@@ -13,9 +14,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from annfactory.errors import ConfigError, UnknownNameError
+from annfactory.layouts import (
+    CHANNELS,
+    IDS,
+    LAYOUTS,
+    SEQUENCE,
+    VECTOR,
+    LaidShape,
+    layout_of,
+    layout_text,
+    with_layout,
+)
 from annfactory.params import Param
 
-__all__ = ["LayerShape", "Shape", "ShapeRule", "SizeParam"]
+__all__ = [
+    "CHANNELS",
+    "IDS",
+    "LAYOUTS",
+    "SEQUENCE",
+    "VECTOR",
+    "LaidShape",
+    "LayerShape",
+    "Shape",
+    "ShapeRule",
+    "SizeParam",
+    "layout_of",
+    "layout_text",
+    "with_layout",
+]
 
 Shape = tuple[int, ...]
 

@@ -10,13 +10,14 @@ declares no shape rule).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from math import isqrt, prod
 from typing import Any, Final
 
 from annfactory.activations import activations
+from annfactory.choices import lookup, parse_choice, parse_init, reject_targets
 from annfactory.errors import (
     AnnFactoryError,
     ConfigError,
@@ -25,8 +26,16 @@ from annfactory.errors import (
     non_ascii_character,
 )
 from annfactory.fixes import command, flow
-from annfactory.groups import CHOICE_SLOTS
-from annfactory.inits import InitScheme, Nonlinearity, inits
+from annfactory.inits import Nonlinearity, inits
+from annfactory.layer_shapes import (
+    CHANNELS,
+    IDS,
+    SEQUENCE,
+    VECTOR,
+    Shape,
+    layout_of,
+    with_layout,
+)
 from annfactory.layers import (
     LAYER_FIELDS,
     PROJECTION,
@@ -37,8 +46,7 @@ from annfactory.layers import (
     layers,
 )
 from annfactory.models import LayerEntry, model_types
-from annfactory.params import require_mapping, validate_params
-from annfactory.registry import Registry
+from annfactory.params import require_mapping
 from annfactory.spec_types import (
     ActivationSpec,
     InitSpec,
@@ -95,8 +103,12 @@ def parse_network(
     if activation is not None:
         parse_choice(activations, activation, "activation", ActivationSpec)
     _apply_global_choices(expansion.layers, init, activation)
-    resolved = []
-    shape = expansion.input_shape
+    resolved: list[LayerSpec] = []
+    shape: Shape = with_layout(
+        expansion.input_shape,
+        input_layout(expansion.layers, len(expansion.input_shape)),
+    )
+    first = shape
     # The first layer's input is the model's: a fix of its rank is a fix of that.
     sequential = model.get("type", "sequential") == "sequential"
     input_fix = partial(_model_input_fix, model, key, shape) if sequential else None
@@ -108,7 +120,37 @@ def parse_network(
         shape = layer.output_shape
         input_fix = None
     _check_activation_names(resolved, f"{key}.layers")
-    return NetworkSpec(input_shape=expansion.input_shape, layers=tuple(resolved))
+    return NetworkSpec(input_shape=first, layers=tuple(resolved))
+
+
+def input_layout(entries: Sequence[LayerEntry], rank: int) -> str:
+    """The layout of a network's input of ``rank`` dimensions: the one its first
+    layer that takes a layout (:attr:`LayerType.takes`) takes, through the transposes
+    before it; a sequence is 2-D, ids 1-D. Else: a vector, or channels first (the
+    layouts before sequences)."""
+    swaps = 0
+    for entry in _flat_entries(entries):
+        layer_type = _entry_type(entry)
+        takes = None if layer_type is None else layer_type.takes
+        if takes == "swap":
+            swaps += 1
+        elif takes == IDS and rank == 1 and not swaps:
+            return IDS
+        elif takes in (SEQUENCE, CHANNELS) and rank == 2:
+            other = CHANNELS if takes == SEQUENCE else SEQUENCE
+            return takes if swaps % 2 == 0 else other
+        elif takes is not None or (layer_type is not None and layer_type.nested):
+            continue
+        if entry.fields.get("type") == "flatten":
+            break
+    return VECTOR if rank == 1 else CHANNELS
+
+
+def _flat_entries(entries: Sequence[LayerEntry]) -> Iterator[LayerEntry]:
+    """The entries in the order their layers run: a block's own layers first."""
+    for entry in entries:
+        yield from _flat_entries(_nested_entries(entry, quiet=True))
+        yield entry
 
 
 def _model_input_fix(
@@ -365,7 +407,7 @@ def parse_layer(
         name=entry.name,
         type=layer.type_name,
         input_shape=input_shape,
-        output_shape=tuple(shape.output),
+        output_shape=_laid_output(input_shape, shape.output),
         options=options,
         activation=activation,
         weight_init=chosen["weight_init"],
@@ -373,6 +415,18 @@ def parse_layer(
         parameters=nested + parameters,
         layers=body,
     )
+
+
+def _laid_output(input_shape: Shape, output: Shape) -> Shape:
+    """A layer's output with its layout: the one its shape rule gives, else its
+    input's if it keeps the rank (ids aside: numbers come out), else a vector or
+    channels first."""
+    if hasattr(output, "layout"):
+        return output
+    layout = layout_of(input_shape)
+    if len(output) != len(input_shape) or layout == IDS:
+        layout = VECTOR if len(output) == 1 else CHANNELS
+    return with_layout(output, layout)
 
 
 def _first_body_layer(key: str, shape: tuple[int, ...] | None) -> str:
@@ -445,7 +499,7 @@ def _layer_type(entry: LayerEntry) -> LayerType:
             f"Set it, e.g. +layer@{entry.path}=linear "
             f"(valid: {', '.join(layers.names())}).",
         )
-    layer_type: LayerType = _lookup(layers, entry.fields["type"], entry.key("type"))
+    layer_type: LayerType = lookup(layers, entry.fields["type"], entry.key("type"))
     return layer_type
 
 
@@ -497,10 +551,18 @@ def _parameters(
     """
     entry = layer.entry
     parameters = []
-    # A residual block's weight_init and bias_init set its projection's.
-    prefix = f"{PROJECTION}." if layer.layer_type.nested else ""
+    field_of = layer.layer_type.init_field
+    if field_of is None:
+        # A residual block's weight_init and bias_init set its projection's.
+        prefix = f"{PROJECTION}." if layer.layer_type.nested else ""
+
+        def field_of(parameter: str) -> str | None:
+            return _PARAMETER_FIELDS.get(parameter.removeprefix(prefix))
+
+    fields = set()
     for parameter in shape.parameters:
-        field = _PARAMETER_FIELDS.get(parameter.removeprefix(prefix))
+        field = field_of(parameter)
+        fields.add(field)
         choice = chosen[field] if field else InitSpec("default", {})
         key = entry.key(field) if field else entry.path
         parameters.append(
@@ -509,10 +571,7 @@ def _parameters(
     for parameter, field in _PARAMETER_FIELDS.items():
         if entry.key(field) == "init":
             continue  # the top-level group: for the layers that have a weight
-        if (
-            f"{prefix}{parameter}" not in shape.parameters
-            and chosen[field].name != "default"
-        ):
+        if field not in fields and chosen[field].name != "default":
             key = entry.key(field)
             raise ConfigError(
                 key,
@@ -543,6 +602,17 @@ def _resolve_parameter(
             key,
             f"init {choice.name!r} needs a tensor of at least {scheme.min_dim} "
             f"dimensions; {layer.entry.name}.{parameter} has shape {list(shape)}.",
+            "Use zeros, constant, uniform, normal or default for it.",
+        )
+    problem = None if scheme.fits is None else scheme.fits(shape)
+    if scheme.layer_types and layer.type_name not in scheme.layer_types:
+        types = " or ".join(scheme.layer_types)
+        problem = f"fills the parameters of {types} layers, not of a {layer.type_name}"
+    if problem:
+        raise ConfigError(
+            key,
+            f"init {choice.name!r} {problem}; {layer.entry.name}.{parameter} has "
+            f"shape {list(shape)}.",
             "Use zeros, constant, uniform, normal or default for it.",
         )
     return ParameterSpec(parameter, shape, choice, from_default, key)
@@ -618,120 +688,4 @@ def _layer_name_error(name: str, key: str) -> ConfigError:
     example = plain if plain.isascii() and plain.isidentifier() else "hidden1"
     return ConfigError(
         key, problem, f"Use ASCII letters, digits and underscores, e.g. {example}."
-    )
-
-
-# ------------------------------------------------------------------------------------
-# Choices: a registered name with parameters
-# ------------------------------------------------------------------------------------
-
-
-def parse_choice(registry: Registry[Any], node: Any, key: str, cls: type[Any]) -> Any:
-    """A registry name with parameters: a string, or a mapping with ``name``.
-
-    Args:
-        registry: The registry the name is looked up in.
-        node: The config node.
-        key: Its config path.
-        cls: The spec to make, e.g. :class:`ActivationSpec`:
-            ``cls(name=..., params=...)``.
-
-    Raises:
-        ConfigError: The node is not a name or a mapping with a name, the name is
-            not registered (naming the closest), or a parameter is not valid.
-    """
-    if isinstance(node, str):
-        name, given, name_key = node, {}, key
-    elif isinstance(node, Mapping):
-        if "_target_" in node:  # parse_network refuses it first; kept for direct calls
-            reject_targets(node, key)
-        given = {k: v for k, v in node.items() if k != "name"}
-        if "name" not in node:
-            raise ConfigError(
-                f"{key}.name",
-                f"no {registry.kind} is named.",
-                f"Set {key}=<name> (valid: {', '.join(registry.names())}).",
-            )
-        name, name_key = node["name"], f"{key}.name"
-    else:
-        raise ConfigError(
-            key,
-            f"{node!r} is not a {registry.kind} name or mapping.",
-            f"Use one of: {', '.join(registry.names())}.",
-        )
-    entry = _lookup(registry, name, name_key)
-    params = validate_params(given, entry.params, key, f"{registry.kind} {name!r}")
-    return cls(name=name, params=params)
-
-
-def parse_init(node: Any, key: str, nonlinearity: Nonlinearity) -> InitSpec:
-    """An init choice, its ``null`` gains resolved for the layer's nonlinearity.
-
-    Args:
-        node: The config node: an init name or a mapping with ``name``.
-        key: Its config path.
-        nonlinearity: The layer's activation, as ``calculate_gain`` takes it.
-
-    Raises:
-        ConfigError: As :func:`parse_choice`, or the init's parameters do not fit
-            together.
-    """
-    choice: InitSpec = parse_choice(inits, node, key, InitSpec)
-    scheme: InitScheme = inits.get(choice.name)
-    params = dict(choice.params)
-    if scheme.resolve_auto is not None:
-        params = scheme.resolve_auto(params, nonlinearity)
-    if scheme.check is not None:
-        problem = scheme.check(params)
-        if problem:
-            raise ConfigError(
-                key, f"init {choice.name!r} {problem}.", "Fix its parameters."
-            )
-    return InitSpec(choice.name, params)
-
-
-def _lookup(registry: Registry[Any], name: Any, key: str) -> Any:
-    if not isinstance(name, str):
-        raise ConfigError(
-            key,
-            f"{name!r} is not a {registry.kind} name.",
-            f"Use one of: {', '.join(registry.names())}.",
-        )
-    return registry.get(name, key=key)
-
-
-_TARGET: Final = "_target_"
-#: Slots that name an activation or an init, by the last part of their config path.
-_CHOICE_SLOTS: Final = CHOICE_SLOTS
-
-
-def reject_targets(node: Any, key: str) -> None:
-    """Refuse a ``_target_`` key anywhere in ``node``, before anything is looked up.
-
-    Hydra's ``instantiate`` would import and call what it names; annfactory builds
-    only registered entries and never reads it.
-    """
-    if isinstance(node, Mapping):
-        if _TARGET in node:
-            raise _target_error(key)
-        for name, child in node.items():
-            reject_targets(child, f"{key}.{name}" if key else str(name))
-    elif isinstance(node, list | tuple):
-        for index, child in enumerate(node):
-            reject_targets(child, f"{key}[{index}]")
-
-
-def _target_error(key: str) -> ConfigError:
-    parent, _, last = key.rpartition(".")
-    registry = _CHOICE_SLOTS.get(last)
-    if registry is not None:
-        hint = f"Use {key}.name with one of: {', '.join(registry.names())}."
-    elif parent.endswith(".layers") or parent == "layers":
-        hint = f"Use {key}.type with one of: {', '.join(layers.names())}."
-    else:
-        hint = "Remove it; configs name registered layer types, activations and inits."
-    return ConfigError(
-        f"{key}.{_TARGET}" if key else _TARGET,
-        f"configs name registered entries; {_TARGET} is never imported or called.",
-        hint,
     )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from annfactory import sequence_layers as sq
 from annfactory.conv_layers import (
     SPATIAL_NAMES,
     InputRankError,
@@ -31,7 +32,17 @@ from annfactory.conv_layers import (
 )
 from annfactory.errors import RegistrationError
 from annfactory.inits import fan_in_and_fan_out
-from annfactory.layer_shapes import LayerShape, Shape, ShapeRule, SizeParam
+from annfactory.layer_shapes import (
+    CHANNELS,
+    IDS,
+    SEQUENCE,
+    LayerShape,
+    Shape,
+    ShapeRule,
+    SizeParam,
+    layout_of,
+    layout_text,
+)
 from annfactory.params import REQUIRED, Param, params_from_arguments
 from annfactory.plugins import load_plugins
 from annfactory.registry import EntryCoercion, Registry
@@ -92,6 +103,13 @@ class LayerType:
             shape rule gets the output shape of the last of them as the option
             ``body_shape``, and ``build`` gets them built, in order, as ``body``: a
             list of ``(name, module, activation or None)``.
+        takes: The layout of input it takes, where one shape fits two
+            (:data:`~annfactory.layer_shapes.SEQUENCE` or ``CHANNELS`` for 2-D,
+            ``IDS`` for 1-D); ``"swap"`` for a layer that swaps them (transpose);
+            None: any. The first such layer of a network sets its input's layout.
+        init_field: ``init_field(parameter) -> "weight_init" | "bias_init" | None``:
+            the layer field that sets the parameter's init (None: its default only).
+            None: ``weight`` by ``weight_init`` and ``bias`` by ``bias_init``.
     """
 
     build: Callable[..., nn.Module]
@@ -101,6 +119,8 @@ class LayerType:
     weighted: bool
     doc: str
     nested: bool
+    takes: str | None
+    init_field: Callable[[str], str | None] | None
 
     def __init__(
         self,
@@ -113,6 +133,8 @@ class LayerType:
         *,
         dense: bool | None = None,
         nested: bool = False,
+        takes: str | None = None,
+        init_field: Callable[[str], str | None] | None = None,
     ) -> None:
         # A frozen dataclass sets its fields through object.__setattr__ (as the
         # generated __init__ does); this one adds the former name of ``weighted``.
@@ -124,6 +146,8 @@ class LayerType:
             "weighted": weighted if dense is None else dense,
             "doc": doc,
             "nested": nested,
+            "takes": takes,
+            "init_field": init_field,
         }
         for name, value in fields.items():
             object.__setattr__(self, name, value)
@@ -258,11 +282,15 @@ def _build_batch_norm(
 ) -> nn.Module:
     from torch import nn
 
+    from annfactory.sequence_modules import SequenceBatchNorm
+
     # Over the channels: BatchNorm1d for [features] and [channels, length],
-    # BatchNorm2d for [channels, height, width].
-    cls = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
+    # BatchNorm2d for [channels, height, width]; over the features of a sequence.
+    cls: type[nn.Module] = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
+    if layout_of(input_shape) == SEQUENCE:
+        cls = SequenceBatchNorm
     return cls(
-        input_shape[0],
+        _normalized_size(input_shape),
         eps=eps,
         momentum=momentum,
         affine=affine,
@@ -278,7 +306,16 @@ def _batch_norm_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerSh
             "it takes [features], [channels, length] or [channels, height, width], "
             f"not {len(input_shape)} dimensions"
         )
-    return _affine_shape(input_shape, input_shape[0], options["affine"], True)
+    if layout_of(input_shape) == IDS:
+        raise ValueError(f"it takes numbers, not {layout_text(input_shape)}")
+    features = _normalized_size(input_shape)
+    return _affine_shape(input_shape, features, options["affine"], True)
+
+
+def _normalized_size(input_shape: Shape) -> int:
+    """The features (of a vector or a sequence) or channels that a batch norm or a
+    standardization acts on, each over the others."""
+    return input_shape[-1] if layout_of(input_shape) == SEQUENCE else input_shape[0]
 
 
 def _build_layer_norm(
@@ -461,6 +498,7 @@ for _dims in (1, 2):
         weighted=True,
         doc=f"{_dims}-D convolution over [channels, {SPATIAL_NAMES[_dims]}] "
         f"(torch.nn.Conv{_dims}d)",
+        takes=CHANNELS,
     ))  # fmt: skip
     for _kind in ("Max", "Avg"):
         layers.register(f"{_kind.lower()}_pool{_dims}d", LayerType(
@@ -469,6 +507,7 @@ for _dims in (1, 2):
             shape=pool_shape(_dims),
             doc=f"{_kind.lower()} over each window of every channel "
             f"(torch.nn.{_kind}Pool{_dims}d)",
+            takes=CHANNELS,
         ))  # fmt: skip
 layers.register("adaptive_avg_pool2d", LayerType(
     build=build_adaptive_avg_pool2d,
@@ -486,6 +525,65 @@ layers.register("flatten", LayerType(
     },
     shape=flatten_shape,
     doc="joins dimensions into one: [C, H, W] -> [C*H*W] (torch.nn.Flatten)",
+))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------
+# Sequences [time, features] (their rules and builders: annfactory.sequence_layers)
+# ------------------------------------------------------------------------------------
+
+layers.register("transpose", LayerType(
+    build=sq.build_transpose,
+    shape=sq.transpose_shape,
+    takes="swap",
+    doc="swaps the two last dimensions: a sequence [T, F] <-> a channel map [F, T]",
+))  # fmt: skip
+layers.register("embedding", LayerType(
+    build=sq.build_embedding,
+    params=sq.embedding_params(),
+    shape=sq.embedding_shape,
+    default_init=_embedding_default,
+    takes=IDS,
+    doc="[T] integer ids -> [T, embedding_dim] vectors (torch.nn.Embedding)",
+))  # fmt: skip
+for _kind, _torch in (("lstm", "LSTM"), ("gru", "GRU")):
+    layers.register(_kind, LayerType(
+        build=sq.build_recurrent(_kind),
+        params=sq.recurrent_params(),
+        shape=sq.recurrent_shape(_kind),
+        default_init=sq.recurrent_default(_kind),
+        weighted=True,
+        takes=SEQUENCE,
+        init_field=sq.recurrent_field,
+        doc=f"recurrent layers over [T, F] -> [H] (last or mean) or [T, H] "
+        f"(torch.nn.{_torch})",
+    ))  # fmt: skip
+layers.register("transformer_encoder", LayerType(
+    build=sq.build_transformer,
+    params=sq.transformer_params(),
+    shape=sq.transformer_shape,
+    default_init=sq.transformer_default,
+    weighted=True,
+    takes=SEQUENCE,
+    init_field=sq.transformer_field,
+    doc="self-attention encoder layers over [T, d_model] "
+    "(torch.nn.TransformerEncoderLayer)",
+))  # fmt: skip
+layers.register("positional_encoding", LayerType(
+    build=sq.build_positional,
+    params=sq.positional_params(),
+    shape=sq.positional_shape,
+    default_init=sq.positional_default,
+    takes=SEQUENCE,
+    doc="adds a vector per position of [T, F]: sinusoidal or learned",
+))  # fmt: skip
+layers.register("sequence_pool", LayerType(
+    build=sq.build_sequence_pool,
+    params={"mode": Param(str, "mean", "mean or max over the time steps",
+                          choices=("mean", "max"))},
+    shape=sq.sequence_pool_shape,
+    takes=SEQUENCE,
+    doc="[T, F] -> [F]: the mean or max over time",
 ))  # fmt: skip
 
 
@@ -513,9 +611,17 @@ def _projection_strides(
 
 def _residual_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShape:
     # x + body(x): the body's shape, and the projection's parameters if it maps x.
-    body_shape = tuple(options["body_shape"])
+    body_shape = options["body_shape"]
+    unlike = layout_of(body_shape) != layout_of(input_shape)
+    if unlike and len(body_shape) == len(input_shape):
+        raise ValueError(
+            f"its input is {layout_text(input_shape)} and its body gives "
+            f"{layout_text(body_shape)}: x + body(x) would add unlike dimensions"
+        )
     if body_shape == tuple(input_shape) or not options["projection"]:
         return LayerShape(body_shape)
+    if layout_of(input_shape) == SEQUENCE:
+        return _sequence_projection(input_shape, body_shape)
     if len(body_shape) != len(input_shape) or len(input_shape) > 3:
         raise ValueError(
             f"no projection maps the input {list(input_shape)} to the body's output "
@@ -536,6 +642,22 @@ def _residual_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShap
     )
 
 
+def _sequence_projection(input_shape: Shape, body_shape: Shape) -> LayerShape:
+    """A linear projection of each step's features: ``[T, F] -> [T, F']``."""
+    if input_shape[0] != body_shape[0]:
+        raise ValueError(
+            f"no projection maps the input's {input_shape[0]} steps to the body's "
+            f"{body_shape[0]}: a linear projection maps each step's features"
+        )
+    return LayerShape(
+        body_shape,
+        {
+            f"{PROJECTION}.weight": (body_shape[-1], input_shape[-1]),
+            f"{PROJECTION}.bias": (body_shape[-1],),
+        },
+    )
+
+
 def _build_residual(
     input_shape: Shape,
     *,
@@ -549,8 +671,8 @@ def _build_residual(
 
     shortcut: nn.Module | None = None
     if projection and tuple(body_shape) != tuple(input_shape):
-        if len(input_shape) == 1:
-            shortcut = nn.Linear(input_shape[0], body_shape[0])
+        if len(input_shape) == 1 or layout_of(input_shape) == SEQUENCE:
+            shortcut = nn.Linear(input_shape[-1], body_shape[-1])
         else:
             strides: Any = _projection_strides(input_shape, body_shape)
             cls = nn.Conv1d if len(input_shape) == 2 else nn.Conv2d

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from annfactory.layouts import SEQUENCE, layout_of
+
 __all__ = ["Destandardize", "Standardize"]
 
 
@@ -24,7 +26,8 @@ class _Affine(nn.Module):
         shape: The shape of one sample: ``[features]``, or ``[channels, ...]`` for a
             sample of more dimensions, whose buffers then have shape
             ``[channels, 1, ...]`` and broadcast over the positions (images are
-            standardized per channel).
+            standardized per channel); a sequence ``[time, features]`` has them
+            per feature, ``[features]``.
     """
 
     mean: torch.Tensor
@@ -34,6 +37,8 @@ class _Affine(nn.Module):
         super().__init__()
         sample = (shape,) if isinstance(shape, int) else tuple(shape)
         buffer_shape = (sample[0],) + (1,) * (len(sample) - 1)
+        if not isinstance(shape, int) and layout_of(shape) == SEQUENCE:
+            buffer_shape = (sample[-1],)  # per feature, over the time steps
         self.register_buffer("mean", torch.zeros(buffer_shape))
         self.register_buffer("scale", torch.ones(buffer_shape))
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING
 
+from annfactory.layouts import IDS, layout_of
+
 if TYPE_CHECKING:
     import torch
 
@@ -81,15 +83,31 @@ def random_input(
     spec: RunSpec, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
     """The run's random batch, ``[batch_size, *input_shape]`` from N(0, 1), seeded
-    from ``(seed, "input")`` and sampled on the CPU like the parameters."""
+    from ``(seed, "input")`` and sampled on the CPU like the parameters; for a
+    network that starts with an embedding, integer ids in ``[0, num_embeddings)``
+    (int64, whatever ``dtype``)."""
     import torch  # here, not at the top: task modules import this one
 
     shape = (spec.batch_size, *spec.network.input_shape)
+    ids = input_ids(spec)
+    if ids is not None:
+        dtype = torch.int64
     if device.type == "meta":
         return torch.empty(shape, device=device, dtype=dtype)
     generator = seeded_generator(spec.seed, INPUT_STREAM)
+    if ids is not None:
+        return torch.randint(0, ids, shape, generator=generator).to(device)
     x = torch.randn(shape, generator=generator, dtype=sampling_dtype(dtype))
     return x.to(device=device, dtype=dtype)
+
+
+def input_ids(spec: RunSpec) -> int | None:
+    """How many ids the network's input takes (``num_embeddings`` of its first
+    layer, an embedding), or None for an input of numbers."""
+    first = spec.network.layers[0]
+    if layout_of(spec.network.input_shape) != IDS or first.type != "embedding":
+        return None
+    return int(first.options["num_embeddings"])
 
 
 def random_labels(spec: RunSpec, rows: int, device: torch.device) -> torch.Tensor:

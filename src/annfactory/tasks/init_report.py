@@ -189,6 +189,16 @@ def agreement(
             epsilon, ``torch.finfo(dtype).eps``).
     """
     n = measured.n
+    if theory.kind == "gates":
+        # Exact: 0 and the forget gate's value, in the proportions the theory gives.
+        tolerance = resolution * (abs(theory.mean) + theory.std)
+        low, high = theory.low or 0.0, theory.high or 0.0
+        exact = (
+            measured.min >= low - tolerance
+            and measured.max <= high + tolerance
+            and abs(measured.mean - theory.mean) <= tolerance
+        )
+        return Agreement(exact, within_bounds=exact)
     if theory.kind == "constant" or theory.std == 0:
         tolerance = resolution * abs(theory.mean)
         equal = (
