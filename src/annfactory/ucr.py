@@ -99,9 +99,9 @@ def read_ucr(name: str, key: str = "data.dataset") -> UcrSet:
     in length (JapaneseVowels) as ``nested_univ`` (a pandas Series per cell), each
     series then padded at its end to the longest over both parts by repeating its
     last step, so that a recurrent layer's last step is the real series' last. The
-    result is cached in the process. With sktime 1.2 on 2 cores, sktime's import
-    takes about 1.5 s (once a process), then GunPoint about 25 ms and JapaneseVowels
-    about 0.5 s (sktime's parsing of its nested frame, mostly).
+    result is cached in the process. With sktime 1.2 on 2 shared cores, sktime's
+    import takes 1 to 1.5 s (once a process), then GunPoint 15 to 25 ms and
+    JapaneseVowels 0.3 to 0.5 s (sktime's parsing of its nested frame, mostly).
 
     Args:
         name: The set's name, as :func:`ucr_names` lists it (``"GunPoint"``).
