@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := .[dev,launchers,search]
+EXTRAS := .[dev,launchers,search,sequences]
 # Two tiers of tests (the markers are in pyproject.toml; tests/conftest.py puts other
 # files' tests in theirs). `make test-fast`, between two edits: in-process only (no
 # test marked `slow`, which starts a process) and nothing `heavy` (training beyond a
