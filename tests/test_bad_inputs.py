@@ -669,6 +669,7 @@ COMMAND_LINE_CASES = {
     "file-malformed_yaml": "a model file of the user's that does not parse",
     "file-unknown_layer_type": "a model file of the user's that does not validate",
     "transformer-nhead-not-dividing": "a sequence layer's shape rule",
+    "ucr-unknown-dataset": "data=ucr: a set sktime does not ship",
     "csv-text-cell": "data=csv: a file that does not load",
     "zero-epochs": "task=train's own options",
     "in-features-against-data": "the network against the data",
@@ -1053,6 +1054,9 @@ SEQUENCE_CASES = [
          "model.layers.pos.max_length=10", key="model.layers.pos",
          value="max_length 10 is shorter than the sequence (24 steps)",
          fix="set max_length >= 24"),
+    case("ucr-unknown-dataset", "task=train", "model=lstm", "data=ucr",
+         "data.dataset=GunPiont", key="data.dataset",
+         value="unknown UCR/UEA set 'GunPiont'", fix="Did you mean 'GunPoint'?"),
 ]  # fmt: skip
 SHAPE_CASES.extend(SEQUENCE_CASES)
 

@@ -250,7 +250,7 @@ def test_an_unknown_data_set_names_the_closest_and_lists_them() -> None:
     with pytest.raises(UnknownNameError, match=r"Did you mean 'digits'\?") as caught:
         parse_data({"name": "digts"})
     assert (
-        "breast_cancer, csv, diabetes, digits, iris, moons, parquet, spirals, wine"
+        "breast_cancer, csv, diabetes, digits, iris, moons, parquet, spirals, ucr, wine"
         in str(caught.value)
     )
 

@@ -37,7 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from annfactory.errors import ConfigError, RegistrationError, closest_name
+from annfactory.errors import (
+    ConfigError,
+    RegistrationError,
+    UnknownNameError,
+    closest_name,
+)
+from annfactory.layouts import SEQUENCE, layout_of, with_layout
 from annfactory.params import (
     REQUIRED,
     Param,
@@ -141,6 +147,8 @@ class DataSet:
         splits: The load function fits on the training split (a user's table: its
             medians and vocabularies): its options also hold ``val_fraction`` and
             ``test_fraction``, and the seed draws the split (:func:`split_three`).
+        own_test: The data set has its own test part (a UCR set's; its table's
+            ``test_index``), so it takes no ``test_fraction``.
     """
 
     load: LoadFunction
@@ -152,6 +160,7 @@ class DataSet:
     check: Callable[[Mapping[str, Any], str], None] | None = None
     image_shape: tuple[int, ...] | None = None
     splits: bool = False
+    own_test: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in (None, *KINDS):
@@ -168,6 +177,8 @@ class DataSet:
     @property
     def option_names(self) -> tuple[str, ...]:
         """Every key a ``data`` node of this data set may hold besides ``name``."""
+        if self.own_test:
+            return (*self.params, "val_fraction")
         return (*self.params, "val_fraction", "test_fraction")
 
 
@@ -252,6 +263,7 @@ FITTED_KEYS: Final = (
     "standardize",
     "destandardize",
     "columns",
+    "sample_shape",
 )
 
 
@@ -309,6 +321,15 @@ def parse_data(node: Any, key: str = "data") -> DataSpec:
     what = f"data set {name!r}"
     given = {k: v for k, v in node.items() if k != "name"}
     fitted = given.pop("fitted", None)
+    if entry.own_test and given.get("test_fraction", 0) != 0:
+        raise ConfigError(
+            f"{key}.test_fraction",
+            f"data={name} keeps its own test part, so test_fraction "
+            f"{given['test_fraction']!r} does not apply.",
+            f"Leave {key}.test_fraction out.",
+        )
+    if entry.own_test:
+        given.pop("test_fraction", None)  # 0, as a saved spec writes it
     check_keys(given, entry.option_names, key, "parameter", where=f" for {what}")
     val_fraction = _val_fraction(given.pop("val_fraction", VAL_FRACTION.default), key)
     test_fraction = _test_fraction(
@@ -400,6 +421,12 @@ class Table:
             training rows; None for a data set of numbers only.
         notes: What reading the table decided that a run prints once (columns left
             out, rows without a target).
+        sample_shape: The shape of one row as the network takes it, with its layout
+            (a UCR set's ``[time, dimensions]``, a sequence); None: a vector, or the
+            data set's image shape.
+        test_index: The rows of a test part that the data set fixes (a UCR set's own
+            test part): the test split, whatever ``data.test_fraction``; the
+            validation rows come from the others. None: drawn by the seed.
     """
 
     name: str
@@ -410,6 +437,8 @@ class Table:
     class_names: tuple[str, ...] | None = None
     columns: TableColumns | None = None
     notes: tuple[str, ...] = ()
+    sample_shape: tuple[int, ...] | None = None
+    test_index: npt.NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -724,6 +753,19 @@ def data_sizes(spec: DataSpec, seed: int) -> tuple[int, int, str]:
     return table.input_width, table.n_outputs, table.kind
 
 
+def data_sample_shape(spec: DataSpec, seed: int) -> tuple[int, ...] | None:
+    """The shape of one row of the data set ``spec`` names as a sequence, with its
+    layout (a UCR set's ``[time, dimensions]``); None for vectors and images. Read
+    from a trained run's record, else from the table (a UCR set is loaded once)."""
+    if spec.fitted is not None:
+        shape = spec.fitted.get("sample_shape")
+        return None if shape is None else with_layout(shape, SEQUENCE)
+    entry = datasets.get(spec.name, key="data.name")
+    if entry.sizes is not None or entry.image_shape is not None:
+        return None
+    return load_table(spec, seed).sample_shape
+
+
 def data_image_shape(spec: DataSpec) -> tuple[int, ...] | None:
     """The shape of one row of the data set ``spec`` names as an image, channels
     first (``(1, 8, 8)`` for digits); None if its rows are vectors only."""
@@ -767,6 +809,8 @@ def split_three(
 
     from annfactory.seeding import seeded_generator
 
+    if table.test_index is not None:
+        return _split_fixed_test(table, val_fraction, test_fraction, seed)
     rows = table.rows
     n_test = round(rows * test_fraction)
     n_val = round(rows * val_fraction)
@@ -806,6 +850,51 @@ def split_three(
         permutation[kept].astype(np.int64),
         permutation[is_val].astype(np.int64),
         permutation[is_test].astype(np.int64),
+    )
+
+
+def _split_fixed_test(
+    table: Table, val_fraction: float, test_fraction: float, seed: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """:func:`split_three` for a table whose test part is fixed (a UCR set's): the
+    validation rows are ``round(train part * val_fraction)`` of the others,
+    stratified, drawn from the run seed's ``data.split`` stream."""
+    import numpy as np
+    import torch
+
+    from annfactory.seeding import seeded_generator
+
+    assert table.test_index is not None
+    if test_fraction > 0:
+        raise ConfigError(
+            "data.test_fraction",
+            f"data={table.name} keeps its own test part ({len(table.test_index)} "
+            f"rows), so {test_fraction:g} would hold out a second one.",
+            "Leave data.test_fraction out (0).",
+        )
+    rows = table.rows
+    permutation = torch.randperm(
+        rows, generator=seeded_generator(seed, SPLIT_STREAM)
+    ).numpy()
+    is_test = np.isin(permutation, table.test_index)
+    train_part = rows - int(is_test.sum())
+    n_val = round(train_part * val_fraction)
+    key = "data.val_fraction"
+    share = f"{val_fraction:g} of the {train_part} rows of the train part"
+    if n_val < 1 or n_val >= train_part:
+        problem = "no validation row" if n_val < 1 else "no training row"
+        raise ConfigError(
+            key,
+            f"{share} leaves {problem}.",
+            "Use a share strictly between "
+            f"{1 / train_part:.3g} and {1 - 1 / train_part:.3g}.",
+        )
+    is_val = _held_out(table, permutation, is_test, n_val, key, share)
+    kept = ~(is_val | is_test)
+    return (
+        permutation[kept].astype(np.int64),
+        permutation[is_val].astype(np.int64),
+        np.sort(permutation[is_test]).astype(np.int64),
     )
 
 
@@ -915,7 +1004,8 @@ def fit_standardization(
         values: The rows.
         sample_shape: With a shape of more than one dimension (``(1, 8, 8)``), the
             rows are samples of that shape, channels first, and each channel gets one
-            mean and scale over all its positions, as images are standardized.
+            mean and scale over all its positions, as images are standardized; for a
+            sequence ``[time, features]`` (its layout), each feature over the steps.
 
     Raises:
         ValueError: No rows.
@@ -923,7 +1013,10 @@ def fit_standardization(
     import numpy as np
 
     array = np.asarray(values, dtype=np.float64)
-    if sample_shape is not None and len(sample_shape) > 1:
+    if sample_shape is not None and layout_of(sample_shape) == SEQUENCE:
+        # [rows, T * F] -> [rows * T, F]: one column per feature, over the steps.
+        array = array.reshape(-1, sample_shape[-1])
+    elif sample_shape is not None and len(sample_shape) > 1:
         # [rows, C, positions] -> [rows * positions, C]: one column per channel.
         channels = sample_shape[0]
         array = array.reshape(len(array), channels, -1).transpose(0, 2, 1)
@@ -1079,6 +1172,71 @@ def spirals(options: Mapping[str, Any], seed: int) -> Table:
         labels.numpy(),
         ("x", "y"),
         tuple(str(label) for label in range(arms)),
+    )
+
+
+# ------------------------------------------------------------------------------------
+# Time series: the UCR/UEA archive's sets that sktime ships (annfactory[sequences])
+# ------------------------------------------------------------------------------------
+
+
+def _ucr_dataset(value: Any, key: str) -> str:
+    """A set sktime ships, by name (the closest and the list if not); sktime itself,
+    or how to install it."""
+    from annfactory.ucr import ucr_names
+
+    name = Param(str, REQUIRED).validate(value, key)
+    names = ucr_names()
+    if name not in names:
+        raise UnknownNameError(key, "UCR/UEA set", name, names)
+    return str(name)
+
+
+@datasets.register(
+    "ucr",
+    kind="classification",
+    params={
+        "dataset": Param(
+            str,
+            "ItalyPowerDemand",
+            "a UCR/UEA set that sktime ships (ItalyPowerDemand, GunPoint, ArrowHead, "
+            "BasicMotions, JapaneseVowels, ...)",
+        ),
+    },
+    checks={"dataset": _ucr_dataset},
+    own_test=True,
+)
+def ucr(options: Mapping[str, Any], seed: int) -> Table:
+    """A UCR/UEA time-series classification set that sktime ships (no download): rows
+    of ``[time, dimensions]``, the archive's own test part kept."""
+    import numpy as np
+
+    from annfactory.ucr import read_ucr
+
+    series = read_ucr(options["dataset"], key="data.dataset")
+    train, test = series.train_x, series.test_x
+    _, steps, dimensions = train.shape
+    notes: tuple[str, ...] = ()
+    if series.padded:
+        shortest, longest = series.lengths
+        notes = (
+            f"data=ucr {series.name}: series of {shortest} to {longest} steps, padded "
+            f"at the end to {longest} by repeating their last step",
+        )
+    return Table(
+        "ucr",
+        "classification",
+        np.concatenate((train, test)).reshape(len(train) + len(test), -1),
+        np.concatenate((series.train_y, series.test_y)),
+        tuple(
+            f"t{step}" if dimensions == 1 else f"t{step}.d{dimension}"
+            for step in range(steps)
+            for dimension in range(dimensions)
+        ),
+        series.class_names,
+        notes=notes,
+        sample_shape=with_layout((steps, dimensions), SEQUENCE),
+        test_index=np.arange(len(train), len(train) + len(test), dtype=np.int64),
     )
 
 

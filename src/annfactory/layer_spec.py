@@ -57,7 +57,9 @@ from annfactory.spec_types import (
 
 __all__ = [
     "LAYER_FIELDS",
+    "input_layout",
     "layers_set_by_groups",
+    "model_input_layout",
     "parse_choice",
     "parse_init",
     "parse_layer",
@@ -144,6 +146,24 @@ def input_layout(entries: Sequence[LayerEntry], rank: int) -> str:
         if entry.fields.get("type") == "flatten":
             break
     return VECTOR if rank == 1 else CHANNELS
+
+
+def model_input_layout(model: Mapping[str, Any], rank: int) -> tuple[str, str | None]:
+    """The layout a model's input of ``rank`` dimensions takes, and the first of its
+    layers that decides it (None: no layer does). The model node must expand."""
+    model_type = model_types.get(model.get("type", "sequential"), key="model.type")
+    entries = model_type.expand(model, "model").layers
+    layout = input_layout(entries, rank)
+    decider = next(
+        (
+            f"layer {entry.name!r} ({entry.fields['type']})"
+            for entry in _flat_entries(entries)
+            if (layer_type := _entry_type(entry)) is not None
+            and layer_type.takes not in (None, "swap")
+        ),
+        None,
+    )
+    return layout, decider
 
 
 def _flat_entries(entries: Sequence[LayerEntry]) -> Iterator[LayerEntry]:

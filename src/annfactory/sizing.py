@@ -35,8 +35,9 @@ from typing import Any
 
 from annfactory.errors import ConfigError
 from annfactory.fixes import command, flow
-from annfactory.layer_spec import parse_network
+from annfactory.layer_spec import model_input_layout, parse_network
 from annfactory.layers import layers
+from annfactory.layouts import SEQUENCE, layout_of
 from annfactory.spec_types import LayerSpec, NetworkSpec
 
 __all__ = ["DataShape", "check_data_sizes", "data_shape_of", "size_by_data"]
@@ -53,6 +54,8 @@ class DataShape:
         kind: ``classification`` or ``regression``.
         image_shape: One row as an image (``(1, 8, 8)``), None for vectors only.
         image_sets: The data sets whose rows are images, for suggestions.
+        sequence_shape: One row as a sequence, ``(time, dimensions)`` (a UCR set),
+            which a model that takes sequences gets its rows in; None: no sequences.
     """
 
     name: str
@@ -61,6 +64,7 @@ class DataShape:
     kind: str
     image_shape: tuple[int, ...] | None = None
     image_sets: tuple[str, ...] = ()
+    sequence_shape: tuple[int, ...] | None = None
 
     @property
     def targets(self) -> str:
@@ -79,13 +83,20 @@ class DataShape:
 def data_shape_of(data: Any, seed: int) -> DataShape:
     """What a network trained on the run's data set must take and give: the data
     set's sizes (a CSV file's are read from the file)."""
-    from annfactory.data import data_image_shape, data_sizes, datasets
+    from annfactory.data import (
+        data_image_shape,
+        data_sample_shape,
+        data_sizes,
+        datasets,
+    )
 
     features, outputs, kind = data_sizes(data, seed)
     images = tuple(
         name for name, entry in datasets.items() if entry.image_shape is not None
     )
-    return DataShape(data.name, features, outputs, kind, data_image_shape(data), images)
+    sequence = data_sample_shape(data, seed)
+    image = data_image_shape(data)
+    return DataShape(data.name, features, outputs, kind, image, images, sequence)
 
 
 def size_by_data(
@@ -125,7 +136,8 @@ def _fill_nulls(model: dict[str, Any], data: DataShape) -> None:
         if name in model and model[name] is None:
             model[name] = size
     if "input_shape" in model and model["input_shape"] is None:
-        model["input_shape"] = list(data.image_shape or (data.features,))
+        shape = data.image_shape or data.sequence_shape or (data.features,)
+        model["input_shape"] = list(shape)
 
 
 def _size(value: Any) -> bool:
@@ -149,6 +161,18 @@ def _size_input(
         if vector and _size(shape[0]) and shape[0] != data.features:
             model["input_shape"] = [data.features]
             changes.append(f"model.input_shape [{shape[0]}] -> [{data.features}]")
+        sequence = data.sequence_shape
+        two = isinstance(shape, list | tuple) and len(shape) == 2
+        if two and sequence is not None:
+            _check_sequence_layout(model, data)
+        if two and sequence is not None and list(shape) != list(sequence):
+            # A sequence's length and features are the data's (a recurrent or
+            # attention layer takes any length).
+            model["input_shape"] = list(sequence)
+            changes.append(
+                f"model.input_shape {_compact(list(shape))} -> "
+                f"{_compact(list(sequence))}"
+            )
         return
     size = model.get("in_features")
     if size is not None:
@@ -166,12 +190,15 @@ def _rows(
     """The data's rows as the network takes them: vectors, or images where its
     first layer takes no vectors."""
     vector = [data.features]
-    if data.image_shape is None:
+    shaped = data.image_shape or data.sequence_shape
+    if shaped is None:
         return vector
     try:
         parse_network({**model, "input_shape": vector}, "model", init, activation)
     except ConfigError:
-        return list(data.image_shape)
+        if data.image_shape is None:
+            _check_sequence_layout(model, data)
+        return list(shaped)
     return vector
 
 
@@ -210,8 +237,18 @@ def check_data_sizes(network: NetworkSpec, data: DataShape, model: Any) -> None:
     Raises:
         ConfigError: Names both sizes and a command that fixes it.
     """
-    if network.input_shape not in ((data.features,), data.image_shape):
+    if network.input_shape not in (
+        (data.features,),
+        data.image_shape,
+        data.sequence_shape,
+    ):
         raise _input_error(network.input_shape, data)
+    if (
+        data.sequence_shape is not None
+        and network.input_shape == data.sequence_shape
+        and layout_of(network.input_shape) != SEQUENCE
+    ):
+        raise _channels_error("first layer", data)
     out = network.output_shape
     node = model if isinstance(model, Mapping) else {}
     model_type = node.get("type", "sequential")
@@ -257,6 +294,29 @@ def _check_regression_output(
     )
 
 
+def _check_sequence_layout(model: Mapping[str, Any], data: DataShape) -> None:
+    """A model whose 2-D input is channels first cannot take the data's sequences
+    (its first conv1d would read time as channels): refused before its layers are
+    checked against the shape, with the transpose that fixes it."""
+    try:
+        layout, decider = model_input_layout(model, 2)
+    except ConfigError:
+        return  # the model's own error comes when it is parsed
+    if layout != SEQUENCE and decider is not None:
+        raise _channels_error(decider, data)
+
+
+def _channels_error(what: str, data: DataShape) -> ConfigError:
+    """The data's rows are sequences and the network takes channels first."""
+    return ConfigError(
+        "model.input_shape",
+        f"the network's {what} takes [channels, length], and data={data.name} has "
+        f"sequences [time, dimensions] of shape {list(data.sequence_shape or ())}.",
+        "Put a transpose layer before it (+layer@model.layers.<name>=transpose, "
+        "first in the model file), which makes [dimensions, time] of them.",
+    )
+
+
 def _input_error(shape: tuple[int, ...], data: DataShape) -> ConfigError:
     if len(shape) == 1:
         return ConfigError(
@@ -265,6 +325,15 @@ def _input_error(shape: tuple[int, ...], data: DataShape) -> ConfigError:
             f"{data.features} features.",
             f"Set {command(f'model.in_features={data.features}')} (or null: the "
             "data's).",
+        )
+    if data.sequence_shape is not None:
+        steps = list(data.sequence_shape)
+        return ConfigError(
+            "model.input_shape",
+            f"the network takes {_samples(shape)} of shape {list(shape)}, and "
+            f"data={data.name} has sequences [time, dimensions] of shape {steps}.",
+            f"Use {command(f'model.input_shape={_compact(steps)}')} (or null: the "
+            "data's), or model=mlp for the rows as vectors.",
         )
     if data.image_shape is not None:
         image = list(data.image_shape)

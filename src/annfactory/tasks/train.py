@@ -613,6 +613,8 @@ def _saved_spec(
     }
     if table.columns is not None:
         record["columns"] = table.columns.to_dict()
+    if table.sample_shape is not None:
+        record["sample_shape"] = list(table.sample_shape)
     data["data"] = {**spec.extras["data"].to_dict(), "fitted": record}
     return _with_init_keys(parse_run(data), spec)
 

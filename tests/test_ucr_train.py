@@ -1,0 +1,154 @@
+"""``data=ucr``: a UCR/UEA set's rows as sequences [time, dimensions], its own test part
+kept, validation from its train part, standardization per dimension, and the models
+that take sequences sized by it."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import annfactory
+from annfactory import ConfigError
+from annfactory.data import load_table, parse_data, split_three
+from annfactory.layouts import SEQUENCE, layout_of
+from annfactory.tasks import run_named_task
+
+
+def spec_of(overrides: Sequence[str]) -> annfactory.RunSpec:
+    return annfactory.to_spec(annfactory.compose(["task=train", *overrides]))
+
+
+def train(overrides: Sequence[str], output_dir: Path | None = None) -> dict[str, Any]:
+    cfg = annfactory.compose(["task=train", *overrides])
+    spec = annfactory.to_spec(cfg)
+    task = OmegaConf.to_container(cfg.task, resolve=True)
+    return run_named_task(task, spec, output_dir, out=io.StringIO())
+
+
+def test_the_archives_test_part_is_the_test_split() -> None:
+    data = parse_data({"name": "ucr", "dataset": "GunPoint"})
+    table = load_table(data, 0)
+    assert table.rows == 200
+    assert table.sample_shape == (150, 1)
+    assert layout_of(table.sample_shape) == SEQUENCE
+    train, val, test = split_three(table, 0.2, 0.0, seed=0)
+    np.testing.assert_array_equal(test, np.arange(50, 200))
+    assert len(val) == 10
+    assert len(train) == 40
+    assert set(train) | set(val) == set(range(50))
+    # Stratified: GunPoint's two classes keep their shares in validation.
+    assert sorted(np.bincount(table.target[val])) == [5, 5]
+    again, _, _ = split_three(table, 0.2, 0.0, seed=1)
+    assert set(again) != set(train)
+
+
+def test_a_test_fraction_is_refused_for_a_set_with_its_own_test_part() -> None:
+    with pytest.raises(ConfigError, match=r"^data\.test_fraction: data=ucr keeps its "):
+        parse_data({"name": "ucr", "dataset": "GunPoint", "test_fraction": 0.2})
+    table = load_table(parse_data({"name": "ucr", "dataset": "GunPoint"}), 0)
+    with pytest.raises(ConfigError, match=r"^data\.test_fraction: data=ucr keeps its "):
+        split_three(table, 0.2, 0.2, seed=0)
+
+
+def test_an_unknown_set_names_the_closest_and_the_list() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_data({"name": "ucr", "dataset": "GunPiont"})
+    message = str(info.value)
+    assert message.startswith("data.dataset: ")
+    assert "'GunPiont'" in message
+    assert "Did you mean 'GunPoint'?" in message
+    assert "ItalyPowerDemand" in message
+
+
+def test_the_sequence_models_take_the_sets_shape_and_classes() -> None:
+    spec = spec_of(["model=lstm", "data=ucr", "data.dataset=BasicMotions"])
+    assert spec.network.input_shape == (100, 6)
+    assert layout_of(spec.network.input_shape) == SEQUENCE
+    assert spec.network.output_shape == (4,)
+    assert "model.input_shape [24,1] -> [100,6]" in " ".join(spec.notes)
+    mlp = spec_of(["model=mlp", "data=ucr", "data.dataset=GunPoint"])
+    assert mlp.network.input_shape == (150,)
+
+
+def test_a_model_that_takes_channels_is_refused_with_the_transpose() -> None:
+    conv = {"type": "conv1d", "out_channels": 4, "kernel_size": 3}
+    with pytest.raises(ConfigError) as info:
+        annfactory.parse_run(
+            {
+                "model": {
+                    "input_shape": [24, 1],
+                    "layers": {"conv": conv, "flat": {"type": "flatten"},
+                               "out": {"type": "linear", "out_features": 2}},
+                },
+                "data": {"name": "ucr", "dataset": "ItalyPowerDemand"},
+            }
+        )  # fmt: skip
+    message = str(info.value)
+    assert message.startswith(
+        "model.input_shape: the network's layer 'conv' (conv1d) takes [channels, "
+        "length], and data=ucr has sequences [time, dimensions] of shape [24, 1]."
+    )
+    assert "Put a transpose layer before it" in message
+
+
+@pytest.mark.heavy  # trains
+def test_training_reports_the_test_part_once_and_standardizes_per_dimension(
+    tmp_path: Path,
+) -> None:
+    overrides = [
+        "model=gru",
+        "model.layers.rnn.hidden_size=8",
+        "data=ucr",
+        "data.dataset=BasicMotions",
+        "task.epochs=3",
+    ]
+    metrics = train(overrides, tmp_path)
+    report = metrics["train"]
+    assert set(report) >= {"test_accuracy", "test_loss"}
+    assert 0 <= report["test_accuracy"] <= 1
+    data = parse_data({"name": "ucr", "dataset": "BasicMotions"})
+    table = load_table(data, 0)
+    train_rows, _, _ = split_three(table, 0.2, 0.0, seed=0)
+    values = table.features[train_rows].reshape(-1, 100, 6)
+    network = annfactory.load_run(tmp_path)
+    np.testing.assert_allclose(
+        network.standardize.mean.numpy(), values.mean(axis=(0, 1)), rtol=1e-5
+    )
+    assert network.standardize.mean.shape == (6,)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["train"]["test_accuracy"] == report["test_accuracy"]
+    # The saved network takes raw rows [N, time, dimensions].
+    x = torch.as_tensor(table.features[:3].reshape(3, 100, 6), dtype=torch.float32)
+    assert network(x).shape == (3, 4)
+
+
+@pytest.mark.slow  # starts a process
+def test_without_sktime_the_command_says_what_to_install(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "run.py"
+    run_dir = tmp_path / "run"
+    # sktime hidden from the process: importing it raises ImportError.
+    code = (
+        "import runpy, sys; sys.modules['sktime'] = None; "
+        f"sys.argv = ['run.py', 'task=train', 'model=lstm', 'data=ucr', "
+        f"'hydra.run.dir={run_dir}']; "
+        f"runpy.run_path({str(script)!r}, run_name='__main__')"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert "data: data=ucr needs sktime (the optional extra 'sequences')" in done.stderr
+    assert "Install it: pip install 'annfactory[sequences]'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not run_dir.exists()
