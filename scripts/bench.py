@@ -12,6 +12,7 @@ their targets and writes it as JSON:
     python scripts/bench.py --only train     # task=train's cost per epoch
     python scripts/bench.py --only table     # issue 21: a 1,000,000-row CSV
     python scripts/bench.py --only checkpoint  # issue 22: the cost of checkpoints
+    python scripts/bench.py --only sequence    # issue 23: model=lstm on GunPoint
     python scripts/bench.py --only table --table-rows 20000 --repeats 1
 
 The targets are ratios, so they hold on any machine. Exit status 1 if a target is
@@ -753,6 +754,131 @@ def train_speed(repeats: int) -> list[Figure]:
     return figures
 
 
+#: Issue 23: the plain side of the sequence figure, GunPoint as task=train splits it
+#: (40 training and 10 validation rows of the archive's train part, standardized on
+#: the training rows), the same nn.LSTM(1, 64) and linear head on its last step, Adam,
+#: batches of 64, ``loss.item()`` every step, validation every epoch; torch's thread
+#: setting (ONE_THREAD: one thread, as annfactory trains a recurrent network).
+PLAIN_LSTM = """
+import json, sys
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from sktime.datasets import load_UCR_UEA_dataset
+
+EPOCHS, OUT = int(sys.argv[1]), sys.argv[2]
+if ONE_THREAD:
+    torch.set_num_threads(1)
+x, y = load_UCR_UEA_dataset("GunPoint", split="train", return_type="numpy3D")
+x = x.transpose(0, 2, 1)
+y = np.unique(y, return_inverse=True)[1]
+order = np.random.default_rng(0).permutation(len(x))
+x, y = x[order], y[order]
+mean, std = x[:40].mean(axis=(0, 1)), x[:40].std(axis=(0, 1))
+x = torch.tensor((x - mean) / std, dtype=torch.float32)
+y = torch.tensor(y)
+x_train, x_val, y_train, y_val = x[:40], x[40:], y[:40], y[40:]
+torch.manual_seed(0)
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.LSTM(1, 64, batch_first=True)
+        self.out = nn.Linear(64, 2)
+
+    def forward(self, x):
+        steps, _ = self.rnn(x)
+        return self.out(steps[:, -1])
+
+
+model = Model()
+optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+for epoch in range(EPOCHS):
+    model.train()
+    order = torch.randperm(len(x_train))
+    for start in range(0, len(x_train), 64):
+        index = order[start : start + 64]
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x_train[index]), y_train[index])
+        loss.backward()
+        optimizer.step()
+        loss.item()
+    model.eval()
+    with torch.no_grad():
+        outputs = model(x_val)
+        val_loss = F.cross_entropy(outputs, y_val).item()
+        accuracy = (outputs.argmax(1) == y_val).float().mean().item()
+json.dump({"val_accuracy": accuracy}, open(OUT, "w"))
+"""
+#: The epochs of the two runs whose difference gives the cost of one epoch.
+SEQUENCE_EPOCHS = (20, 220)
+SEQUENCE_ARGS = [
+    "task=train",
+    "model=lstm",
+    "data=ucr",
+    "data.dataset=GunPoint",
+    "task.batch_size=64",
+]
+
+
+def sequence_speed(repeats: int) -> list[Figure]:
+    """Issue 23: the marginal cost of one epoch, ``(wall at 220 epochs - at 20) /
+    200``, of ``run.py task=train model=lstm data=ucr data.dataset=GunPoint`` against
+    a plain PyTorch loop with the same nn.LSTM and head (torch's threads, and one
+    thread for information), whole processes started in turn."""
+    with tempfile.TemporaryDirectory() as folder:
+        scripts = {}
+        for side, one in (("plain", False), ("plain1", True)):
+            scripts[side] = Path(folder) / f"{side}_lstm.py"
+            scripts[side].write_text(f"ONE_THREAD = {one}\n" + PLAIN_LSTM)
+        commands: dict[str, list[str]] = {}
+        for epochs in SEQUENCE_EPOCHS:
+            run_dir = Path(folder) / f"run{epochs}"
+            commands[f"ours{epochs}"] = [
+                PYTHON, RUN_PY, *SEQUENCE_ARGS, f"task.epochs={epochs}",
+                f"hydra.run.dir={run_dir}",
+            ]  # fmt: skip
+            for side, script in scripts.items():
+                out = Path(folder) / f"{side}{epochs}.json"
+                commands[f"{side}{epochs}"] = [
+                    PYTHON,
+                    str(script),
+                    str(epochs),
+                    str(out),
+                ]
+        samples = process_rotation(commands, repeats)
+    span = SEQUENCE_EPOCHS[1] - SEQUENCE_EPOCHS[0]
+
+    def per_epoch(side: str, field: str = "wall") -> float:
+        low, high = (samples[f"{side}{epochs}"] for epochs in SEQUENCE_EPOCHS)
+        cost = float(getattr(high, field) - getattr(low, field)) / span * 1e3
+        return cost if cost > 0 else float("nan")
+
+    ours = per_epoch("ours")
+    what = "`run.py " + " ".join(SEQUENCE_ARGS) + "`"
+    return [
+        Figure(
+            f"lstm epoch vs {side}",
+            f"{what} vs {words}, GunPoint 40/10 rows of 150 steps: (wall at "
+            f"{SEQUENCE_EPOCHS[1]} epochs - at {SEQUENCE_EPOCHS[0]}) / {span}",
+            ours,
+            per_epoch(side),
+            "ms",
+            target,
+            {
+                "cpu_ms": per_epoch("ours", "cpu"),
+                "reference_cpu_ms": per_epoch(side, "cpu"),
+            },
+        )
+        for side, target, words in (
+            ("plain", 1.0, "a plain PyTorch loop, the same nn.LSTM(1, 64) and head"),
+            ("plain1", None, "the same plain loop on one torch thread (information)"),
+        )
+    ]
+
+
 #: The sweep sizes whose difference gives the cost of one more job.
 SWEEP_JOBS = (2, 40)
 
@@ -966,6 +1092,7 @@ FIGURES: dict[str, Callable[[int], Figure | list[Figure]]] = {
     "sweep": sweep_overhead,
     "table": table_train,
     "checkpoint": checkpoint_cost,
+    "sequence": sequence_speed,
 }
 
 

@@ -421,3 +421,20 @@ def test_dropout_is_seeded_by_the_dropout_seed(
 
     assert run(1, dropout_seed=7) == run(2, dropout_seed=7)
     assert run(1, dropout_seed=7) != run(1, dropout_seed=8)
+
+
+def test_a_recurrent_network_trains_on_one_thread_whatever_its_size() -> None:
+    from annfactory.training import _cpu_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        lstm = nn.LSTM(4, 512, batch_first=True)  # 1M weights: large
+        with _cpu_threads(lstm, 512, CPU):
+            assert torch.get_num_threads() == 1
+        wide = nn.Linear(1024, 1024)  # as large, not recurrent: torch's setting
+        with _cpu_threads(wide, 512, CPU):
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -677,12 +677,17 @@ def _cpu_threads(
 
     For matrices of a few thousand entries, handing work to a second thread costs
     more than it saves, and on a busy machine a waiting thread stalls every step.
-    Larger networks keep torch's setting. The setting is restored on exit.
+    A recurrent layer (LSTM, GRU) runs its time steps one after another, each a
+    small kernel: with one other busy process on two cores, a second thread made an
+    LSTM's step 30 to 100 times slower. Larger networks without one keep torch's
+    setting. The setting is restored on exit.
     """
     import torch
 
     largest = max((p.numel() for p in module.parameters()), default=0)
-    if device.type != "cpu" or largest * batch_size >= _ONE_THREAD_WORK:
+    recurrent = any(isinstance(m, torch.nn.RNNBase) for m in module.modules())
+    small = largest * batch_size < _ONE_THREAD_WORK or recurrent
+    if device.type != "cpu" or not small:
         yield
         return
     threads = torch.get_num_threads()
