@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -191,13 +192,15 @@ def test_the_forget_gate_init_is_refused_on_another_tensor() -> None:
     )
 
 
-def test_the_init_report_judges_the_forget_gate_exactly() -> None:
+def test_the_init_report_judges_the_forget_gate_exactly(tmp_path: Path) -> None:
     spec = annfactory.parse_run(
         {"model": {"input_shape": [12, 3], "layers": {
             "rnn": {"type": "lstm", "hidden_size": 64}}}}
     )  # fmt: skip
     out = io.StringIO()
-    metrics = run_named_task({"name": "init_report"}, spec, None, out=out)
+    metrics = run_named_task({"name": "init_report"}, spec, tmp_path, out=out)
+    # Its histogram: the two values' lines (a constant per gate has no density).
+    assert (tmp_path / "init_rnn.bias_ih_l0.png").stat().st_size > 0
     row = metrics["init_report"]["rnn.bias_ih_l0"]
     assert row["theory"]["kind"] == "gates"
     assert row["theory"]["mean"] == 0.25
@@ -382,3 +385,19 @@ def test_a_residual_body_that_swaps_the_layout_is_refused() -> None:
     block = ("block", {"type": "residual", "layers": {"t": {"type": "transpose"}}})
     message = _error(block, input_shape=[4, 4])
     assert "x + body(x) would add unlike dimensions" in message
+
+
+def test_diagnose_measures_a_recurrent_and_an_encoder_layers_weight_gradient() -> None:
+    spec = annfactory.parse_run(
+        {"model": {"input_shape": [12, 3], "layers": {
+            "rnn": {"type": "gru", "hidden_size": 8, "output": "sequence"},
+            "enc": {"type": "transformer_encoder", "nhead": 2, "dim_feedforward": 8},
+            "pool": {"type": "sequence_pool"},
+            "out": {"type": "linear", "out_features": 2},
+        }}}
+    )  # fmt: skip
+    metrics = run_named_task({"name": "diagnose"}, spec, None, out=io.StringIO())
+    rows = {row["name"]: row for row in metrics["diagnose"]["layers"]}
+    assert rows["rnn"]["weight_grad_norm"] > 0  # weight_ih_l0's
+    assert rows["enc"]["weight_grad_norm"] > 0  # layers.0.self_attn.in_proj_weight's
+    assert rows["pool"]["weight_grad_norm"] is None

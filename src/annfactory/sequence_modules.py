@@ -37,16 +37,19 @@ class Transpose(nn.Module):
         return x.transpose(-1, -2)
 
 
-class _Recurrent:
-    """The output a recurrent layer gives: ``last`` (the final step; for a
-    bidirectional layer the forward direction's last step with the backward
-    direction's first), ``mean`` over time, or the whole ``sequence``."""
+class _Recurrent(nn.RNNBase):
+    """torch's recurrent layer (``batch_first``) that gives one tensor: ``last`` (the
+    final step; for a bidirectional layer the forward direction's last step with the
+    backward direction's first), ``mean`` over time, or the whole ``sequence``."""
 
-    output: str
-    hidden_size: int
-    bidirectional: bool
+    def __init__(self, input_size: int, *, output: str, **options: object) -> None:
+        # nn.LSTM's or nn.GRU's __init__, next in the subclass's MRO (not RNNBase's,
+        # which takes the mode first).
+        super().__init__(input_size, batch_first=True, **options)  # type: ignore[arg-type]
+        self.output = output
 
-    def _select(self, steps: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps: torch.Tensor = super().forward(x)[0]
         if self.output == "sequence":
             return steps
         if self.output == "mean":
@@ -56,35 +59,16 @@ class _Recurrent:
         size = self.hidden_size
         return torch.cat((steps[:, -1, :size], steps[:, 0, size:]), dim=-1)
 
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, output={self.output}"
 
-class LSTM(_Recurrent, nn.LSTM):
+
+class LSTM(_Recurrent, nn.LSTM):  # type: ignore[misc]
     """torch.nn.LSTM (``batch_first``) that gives one tensor: see ``output``."""
 
-    def __init__(self, input_size: int, *, output: str, **options: object) -> None:
-        super().__init__(input_size, batch_first=True, **options)
-        self.output = output
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        steps, _ = super().forward(x)
-        return self._select(steps)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, output={self.output}"
-
-
-class GRU(_Recurrent, nn.GRU):
+class GRU(_Recurrent, nn.GRU):  # type: ignore[misc]
     """torch.nn.GRU (``batch_first``) that gives one tensor: see ``output``."""
-
-    def __init__(self, input_size: int, *, output: str, **options: object) -> None:
-        super().__init__(input_size, batch_first=True, **options)
-        self.output = output
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        steps, _ = super().forward(x)
-        return self._select(steps)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, output={self.output}"
 
 
 class TransformerEncoder(nn.Module):

@@ -372,12 +372,19 @@ def _diagnosis(
 
 
 def _trainable_weights(model: Network, spec: RunSpec) -> dict[str, torch.Tensor]:
-    """Layer name -> its weight, for the layers whose weight takes a gradient."""
+    """Layer name -> its weight, for the layers whose weight takes a gradient: its
+    ``weight``, else its first matrix named for a weight (a recurrent layer's
+    ``weight_ih_l0``, an encoder's first ``in_proj_weight``)."""
     import torch
 
     weights: dict[str, torch.Tensor] = {}
     for layer in spec.network.layers:
-        weight = getattr(model.get_submodule(layer.name), "weight", None)
+        module = model.get_submodule(layer.name)
+        weight = getattr(module, "weight", None)
+        if not isinstance(weight, torch.nn.Parameter):
+            names = [p.name for p in layer.parameters if len(p.shape) >= 2]
+            first = next((n for n in names if "weight" in n.rpartition(".")[2]), None)
+            weight = None if first is None else module.get_parameter(first)
         if isinstance(weight, torch.nn.Parameter) and weight.requires_grad:
             weights[layer.name] = weight
     return weights

@@ -546,6 +546,12 @@ def _histogram(
         axes.axvline(
             theory.mean, color="C3", linewidth=2, label=f"theory: {theory.describe()}"
         )
+    elif theory.kind == "gates":
+        # Two values: a line at each, the forget gate's and the other gates' 0.
+        label = f"theory: {theory.describe()}"
+        for at in (theory.high, theory.low):
+            axes.axvline(at or 0.0, color="C3", linewidth=2, label=label)
+            label = "_"  # one legend entry for both lines
     else:
         _theory_curve(axes, theory, float(edges[0]), float(edges[-1]))
     axes.set_title(f"{row.name} {list(row.shape)}\n{row.init}", fontsize=9)
