@@ -575,6 +575,29 @@ def end_to_end(repeats: int) -> list[Figure]:
     ]
 
 
+#: The plain sides' training loop: Adam, batches of 64, ``loss.item()`` every step,
+#: validation every epoch; it writes the last validation accuracy to OUT.
+PLAIN_LOOP = """
+optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
+for epoch in range(EPOCHS):
+    model.train()
+    order = torch.randperm(len(x_train))
+    for start in range(0, len(x_train), 64):
+        index = order[start : start + 64]
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x_train[index]), y_train[index])
+        loss.backward()
+        optimizer.step()
+        loss.item()
+    model.eval()
+    with torch.no_grad():
+        outputs = model(x_val)
+        val_loss = F.cross_entropy(outputs, y_val).item()
+        accuracy = (outputs.argmax(1) == y_val).float().mean().item()
+json.dump({"val_accuracy": accuracy}, open(OUT, "w"))
+"""
+
+
 #: The digits split of the train figure's plain and scikit-learn sides: 1437 training
 #: and 360 validation rows (task=train's val_fraction 0.2), standardized on the
 #: training rows. Shared by both scripts, which print their validation accuracy.
@@ -610,24 +633,8 @@ y_train, y_val = torch.tensor(y_train), torch.tensor(y_val)
 model = nn.Sequential(
     nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10)
 )
-optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-for epoch in range(EPOCHS):
-    model.train()
-    order = torch.randperm(len(x_train))
-    for start in range(0, len(x_train), 64):
-        index = order[start : start + 64]
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x_train[index]), y_train[index])
-        loss.backward()
-        optimizer.step()
-        loss.item()
-    model.eval()
-    with torch.no_grad():
-        outputs = model(x_val)
-        val_loss = F.cross_entropy(outputs, y_val).item()
-        accuracy = (outputs.argmax(1) == y_val).float().mean().item()
-json.dump({"val_accuracy": accuracy}, open(OUT, "w"))
 """
+    + PLAIN_LOOP
 )
 
 #: The same loop on one torch thread: what the thread count alone is worth (torch's
@@ -759,7 +766,8 @@ def train_speed(repeats: int) -> list[Figure]:
 #: the training rows), the same nn.LSTM(1, 64) and linear head on its last step, Adam,
 #: batches of 64, ``loss.item()`` every step, validation every epoch; torch's thread
 #: setting (ONE_THREAD: one thread, as annfactory trains a recurrent network).
-PLAIN_LSTM = """
+PLAIN_LSTM = (
+    """
 import json, sys
 import numpy as np
 import torch
@@ -794,24 +802,9 @@ class Model(nn.Module):
 
 
 model = Model()
-optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
-for epoch in range(EPOCHS):
-    model.train()
-    order = torch.randperm(len(x_train))
-    for start in range(0, len(x_train), 64):
-        index = order[start : start + 64]
-        optimizer.zero_grad()
-        loss = F.cross_entropy(model(x_train[index]), y_train[index])
-        loss.backward()
-        optimizer.step()
-        loss.item()
-    model.eval()
-    with torch.no_grad():
-        outputs = model(x_val)
-        val_loss = F.cross_entropy(outputs, y_val).item()
-        accuracy = (outputs.argmax(1) == y_val).float().mean().item()
-json.dump({"val_accuracy": accuracy}, open(OUT, "w"))
 """
+    + PLAIN_LOOP
+)
 #: The epochs of the two runs whose difference gives the cost of one epoch.
 SEQUENCE_EPOCHS = (20, 220)
 SEQUENCE_ARGS = [

@@ -510,7 +510,7 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
 
 #: Layer options that set the width of its output, one of which the guard names
 #: when it is what takes the memory.
-_SIZE_OPTIONS = ("out_features", "out_channels")
+_SIZE_OPTIONS = ("out_features", "out_channels", "hidden_size", "embedding_dim")
 
 
 def _widening_layer(
