@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -401,3 +401,26 @@ def test_diagnose_measures_a_recurrent_and_an_encoder_layers_weight_gradient() -
     assert rows["rnn"]["weight_grad_norm"] > 0  # weight_ih_l0's
     assert rows["enc"]["weight_grad_norm"] > 0  # layers.0.self_attn.in_proj_weight's
     assert rows["pool"]["weight_grad_norm"] is None
+
+
+class _StepScale(nn.Module):
+    """A plugin's sequence layer: each step's features times a learnt vector."""
+
+    default_inits: ClassVar[dict[str, Any]] = {"weight": "ones"}
+
+    def __init__(self, in_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+
+def test_a_plugin_layer_that_takes_sequences_sets_the_inputs_layout() -> None:
+    annfactory.layers.register("step_scale", _StepScale, takes=SEQUENCE)
+    spec = _spec(("scale", {"type": "step_scale"}), ("bn", {"type": "batch_norm"}))
+    assert layout_of(spec.network.input_shape) == SEQUENCE
+    assert layout_of(spec.network.layers[1].input_shape) == SEQUENCE
+    network = _build(spec)
+    assert network.bn.num_features == 3  # the sequence's features, not its 12 steps
+    assert network(torch.randn(4, 12, 3)).shape == (4, 12, 3)

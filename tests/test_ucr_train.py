@@ -152,3 +152,25 @@ def test_without_sktime_the_command_says_what_to_install(tmp_path: Path) -> None
     assert "Install it: pip install 'annfactory[sequences]'" in done.stderr
     assert "Traceback" not in done.stderr
     assert not run_dir.exists()
+
+
+@pytest.mark.slow  # starts a process
+def test_a_sweep_over_a_recurrent_layers_options_and_sets(
+    run_cli: Any, tmp_path: Path
+) -> None:
+    import csv
+
+    result = run_cli(
+        "-m", "task=train", "model=gru", "data=ucr", "task.epochs=2",
+        "data.dataset=ItalyPowerDemand,BasicMotions",
+        "model.layers.rnn.hidden_size=4,8", "model.layers.rnn.bidirectional=true",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "multirun" / "summary.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["status"] for row in rows] == ["ok"] * 4
+    # Bidirectional GRU(D, H) + head: 2 * 3H(D + H + 2) + (2H * C + C).
+    sizes = {(d, h): 2 * 3 * h * (d + h + 2) + 2 * h * c + c
+             for d, c in ((1, 2), (6, 4)) for h in (4, 8)}  # fmt: skip
+    assert sorted(int(row["total_params"]) for row in rows) == sorted(sizes.values())
+    assert all(0 <= float(row["train.test_accuracy"]) <= 1 for row in rows)
