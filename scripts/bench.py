@@ -676,6 +676,23 @@ TRAIN_ARGS = [
 ]
 
 
+def marginal_epoch_ms(
+    samples: dict[str, Sample], side: str, epochs: tuple[int, int], field: str
+) -> float:
+    """``(field at epochs[1] - at epochs[0])`` per epoch in ms, of the runs named
+    ``<side><epochs>``; NaN (and a line on stderr) if the longer run was no slower,
+    which fails a target rather than meet it with a negative ratio."""
+    low, high = (samples[f"{side}{count}"] for count in epochs)
+    cost = float(getattr(high, field) - getattr(low, field))
+    cost = cost / (epochs[1] - epochs[0]) * 1e3
+    if cost > 0:
+        return cost
+    print(
+        f"{side}: {field} per epoch {cost:.3g} ms; use more --repeats", file=sys.stderr
+    )
+    return float("nan")
+
+
 def train_speed(repeats: int) -> list[Figure]:
     """The marginal cost of one epoch, ``(wall at 120 epochs - wall at 20) / 100``,
     of ``run.py task=train model=mlp data=digits`` against the plain PyTorch loop and
@@ -721,17 +738,7 @@ def train_speed(repeats: int) -> list[Figure]:
     span = TRAIN_EPOCHS[1] - TRAIN_EPOCHS[0]
 
     def per_epoch(side: str, field: str = "wall") -> float:
-        low, high = (samples[f"{side}{epochs}"] for epochs in TRAIN_EPOCHS)
-        cost = float(getattr(high, field) - getattr(low, field)) / span * 1e3
-        if cost > 0:
-            return cost
-        # A busy machine made the longer run no slower: no figure (NaN fails the
-        # target rather than meet it with a negative ratio).
-        print(
-            f"{side}: {field} per epoch {cost:.3g} ms; use more --repeats",
-            file=sys.stderr,
-        )
-        return float("nan")
+        return marginal_epoch_ms(samples, side, TRAIN_EPOCHS, field)
 
     ours = per_epoch("ours")
     what = "`run.py " + " ".join(TRAIN_ARGS) + "`"
@@ -845,9 +852,7 @@ def sequence_speed(repeats: int) -> list[Figure]:
     span = SEQUENCE_EPOCHS[1] - SEQUENCE_EPOCHS[0]
 
     def per_epoch(side: str, field: str = "wall") -> float:
-        low, high = (samples[f"{side}{epochs}"] for epochs in SEQUENCE_EPOCHS)
-        cost = float(getattr(high, field) - getattr(low, field)) / span * 1e3
-        return cost if cost > 0 else float("nan")
+        return marginal_epoch_ms(samples, side, SEQUENCE_EPOCHS, field)
 
     ours = per_epoch("ours")
     what = "`run.py " + " ".join(SEQUENCE_ARGS) + "`"

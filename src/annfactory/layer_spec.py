@@ -130,6 +130,23 @@ def input_layout(entries: Sequence[LayerEntry], rank: int) -> str:
     layer that takes a layout (:attr:`LayerType.takes`) takes, through the transposes
     before it; a sequence is 2-D, ids 1-D. Else: a vector, or channels first (the
     layouts before sequences)."""
+    return _layout_decider(entries, rank)[0]
+
+
+def model_input_layout(model: Mapping[str, Any], rank: int) -> tuple[str, str | None]:
+    """The layout a model's input of ``rank`` dimensions takes, and the layer that
+    decides it (None: no layer does). The model node must expand."""
+    model_type = model_types.get(model.get("type", "sequential"), key="model.type")
+    layout, entry = _layout_decider(model_type.expand(model, "model").layers, rank)
+    if entry is None:
+        return layout, None
+    return layout, f"layer {entry.name!r} ({entry.fields['type']})"
+
+
+def _layout_decider(
+    entries: Sequence[LayerEntry], rank: int
+) -> tuple[str, LayerEntry | None]:
+    """:func:`input_layout`, and the entry that decides it (None: none does)."""
     swaps = 0
     for entry in _flat_entries(entries):
         layer_type = _entry_type(entry)
@@ -137,33 +154,13 @@ def input_layout(entries: Sequence[LayerEntry], rank: int) -> str:
         if takes == "swap":
             swaps += 1
         elif takes == IDS and rank == 1 and not swaps:
-            return IDS
+            return IDS, entry
         elif takes in (SEQUENCE, CHANNELS) and rank == 2:
             other = CHANNELS if takes == SEQUENCE else SEQUENCE
-            return takes if swaps % 2 == 0 else other
-        elif takes is not None or (layer_type is not None and layer_type.nested):
-            continue
-        if entry.fields.get("type") == "flatten":
-            break
-    return VECTOR if rank == 1 else CHANNELS
-
-
-def model_input_layout(model: Mapping[str, Any], rank: int) -> tuple[str, str | None]:
-    """The layout a model's input of ``rank`` dimensions takes, and the first of its
-    layers that decides it (None: no layer does). The model node must expand."""
-    model_type = model_types.get(model.get("type", "sequential"), key="model.type")
-    entries = model_type.expand(model, "model").layers
-    layout = input_layout(entries, rank)
-    decider = next(
-        (
-            f"layer {entry.name!r} ({entry.fields['type']})"
-            for entry in _flat_entries(entries)
-            if (layer_type := _entry_type(entry)) is not None
-            and layer_type.takes not in (None, "swap")
-        ),
-        None,
-    )
-    return layout, decider
+            return (takes if swaps % 2 == 0 else other), entry
+        elif takes is None and entry.fields.get("type") == "flatten":
+            break  # what comes after takes the flattened values, not the input
+    return (VECTOR if rank == 1 else CHANNELS), None
 
 
 def _flat_entries(entries: Sequence[LayerEntry]) -> Iterator[LayerEntry]:

@@ -633,13 +633,7 @@ def _residual_shape(input_shape: Shape, options: Mapping[str, Any]) -> LayerShap
             f"the body's {list(body_shape[1:])}"
         )
     kernel = (1,) * (len(input_shape) - 1)
-    return LayerShape(
-        body_shape,
-        {
-            f"{PROJECTION}.weight": (body_shape[0], input_shape[0], *kernel),
-            f"{PROJECTION}.bias": (body_shape[0],),
-        },
-    )
+    return _projected(body_shape, input_shape[0], kernel)
 
 
 def _sequence_projection(input_shape: Shape, body_shape: Shape) -> LayerShape:
@@ -649,11 +643,18 @@ def _sequence_projection(input_shape: Shape, body_shape: Shape) -> LayerShape:
             f"no projection maps the input's {input_shape[0]} steps to the body's "
             f"{body_shape[0]}: a linear projection maps each step's features"
         )
+    return _projected(body_shape, input_shape[-1])
+
+
+def _projected(body_shape: Shape, inputs: int, kernel: Shape = ()) -> LayerShape:
+    """The block's shapes with a projection of ``inputs`` features or channels to
+    the body's (its last dimension for a sequence, else its first)."""
+    outputs = body_shape[-1] if layout_of(body_shape) == SEQUENCE else body_shape[0]
     return LayerShape(
         body_shape,
         {
-            f"{PROJECTION}.weight": (body_shape[-1], input_shape[-1]),
-            f"{PROJECTION}.bias": (body_shape[-1],),
+            f"{PROJECTION}.weight": (outputs, inputs, *kernel),
+            f"{PROJECTION}.bias": (outputs,),
         },
     )
 

@@ -11,6 +11,7 @@ The shape rules are pure (no torch); torch is imported only when a module is bui
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -347,8 +348,6 @@ def transformer_default(
     # torch's own: MultiheadAttention._reset_parameters (in_proj xavier_uniform, its
     # bias and out_proj's bias 0), nn.Linear's (out_proj.weight, linear1, linear2),
     # nn.LayerNorm's (1 and 0).
-    import math
-
     name = parameter.split(".", 2)[2]
     if name == "self_attn.in_proj_weight":
         return "xavier_uniform", {"gain": 1.0}
