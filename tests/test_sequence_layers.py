@@ -381,6 +381,15 @@ def test_an_unknown_output_names_the_choices() -> None:
     assert "sequence" in message
 
 
+def test_a_sequence_block_that_changes_the_features_suggests_a_linear_projection() -> (
+    None
+):
+    block = ("block", {"type": "residual", "layers": {
+        "rnn": {"type": "gru", "hidden_size": 8, "output": "sequence"}}})  # fmt: skip
+    message = _error(block)
+    assert "Set +model.layers.block.projection=true (a linear projection" in message
+
+
 def test_a_residual_body_that_swaps_the_layout_is_refused() -> None:
     block = ("block", {"type": "residual", "layers": {"t": {"type": "transpose"}}})
     message = _error(block, input_shape=[4, 4])

@@ -493,7 +493,8 @@ def _check_residual_shapes(
     """x + body(x) needs both of one shape, unless the block projects x."""
     if body_shape == input_shape or options.get("projection"):
         return
-    kind = "linear" if len(input_shape) == 1 else "1x1 convolution"
+    linear = len(input_shape) == 1 or layout_of(input_shape) == SEQUENCE
+    kind = "linear" if linear else "1x1 convolution"
     # A block written without the option (a model file's own) needs + to add it.
     add = "" if "projection" in entry.fields else "+"
     raise ConfigError(
