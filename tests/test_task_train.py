@@ -276,6 +276,30 @@ def test_patience_stops_early_and_keep_last_keeps_the_last_epoch() -> None:
     assert metrics["kept_epoch"] == metrics["epochs_run"]
 
 
+def test_threads_beyond_the_cores_train_on_the_cores_with_a_note() -> None:
+    import os
+
+    cores = len(os.sched_getaffinity(0))
+    out = io.StringIO()
+    metrics = train(
+        ["model=mlp", "data=iris", "task.epochs=1", f"task.threads={cores + 7}"],
+        out=out,
+    )["train"]
+    assert metrics["threads"] == cores
+    assert (
+        f"note: task.threads={cores + 7} is more than the {cores} CPU cores this run "
+        f"may use; training on {cores} threads." in out.getvalue()
+    )
+    quiet = io.StringIO()
+    assert (
+        train(["model=mlp", "data=iris", "task.epochs=1"], out=quiet)["train"][
+            "threads"
+        ]
+        == 1
+    )  # a small network: one thread
+    assert "task.threads" not in quiet.getvalue()
+
+
 def test_progress_is_a_line_every_few_epochs_off_a_terminal() -> None:
     out = io.StringIO()
     train(["model=mlp", "data=iris", "task.epochs=40"], out=out)

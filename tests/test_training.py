@@ -438,3 +438,32 @@ def test_a_recurrent_network_trains_on_one_thread_whatever_its_size() -> None:
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_threads_given_replace_the_rule_for_the_loop_only() -> None:
+    from annfactory.training import _cpu_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        lstm = nn.LSTM(4, 8, batch_first=True)
+        with _cpu_threads(lstm, 16, CPU, 3) as threads:
+            assert threads == torch.get_num_threads() == 3
+        with _cpu_threads(nn.Linear(1024, 1024), 512, CPU) as threads:
+            assert threads == torch.get_num_threads() == 1  # torch's setting
+        with _cpu_threads(lstm, 16, torch.device("meta")) as threads:
+            assert threads == 1  # another device: torch's setting, whatever the size
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_result_says_how_many_threads_trained(
+    blobs: tuple[torch.Tensor, ...],
+) -> None:
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+    before = torch.get_num_threads()
+    assert _train(module, blobs, epochs=1).threads == 1  # small: one thread
+    assert _train(module, blobs, epochs=1, threads=2).threads == 2
+    assert torch.get_num_threads() == before

@@ -116,6 +116,7 @@ class TrainResult:
         epochs_run: How many epochs ran (fewer than asked if stopped early).
         seconds: Wall time of the whole loop.
         stopped_early: Early stopping ended the run.
+        threads: The CPU threads torch's kernels ran on.
     """
 
     history: list[EpochRecord] = field(default_factory=list)
@@ -123,6 +124,8 @@ class TrainResult:
     epochs_run: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
+    #: The CPU threads torch's kernels ran on (see ``threads``).
+    threads: int = 0
     #: Figures computed after the loop by the caller (``task=train``'s balanced
     #: accuracy and test split).
     scores: dict[str, float] = field(default_factory=dict)
@@ -150,6 +153,7 @@ def train(
     autocast: torch.dtype | None = None,
     resume: LoopState | None = None,
     checkpoints: Checkpointing | None = None,
+    threads: int | None = None,
 ) -> TrainResult:
     """Train ``module`` by minibatch steps and validate it after every epoch.
 
@@ -198,6 +202,8 @@ def train(
             SIGINT or SIGTERM, which stop the loop after the step that runs,
             raising :class:`~annfactory.checkpoints.TrainingStopped`). None: no
             checkpoint, and the signals keep their handlers.
+        threads: torch's CPU threads for the loop (restored afterwards); None: one
+            for a small or recurrent network on the CPU, torch's setting otherwise.
 
     Returns:
         The history and the summary of the run.
@@ -234,7 +240,7 @@ def train(
     start = time.perf_counter() - (resume.seconds if resume is not None else 0.0)
     dropout_state = resume.dropout if resume is not None else None
     with (
-        _cpu_threads(module, batch_size, x_train.device),
+        _cpu_threads(module, batch_size, x_train.device, threads) as result.threads,
         _seeded_dropout(dropout_seed, x_train.device, dropout_state),
         signals or contextlib.nullcontext(),
     ):
@@ -671,28 +677,32 @@ def _check_finite(record: EpochRecord, optimizer: torch.optim.Optimizer) -> None
 
 @contextlib.contextmanager
 def _cpu_threads(
-    module: torch.nn.Module, batch_size: int, device: torch.device
-) -> Iterator[None]:
-    """Run torch's CPU kernels on one thread while a small network trains.
+    module: torch.nn.Module,
+    batch_size: int,
+    device: torch.device,
+    threads: int | None = None,
+) -> Iterator[int]:
+    """Run torch's CPU kernels on ``threads`` threads while the network trains;
+    yields the count.
 
-    For matrices of a few thousand entries, handing work to a second thread costs
-    more than it saves, and on a busy machine a waiting thread stalls every step.
-    A recurrent layer (LSTM, GRU) runs its time steps one after another, each a
-    small kernel: with one other busy process on two cores, a second thread made an
-    LSTM's step 30 to 100 times slower. Larger networks without one keep torch's
-    setting. The setting is restored on exit.
+    None: one thread for a small network, and for a recurrent one. For matrices of
+    a few thousand entries, handing work to a second thread costs more than it
+    saves, and on a busy machine a waiting thread stalls every step. A recurrent
+    layer (LSTM, GRU) runs its time steps one after another, each a small kernel:
+    with one other busy process on two cores, a second thread made an LSTM's step
+    30 to 100 times slower. Larger networks without one, and any network on
+    another device, keep torch's setting. The setting is restored on exit.
     """
     import torch
 
-    largest = max((p.numel() for p in module.parameters()), default=0)
-    recurrent = any(isinstance(m, torch.nn.RNNBase) for m in module.modules())
-    small = largest * batch_size < _ONE_THREAD_WORK or recurrent
-    if device.type != "cpu" or not small:
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    before = torch.get_num_threads()
+    if threads is None:
+        largest = max((p.numel() for p in module.parameters()), default=0)
+        recurrent = any(isinstance(m, torch.nn.RNNBase) for m in module.modules())
+        small = largest * batch_size < _ONE_THREAD_WORK or recurrent
+        threads = 1 if device.type == "cpu" and small else before
+    torch.set_num_threads(threads)
     try:
-        yield
+        yield threads
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)

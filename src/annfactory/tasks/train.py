@@ -20,6 +20,7 @@ every few epochs elsewhere, nothing per epoch in a sweep) and the result; writes
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -339,6 +340,7 @@ def _fit_network(
     _print_plan(context.out, prepared, options)
     for line in notes:
         print(line, file=context.out)
+    threads = _threads(context.out, options.threads)
     if resume is not None:
         where = f", step {resume.step}" if resume.step else ""
         print(
@@ -372,6 +374,7 @@ def _fit_network(
             autocast=prepared.saved_dtype if prepared.mixed else None,
             resume=resume,
             checkpoints=checkpointing(context, options),
+            threads=threads,
         )
     finally:
         progress.close()
@@ -379,6 +382,21 @@ def _fit_network(
     if prepared.mixed:
         model.to(prepared.saved_dtype)
     return result
+
+
+def _threads(out: TextIO, threads: int | None) -> int | None:
+    """``task.threads``, at most the CPUs this process may run on (a note says so
+    when it asked for more)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    cores = cores or os.cpu_count() or 1
+    if threads is None or threads <= cores:
+        return threads
+    print(
+        f"note: task.threads={threads} is more than the {cores} CPU cores this run "
+        f"may use; training on {cores} threads.",
+        file=out,
+    )
+    return cores
 
 
 def _scores(
@@ -479,6 +497,7 @@ def _summary(
         "epochs_run": result.epochs_run,
         "kept_epoch": kept.epoch,
         "seconds": result.seconds,
+        "threads": result.threads,
         "stopped_early": result.stopped_early,
         "loss": prepared.choice.name,
         "loss_formula": prepared.choice.formula,

@@ -60,13 +60,20 @@ _FIXED_OPTIONS: Final = {
     ),
     "init_skip": Param(list, (), "layers task.init_from leaves to the config's inits"),
     "freeze": Param(list, (), "layers whose parameters do not train"),
+    "threads": Param(
+        int,
+        None,
+        "torch's CPU threads while training; null: one for a small or recurrent "
+        "network on the CPU, torch's setting otherwise",
+        low=1,
+    ),
 }
 
 
 #: The options conf/task/train.yaml lists after the loss.
 _LAST_OPTIONS: Final = (
     *("log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoint"),
-    *("resume", "init_from", "init_skip", "freeze"),
+    *("resume", "init_from", "init_skip", "freeze", "threads"),
 )
 
 
@@ -141,6 +148,7 @@ class TrainOptions:
     init_from: str | None = None
     init_skip: tuple[str, ...] = ()
     freeze: tuple[str, ...] = ()
+    threads: int | None = None
 
 
 def parse_options(given: Mapping[str, Any], key: str) -> TrainOptions:
