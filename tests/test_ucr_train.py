@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -174,3 +176,26 @@ def test_a_sweep_over_a_recurrent_layers_options_and_sets(
              for d, c in ((1, 2), (6, 4)) for h in (4, 8)}  # fmt: skip
     assert sorted(int(row["total_params"]) for row in rows) == sorted(sizes.values())
     assert all(0 <= float(row["train.test_accuracy"]) <= 1 for row in rows)
+
+
+@pytest.mark.heavy  # trains
+def test_the_readme_block_predicts_a_runs_test_part_with_its_test_accuracy(
+    tmp_path: Path,
+) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = (
+        textwrap.dedent(b)
+        for b in re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
+        if "load_UCR_UEA_dataset" in b
+    )
+    overrides = ["model=gru", "model.layers.rnn.hidden_size=8", "data=ucr",
+                 "data.dataset=GunPoint", "task.epochs=3"]  # fmt: skip
+    report = train(overrides, tmp_path)["train"]
+    code = re.sub(r'^run = ".*?"', f"run = {str(tmp_path)!r}", block, flags=re.M)
+    assert code != block
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "README.md ucr predict", "exec", dont_inherit=True), namespace)
+    predicted, labels = namespace["predicted"], namespace["labels"]
+    assert len(predicted) == len(labels) == report["rows_test"] == 150
+    accuracy = float(np.mean(np.asarray(predicted) == labels))
+    assert accuracy == pytest.approx(report["test_accuracy"], abs=1e-9)
