@@ -433,3 +433,69 @@ def test_a_plugin_layer_that_takes_sequences_sets_the_inputs_layout() -> None:
     network = _build(spec)
     assert network.bn.num_features == 3  # the sequence's features, not its 12 steps
     assert network(torch.randn(4, 12, 3)).shape == (4, 12, 3)
+
+
+def _saved_bytes(model: nn.Module, x: torch.Tensor) -> int:
+    """The bytes a training forward pass keeps for its backward pass (each storage
+    once), and its output."""
+    storages: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        out = model(x)
+    return sum(storages.values()) + out.numel() * out.element_size()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=lstm"],
+        [
+            "model=lstm",
+            "model.layers.rnn.bidirectional=true",
+            "model.layers.rnn.num_layers=2",
+        ],
+        ["model=gru", "model.layers.rnn.num_layers=2"],
+        ["model=transformer"],
+        ["model=transformer", "model.layers.encoder.nhead=8"],
+    ],
+    ids=["lstm", "lstm-stacked-bidirectional", "gru-stacked", "transformer", "8-heads"],
+)
+def test_the_memory_estimate_holds_what_a_training_pass_keeps(
+    overrides: list[str],
+) -> None:
+    from annfactory.factory import batch_bytes
+
+    cfg = annfactory.compose(
+        [*overrides, "model.input_shape=[200,3]", "batch_size=8", "seed=0"]
+    )
+    spec = annfactory.to_spec(cfg)
+    model = annfactory.build_model(cfg).train()
+    x = torch.randn(spec.batch_size, *spec.network.input_shape)
+    saved = _saved_bytes(model, x)
+    estimate = batch_bytes(spec)
+    # An upper bound, and not a loose one.
+    assert saved <= estimate <= 2 * saved, (saved, estimate)
+
+
+def test_the_memory_guard_names_a_transformers_attention() -> None:
+    from annfactory.errors import MemoryLimitError
+    from annfactory.factory import check_memory
+
+    spec = annfactory.to_spec(
+        annfactory.compose(
+            ["model=transformer", "model.input_shape=[200000,1]",
+             "model.layers.pos.max_length=200000"]
+        )
+    )  # fmt: skip
+    with pytest.raises(MemoryLimitError) as refused:
+        check_memory(spec, [])
+    assert refused.value.key == "model.layers.encoder"
+    message = str(refused.value)
+    # 3 x 4 heads x 2 layers x 200,000^2 steps x 5 rows x 4 bytes: 19.2 TB.
+    assert "its attention over 200,000 steps makes the run need 19,2" in message
+    assert "19,200.0 GB of it for its nhead x steps x steps weights" in message

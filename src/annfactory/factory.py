@@ -25,6 +25,7 @@ from annfactory.inits import inits
 from annfactory.layers import layers
 from annfactory.network import Network
 from annfactory.seeding import parameter_seed, sampling_dtype, seeded_generator
+from annfactory.sequence_layers import attention_values, working_values
 from annfactory.spec_types import LayerSpec, ParameterSpec, RunSpec
 
 __all__ = [
@@ -424,8 +425,9 @@ def available_bytes(device: torch.device) -> int | None:
 
 def batch_bytes(spec: RunSpec) -> int:
     """Bytes that a forward pass of ``spec.batch_size`` rows holds at most: the input
-    batch and the output of every layer and of every activation (those in residual
-    blocks too).
+    batch, the output of every layer and of every activation (those in residual
+    blocks too), and what recurrent and attention layers keep inside
+    (:func:`~annfactory.sequence_layers.working_values`).
 
     Each output is counted, as autograd keeps them all for a backward pass; a pass
     without gradients frees them as it goes, so this is an upper bound for it.
@@ -438,9 +440,16 @@ def batch_bytes(spec: RunSpec) -> int:
     if sampling_dtype(dtype) != dtype:
         total += inputs * dtype.itemsize
     for layer in _every_layer(spec.network.layers):
-        outputs = 1 if layer.activation.name == "identity" else 2
-        total += rows * math.prod(layer.output_shape) * dtype.itemsize * outputs
+        total += rows * _held_values(layer) * dtype.itemsize
     return total
+
+
+def _held_values(layer: LayerSpec) -> int:
+    """The values a forward pass of one sample keeps for one layer: its output, its
+    activation's, and what a recurrent or attention layer keeps inside."""
+    outputs = 1 if layer.activation.name == "identity" else 2
+    inside = working_values(layer.type, layer.input_shape, layer.options)
+    return math.prod(layer.output_shape) * outputs + inside
 
 
 def _every_layer(layers: Sequence[LayerSpec]) -> Iterator[LayerSpec]:
@@ -455,13 +464,10 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
     buffers, its input batch and the activations of a forward pass.
 
     The message names what takes the memory: ``batch_size`` when a smaller batch
-    would fit (and how many rows do), else the size option of the one layer whose
-    width takes most of it (``model.layers.linear1.out_features``; see
-    :func:`_widening_layer`), else the model.
-
-    Args:
-        spec: The run (its device, dtype and batch size).
-        modules: Its layers, built on the meta device.
+    would fit (and how many rows do), else a transformer encoder whose attention
+    takes most of it, else the size option of the layer whose width does
+    (:func:`_widening_layer`), else the model. ``modules``: the layers, built on
+    the meta device.
 
     Raises:
         MemoryLimitError: The estimate exceeds :data:`MEMORY_HEADROOM` of the
@@ -489,6 +495,16 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
             _needs(needed, network, batch, spec, rows) + f"; {on_device}.",
             f"Use a smaller batch_size (at most {fitting_rows:,} fit), or {dry_run}.",
         )
+    attention = _attention_bytes(spec, dtype, needed)
+    if attention is not None:
+        layer, share = attention
+        raise MemoryLimitError(
+            f"model.layers.{layer.name}",
+            f"its attention over {layer.input_shape[0]:,} steps makes the run need "
+            f"{_size(needed)}, {_size(share)} of it for its nhead x steps x steps "
+            f"weights for a batch of {rows}; {on_device}.",
+            f"Use a shorter sequence (pool its steps first), or {dry_run}.",
+        )
     culprit = _widening_layer(spec, modules, dtype, needed)
     if culprit is None:
         raise MemoryLimitError(
@@ -508,6 +524,8 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
     )
 
 
+#: A layer that takes most of the memory, and the bytes it takes; or None.
+Culprit = tuple[LayerSpec, int] | None
 #: Layer options that set the width of its output, one of which the guard names
 #: when it is what takes the memory.
 _SIZE_OPTIONS = ("out_features", "out_channels", "hidden_size", "embedding_dim")
@@ -541,17 +559,25 @@ def _widening_layer(
     last = first
     while last + 1 < len(layers) and widths[last + 1] == widest:
         last += 1
-    outputs = sum(
-        _layer_bytes(layer, module, spec, dtype)[1]
-        for layer, module in zip(
-            layers[first : last + 1], modules[first : last + 1], strict=True
-        )
-    )
+    # The outputs of the layers (and of those nested in them), and the parameters.
+    held = sum(_held_values(inner) for inner in _every_layer(layers[first : last + 1]))
+    outputs = spec.batch_size * held * dtype.itemsize
     share = outputs + estimate_bytes(modules[first : last + 2], dtype)
     if share < needed / 2:
         return None
     after = layers[last + 1].name if last + 1 < len(layers) else None
     return layers[first], option, share, after
+
+
+def _attention_bytes(spec: RunSpec, dtype: torch.dtype, needed: int) -> Culprit:
+    """The transformer encoder whose attention weights take half the run's memory or
+    more, with their bytes; None if none does."""
+    for layer in _every_layer(spec.network.layers):
+        values = attention_values(layer.type, layer.input_shape, layer.options)
+        share = spec.batch_size * values * dtype.itemsize
+        if share and share >= needed / 2:
+            return layer, share
+    return None
 
 
 def _needs(needed: int, network: int, batch: int, spec: RunSpec, rows: str) -> str:
@@ -560,18 +586,6 @@ def _needs(needed: int, network: int, batch: int, spec: RunSpec, rows: str) -> s
         f"parameters and buffers ({spec.network.num_params:,} parameters in "
         f"{spec.dtype}) and {_size(batch)} for a batch of {rows} and its activations"
     )
-
-
-def _layer_bytes(
-    layer: LayerSpec, module: nn.Module, spec: RunSpec, dtype: torch.dtype
-) -> tuple[int, int]:
-    """What one layer takes: its parameters and buffers, and the outputs (its own,
-    its activation's and those of layers nested in it) of a forward pass."""
-    outputs = 0
-    for inner in _every_layer([layer]):
-        count = 1 if inner.activation.name == "identity" else 2
-        outputs += spec.batch_size * math.prod(inner.output_shape) * count
-    return estimate_bytes([module], dtype), outputs * dtype.itemsize
 
 
 def _size(count: float) -> str:
