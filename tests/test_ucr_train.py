@@ -80,6 +80,25 @@ def test_the_sequence_models_take_the_sets_shape_and_classes() -> None:
     assert mlp.network.input_shape == (150,)
 
 
+def test_sinusoidal_positions_reach_a_long_sets_length_and_learned_ones_do_not() -> (
+    None
+):
+    spec = spec_of(["model=transformer", "data=ucr", "data.dataset=ACSF1"])
+    assert spec.network.input_shape == (1460, 1)
+    (pos,) = (layer for layer in spec.network.layers if layer.name == "pos")
+    assert pos.options["max_length"] == 1460
+    assert "model.layers.pos.max_length 1024 -> 1460" in " ".join(spec.notes)
+    long_enough = spec_of(["model=transformer", "data=ucr", "data.dataset=GunPoint"])
+    assert "max_length" not in " ".join(long_enough.notes)  # 1024 >= 150 steps
+    with pytest.raises(ConfigError) as refused:
+        spec_of(["model=transformer", "model.layers.pos.kind=learned", "data=ucr",
+                 "data.dataset=ACSF1"])  # fmt: skip
+    assert refused.value.key == "model.layers.pos"
+    assert "max_length 1024 is shorter than the sequence (1460 steps)" in str(
+        refused.value
+    )
+
+
 def test_a_model_that_takes_channels_is_refused_with_the_transpose() -> None:
     conv = {"type": "conv1d", "out_channels": 4, "kernel_size": 3}
     with pytest.raises(ConfigError) as info:

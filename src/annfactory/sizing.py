@@ -173,6 +173,8 @@ def _size_input(
                 f"model.input_shape {_compact(list(shape))} -> "
                 f"{_compact(list(sequence))}"
             )
+        if two and sequence is not None:
+            _size_positions(model, sequence[0], changes)
         return
     size = model.get("in_features")
     if size is not None:
@@ -182,6 +184,24 @@ def _size_input(
         return
     model.pop("in_features", None)
     model["input_shape"] = _rows(model, data, init, activation)
+
+
+def _size_positions(model: dict[str, Any], steps: int, changes: list[str]) -> None:
+    """Sinusoidal positions (no parameters) reach the data's length: a
+    ``positional_encoding`` layer's ``max_length`` shorter than it grows to it. A
+    learned one keeps its table (its parameters), and is refused if too short."""
+    layers = model.get("layers")
+    if not isinstance(layers, Mapping):
+        return
+    model["layers"] = dict(layers)
+    for name, layer in layers.items():
+        if not isinstance(layer, Mapping) or layer.get("type") != "positional_encoding":
+            continue
+        length = layer.get("max_length")
+        sinusoidal = layer.get("kind") == "sinusoidal"
+        if sinusoidal and isinstance(length, int) and _size(length) and length < steps:
+            model["layers"][name] = {**layer, "max_length": steps}
+            changes.append(f"model.layers.{name}.max_length {length} -> {steps}")
 
 
 def _rows(
