@@ -4,6 +4,7 @@ that take sequences sized by it."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -218,3 +219,28 @@ def test_the_readme_block_predicts_a_runs_test_part_with_its_test_accuracy(
     assert len(predicted) == len(labels) == report["rows_test"] == 150
     accuracy = float(np.mean(np.asarray(predicted) == labels))
     assert accuracy == pytest.approx(report["test_accuracy"], abs=1e-9)
+
+
+def test_training_checks_the_memory_of_its_own_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from annfactory import factory
+    from annfactory.errors import MemoryLimitError
+
+    overrides = ["model=transformer", "data=ucr", "data.dataset=GunPoint",
+                 "task.batch_size=64", "task.epochs=1"]  # fmt: skip
+    spec = spec_of(overrides)
+    five_rows = factory.batch_bytes(spec)  # the build's check: batch_size 5
+    steps = factory.batch_bytes(dataclasses.replace(spec, batch_size=40))
+    assert 4 * five_rows < steps
+    # Room for the build's five rows, not for a step of 40 (GunPoint's rows).
+    room = int(2 * five_rows / factory.MEMORY_HEADROOM)
+    monkeypatch.setattr(factory, "available_bytes", lambda device: room)
+    with pytest.raises(MemoryLimitError) as refused:
+        train(overrides, tmp_path)
+    assert refused.value.key == "task.batch_size"
+    message = str(refused.value)
+    assert "for a batch of 40 rows and its activations" in message
+    assert "Use a smaller task.batch_size (at most " in message
+    assert "device=meta" not in message  # training refuses it
+    assert not (tmp_path / "metrics.json").exists()

@@ -459,7 +459,9 @@ def _every_layer(layers: Sequence[LayerSpec]) -> Iterator[LayerSpec]:
         yield layer
 
 
-def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
+def check_memory(
+    spec: RunSpec, modules: Sequence[nn.Module], batch_key: str = "batch_size"
+) -> None:
     """Refuse a run that would not fit on its device: the network's parameters and
     buffers, its input batch and the activations of a forward pass.
 
@@ -467,7 +469,8 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
     would fit (and how many rows do), else a transformer encoder whose attention
     takes most of it, else the size option of the layer whose width does
     (:func:`_widening_layer`), else the model. ``modules``: the layers, built on
-    the meta device.
+    the meta device (or built); ``batch_key``: the option that set
+    ``spec.batch_size`` (``task.batch_size`` for training's steps).
 
     Raises:
         MemoryLimitError: The estimate exceeds :data:`MEMORY_HEADROOM` of the
@@ -486,14 +489,16 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
         return
     rows = f"{spec.batch_size:,} row{'' if spec.batch_size == 1 else 's'}"
     on_device = f"{spec.device} has {_size(available)} available"
-    dry_run = "device=meta for a dry run without memory"
+    # device=meta builds without memory; training refuses it.
+    meta = "device=meta for a dry run without memory"
+    or_meta = f", or {meta}" if batch_key == "batch_size" else ""
     per_row = batch / spec.batch_size
     fitting_rows = int((MEMORY_HEADROOM * available - network) // per_row)
     if 1 <= fitting_rows < spec.batch_size:
         raise MemoryLimitError(
-            "batch_size",
+            batch_key,
             _needs(needed, network, batch, spec, rows) + f"; {on_device}.",
-            f"Use a smaller batch_size (at most {fitting_rows:,} fit), or {dry_run}.",
+            f"Use a smaller {batch_key} (at most {fitting_rows:,} fit){or_meta}.",
         )
     attention = _attention_bytes(spec, dtype, needed)
     if attention is not None:
@@ -503,14 +508,14 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
             f"its attention over {layer.input_shape[0]:,} steps makes the run need "
             f"{_size(needed)}, {_size(share)} of it for its nhead x steps x steps "
             f"weights for a batch of {rows}; {on_device}.",
-            f"Use a shorter sequence (pool its steps first), or {dry_run}.",
+            f"Use a shorter sequence (pool its steps first){or_meta}.",
         )
     culprit = _widening_layer(spec, modules, dtype, needed)
     if culprit is None:
         raise MemoryLimitError(
             "model",
             _needs(needed, network, batch, spec, rows) + f"; {on_device}.",
-            f"Make the network smaller, or use {dry_run}.",
+            "Make the network smaller" + (f", or use {meta}." if or_meta else "."),
         )
     layer, option, share, after = culprit
     key = f"model.layers.{layer.name}.{option}"
@@ -520,7 +525,7 @@ def check_memory(spec: RunSpec, modules: Sequence[nn.Module]) -> None:
         f"{layer.options[option]:,} makes the run need {_size(needed)}, "
         f"{_size(share)} of it for {layer.name}'s outputs for a batch of {rows} and "
         f"{parameters}; {on_device}.",
-        f"Use a smaller {key}, or {dry_run}.",
+        f"Use a smaller {key}{or_meta}.",
     )
 
 

@@ -216,7 +216,7 @@ def _prepare(spec: RunSpec, data_spec: Any, options: TrainOptions) -> _Prepared:
     import torch
 
     from annfactory.data import load_table, split_three
-    from annfactory.factory import build_network, resolve_device
+    from annfactory.factory import build_network, check_memory, resolve_device
     from annfactory.training import AUTOCAST_DTYPES, has_batch_norm
 
     network_spec = spec.network
@@ -249,6 +249,13 @@ def _prepare(spec: RunSpec, data_spec: Any, options: TrainOptions) -> _Prepared:
         dataclasses.replace(saved_spec, dtype="float32") if mixed else saved_spec
     )
     _check_batch_norm(has_batch_norm(model), options.batch_size, len(train_index))
+    # The build checked the memory for the top-level batch; a step takes this one.
+    step_rows = min(options.batch_size, len(train_index))
+    check_memory(
+        dataclasses.replace(saved_spec, batch_size=step_rows),
+        [model.get_submodule(layer.name) for layer in network_spec.layers],
+        batch_key="task.batch_size",
+    )
     _set_buffers(model, fitted)
     tensors = _split_tensors(
         model,
