@@ -432,20 +432,20 @@ def working_values(
     Measured with torch's saved-tensor hooks (tests/test_sequence_layers.py): per
     layer, direction and time step, torch's LSTM keeps 16 to 20 x hidden_size
     values (gates, cell states and oneDNN's workspace; 20 when stacked and
-    bidirectional), counted as 22; a GRU about 8, counted as 9. Per encoder
+    bidirectional), counted as 24; a GRU about 8, counted as 10. Per encoder
     layer, attention keeps ``nhead`` maps of ``T x T`` weights three times
-    (softmax, dropout mask, dropout) and about 12 ``T x d_model`` and 4 ``T x
-    dim_feedforward`` tensors (projections, residual sums, norms, the
-    feed-forward's). Other layer types: 0.
+    (softmax, dropout mask, dropout), and the projections, residual sums, norms
+    and the feed-forward's tensors, counted as 16 ``T x d_model`` and 6 ``T x
+    dim_feedforward``. Other layer types: 0.
     """
     if layer_type in GATES:
         steps, hidden = input_shape[0], int(options["hidden_size"])
         directions = 2 if options.get("bidirectional") else 1
-        per_step = (22 if layer_type == "lstm" else 9) * hidden
+        per_step = (24 if layer_type == "lstm" else 10) * hidden
         return int(options.get("num_layers", 1)) * directions * steps * per_step
     if layer_type == "transformer_encoder":
         steps, width = input_shape[0], input_shape[-1]
-        dense = steps * (12 * width + 4 * int(options["dim_feedforward"]))
+        dense = steps * (16 * width + 6 * int(options["dim_feedforward"]))
         layers = int(options.get("num_layers", 1))
         return layers * dense + attention_values(layer_type, input_shape, options)
     return 0
