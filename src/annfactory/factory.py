@@ -529,8 +529,6 @@ def check_memory(
     )
 
 
-#: A layer that takes most of the memory, and the bytes it takes; or None.
-Culprit = tuple[LayerSpec, int] | None
 #: Layer options that set the width of its output, one of which the guard names
 #: when it is what takes the memory.
 _SIZE_OPTIONS = ("out_features", "out_channels", "hidden_size", "embedding_dim")
@@ -574,7 +572,9 @@ def _widening_layer(
     return layers[first], option, share, after
 
 
-def _attention_bytes(spec: RunSpec, dtype: torch.dtype, needed: int) -> Culprit:
+def _attention_bytes(
+    spec: RunSpec, dtype: torch.dtype, needed: int
+) -> tuple[LayerSpec, int] | None:
     """The transformer encoder whose attention weights take half the run's memory or
     more, with their bytes; None if none does."""
     for layer in _every_layer(spec.network.layers):

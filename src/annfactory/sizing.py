@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from annfactory.errors import ConfigError
 from annfactory.fixes import command, flow
@@ -140,7 +140,7 @@ def _fill_nulls(model: dict[str, Any], data: DataShape) -> None:
         model["input_shape"] = list(shape)
 
 
-def _size(value: Any) -> bool:
+def _size(value: Any) -> TypeGuard[int]:
     """A size as a model declares it: an integer >= 1 (anything else is refused
     by the validators, with its key)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -199,7 +199,7 @@ def _size_positions(model: dict[str, Any], steps: int, changes: list[str]) -> No
             continue
         length = layer.get("max_length")
         sinusoidal = layer.get("kind") == "sinusoidal"
-        if sinusoidal and isinstance(length, int) and _size(length) and length < steps:
+        if sinusoidal and _size(length) and length < steps:
             model["layers"][name] = {**layer, "max_length": steps}
             changes.append(f"model.layers.{name}.max_length {length} -> {steps}")
 
