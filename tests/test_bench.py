@@ -162,3 +162,45 @@ def test_the_table_figure_runs_issue_21_s_command_and_the_pandas_script(
         "| table train: val accuracy after 1 epoch | 0.9800 | 0.9700 | — | — | — |"
         in printed
     )
+
+
+def test_process_rotation_reads_each_runs_own_loop_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bench = _bench_module(monkeypatch)
+    loops = iter([3.0, 1.0, 2.0])
+    read: list[str] = []
+
+    def loop(name: str) -> float:
+        read.append(name)
+        return next(loops)
+
+    walls = iter([5.0, 4.0, 6.0, 7.0])
+    monkeypatch.setattr(bench, "process", lambda command, env: (next(walls), 1, 0.5))
+    samples = bench.process_rotation({"only": ["python", "x.py"]}, 3, loop=loop)
+    assert read == ["only"] * 3
+    assert samples["only"].loop == 2.0  # the median of the three runs' own figures
+    assert samples["only"].wall == 5.0
+    # Without a reader, no loop time is claimed.
+    unread = bench.process_rotation({"o": ["python", "x.py"]}, 1)["o"]
+    assert (unread.wall, unread.loop != unread.loop) == (7.0, True)  # NaN
+
+
+@pytest.mark.slow
+def test_the_plain_lstm_loop_reports_its_own_loop_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = _bench_module(monkeypatch)
+    script = tmp_path / "plain_lstm.py"
+    script.write_text("ONE_THREAD = True\n" + bench.PLAIN_LSTM)
+    out = tmp_path / "plain.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "3", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert 0 < report["seconds"] < 60
+    assert 0 <= report["val_accuracy"] <= 1
