@@ -244,3 +244,59 @@ def test_training_checks_the_memory_of_its_own_batch(
     assert "Use a smaller task.batch_size (at most " in message
     assert "device=meta" not in message  # training refuses it
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_scoring_rows_fit_a_forward_pass_in_the_scoring_budget() -> None:
+    from annfactory import factory
+    from annfactory.scoring import VALIDATION_ROWS
+    from annfactory.tasks import train as train_task
+
+    def one_row(spec: annfactory.RunSpec) -> int:
+        return factory.batch_bytes(dataclasses.replace(spec, batch_size=1))
+
+    # A vector network's rows go the most at a time.
+    assert train_task.scoring_rows(spec_of(["model=demo"])) == VALIDATION_ROWS
+    # A transformer over PLAID's 1,344 steps keeps ~170 MB a row: a few at a time.
+    long = spec_of(["model=transformer", "model.input_shape=[1344,1]",
+                    "model.layers.pos.max_length=1344"])  # fmt: skip
+    rows = train_task.scoring_rows(long)
+    assert one_row(long) > 100e6
+    assert rows == train_task.SCORING_BYTES // one_row(long)
+    assert 1 <= rows < 10
+    # A row beyond the budget still goes, alone.
+    longer = spec_of(["model=transformer", "model.input_shape=[8000,1]",
+                      "model.layers.pos.max_length=8000"])  # fmt: skip
+    assert one_row(longer) > train_task.SCORING_BYTES
+    assert train_task.scoring_rows(longer) == 1
+
+
+@pytest.mark.heavy  # trains
+def test_validation_and_test_rows_are_scored_in_chunks_of_scoring_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from torch.nn.modules.module import register_module_forward_pre_hook
+
+    from annfactory.tasks import train as train_task
+
+    overrides = ["model=gru", "model.layers.rnn.hidden_size=8", "data=ucr",
+                 "data.dataset=ItalyPowerDemand", "task.epochs=2"]  # fmt: skip
+    whole = train(overrides, tmp_path / "whole")["train"]
+    scored: list[int] = []
+
+    def record(module: torch.nn.Module, args: tuple[Any, ...]) -> None:
+        if isinstance(module, torch.nn.GRU) and not module.training:
+            scored.append(args[0].shape[0])
+
+    monkeypatch.setattr(train_task, "scoring_rows", lambda spec: 4)
+    handle = register_module_forward_pre_hook(record)
+    try:
+        chunked = train(overrides, tmp_path / "chunked")["train"]
+    finally:
+        handle.remove()
+    # Each epoch's 13 validation rows, then the kept weights' validation and 1,029
+    # test rows: 4 at a time.
+    assert max(scored) == 4
+    assert sum(scored) == 2 * 13 + 13 + 1029
+    assert chunked["test_accuracy"] == whole["test_accuracy"]
+    assert chunked["test_loss"] == pytest.approx(whole["test_loss"], rel=1e-5)
+    assert chunked["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-5)

@@ -59,18 +59,21 @@ def validation(
     metric: str,
     x_val: Tensor,
     y_val: Tensor,
+    chunk_rows: int = VALIDATION_ROWS,
 ) -> Callable[..., tuple[Tensor, Tensor]]:
     """``evaluate(classes=None) -> (val_loss, metric)``, both 0-d tensors on the
     device, computed under ``inference_mode`` in eval mode (the caller's), in float32
-    (the loss of a mixed-precision forward pass as well). Given a list, ``classes``
-    gets each chunk's predicted classes, on the CPU."""
+    (the loss of a mixed-precision forward pass as well), in forward passes of at most
+    ``chunk_rows`` rows (and at most :data:`VALIDATION_ROWS`). Given a list,
+    ``classes`` gets each chunk's predicted classes, on the CPU."""
     import torch
 
     rows = x_val.shape[0]
+    chunk_rows = max(1, min(chunk_rows, VALIDATION_ROWS))
     chunks = list(
         zip(
-            torch.split(x_val, VALIDATION_ROWS),
-            torch.split(y_val, VALIDATION_ROWS),
+            torch.split(x_val, chunk_rows),
+            torch.split(y_val, chunk_rows),
             strict=True,
         )
     )
@@ -176,15 +179,18 @@ def evaluate(
     x: Tensor,
     y: Tensor,
     autocast: torch.dtype | None = None,
+    chunk_rows: int = VALIDATION_ROWS,
 ) -> Evaluation:
     """Score rows ``x`` against ``y`` as :func:`train` scores its validation rows
-    (eval mode, under ``inference_mode``, in chunks), and give each row's class.
+    (eval mode, under ``inference_mode``, in chunks of at most ``chunk_rows``), and
+    give each row's class.
 
     The module's training mode is restored afterwards.
     """
     import torch
 
-    scored = validation(forward_pass(logits, loss, x.device, autocast), metric, x, y)
+    forward = forward_pass(logits, loss, x.device, autocast)
+    scored = validation(forward, metric, x, y, chunk_rows)
     classes: list[Tensor] | None = [] if metric == "accuracy" else None
     was_training = module.training
     module.eval()

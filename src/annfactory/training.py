@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 from annfactory.checkpoints import Checkpointing, LoopState, StopSignals
 from annfactory.errors import ConfigError
 from annfactory.scoring import (
+    VALIDATION_ROWS,
     forward_pass,
     metric_of,
     score,
@@ -154,6 +155,7 @@ def train(
     resume: LoopState | None = None,
     checkpoints: Checkpointing | None = None,
     threads: int | None = None,
+    validation_rows: int = VALIDATION_ROWS,
 ) -> TrainResult:
     """Train ``module`` by minibatch steps and validate it after every epoch.
 
@@ -204,6 +206,9 @@ def train(
             checkpoint, and the signals keep their handlers.
         threads: torch's CPU threads for the loop (restored afterwards); None: one
             for a small or recurrent network on the CPU, torch's setting otherwise.
+        validation_rows: The most rows of one validation forward pass (the rows are
+            scored in chunks of this many): fewer for a network whose rows take much
+            memory each (long sequences under attention).
 
     Returns:
         The history and the summary of the run.
@@ -231,6 +236,7 @@ def train(
         batch_size=batch_size,
         generator=generator,
         autocast=autocast,
+        validation_rows=validation_rows,
     )
     best = _BestSoFar(keep=keep, epochs=epochs)
     result = _so_far(resume, run_epoch, best)
@@ -422,6 +428,7 @@ class _EpochRunner:
         batch_size: int,
         generator: torch.Generator,
         autocast: torch.dtype | None,
+        validation_rows: int = VALIDATION_ROWS,
     ) -> None:
         import torch
 
@@ -438,7 +445,9 @@ class _EpochRunner:
             torch.tensor(self._sizes, dtype=torch.float32, device=device) / rows
         )
         self._forward = forward_pass(logits, loss, device, autocast)
-        self._evaluate = validation(self._forward, metric, x_val, y_val)
+        self._evaluate = validation(
+            self._forward, metric, x_val, y_val, validation_rows
+        )
         self._scaler = (
             torch.amp.GradScaler(device.type, init_scale=_INITIAL_LOSS_SCALE)
             if autocast == torch.float16

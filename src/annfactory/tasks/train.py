@@ -382,6 +382,7 @@ def _fit_network(
             resume=resume,
             checkpoints=checkpointing(context, options),
             threads=threads,
+            validation_rows=scoring_rows(prepared.saved_spec),
         )
     finally:
         progress.close()
@@ -389,6 +390,25 @@ def _fit_network(
     if prepared.mixed:
         model.to(prepared.saved_dtype)
     return result
+
+
+#: The most memory that one forward pass of validation or test rows may take, as
+#: :func:`~annfactory.factory.batch_bytes` estimates it (for a training step: an upper
+#: bound of a pass without gradients).
+SCORING_BYTES: Final = 1 << 30
+
+
+def scoring_rows(spec: RunSpec) -> int:
+    """Rows per forward pass when scoring validation and test rows: as many as fit in
+    :data:`SCORING_BYTES` (at least one; at most ``scoring.VALIDATION_ROWS``). A
+    transformer on 1,344 steps keeps about 170 MB a row, so its rows go a few at a
+    time; a vector network's, thousands at a time. From the spec alone, so that a
+    resumed run scores in the same chunks."""
+    from annfactory.factory import batch_bytes
+    from annfactory.scoring import VALIDATION_ROWS
+
+    row = batch_bytes(dataclasses.replace(spec, batch_size=1))
+    return max(1, min(VALIDATION_ROWS, SCORING_BYTES // max(row, 1)))
 
 
 def _threads(out: TextIO, threads: int | None) -> int | None:
@@ -428,6 +448,7 @@ def _scores(
             x=x,
             y=y,
             autocast=autocast,
+            chunk_rows=scoring_rows(prepared.saved_spec),
         )
         figures = {f"{split}_{metric}": scored.metric, f"{split}_loss": scored.loss}
         if scored.predicted is not None:
