@@ -51,7 +51,9 @@ def test_every_listed_set_reads_as_finite_read_only_arrays(name: str) -> None:
         assert np.isfinite(x).all()
     assert data.train_x.shape[1:] == data.test_x.shape[1:]
     classes = len(data.class_names)
-    assert list(data.class_names) == sorted(set(data.class_names))
+    names = list(data.class_names)
+    numeric = all(name.lstrip("-").replace(".", "", 1).isdigit() for name in names)
+    assert names == sorted(set(names), key=float if numeric else None)
     for x, y in ((data.train_x, data.train_y), (data.test_x, data.test_y)):
         assert y.dtype == np.int64
         assert y.shape == (x.shape[0],)
@@ -72,6 +74,21 @@ def test_the_labels_are_the_class_names_of_sktime_s_labels() -> None:
     _, labels = load_UCR_UEA_dataset("BasicMotions", split="test")
     assert [data.class_names[i] for i in data.test_y] == list(labels)
     assert data.class_names == ("badminton", "running", "standing", "walking")
+
+
+def test_numeric_labels_sort_by_value_as_a_tables_do() -> None:
+    from sktime.datasets import load_UCR_UEA_dataset
+
+    data = read_ucr("PLAID")
+    assert data.class_names == tuple(str(label) for label in range(11))
+    _, labels = load_UCR_UEA_dataset("PLAID", split="test")
+    assert [data.class_names[i] for i in data.test_y] == list(labels)
+    from annfactory.ucr import _class_indices
+
+    train = np.array(["10", "2", "-1.5", "2"])
+    names, train_y, test_y = _class_indices("X", "k", train, np.array(["10"]))
+    assert names == ("-1.5", "2", "10")
+    assert (train_y.tolist(), test_y.tolist()) == ([2, 1, 0, 1], [2])
 
 
 def test_a_test_label_that_the_train_part_lacks_is_refused() -> None:
