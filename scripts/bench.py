@@ -1140,6 +1140,15 @@ FIGURES: dict[str, Callable[[int], Figure | list[Figure]]] = {
 # --------------------------------------------------------------------------------------
 
 
+#: A figure's extras printed as lines of information below the table: its key (the
+#: reference's is ``reference_<key>``), what it measures, its unit.
+INFORMATION_RATIOS = (
+    ("cpu_s", "CPU time", "s"),
+    ("process_wall_ms", "whole processes' wall", "ms"),
+    ("cpu_ms", "CPU time", "ms"),
+)
+
+
 def table(figures: list[Figure]) -> str:
     lines = [
         "| figure | annfactory | reference | ratio | target | met |",
@@ -1160,25 +1169,13 @@ def table(figures: list[Figure]) -> str:
                 f"| {f.name}: peak RSS | {peak:.0f} MiB | — | — | < {limit} MiB | "
                 f"{'yes' if peak < limit else 'NO'} |"
             )
-        if "cpu_s" in f.extra:
-            ours, reference = f.extra["cpu_s"], f.extra["reference_cpu_s"]
-            lines.append(
-                f"| {f.name}: CPU time | {ours:.4g} s | {reference:.4g} s | "
-                f"{ours / reference:.2f}x | — | — |"
-            )
-        if "process_wall_ms" in f.extra:
-            ours = f.extra["process_wall_ms"]
-            reference = f.extra["reference_process_wall_ms"]
-            lines.append(
-                f"| {f.name}: whole processes' wall | {ours:.4g} ms | "
-                f"{reference:.4g} ms | {ours / reference:.2f}x | — | — |"
-            )
-        if "cpu_ms" in f.extra:
-            ours, reference = f.extra["cpu_ms"], f.extra["reference_cpu_ms"]
-            lines.append(
-                f"| {f.name}: CPU time | {ours:.4g} ms | {reference:.4g} ms | "
-                f"{ours / reference:.2f}x | — | — |"
-            )
+        for key, label, unit in INFORMATION_RATIOS:
+            if key in f.extra:
+                ours, reference = f.extra[key], f.extra[f"reference_{key}"]
+                lines.append(
+                    f"| {f.name}: {label} | {ours:.4g} {unit} | {reference:.4g} "
+                    f"{unit} | {ours / reference:.2f}x | — | — |"
+                )
         if "accuracy" in f.extra:
             ours, reference = f.extra["accuracy"], f.extra["reference_accuracy"]
             lines.append(

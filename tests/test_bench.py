@@ -204,3 +204,20 @@ def test_the_plain_lstm_loop_reports_its_own_loop_time(
     report = json.loads(out.read_text())
     assert 0 < report["seconds"] < 60
     assert 0 <= report["val_accuracy"] <= 1
+
+
+def test_the_table_prints_a_figures_information_ratios(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bench = _bench_module(monkeypatch)
+    figure = bench.Figure(
+        "lstm epoch vs plain", "x", 10.0, 8.0, "ms", 1.0,
+        {"process_wall_ms": 9.0, "reference_process_wall_ms": 6.0,
+         "cpu_ms": 5.0, "reference_cpu_ms": 10.0},
+    )  # fmt: skip
+    printed = bench.table([figure]).splitlines()
+    assert "| lstm epoch vs plain | 10 ms | 8 ms | 1.25x | ≤ 1.00x | NO |" in printed
+    assert printed[-2:] == [
+        "| lstm epoch vs plain: whole processes' wall | 9 ms | 6 ms | 1.50x | — | — |",
+        "| lstm epoch vs plain: CPU time | 5 ms | 10 ms | 0.50x | — | — |",
+    ]
