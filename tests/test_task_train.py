@@ -515,6 +515,27 @@ def test_half_precision_trains_as_well_as_float32(tmp_path: Path, dtype: str) ->
     assert floats == {getattr(torch, dtype)}
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_the_step_memory_check_counts_what_mixed_precision_trains(
+    dtype: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mixed precision keeps float32 weights and data: its step batch's memory is
+    checked in float32 (it was checked in float16, half the weights' bytes)."""
+    from annfactory import factory
+
+    checked: list[tuple[str, int, str]] = []
+    check = factory.check_memory
+
+    def record(spec: Any, modules: Any, batch_key: str = "batch_size") -> None:
+        checked.append((batch_key, spec.batch_size, spec.dtype))
+        check(spec, modules, batch_key)
+
+    monkeypatch.setattr(factory, "check_memory", record)
+    train(["model=mlp", "data=iris", "task.epochs=1", "task.batch_size=16",
+           f"dtype={dtype}"])  # fmt: skip
+    assert ("task.batch_size", 16, "float32") in checked
+
+
 def test_float16_sgd_learns() -> None:
     """Updates below float16's resolution vanished: SGD stayed at chance (0.09)."""
     recipe = ["model=mlp", "data=digits", "optimizer=sgd", "optimizer.lr=0.02",

@@ -245,14 +245,16 @@ def _prepare(spec: RunSpec, data_spec: Any, options: TrainOptions) -> _Prepared:
     _check_batch_norm(
         _spec_has_batch_norm(network_spec.layers), options.batch_size, len(train_index)
     )
-    model = build_network(
+    # Mixed precision trains float32 weights: its memory is float32's at most.
+    trained_spec = (
         dataclasses.replace(saved_spec, dtype="float32") if mixed else saved_spec
     )
+    model = build_network(trained_spec)
     _check_batch_norm(has_batch_norm(model), options.batch_size, len(train_index))
     # The build checked the memory for the top-level batch; a step takes this one.
     step_rows = min(options.batch_size, len(train_index))
     check_memory(
-        dataclasses.replace(saved_spec, batch_size=step_rows),
+        dataclasses.replace(trained_spec, batch_size=step_rows),
         [model.get_submodule(layer.name) for layer in network_spec.layers],
         batch_key="task.batch_size",
     )
