@@ -173,6 +173,8 @@ class _Prepared:
         device: Where it trains.
         saved_dtype: The dtype the network is saved in.
         mixed: Half precision trains as mixed precision.
+        scoring_rows: Rows per forward pass when scoring validation and test rows
+            (:func:`scoring_rows`).
     """
 
     spec: RunSpec
@@ -188,6 +190,7 @@ class _Prepared:
     device: torch.device
     saved_dtype: torch.dtype
     mixed: bool
+    scoring_rows: int
 
 
 def _data_of(spec: RunSpec) -> Any:
@@ -281,6 +284,7 @@ def _prepare(spec: RunSpec, data_spec: Any, options: TrainOptions) -> _Prepared:
         device=device,
         saved_dtype=saved_dtype,
         mixed=mixed,
+        scoring_rows=scoring_rows(saved_spec),
     )
 
 
@@ -384,7 +388,7 @@ def _fit_network(
             resume=resume,
             checkpoints=checkpointing(context, options),
             threads=threads,
-            validation_rows=scoring_rows(prepared.saved_spec),
+            validation_rows=prepared.scoring_rows,
         )
     finally:
         progress.close()
@@ -450,7 +454,7 @@ def _scores(
             x=x,
             y=y,
             autocast=autocast,
-            chunk_rows=scoring_rows(prepared.saved_spec),
+            chunk_rows=prepared.scoring_rows,
         )
         figures = {f"{split}_{metric}": scored.metric, f"{split}_loss": scored.loss}
         if scored.predicted is not None:
