@@ -79,6 +79,7 @@ def _run(
     checkpoints: bool = True,
     keep: str = "best",
     autocast: torch.dtype | None = None,
+    clip: float | None = None,
 ) -> tuple[dict[str, torch.Tensor], TrainResult]:
     """One process's worth: the network built afresh (as a new process would),
     trained, stopped or continued from ``tmp_path``'s checkpoint."""
@@ -111,6 +112,7 @@ def _run(
         generator=torch.Generator().manual_seed(3),
         dropout_seed=11 if dropout else None,
         autocast=autocast,
+        clip_grad_norm=clip,
         resume=load_checkpoint(path)[0] if resume else None,
         checkpoints=(
             Checkpointing(path, keep_final=keep_final, signals=StopAt(stop_at))
@@ -208,6 +210,16 @@ def test_a_finished_run_continues_further_as_the_longer_run(
     _same(
         _run(tmp_path, "adam", "step", True, epochs=7, resume=True, keep=keep), longer
     )
+
+
+def test_a_clipped_run_continues_bit_identical(tmp_path: Path) -> None:
+    (tmp_path / "alone").mkdir()
+    alone = _run(tmp_path / "alone", "adam", "cosine", True, clip=0.05)
+    unclipped = _run(tmp_path / "alone", "adam", "cosine", True)
+    assert not torch.equal(alone[0]["0.weight"], unclipped[0]["0.weight"])
+    with pytest.raises(TrainingStopped):
+        _run(tmp_path, "adam", "cosine", True, stop_at=STEPS + 1, clip=0.05)
+    _same(_run(tmp_path, "adam", "cosine", True, resume=True, clip=0.05), alone)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)

@@ -340,6 +340,18 @@ def test_optimizer_options_reach_the_optimizer() -> None:
     assert [row["lr"] for row in metrics["history"]] == [0.1, 0.05]
 
 
+def test_clip_grad_norm_reaches_the_loop() -> None:
+    # SGD without momentum moves the weights by lr times the (clipped) gradient: a
+    # tiny bound leaves each epoch's steps tiny, so the first epoch's train loss
+    # barely moves from the untrained network's, unlike the unclipped run's.
+    common = ["model=mlp", "data=iris", "task.epochs=3", "optimizer=sgd",
+              "optimizer.lr=0.5", "task.keep=last"]  # fmt: skip
+    free = train(common)["train"]["history"]
+    clipped = train([*common, "task.clip_grad_norm=1e-6"])["train"]["history"]
+    assert abs(clipped[-1]["train_loss"] - clipped[0]["train_loss"]) < 1e-4
+    assert free[-1]["train_loss"] < free[0]["train_loss"] - 0.05
+
+
 # ------------------------------------------------------------------------------------
 # Bad input
 # ------------------------------------------------------------------------------------
@@ -364,6 +376,10 @@ def test_optimizer_options_reach_the_optimizer() -> None:
         (["model=mlp", "data=digits", "optimizer.lr=-0.1"], "optimizer.lr", "-0.1"),
         (["model=mlp", "data=digits", "data.val_fraction=1.5"], "data.val_fraction",
          "1.5"),
+        (["model=mlp", "data=digits", "task.clip_grad_norm=0"],
+         "task.clip_grad_norm", "0"),
+        (["model=mlp", "data=digits", "task.clip_grad_norm=big"],
+         "task.clip_grad_norm", "big"),
     ],
 )  # fmt: skip
 def test_bad_training_input_names_the_key(

@@ -277,6 +277,7 @@ def test_a_diverging_run_names_the_learning_rate(
         ({"keep": "first"}, "keep 'first'"),
         ({"epochs": 0}, "must be >= 1"),
         ({"patience": 0}, "must be >= 1"),
+        ({"clip_grad_norm": 0.0}, "clip_grad_norm"),
     ],
 )
 def test_bad_arguments_are_refused(
@@ -336,6 +337,74 @@ def test_the_fast_adam_step_updates_exactly_as_optimizer_step(
     for fast, plain in zip(fast_weights + fast_state, plain_weights + plain_state,
                            strict=True):  # fmt: skip
         assert torch.equal(fast, plain)
+
+
+def _gradient(model: nn.Module, loss: torch.Tensor) -> torch.Tensor:
+    grads = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True)
+    return torch.cat([grad.flatten() for grad in grads])
+
+
+def _flat(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("max_norm", [0.5, 1000.0])
+@pytest.mark.parametrize("scaled", [False, True])
+def test_clipping_scales_the_gradient_down_to_the_norm(
+    max_norm: float, scaled: bool
+) -> None:
+    """With SGD at lr 1 the step is minus the gradient: clipped to ``max_norm`` when
+    its norm is larger (over all the parameters as one vector), untouched when
+    smaller; under a float16 loss scaler the bound holds for the unscaled
+    gradient."""
+    from annfactory.steppers import Stepper
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    loss = (model(torch.randn(8, 4) * 10) ** 2).mean()
+    gradient = _gradient(model, loss)
+    norm = float(torch.linalg.vector_norm(gradient))
+    assert 0.5 < norm < 1000.0
+    before = _flat(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0) if scaled else None
+    Stepper(optimizer, scaler, max_norm)(loss)
+    step = before - _flat(model)
+    torch.testing.assert_close(step, gradient * min(1.0, max_norm / norm))
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_clipping_with_the_fast_adam_step_equals_torch_s_own_loop() -> None:
+    """``backward; clip_grad_norm_; optimizer.step()`` in plain torch and the
+    stepper's fast fused-Adam path with the same bound give the same weights."""
+    from torch.nn.utils import clip_grad_norm_
+
+    from annfactory.steppers import Stepper
+
+    def run(ours: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 3))
+        optimizer = build_optimizer(
+            parse_optimizer({"name": "adam", "lr": 0.01}), model.parameters(), CPU
+        )
+        stepper = Stepper(optimizer, None, 0.1)
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(6):
+            x = torch.randn(8, 5, generator=generator) * 5
+            target = torch.randint(0, 3, (8,), generator=generator)
+            loss = functional.cross_entropy(model(x), target)
+            if ours:
+                stepper(loss)
+            else:
+                loss.backward()
+                clip_grad_norm_(model.parameters(), 0.1)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+        if ours:
+            assert stepper._fast_groups() is not None  # the fast path was taken
+        return _flat(model)
+
+    torch.testing.assert_close(run(True), run(False), rtol=0, atol=0)
 
 
 def test_the_fast_step_is_taken_for_fused_adam_and_not_for_sgd() -> None:

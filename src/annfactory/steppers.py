@@ -20,6 +20,10 @@ class Stepper:
     scaled before the backward pass, and the scaler steps the optimizer (skipping a
     step whose gradients overflowed) and updates its scale.
 
+    With ``clip_grad_norm``, the gradients are scaled down before each step so that
+    their norm over all the parameters (one vector) is at most that value
+    (:func:`torch.nn.utils.clip_grad_norm_`; under a scaler, after unscaling).
+
     For a fused Adam or AdamW (what :func:`annfactory.optimizers.build_optimizer`
     makes), after the first step has created the optimizer's state, each step calls
     torch's functional ``torch.optim.adam.adam`` (public: in that module's
@@ -31,10 +35,16 @@ class Stepper:
     """
 
     def __init__(
-        self, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+        self,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler | None,
+        clip_grad_norm: float | None = None,
     ) -> None:
+        if clip_grad_norm is not None and not clip_grad_norm > 0:
+            raise ValueError(f"clip_grad_norm ({clip_grad_norm}) must be > 0 or None")
         self._optimizer = optimizer
         self._scaler = scaler
+        self._clip = clip_grad_norm
         self._parameters = [
             parameter
             for group in optimizer.param_groups
@@ -47,16 +57,26 @@ class Stepper:
         scaler = self._scaler
         if scaler is not None:
             scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            if self._clip is not None:
+                scaler.unscale_(self._optimizer)
+                self._clip_gradients(self._clip)
             scaler.step(self._optimizer)
             scaler.update()
         else:
             loss.backward()  # type: ignore[no-untyped-call]
+            if self._clip is not None:
+                self._clip_gradients(self._clip)
             groups = self._fast_groups() if self._steps else None
             self._steps += 1
             if groups is None or not self._step_fast(groups):
                 self._optimizer.step()
         for parameter in self._parameters:
             parameter.grad = None
+
+    def _clip_gradients(self, max_norm: float) -> None:
+        from torch.nn.utils import clip_grad_norm_
+
+        clip_grad_norm_([p for p in self._parameters if p.grad is not None], max_norm)
 
     def _fast_groups(self) -> list[tuple[dict[str, Any], list[list[Tensor]]]] | None:
         if self._groups is not None:

@@ -156,6 +156,7 @@ def train(
     checkpoints: Checkpointing | None = None,
     threads: int | None = None,
     validation_rows: int = VALIDATION_ROWS,
+    clip_grad_norm: float | None = None,
 ) -> TrainResult:
     """Train ``module`` by minibatch steps and validate it after every epoch.
 
@@ -209,6 +210,8 @@ def train(
         validation_rows: The most rows of one validation forward pass (the rows are
             scored in chunks of this many): fewer for a network whose rows take much
             memory each (long sequences under attention).
+        clip_grad_norm: Before each step, scale the gradients down so that their
+            norm over all the parameters is at most this (> 0); None: no clipping.
 
     Returns:
         The history and the summary of the run.
@@ -229,14 +232,12 @@ def train(
         metric=metric,
         optimizer=optimizer,
         schedule=schedule,
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
+        data=(x_train, y_train, x_val, y_val),
         batch_size=batch_size,
         generator=generator,
         autocast=autocast,
         validation_rows=validation_rows,
+        clip_grad_norm=clip_grad_norm,
     )
     best = _BestSoFar(keep=keep, epochs=epochs)
     result = _so_far(resume, run_epoch, best)
@@ -409,7 +410,7 @@ class _EpochRunner:
     Built once per run (the batch sizes and their weights, the forward pass, the
     validation, the optimizer's stepper); ``run_epoch(epoch)`` trains one epoch,
     steps the schedule, and returns its record. The arguments are
-    :func:`train`'s.
+    :func:`train`'s (``data``: its training and validation inputs and targets).
     """
 
     def __init__(
@@ -421,17 +422,16 @@ class _EpochRunner:
         metric: str,
         optimizer: torch.optim.Optimizer,
         schedule: torch.optim.lr_scheduler.LRScheduler | None,
-        x_train: Tensor,
-        y_train: Tensor,
-        x_val: Tensor,
-        y_val: Tensor,
+        data: tuple[Tensor, Tensor, Tensor, Tensor],
         batch_size: int,
         generator: torch.Generator,
         autocast: torch.dtype | None,
         validation_rows: int = VALIDATION_ROWS,
+        clip_grad_norm: float | None = None,
     ) -> None:
         import torch
 
+        x_train, y_train, x_val, y_val = data
         self._module, self._metric = module, metric
         self.optimizer, self.schedule = optimizer, schedule
         self._x_train, self._y_train = x_train, y_train
@@ -453,7 +453,7 @@ class _EpochRunner:
             if autocast == torch.float16
             else None
         )
-        self._step = Stepper(optimizer, self._scaler)
+        self._step = Stepper(optimizer, self._scaler, clip_grad_norm)
         self._total_squares = total_squares(y_train) if metric == "r2" else None
 
     def scaler_state(self) -> dict[str, Any] | None:

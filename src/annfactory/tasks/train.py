@@ -389,6 +389,7 @@ def _fit_network(
             checkpoints=checkpointing(context, options),
             threads=threads,
             validation_rows=prepared.scoring_rows,
+            clip_grad_norm=options.clip_grad_norm,
         )
     finally:
         progress.close()

@@ -31,6 +31,14 @@ _FIXED_OPTIONS: Final = {
     "gamma": Param(
         float, 0.1, "lr factor at each drop (schedule=step)", low=0, low_open=True
     ),
+    "clip_grad_norm": Param(
+        float,
+        None,
+        "scale each step's gradients down to at most this norm over all the "
+        "parameters; null: no clipping",
+        low=0,
+        low_open=True,
+    ),
     "log_every": Param(
         int,
         None,
@@ -72,7 +80,13 @@ _FIXED_OPTIONS: Final = {
 
 #: The options conf/task/train.yaml lists after the loss.
 _LAST_OPTIONS: Final = (
-    *("log_every", "checkpoint_every", "checkpoint_seconds", "keep_checkpoint"),
+    *(
+        "clip_grad_norm",
+        "log_every",
+        "checkpoint_every",
+        "checkpoint_seconds",
+        "keep_checkpoint",
+    ),
     *("resume", "init_from", "init_skip", "freeze", "threads"),
 )
 
@@ -140,6 +154,7 @@ class TrainOptions:
     step_size: int = 30
     gamma: float = 0.1
     loss: str | None = None
+    clip_grad_norm: float | None = None
     log_every: int | None = None
     checkpoint_every: int = 1
     checkpoint_seconds: float = 2.0
