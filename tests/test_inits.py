@@ -20,6 +20,7 @@ from scipy import stats
 import annfactory
 from annfactory import ConfigError, UnknownNameError, activations, inits, layers
 from annfactory.inits import NONLINEARITIES
+from annfactory.inits import orthogonal as orthogonal_init
 from annfactory.params import REQUIRED
 from layer_samples import NESTED_EXAMPLE, REQUIRED_EXAMPLES, first_shape
 from specs import one_linear_layer
@@ -654,3 +655,25 @@ def test_a_bad_top_level_init_is_reported_without_a_dense_layer() -> None:
         annfactory.parse_run(
             {"model": model, "init": {"name": "uniform", "a": 3.0, "b": 2.0}}
         )
+
+
+@pytest.mark.parametrize("shape", [(256, 64), (64, 64), (150, 250)])
+def test_orthogonal_is_the_same_on_one_thread_and_two(shape: tuple[int, int]) -> None:
+    # LAPACK's QR differs in its last bits between thread counts; the init runs it
+    # on one thread, so a seed gives one matrix under any launcher, and torch's
+    # setting is left as it was.
+    before = torch.get_num_threads()
+    weights = []
+    try:
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            tensor = torch.empty(shape)
+            orthogonal_init(
+                tensor, generator=torch.Generator().manual_seed(3), gain=1.0
+            )
+            assert torch.get_num_threads() == threads
+            weights.append(tensor)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(weights[0], weights[1])
+    assert torch.equal(weights[0], weights[2])

@@ -384,8 +384,19 @@ def orthogonal(
 
     Saxe et al. (2013), *Exact solutions to the nonlinear dynamics of learning in deep
     linear neural networks*.
+
+    The QR decomposition runs on one thread, whatever torch's setting: LAPACK's
+    result differs in its last bits between one thread and two, and training
+    amplifies that, so the same seed gives the same matrix under any launcher.
     """
-    _nn_init().orthogonal_(tensor, gain, generator=generator)
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _nn_init().orthogonal_(tensor, gain, generator=generator)
+    finally:
+        torch.set_num_threads(before)
 
 
 def trunc_normal(
