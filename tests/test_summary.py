@@ -259,8 +259,13 @@ def test_a_job_line_is_one_line_with_number_overrides_status_and_result() -> Non
 def test_the_launchers_per_job_lines_are_hidden_and_their_others_kept(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from hydra.core.plugins import Plugins
+
     from annfactory.cli import QuietJobs
 
+    # Hydra scans its plugins (importing the basic launcher's module, which creates
+    # its logger) before a sweep starts; run alone, this test must do it too.
+    Plugins.instance()
     QuietJobs().on_multirun_start(OmegaConf.create({}))
     QuietJobs().on_multirun_start(OmegaConf.create({}))  # a second sweep: one filter
     logger = logging.getLogger("hydra._internal.core_plugins.basic_launcher")
@@ -407,6 +412,34 @@ def test_a_train_sweep_draws_every_job_s_validation_curves(tmp_path: Path) -> No
         assert image.size[0] > 600
 
 
+@pytest.mark.parametrize("kind", ["train", "forward"])
+def test_a_long_list_of_shared_overrides_stays_inside_the_figure(kind: str) -> None:
+    # A recipe of a dozen fixed overrides ran off both edges of the title.
+    shared = ["task.schedule=cosine", "task.epochs=1000", "optimizer=adamw",
+              "optimizer.lr=0.01", "optimizer.weight_decay=0.05", "task.keep=best",
+              "task.clip_grad_norm=1", "data=ucr", "data.dataset=GunPoint",
+              "task.batch_size=16", "model.layers.rnn.bias_init=default"]  # fmt: skip
+    if kind == "train":
+        records = [_train(0, 8, [1.2, 1.0]), _train(1, 32, [1.1, 0.6])]
+    else:
+        records = [_forward(0, 1, "zeros", 0.25), _forward(1, 2, "ones", -0.5)]
+    for record in records:
+        record["overrides"] = [*record["overrides"], *shared]
+    figure = plot_summary(records)
+    assert figure is not None
+    title = figure.texts[0]  # type: ignore[attr-defined]
+    text = title.get_text()
+    assert all(override in text for override in shared)
+    assert len(text.splitlines()) >= 3  # the first line, then the overrides wrapped
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # the constrained layout places the title
+    box = title.get_window_extent(canvas.get_renderer())
+    assert box.x0 >= 0
+    assert box.x1 <= figure.bbox.width
+
+
 def test_a_forward_sweep_draws_each_varying_metric_per_job(tmp_path: Path) -> None:
     records = [
         _forward(0, 1, "zeros", 0.25),
@@ -443,6 +476,17 @@ def test_one_numeric_override_draws_each_metric_against_it() -> None:
     assert list(points.get_xdata()) == [8, 8, 16, 64]
     assert list(means.get_xdata()) == [8, 16, 64]
     assert list(means.get_ydata()) == [0.8, 1.6, 6.4]
+    ticks = axes.get_xticks()
+    assert len(ticks) >= 2
+    assert all(float(tick).is_integer() for tick in ticks)
+
+
+def test_two_seeds_get_whole_number_ticks() -> None:
+    records = [_record(job, [f"seed={job}"], score=job / 3) for job in (0, 1)]
+    figure = plot_summary(records)
+    assert figure is not None
+    ticks = figure.axes[0].get_xticks()
+    assert all(float(tick).is_integer() for tick in ticks), ticks
 
 
 def test_no_picture_when_every_job_failed(tmp_path: Path) -> None:

@@ -54,6 +54,22 @@ def plot_summary(records: Sequence[JobRecord]) -> Figure | None:
     return _metric_chart(records)
 
 
+#: Characters of a 10-point title per inch of figure width, with a margin (DejaVu
+#: Sans averages about 6 points a character).
+_TITLE_CHARACTERS_PER_INCH = 11
+
+
+def _wrapped(shared: str, figure: Figure) -> str:
+    """The overrides shared by every job, broken between overrides into lines that
+    fit the figure's width (a long list ran off its edges)."""
+    import textwrap
+
+    width = max(40, int(figure.get_figwidth() * _TITLE_CHARACTERS_PER_INCH))
+    return textwrap.fill(
+        shared, width=width, break_long_words=False, break_on_hyphens=False
+    )
+
+
 def _history(record: JobRecord) -> list[Mapping[str, Any]]:
     train = record["metrics"].get("train")
     history = train.get("history") if isinstance(train, Mapping) else None
@@ -125,7 +141,7 @@ def _validation_curves(records: Sequence[JobRecord]) -> Figure:
     if mixed:
         title += "; one row per kind of task: their losses differ"
     if shared:
-        title += f"\n{shared}"
+        title += "\n" + _wrapped(shared, figure)
     figure.suptitle(title, fontsize=10)
     handles = [
         line
@@ -252,7 +268,7 @@ def _metric_chart(records: Sequence[JobRecord]) -> Figure:
     if not shown:
         title += ": no metric varies across the jobs"
     if shared:
-        title += f"\n{shared}"
+        title += "\n" + _wrapped(shared, figure)
     figure.suptitle(title, fontsize=10)
     if palette and axis is None:
         from matplotlib.patches import Patch
@@ -357,6 +373,11 @@ def _metric_against(
     )  # fmt: skip
     axes.set_xlabel(key)
     _log_scale_if_wide(axes, "x", xs)
+    if axes.get_xscale() == "linear" and all(float(x).is_integer() for x in xs):
+        from matplotlib.ticker import MaxNLocator
+
+        # seed=0,1 or model.width=8,16: no ticks between whole numbers (0.2, 0.4).
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _metric_bars(
