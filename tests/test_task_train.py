@@ -342,8 +342,8 @@ def test_optimizer_options_reach_the_optimizer() -> None:
 
 def test_clip_grad_norm_reaches_the_loop() -> None:
     # SGD without momentum moves the weights by lr times the (clipped) gradient: a
-    # tiny bound leaves each epoch's steps tiny, so the first epoch's train loss
-    # barely moves from the untrained network's, unlike the unclipped run's.
+    # tiny bound leaves every step tiny, so the train loss barely moves from the
+    # first epoch to the last, where the unclipped run's falls.
     common = ["model=mlp", "data=iris", "task.epochs=3", "optimizer=sgd",
               "optimizer.lr=0.5", "task.keep=last"]  # fmt: skip
     free = train(common)["train"]["history"]
