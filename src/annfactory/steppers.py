@@ -76,7 +76,7 @@ class Stepper:
     def _clip_gradients(self, max_norm: float) -> None:
         from torch.nn.utils import clip_grad_norm_
 
-        clip_grad_norm_([p for p in self._parameters if p.grad is not None], max_norm)
+        clip_grad_norm_(self._parameters, max_norm)  # it skips those without a grad
 
     def _fast_groups(self) -> list[tuple[dict[str, Any], list[list[Tensor]]]] | None:
         if self._groups is not None:
