@@ -319,6 +319,13 @@ def csv_case(id: str, file: str, *, key: str, value: str, fix: str) -> Any:
     return train_case(id, *args, key=key, value=value, fix=fix)
 
 
+def series_case(id: str, file: str, *args: str, key: str, value: str, fix: str) -> Any:
+    """``data=series`` on one of the files of ``tests/bad_inputs/data``."""
+    data = ("data=series", f"data.path={DATA / file}", "data.column=sales")
+    return case(id, "task=train", "model=lstm", *data, *args, "task.epochs=1",
+                key=key, value=value, fix=fix)  # fmt: skip
+
+
 TRAIN_CASES = [
     csv_case("csv-missing-file", "missing.csv", key="data.path",
              value="missing.csv", fix="Give the path of a data file"),
@@ -1065,6 +1072,22 @@ SEQUENCE_CASES = [
     case("ucr-unknown-dataset", "task=train", "model=lstm", "data=ucr",
          "data.dataset=GunPiont", key="data.dataset",
          value="unknown UCR/UEA set 'GunPiont'", fix="Did you mean 'GunPoint'?"),
+    series_case("series-unknown-column", "series.csv", "data.column=sale",
+                key="data.column", value="no column 'sale'",
+                fix="Did you mean 'sales'?"),
+    series_case("series-gap", "series_gap.csv", key="data.column",
+                value="has no value in row 14", fix="Fill the gap in the file"),
+    series_case("series-text-cell", "series_text.csv", key="data.column",
+                value="holds 'n/a?' in row 22: not a number", fix="fix the cell"),
+    series_case("series-window-too-long", "series.csv", "data.window=40",
+                key="data.window", value="has 40 steps: a window of 40",
+                fix="Use a shorter data.window"),
+    series_case("series-season-longer-than-window", "series.csv", "data.window=6",
+                "data.season=7", key="data.season",
+                value="7 is longer than data.window 6", fix="Use data.window=7"),
+    series_case("series-no-training-row", "series.csv", "data.window=30",
+                "data.horizon=5", key="data.val_fraction",
+                value="6 rows leave no training row", fix="Lower data.val_fraction"),
 ]  # fmt: skip
 SHAPE_CASES.extend(SEQUENCE_CASES)
 

@@ -15,7 +15,7 @@ MAX_MODULE_LINES = 800
 MAX_FUNCTION_LINES = 80
 
 #: What is still over, as (file under src/, function name or None for the module):
-#: data.py (1,240 lines: the registry, the spec, the table, the splits and every
+#: data.py (1,620 lines: the registry, the spec, the table, the splits and every
 #: built-in data set's loader; its hand-written CSV reader is gone).
 KNOWN_OVERSIZE: set[tuple[str, str | None]] = {
     ("annfactory/data.py", None),

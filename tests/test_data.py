@@ -78,6 +78,10 @@ def node_for(name: str, tmp_path: Path) -> dict[str, Any]:
         path = tmp_path / "people.parquet"
         pq.write_table(pcsv.read_csv(write(tmp_path, PEOPLE)), path)
         return {"name": "parquet", "path": str(path), "target": "species"}
+    if name == "series":
+        values = "\n".join(str(i % 9) for i in range(60))
+        path = write(tmp_path, f"sales\n{values}\n", "series.csv")
+        return {"name": "series", "path": path, "column": "sales", "window": 12}
     return {"name": name}
 
 
@@ -136,7 +140,7 @@ def test_every_data_set_has_a_yaml_option_with_its_defaults(name: str) -> None:
         expected = "???" if param.default is REQUIRED else param.default
         assert node[option] == expected, option
     assert node["val_fraction"] == 0.2
-    if name not in ("csv", "parquet"):
+    if name not in ("csv", "parquet", "series"):  # each needs a file
         assert parse_data(node) == parse_data(name)
 
 
@@ -250,8 +254,8 @@ def test_an_unknown_data_set_names_the_closest_and_lists_them() -> None:
     with pytest.raises(UnknownNameError, match=r"Did you mean 'digits'\?") as caught:
         parse_data({"name": "digts"})
     assert (
-        "breast_cancer, csv, diabetes, digits, iris, moons, parquet, spirals, ucr, wine"
-        in str(caught.value)
+        "breast_cancer, csv, diabetes, digits, iris, moons, parquet, series, spirals, "
+        "ucr, wine" in str(caught.value)
     )
 
 

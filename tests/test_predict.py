@@ -187,8 +187,9 @@ def test_a_run_trained_on_a_bundled_data_set_is_refused(tmp_path: Path) -> None:
     (tmp_path / "spec.yaml").write_text(json.dumps(spec), encoding="utf-8")
     with pytest.raises(
         ConfigError,
-        match=r"^task\.run: the run '.*' was trained on data=iris, not on a file of "
-        r"yours: .*\n  Predict with runs of task=train data=csv or data=parquet\.",
+        match=r"^task\.run: the run '.*' was trained on data=iris, not on a table of "
+        r"yours: .*\n  Predict with runs of task=train data=csv or data=parquet \(a "
+        r"run's network takes raw rows from Python: annfactory\.load_run\)\.",
     ):
         annfactory.load_predictor(tmp_path)
 

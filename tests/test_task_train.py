@@ -29,7 +29,13 @@ from annfactory.tasks.train import CURVES_FILE, HISTORY_FILE
 RunCli = Callable[..., Any]
 
 #: Small versions of the synthetic sets, so every option trains in well under a second.
-SMALL = {"moons": ["data.n_samples=200"], "spirals": ["data.n_samples=200"]}
+#: A series of 40 steps (``data=series`` needs a file).
+SERIES = Path(__file__).resolve().parent / "bad_inputs" / "data" / "series.csv"
+SMALL = {
+    "moons": ["data.n_samples=200"],
+    "spirals": ["data.n_samples=200"],
+    "series": [f"data.path={SERIES}", "data.column=sales", "data.window=8"],
+}
 
 
 def train(

@@ -427,6 +427,14 @@ class Table:
         test_index: The rows of a test part that the data set fixes (a UCR set's own
             test part): the test split, whatever ``data.test_fraction``; the
             validation rows come from the others. None: drawn by the seed.
+        time_gap: Rows in time order (``data=series``'s windows): the split takes
+            consecutive blocks, train, validation, test, and leaves out this many
+            rows before each later block (a forecast's horizon less one). None:
+            the rows are drawn by the seed.
+        baseline: regression: each row's forecast by a reference method, in the
+            target's units (``data=series``: the seasonal-naive forecast), scored
+            beside the network; None: no reference.
+        baseline_name: What ``baseline`` is, in words.
     """
 
     name: str
@@ -439,6 +447,9 @@ class Table:
     notes: tuple[str, ...] = ()
     sample_shape: tuple[int, ...] | None = None
     test_index: npt.NDArray[np.int64] | None = None
+    time_gap: int | None = None
+    baseline: npt.NDArray[np.float64] | None = None
+    baseline_name: str = ""
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -476,6 +487,13 @@ class Table:
                 raise ValueError(f"{what}: class indices outside [0, {len(names)})")
         elif self.class_names is not None:
             raise ValueError(f"{what}: a regression has no class names")
+        if self.baseline is not None:
+            baseline = _frozen(self.baseline, np.float64)
+            if classes or baseline.shape != target.shape:
+                raise ValueError(
+                    f"{what}: a baseline is one forecast per regression row"
+                )
+            object.__setattr__(self, "baseline", baseline)
         object.__setattr__(self, "features", features)
         object.__setattr__(self, "target", target)
         object.__setattr__(self, "feature_names", tuple(self.feature_names))
@@ -811,6 +829,8 @@ def split_three(
 
     if table.test_index is not None:
         return _split_fixed_test(table, val_fraction, test_fraction, seed)
+    if table.time_gap is not None:
+        return _split_in_time(table, val_fraction, test_fraction, table.time_gap)
     rows = table.rows
     n_test = round(rows * test_fraction)
     n_val = round(rows * val_fraction)
@@ -895,6 +915,50 @@ def _split_fixed_test(
         permutation[kept].astype(np.int64),
         permutation[is_val].astype(np.int64),
         np.sort(permutation[is_test]).astype(np.int64),
+    )
+
+
+def _split_in_time(
+    table: Table, val_fraction: float, test_fraction: float, gap: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """:func:`split_three` for rows in time order: the last ``round(rows *
+    test_fraction)`` rows test, the ``round(rows * val_fraction)`` before them
+    validate, the first ones train, and ``gap`` rows before each later block are
+    left out. The seed does not enter."""
+    import numpy as np
+
+    rows = table.rows
+    n_test = round(rows * test_fraction)
+    n_val = round(rows * val_fraction)
+    if test_fraction > 0 and n_test < 1:
+        raise ConfigError(
+            "data.test_fraction",
+            f"{test_fraction:g} of {rows} rows rounds to no test row.",
+            "Raise data.test_fraction, set it to 0 (no test rows), or use a longer "
+            "series.",
+        )
+    if n_val < 1:
+        raise ConfigError(
+            "data.val_fraction",
+            f"{val_fraction:g} of {rows} rows rounds to no validation row.",
+            "Raise data.val_fraction, or use a longer series.",
+        )
+    test_start = rows - n_test
+    val_end = test_start - (gap if n_test else 0)
+    train_end = val_end - n_val - gap
+    if train_end < 1:
+        left = f" and {gap} left out before each later part" if gap else ""
+        raise ConfigError(
+            "data.val_fraction",
+            f"{rows} rows leave no training row: {n_val} validate and {n_test} "
+            f"test{left}.",
+            "Lower data.val_fraction or data.test_fraction, shorten data.window or "
+            "data.horizon, or use a longer series.",
+        )
+    return (
+        np.arange(train_end, dtype=np.int64),
+        np.arange(val_end - n_val, val_end, dtype=np.int64),
+        np.arange(test_start, rows, dtype=np.int64),
     )
 
 
@@ -1471,3 +1535,85 @@ datasets.register(
 datasets.register(
     "parquet", params=_table_params("parquet"), checks=_TABLE_CHECKS, splits=True
 )(_user_table("parquet"))
+
+
+# ------------------------------------------------------------------------------------
+# A time series of the user's, cut into windows (annfactory.series)
+# ------------------------------------------------------------------------------------
+
+_SERIES_CACHE: dict[tuple[Any, ...], Table] = {}
+
+
+@datasets.register(
+    "series",
+    kind="regression",
+    params={
+        "path": Param(
+            str,
+            REQUIRED,
+            "a CSV file (TSV, .csv.gz) or a Parquet file (.parquet, .pq); relative "
+            "to the directory you run in",
+        ),
+        "column": Param(
+            str, REQUIRED, "the column of the series, one value a step, in time order"
+        ),
+        "window": Param(
+            int, 24, "steps in each row's window: the input's length", low=1
+        ),
+        "horizon": Param(
+            int, 1, "the target's distance in steps after a window's last step", low=1
+        ),
+        "season": Param(
+            int,
+            1,
+            "the seasonal-naive forecast's period in steps (12: monthly values with a "
+            "yearly cycle); 1: the naive forecast",
+            low=1,
+        ),
+        "delimiter": Param(
+            str,
+            ",",
+            "a CSV file's character between cells; comma, semicolon, tab "
+            "or pipe name one",
+        ),
+    },
+    checks={"column": _column_name, "delimiter": delimiter_option},
+)
+def series(options: Mapping[str, Any], seed: int) -> Table:
+    """A time series of yours (a column of a CSV or Parquet file), cut into windows
+    for forecasting, split in time order."""
+    from annfactory.series import describe, read_series, windows
+
+    path = Path(os.path.expanduser(options["path"]))
+    try:
+        status = path.stat()
+    except OSError:
+        status = None  # read_series says what is wrong with it
+    key = (
+        str(path.resolve()),
+        None if status is None else (status.st_size, status.st_mtime_ns),
+        tuple(sorted((k, repr(v)) for k, v in options.items())),
+    )
+    if status is not None and key in _SERIES_CACHE:
+        return _SERIES_CACHE[key]
+    column, window = options["column"], options["window"]
+    horizon, season = options["horizon"], options["season"]
+    values = read_series(path, column, delimiter=options["delimiter"])
+    cut = windows(values, window, horizon, season, column=f"column {column!r}")
+    table = Table(
+        "series",
+        "regression",
+        cut.features,
+        cut.target,
+        tuple(f"t{step}" for step in range(window)),
+        notes=tuple(
+            describe(column, len(values), len(cut.target), window, horizon, season)
+        ),
+        sample_shape=with_layout((window, 1), SEQUENCE),
+        time_gap=horizon - 1,
+        baseline=cut.naive,
+        baseline_name="naive" if season == 1 else f"seasonal naive (season {season})",
+    )
+    _SERIES_CACHE.clear()  # one series at a time: its windows may be large
+    _SERIES_CACHE[key] = table
+    return table

@@ -425,9 +425,10 @@ def _trained_table_run(
     if data.name not in _TABLE_DATA or not layers or layers[0].type != _ENCODER:
         raise ConfigError(
             "task.run",
-            f"the run {shown} was trained on data={data.name}, not on a file of "
+            f"the run {shown} was trained on data={data.name}, not on a table of "
             "yours: it has no record of a table's columns to read new rows with.",
-            "Predict with runs of task=train data=csv or data=parquet.",
+            "Predict with runs of task=train data=csv or data=parquet (a run's "
+            "network takes raw rows from Python: annfactory.load_run).",
         )
     return spec, fitted, data.options
 

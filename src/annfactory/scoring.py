@@ -65,7 +65,8 @@ def validation(
     device, computed under ``inference_mode`` in eval mode (the caller's), in float32
     (the loss of a mixed-precision forward pass as well), in forward passes of at most
     ``chunk_rows`` rows (and at most :data:`VALIDATION_ROWS`). Given a list,
-    ``classes`` gets each chunk's predicted classes, on the CPU."""
+    ``classes`` gets each chunk's predicted classes, on the CPU, and ``outputs``
+    each chunk's outputs (float32, on the CPU)."""
     import torch
 
     rows = x_val.shape[0]
@@ -81,15 +82,19 @@ def validation(
     # SS_tot does not change from epoch to epoch.
     squares = total_squares(y_val) if metric == "r2" else None
 
-    def run(classes: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    def run(
+        classes: list[Tensor] | None = None, outputs: list[Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
         losses = []
         scores = []
         for (inputs, targets), weight in zip(chunks, weights, strict=True):
-            outputs, chunk_loss = forward(inputs, targets)
+            chunk_outputs, chunk_loss = forward(inputs, targets)
             losses.append(chunk_loss.float() * weight)
-            scores.append(score(outputs, targets, metric))
+            scores.append(score(chunk_outputs, targets, metric))
             if classes is not None:
-                classes.append(_predicted(outputs).cpu())
+                classes.append(_predicted(chunk_outputs).cpu())
+            if outputs is not None:
+                outputs.append(chunk_outputs.float().cpu())
         val_loss = torch.stack(losses).sum()
         return val_loss, metric_of(torch.stack(scores).sum(0), rows, squares)
 
@@ -143,11 +148,14 @@ class Evaluation:
         metric: Accuracy or R² (as :func:`train`'s validation computes them).
         predicted: Classification: each row's class index (int64, on the CPU);
             regression: None.
+        outputs: Each row's outputs (float32, on the CPU) where asked for
+            (``keep_outputs``), else None.
     """
 
     loss: float
     metric: float
     predicted: Tensor | None
+    outputs: Tensor | None = None
 
 
 def balanced_accuracy(truth: Any, predicted: Any) -> float:
@@ -180,10 +188,11 @@ def evaluate(
     y: Tensor,
     autocast: torch.dtype | None = None,
     chunk_rows: int = VALIDATION_ROWS,
+    keep_outputs: bool = False,
 ) -> Evaluation:
     """Score rows ``x`` against ``y`` as :func:`train` scores its validation rows
     (eval mode, under ``inference_mode``, in chunks of at most ``chunk_rows``), and
-    give each row's class.
+    give each row's class (and, with ``keep_outputs``, its outputs).
 
     The module's training mode is restored afterwards.
     """
@@ -192,15 +201,17 @@ def evaluate(
     forward = forward_pass(logits, loss, x.device, autocast)
     scored = validation(forward, metric, x, y, chunk_rows)
     classes: list[Tensor] | None = [] if metric == "accuracy" else None
+    outputs: list[Tensor] | None = [] if keep_outputs else None
     was_training = module.training
     module.eval()
     try:
         with torch.inference_mode():
-            mean_loss, value = scored(classes)
+            mean_loss, value = scored(classes, outputs)
     finally:
         module.train(was_training)
     predicted = torch.cat(classes) if classes else None
-    return Evaluation(float(mean_loss), float(value), predicted)
+    kept = torch.cat(outputs) if outputs else None
+    return Evaluation(float(mean_loss), float(value), predicted, kept)
 
 
 def _columns(values: Tensor) -> Tensor:

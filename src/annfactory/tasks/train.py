@@ -437,14 +437,20 @@ def _scores(
     prepared: _Prepared, logits: Callable[[torch.Tensor], torch.Tensor]
 ) -> dict[str, float]:
     """The kept weights' figures beyond the history: balanced accuracy on the
-    validation rows (classification), and the test split's loss and metric, each
+    validation rows (classification), the test split's loss and metric, and a
+    forecast's errors beside the data set's baseline (``data=series``), each
     computed once."""
+    import torch
+
     from annfactory.scoring import balanced_accuracy, evaluate
 
     _, _, x_val, y_val, x_test, y_test = prepared.tensors
     loss = losses.get(prepared.choice.name).build()
     metric = prepared.metric
     autocast = prepared.saved_dtype if prepared.mixed else None
+
+    baseline = prepared.table.baseline
+    forecasts: dict[str, torch.Tensor] = {}
 
     def score(x: torch.Tensor, y: torch.Tensor, split: str) -> dict[str, float]:
         scored = evaluate(
@@ -456,7 +462,10 @@ def _scores(
             y=y,
             autocast=autocast,
             chunk_rows=prepared.scoring_rows,
+            keep_outputs=baseline is not None,
         )
+        if scored.outputs is not None:
+            forecasts[split] = scored.outputs
         figures = {f"{split}_{metric}": scored.metric, f"{split}_loss": scored.loss}
         if scored.predicted is not None:
             truth = y.reshape(-1).long().cpu().numpy()
@@ -466,12 +475,30 @@ def _scores(
         return figures
 
     scores = {}
-    if metric == "accuracy":
-        scores["val_balanced_accuracy"] = score(x_val, y_val, "val")[
-            "val_balanced_accuracy"
-        ]
+    if metric == "accuracy" or baseline is not None:
+        val = score(x_val, y_val, "val")
+        if metric == "accuracy":
+            scores["val_balanced_accuracy"] = val["val_balanced_accuracy"]
     if len(prepared.test_index):
         scores |= score(x_test, y_test, "test")
+    if baseline is not None:
+        from annfactory.series import forecast_errors
+
+        # The forecasts in the target's units, through the network's destandardize.
+        to_units = prepared.model.get_submodule(OUTPUT_LAYER)
+        for split, index in (
+            ("val", prepared.val_index),
+            ("test", prepared.test_index),
+        ):
+            if split in forecasts:
+                with torch.inference_mode():
+                    forecast = to_units(forecasts[split].to(prepared.device))
+                scores |= forecast_errors(
+                    split,
+                    prepared.table.target[index],
+                    forecast.reshape(-1).double().cpu().numpy(),
+                    baseline[index],
+                )
     return scores
 
 
@@ -542,6 +569,11 @@ def _summary(
         "rows_val": len(prepared.val_index),
         **({"rows_test": len(prepared.test_index)} if len(prepared.test_index) else {}),
         **{k: v for k, v in result.scores.items() if k.startswith("test_")},
+        **(
+            {"baseline": prepared.table.baseline_name}
+            if prepared.table.baseline is not None
+            else {}
+        ),
         "history": [history_row(record, metric) for record in result.history],
     }
 

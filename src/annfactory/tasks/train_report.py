@@ -123,7 +123,14 @@ def print_result(out: TextIO, summary: Mapping[str, Any], metric_key: str) -> No
         f"  train_loss: {summary['train_loss']:.4f}",
         file=out,
     )
-    test = [key for key in summary if key.startswith("test_") and key != "test_loss"]
+    test = [
+        key
+        for key in summary
+        if key.startswith("test_")
+        and key != "test_loss"
+        # A forecast's errors get a line of their own, below.
+        and not key.endswith(("_mae", "_rmse"))
+    ]
     if test:
         figures = "  ".join(f"{key}: {summary[key]:.4f}" for key in test)
         print(
@@ -131,6 +138,17 @@ def print_result(out: TextIO, summary: Mapping[str, Any], metric_key: str) -> No
             f"({summary['rows_test']} test rows, scored once with the kept weights)",
             file=out,
         )
+    for split in ("val", "test"):
+        if f"{split}_naive_mae" in summary:
+            # A forecast's errors beside the reference method's (data=series).
+            mae, naive = summary[f"{split}_mae"], summary[f"{split}_naive_mae"]
+            ratio = f" (MAE ratio {mae / naive:.2f})" if naive > 0 else ""
+            print(
+                f"{split}_mae: {mae:.4g}  {split}_rmse: {summary[f'{split}_rmse']:.4g}"
+                f"  | {summary['baseline']} forecast: {split}_naive_mae: {naive:.4g}"
+                f"  {split}_naive_rmse: {summary[f'{split}_naive_rmse']:.4g}{ratio}",
+                file=out,
+            )
 
 
 def in_sweep() -> bool:
