@@ -176,6 +176,14 @@ def test_reading_names_the_column_the_row_and_the_cell(tmp_path: Path) -> None:
         read_series(tmp_path / "missing.csv", "sales")
 
 
+@pytest.mark.parametrize("name", ["series", "csv", "parquet"])
+def test_an_empty_path_is_refused_not_read_as_the_current_directory(name: str) -> None:
+    other = {"column": "sales"} if name == "series" else {"target": "y"}
+    for empty in ("", "  "):
+        with pytest.raises(ConfigError, match=r"^data\.path: is empty\.\n  Give the"):
+            parse_data({"name": name, "path": empty, **other})
+
+
 def test_a_parquet_file_and_quoted_numbers_read_as_the_csv(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -186,6 +194,64 @@ def test_a_parquet_file_and_quoted_numbers_read_as_the_csv(tmp_path: Path) -> No
     quoted = tmp_path / "quoted.csv"
     quoted.write_text('sales\n"3.5"\n" 1"\n-2.25\n8\n', encoding="utf-8")
     np.testing.assert_array_equal(read_series(quoted, "sales"), values)
+
+
+def test_the_forecast_figure_draws_both_forecasts_at_their_steps(
+    tmp_path: Path,
+) -> None:
+    from annfactory.tasks.train_report import plot_forecast
+
+    path = write_series(tmp_path / "s.csv", [float(i % 6) + i / 10 for i in range(80)])
+    spec = series_spec(path, window=6, horizon=2, season=6, test_fraction=0.2)
+    table = load_table(spec, 0)
+    _, val, test = split_three(table, spec.val_fraction, spec.test_fraction, 0)
+    forecasts = {"val": table.target[val] + 1.0, "test": table.target[test] - 0.5}
+    figure = plot_forecast(table, {"val": val, "test": test}, forecasts, "a title")
+    (axes,) = figure.axes
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    assert table.baseline is not None
+    naive_val = np.abs(table.baseline[val] - table.target[val]).mean()
+    naive_test = np.abs(table.baseline[test] - table.target[test]).mean()
+    assert set(lines) == {
+        "series",
+        "network, validation (MAE 1)",
+        f"seasonal naive (season 6), validation (MAE {naive_val:.4g})",
+        "network, test (MAE 0.5)",
+        f"seasonal naive (season 6), test (MAE {naive_test:.4g})",
+    }
+    # Row i's target is step i + window + horizon - 1 of the series.
+    test_line = lines["network, test (MAE 0.5)"]
+    np.testing.assert_array_equal(test_line.get_xdata(), test + 6 + 2 - 1)
+    np.testing.assert_array_equal(test_line.get_ydata(), forecasts["test"])
+    series_line = lines["series"]
+    values = np.asarray(series_line.get_ydata())
+    steps = np.asarray(series_line.get_xdata())
+    np.testing.assert_array_equal(values, [float(s % 6) + s / 10 for s in steps])
+    assert steps[-1] == 79
+    assert steps[0] < val[0] + 7  # some training context before validation
+
+
+def test_the_forecast_figure_of_a_long_series_draws_its_last_steps(
+    tmp_path: Path,
+) -> None:
+    from annfactory.tasks.train_report import plot_forecast
+
+    path = write_series(tmp_path / "s.csv", [float(i % 24) for i in range(5000)])
+    spec = series_spec(path, window=24, season=24, test_fraction=0.2)
+    table = load_table(spec, 0)
+    _, val, test = split_three(table, spec.val_fraction, spec.test_fraction, 0)
+    forecasts = {"val": table.target[val], "test": table.target[test]}
+    figure = plot_forecast(table, {"val": val, "test": test}, forecasts, "a title")
+    (axes,) = figure.axes
+    lines = {line.get_label(): line for line in axes.get_lines()}
+    # 995 test windows: the last 600 are drawn, and no validation window.
+    np.testing.assert_array_equal(lines["series"].get_xdata(), np.arange(4400, 5000))
+    assert set(lines) == {
+        "series",
+        "network, test (MAE 0)",
+        "seasonal naive (season 24), test (MAE 0)",
+    }
+    assert "its last 600 forecasts" in axes.get_xlabel()
 
 
 def spec_of(overrides: Sequence[str]) -> annfactory.RunSpec:
@@ -254,3 +320,4 @@ def test_training_scores_the_network_beside_the_seasonal_naive_forecast(
     assert "test_mae: " in text
     assert "| seasonal naive (season 12) forecast: test_naive_mae: " in text
     assert "split in time order (train, then validation, then test)" in text
+    assert (tmp_path / "run" / "forecast.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

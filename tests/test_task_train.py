@@ -112,6 +112,8 @@ def test_every_data_option_trains_and_saves_its_outputs(
     for file in ("metrics.json", HISTORY_FILE, CURVES_FILE, "spec.yaml"):
         assert (tmp_path / file).is_file(), file
     assert (tmp_path / "weights.safetensors").is_file()
+    # A forecast's picture for a series only.
+    assert (tmp_path / "forecast.png").is_file() == (name == "series")
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["train"][metric] == pytest.approx(result[metric])
 
@@ -669,6 +671,38 @@ def test_curves_of_a_short_run_tick_whole_epochs(epochs: int) -> None:
         ticks = [tick for tick in axes.get_xticks() if low <= tick <= high]
         assert ticks, axes.get_title()
         assert all(float(tick).is_integer() for tick in ticks), ticks
+
+
+def test_a_long_command_lines_title_stays_inside_the_figure() -> None:
+    # A recipe of a dozen overrides ran off both edges of curves.png's title.
+    from types import SimpleNamespace
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from annfactory.tasks.train import plot_curves
+    from annfactory.tasks.train_report import figure_title
+
+    overrides = ["task=train", "model=gru", "data=series", "data.path=airline.csv",
+                 "data.column=passengers", "data.season=12", "task.epochs=300",
+                 "optimizer.lr=0.003", "task.batch_size=16", "task.clip_grad_norm=1",
+                 "task.schedule=cosine", "model.layers.rnn.bias_init=default",
+                 "optimizer=adamw", "optimizer.weight_decay=0.05"]  # fmt: skip
+    context = SimpleNamespace(own_overrides=overrides)
+    summary = {"kept_epoch": 5, "val_r2": 0.5, "val_loss": 0.25, "loss": "mse"}
+    title = figure_title(context, summary, "val_r2")  # type: ignore[arg-type]
+    assert all(override in title for override in overrides)
+    history = [
+        {"epoch": epoch, "train_loss": 1.0 / epoch, "val_loss": 1.1 / epoch,
+         "val_r2": 0.5, "train_r2": 0.5, "lr": 0.001, "seconds": 0.1}
+        for epoch in range(1, 6)
+    ]  # fmt: skip
+    figure = plot_curves(history, "r2", title, kept=5)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # the constrained layout places the title
+    text = figure.texts[0]  # type: ignore[attr-defined]
+    box = text.get_window_extent(canvas.get_renderer())
+    assert box.x0 >= 0
+    assert box.x1 <= figure.bbox.width
 
 
 def test_training_calls_each_layer_through_module_call_so_hooks_fire() -> None:

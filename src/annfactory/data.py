@@ -1320,6 +1320,19 @@ def _column_name(value: Any, key: str) -> str:
     return value.strip()
 
 
+def _file_path(value: Any, key: str) -> str:
+    # data.path= (an empty value) would read as the directory ".".
+    path = Param(str, REQUIRED).validate(value, key)
+    if not str(path).strip():
+        raise ConfigError(
+            key,
+            "is empty.",
+            "Give the path of a data file, relative to the directory the command "
+            "runs in.",
+        )
+    return str(path)
+
+
 def _feature_list(value: Any, key: str) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -1458,6 +1471,7 @@ def _table_params(format: str) -> dict[str, Param]:
 
 
 _TABLE_CHECKS: Final[dict[str, OptionCheck]] = {
+    "path": _file_path,
     "target": _column_name,
     "features": _feature_list,
     "types": _types,
@@ -1577,7 +1591,11 @@ _SERIES_CACHE: dict[tuple[Any, ...], Table] = {}
             "or pipe name one",
         ),
     },
-    checks={"column": _column_name, "delimiter": delimiter_option},
+    checks={
+        "path": _file_path,
+        "column": _column_name,
+        "delimiter": delimiter_option,
+    },
 )
 def series(options: Mapping[str, Any], seed: int) -> Table:
     """A time series of yours (a column of a CSV or Parquet file), cut into windows

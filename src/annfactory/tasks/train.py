@@ -38,6 +38,7 @@ from annfactory.tasks.train_report import (
     history_csv,
     history_row,
     plot_curves,
+    plot_forecast,
     print_header,
     print_result,
 )
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CURVES_FILE",
+    "FORECAST_FILE",
     "HISTORY_FILE",
     "LOSSES",
     "LossChoice",
@@ -71,6 +73,8 @@ __all__ = [
 LOSSES: Final = tuple(losses.names_in_order())
 HISTORY_FILE: Final = "history.csv"
 CURVES_FILE: Final = "curves.png"
+#: data=series: the series' validation and test part with both forecasts.
+FORECAST_FILE: Final = "forecast.png"
 #: Names of the preprocessing layers the saved network gets.
 INPUT_LAYER: Final = "standardize"
 #: A user's table's first layer (``encode_table``): codes in, encoded features out.
@@ -175,6 +179,8 @@ class _Prepared:
         mixed: Half precision trains as mixed precision.
         scoring_rows: Rows per forward pass when scoring validation and test rows
             (:func:`scoring_rows`).
+        forecasts: ``data=series``: the kept weights' forecasts of the ``"val"``
+            and ``"test"`` rows in the target's units, once scored.
     """
 
     spec: RunSpec
@@ -191,6 +197,7 @@ class _Prepared:
     saved_dtype: torch.dtype
     mixed: bool
     scoring_rows: int
+    forecasts: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def _data_of(spec: RunSpec) -> Any:
@@ -493,11 +500,10 @@ def _scores(
             if split in forecasts:
                 with torch.inference_mode():
                     forecast = to_units(forecasts[split].to(prepared.device))
+                values = forecast.reshape(-1).double().cpu().numpy()
+                prepared.forecasts[split] = values
                 scores |= forecast_errors(
-                    split,
-                    prepared.table.target[index],
-                    forecast.reshape(-1).double().cpu().numpy(),
-                    baseline[index],
+                    split, prepared.table.target[index], values, baseline[index]
                 )
     return scores
 
@@ -589,13 +595,22 @@ def _save_outputs(
     if history_path is not None:
         history_path.write_text(history_csv(summary["history"]), encoding="utf-8")
     curves_path = context.path(CURVES_FILE)
+    title = figure_title(context, summary, metric_key)
     if curves_path is not None:
-        title = figure_title(context, summary, metric_key)
         save_figure(
             plot_curves(
                 summary["history"], prepared.metric, title, summary["kept_epoch"]
             ),
             curves_path,
+            format="png",
+            metadata={"Title": title},
+        )
+    forecast_path = context.path(FORECAST_FILE)
+    if forecast_path is not None and prepared.forecasts:
+        splits = {"val": prepared.val_index, "test": prepared.test_index}
+        save_figure(
+            plot_forecast(prepared.table, splits, prepared.forecasts, title),
+            forecast_path,
             format="png",
             metadata={"Title": title},
         )

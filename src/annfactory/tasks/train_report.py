@@ -1,5 +1,6 @@
 """What ``task=train`` prints and draws: its header and result lines, progress, the
-history's CSV and the figure of ``curves.png`` (see :mod:`annfactory.tasks.train`)."""
+history's CSV, the figure of ``curves.png`` and ``data=series``'s ``forecast.png``
+(see :mod:`annfactory.tasks.train`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ __all__ = [
     "history_row",
     "in_sweep",
     "plot_curves",
+    "plot_forecast",
     "print_header",
     "print_result",
 ]
@@ -37,7 +39,9 @@ __all__ = [
 _PROGRESS_LINES: Final = 20
 _FIGURE_INCHES: Final = (11.0, 4.0)
 _FIGURE_DPI: Final = 100
-_TITLE_WIDTH: Final = 150
+#: Characters a line of a figure's title (font size 10: about 11 an inch of the 11-inch
+#: figure).
+_TITLE_WIDTH: Final = 115
 
 
 def history_row(record: EpochRecord, metric: str) -> dict[str, Any]:
@@ -285,5 +289,76 @@ def plot_curves(
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8, loc="best")
+    figure.suptitle(title, fontsize=10)
+    return figure
+
+
+#: forecast.png draws at most this many steps: the last ones of a longer series.
+_FORECAST_STEPS: Final = 600
+
+
+def plot_forecast(
+    table: Table,
+    splits: Mapping[str, np.ndarray],
+    forecasts: Mapping[str, np.ndarray],
+    title: str,
+) -> Figure:
+    """The figure of ``forecast.png`` (``data=series``): the series' targets from
+    shortly before the validation rows to the end (the last
+    :data:`_FORECAST_STEPS` of a longer stretch), and on the validation and test
+    rows the network's forecast and the baseline's (the seasonal-naive one), each
+    part shaded, with its MAE over the whole part in the legend.
+
+    Args:
+        table: The windows (``table.baseline`` set), in time order.
+        splits: ``"val"`` and ``"test"``: their rows.
+        forecasts: The network's forecast of the same rows, in the target's units.
+        title: The figure's title.
+    """
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    assert table.baseline is not None
+    figure = Figure(figsize=_FIGURE_INCHES, dpi=_FIGURE_DPI, layout="constrained")
+    axes = figure.subplots()
+    held = [int(splits[name][0]) for name in ("val", "test") if len(splits[name])]
+    shown = sum(len(splits[name]) for name in ("val", "test"))
+    start = max(0, min(held) - shown // 2, table.rows - _FORECAST_STEPS)
+    # Row i's target is the series' step i + window + horizon - 1.
+    offset = len(table.feature_names) + (table.time_gap or 0)
+    rows = np.arange(start, table.rows)
+    axes.plot(
+        rows + offset, table.target[rows], color="0.35", linewidth=1.0, label="series"
+    )
+    for name, label, color in (("val", "validation", "C0"), ("test", "test", "C1")):
+        index = splits[name]
+        if not len(index) or name not in forecasts:
+            continue
+        error = np.mean(np.abs(forecasts[name] - table.target[index]))
+        naive = np.mean(np.abs(table.baseline[index] - table.target[index]))
+        drawn = index >= start
+        if not drawn.any():
+            continue
+        steps = index[drawn] + offset
+        axes.axvspan(steps[0] - 0.5, steps[-1] + 0.5, color=color, alpha=0.07)
+        axes.plot(
+            steps, forecasts[name][drawn], color=color, linewidth=1.4,
+            label=f"network, {label} (MAE {error:.4g})",
+        )  # fmt: skip
+        axes.plot(
+            steps, table.baseline[index][drawn], color=color, linewidth=1.0,
+            linestyle="--", label=f"{table.baseline_name}, {label} (MAE {naive:.4g})",
+        )  # fmt: skip
+    last = (
+        f"; its last {len(rows):,} forecasts"
+        if start == table.rows - _FORECAST_STEPS
+        else ""
+    )
+    axes.set_xlabel(f"step of the series (0: its first value){last}")
+    axes.set_ylabel("value")
+    # Whole step numbers, not an offset such as "+1e6" beside the axis.
+    axes.ticklabel_format(axis="x", style="plain", useOffset=False)
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
     figure.suptitle(title, fontsize=10)
     return figure
