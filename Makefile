@@ -7,8 +7,8 @@ EXTRAS := .[dev,launchers,search,sequences]
 # Two tiers of tests (the markers are in pyproject.toml; tests/conftest.py puts other
 # files' tests in theirs). `make test-fast`, between two edits: in-process only (no
 # test marked `slow`, which starts a process) and nothing `heavy` (training beyond a
-# few steps, export, torch.compile): 1,839 tests in 45 to 55 s on 2 cores. `make
-# test`, before a commit and in CI: all 3,040, with the 25 slowest; 4 to 9 minutes on
+# few steps, export, torch.compile): 1,840 tests in 45 to 55 s on 2 cores. `make
+# test`, before a commit and in CI: all 3,041, with the 25 slowest; 4 to 9 minutes on
 # 2 cores (quiet to busy).
 FAST := -m "not slow and not heavy"
 # pytest keeps the test modules it rewrites (for its assert messages) as bytecode;

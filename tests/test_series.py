@@ -145,6 +145,20 @@ def test_the_table_holds_sequences_and_the_naive_forecast(tmp_path: Path) -> Non
     )
 
 
+def test_a_series_is_read_once_until_its_file_changes(tmp_path: Path) -> None:
+    import os
+
+    path = write_series(tmp_path / "s.csv", [float(i) for i in range(30)])
+    spec = series_spec(path, window=5)
+    first = load_table(spec, 0)
+    assert load_table(spec, 3) is first  # sizing and training share one read
+    write_series(path, [float(2 * i) for i in range(30)])
+    os.utime(path, ns=(1, 1))  # a new modification time, whatever the clock
+    again = load_table(spec, 0)
+    assert again is not first
+    np.testing.assert_array_equal(again.target, 2 * first.target)
+
+
 def test_a_split_too_small_names_the_share(tmp_path: Path) -> None:
     path = write_series(tmp_path / "s.csv", [float(i) for i in range(12)])
     table = load_table(series_spec(path, window=4), 0)  # 8 rows

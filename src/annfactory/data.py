@@ -832,23 +832,11 @@ def split_three(
     if table.time_gap is not None:
         return _split_in_time(table, val_fraction, test_fraction, table.time_gap)
     rows = table.rows
-    n_test = round(rows * test_fraction)
-    n_val = round(rows * val_fraction)
-    if test_fraction > 0 and n_test < 1:
-        raise ConfigError(
-            "data.test_fraction",
-            f"{test_fraction:g} of {rows} rows rounds to no test row.",
-            "Raise data.test_fraction, set it to 0 (no test split), or use a data "
-            "set with more rows.",
-        )
+    n_val, n_test = _split_counts(
+        rows, val_fraction, test_fraction, "use a data set with more rows"
+    )
     key = "data.val_fraction"
     share = f"{val_fraction:g} of {rows} rows"
-    if n_val < 1:
-        raise ConfigError(
-            key,
-            f"{share} rounds to no validation row.",
-            "Raise data.val_fraction, or use a data set with more rows.",
-        )
     if n_val + n_test >= rows:
         held = share if not n_test else f"{share} (and {n_test} test rows)"
         raise ConfigError(
@@ -918,6 +906,28 @@ def _split_fixed_test(
     )
 
 
+def _split_counts(
+    rows: int, val_fraction: float, test_fraction: float, more_rows: str
+) -> tuple[int, int]:
+    """``(n_val, n_test)``: the shares of ``rows``, rounded; a share that rounds
+    to no row is refused (``more_rows``: how to get more, in the message)."""
+    n_test = round(rows * test_fraction)
+    n_val = round(rows * val_fraction)
+    if test_fraction > 0 and n_test < 1:
+        raise ConfigError(
+            "data.test_fraction",
+            f"{test_fraction:g} of {rows} rows rounds to no test row.",
+            f"Raise data.test_fraction, set it to 0 (no test split), or {more_rows}.",
+        )
+    if n_val < 1:
+        raise ConfigError(
+            "data.val_fraction",
+            f"{val_fraction:g} of {rows} rows rounds to no validation row.",
+            f"Raise data.val_fraction, or {more_rows}.",
+        )
+    return n_val, n_test
+
+
 def _split_in_time(
     table: Table, val_fraction: float, test_fraction: float, gap: int
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -928,21 +938,9 @@ def _split_in_time(
     import numpy as np
 
     rows = table.rows
-    n_test = round(rows * test_fraction)
-    n_val = round(rows * val_fraction)
-    if test_fraction > 0 and n_test < 1:
-        raise ConfigError(
-            "data.test_fraction",
-            f"{test_fraction:g} of {rows} rows rounds to no test row.",
-            "Raise data.test_fraction, set it to 0 (no test rows), or use a longer "
-            "series.",
-        )
-    if n_val < 1:
-        raise ConfigError(
-            "data.val_fraction",
-            f"{val_fraction:g} of {rows} rows rounds to no validation row.",
-            "Raise data.val_fraction, or use a longer series.",
-        )
+    n_val, n_test = _split_counts(
+        rows, val_fraction, test_fraction, "use a longer series"
+    )
     test_start = rows - n_test
     val_end = test_start - (gap if n_test else 0)
     train_end = val_end - n_val - gap
@@ -1492,21 +1490,26 @@ def _first_optimizer() -> None:
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
 
 
+def _file_and_key(
+    options: Mapping[str, Any], *more: Any
+) -> tuple[Path, tuple[Any, ...] | None]:
+    """The file ``options["path"]`` names, and the key a table read from it is
+    kept under: the file (resolved path, size, modification time), the options and
+    ``more``; None for a file that cannot be looked at (its reader says why)."""
+    path = Path(os.path.expanduser(options["path"]))
+    try:
+        status = path.stat()
+    except OSError:
+        return path, None
+    options_key = tuple(sorted((k, repr(v)) for k, v in options.items()))
+    file_key = (str(path.resolve()), status.st_size, status.st_mtime_ns)
+    return path, (*more, file_key, options_key)
+
+
 def _user_table(format: str) -> LoadFunction:
     def load(options: Mapping[str, Any], seed: int) -> Table:
-        path = Path(os.path.expanduser(options["path"]))
-        try:
-            status = path.stat()
-        except OSError:
-            status = None  # read_table says what is wrong with it
-        key = (
-            format,
-            str(path.resolve()),
-            None if status is None else (status.st_size, status.st_mtime_ns),
-            tuple(sorted((k, repr(v)) for k, v in options.items())),
-            seed,
-        )
-        if status is None or key not in _TABLE_CACHE:
+        path, key = _file_and_key(options, format, seed)
+        if key is None or key not in _TABLE_CACHE:
             # While pyarrow reads without the GIL: what the steps after the read
             # import (pyarrow's compute functions, and pandas, which pyarrow imports
             # where it is installed), then torch.
@@ -1527,6 +1530,8 @@ def _user_table(format: str) -> LoadFunction:
                 seed=seed,
                 format=format,
             )
+            if key is None:
+                return table
             while len(_TABLE_CACHE) >= _TABLE_CACHE_SIZE:
                 del _TABLE_CACHE[next(iter(_TABLE_CACHE))]
             _TABLE_CACHE[key] = table
@@ -1602,17 +1607,8 @@ def series(options: Mapping[str, Any], seed: int) -> Table:
     for forecasting, split in time order."""
     from annfactory.series import describe, read_series, windows
 
-    path = Path(os.path.expanduser(options["path"]))
-    try:
-        status = path.stat()
-    except OSError:
-        status = None  # read_series says what is wrong with it
-    key = (
-        str(path.resolve()),
-        None if status is None else (status.st_size, status.st_mtime_ns),
-        tuple(sorted((k, repr(v)) for k, v in options.items())),
-    )
-    if status is not None and key in _SERIES_CACHE:
+    path, key = _file_and_key(options)
+    if key is not None and key in _SERIES_CACHE:
         return _SERIES_CACHE[key]
     column, window = options["column"], options["window"]
     horizon, season = options["horizon"], options["season"]
@@ -1633,5 +1629,6 @@ def series(options: Mapping[str, Any], seed: int) -> Table:
         baseline_name="naive" if season == 1 else f"seasonal naive (season {season})",
     )
     _SERIES_CACHE.clear()  # one series at a time: its windows may be large
-    _SERIES_CACHE[key] = table
+    if key is not None:
+        _SERIES_CACHE[key] = table
     return table

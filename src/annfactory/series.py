@@ -224,10 +224,14 @@ def describe(
             "before the test rows are left out, so that no training target lies after "
             "a validation or test forecast's start"
         )
-    naive = "naive (the window's last value)" if season == 1 else "seasonal-naive"
+    naive = (
+        "naive forecast (the window's last value; data.season=1)"
+        if season == 1
+        else f"seasonal-naive forecast (season {season})"
+    )
     notes.append(
-        f"data=series: the {naive} forecast (season {season}) is scored beside the "
-        "network: val_naive_mae, test_naive_mae"
+        f"data=series: the {naive} is scored beside the network: val_naive_mae, "
+        "test_naive_mae"
     )
     return notes
 
