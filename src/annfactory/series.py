@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from annfactory.errors import ConfigError, closest_name
+from annfactory.errors import ConfigError
 from annfactory.table_cells import (
     as_text,
     finite_numbers,
     first_non_number,
     reads_as_number,
 )
+from annfactory.table_fitting import unknown_column
 from annfactory.table_reading import check_layout, file_row, read_table
 
 if TYPE_CHECKING:
@@ -90,16 +91,7 @@ def read_series(
     check_layout(table, column, f"{key}.path")
     names = list(table.column_names)
     if column not in names:
-        suggestion = closest_name(column, names)
-        guess = f" Did you mean {suggestion!r}?" if suggestion else ""
-        listed = ", ".join(names[:12]) + (
-            f", ... ({len(names)} in all)" if len(names) > 12 else ""
-        )
-        raise ConfigError(
-            f"{key}.column",
-            f"no column {column!r} in {str(path)!r}.{guess}",
-            f"Its columns: {listed}.",
-        )
+        raise unknown_column(f"{key}.column", column, names)
     _check_numbers(table, column, f"{key}.column")
     values = finite_numbers(table, column, f"{key}.column")
     missing = np.isnan(values)

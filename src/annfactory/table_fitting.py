@@ -64,6 +64,7 @@ __all__ = [
     "na_values_override",
     "target_column",
     "types_override",
+    "unknown_column",
 ]
 
 #: A text column is an identifier (left out) where at least this share of its
@@ -141,7 +142,7 @@ def infer_types(
     check_layout(table, target, f"{key}.path")
     names = list(table.column_names)
     if target not in names:
-        raise _unknown_column(f"{key}.target", target, names)
+        raise unknown_column(f"{key}.target", target, names)
     if features is None:
         chosen = [name for name in names if name != target]
         if not chosen:
@@ -160,10 +161,10 @@ def infer_types(
                     "Leave it out: a model must not see what it predicts.",
                 )
             if name not in names:
-                raise _unknown_column(f"{key}.features", name, names)
+                raise unknown_column(f"{key}.features", name, names)
     for name, kind in types.items():
         if name not in names:
-            raise _unknown_column(f"{key}.types", name, names)
+            raise unknown_column(f"{key}.types", name, names)
         if kind not in COLUMN_TYPES:
             raise UnknownNameError(
                 f"{key}.types.{name}", "column type", kind, COLUMN_TYPES
@@ -304,7 +305,9 @@ def _is_empty(column: Any) -> bool:
     return bool(pc.all(pc.is_nan(present)).as_py())
 
 
-def _unknown_column(key: str, name: str, names: Sequence[str]) -> ConfigError:
+def unknown_column(key: str, name: str, names: Sequence[str]) -> ConfigError:
+    """The error for a column ``name`` that the table's header ``names`` lacks:
+    the closest name, and the columns (the first 12)."""
     suggestion = closest_name(name, names)
     guess = f" Did you mean {suggestion!r}?" if suggestion else ""
     listed = ", ".join(names[:12]) + (
@@ -622,7 +625,7 @@ def target_column(
     check_layout(table, target, f"{node}.path")
     names = list(table.column_names)
     if target not in names:
-        raise _unknown_column(key, target, names)
+        raise unknown_column(key, target, names)
     cells = table.column(target)
     numeric = pa.types.is_integer(cells.type) or pa.types.is_floating(cells.type)
     if pa.types.is_string(cells.type) or pa.types.is_large_string(cells.type):
